@@ -1,0 +1,7 @@
+/**
+ * mmssl: multi-modal self-supervised pre-training for remote sensing, in TypeScript on a native LibTorch core.
+ */
+export * as torch from './torch/index.js';
+export * as nn from './nn/index.js';
+export { MmsslError, TorchError, DisposedError, LoadError, ArgumentError } from './errors.js';
+export type { ErrorCode } from './errors.js';

@@ -1,0 +1,234 @@
+/**
+ * The only loader of the native addon, and the typed interface of what it exports.
+ *
+ * Loading tries each candidate in order, keeps every failure, and turns them into one message that says what was
+ * looked for, where, and the command that fixes it. It then checks that the LibTorch found at run time is the one
+ * the addon was compiled against.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { DisposedError, LoadError, TorchError } from './errors.js';
+
+/** A native tensor handle: an opaque reference owned by one `Tensor`. */
+export type Handle = { readonly __brand: 'mmssl.Handle' };
+type H = Handle;
+type Operand = H | number | boolean;
+type Opt<T> = T | undefined | null;
+
+export interface Binding {
+  dtypeCodes: Record<string, number>;
+  setErrorClasses(torchError: typeof TorchError, disposedError: typeof DisposedError): void;
+  // tensor.cc
+  dispose(t: H): void;
+  isDisposed(t: H): boolean;
+  memoryStats(): { tensors: number; bytes: Record<string, number> };
+  shape(t: H): number[];
+  dtype(t: H): number;
+  device(t: H): string;
+  numel(t: H): number;
+  isContiguous(t: H): boolean;
+  fromTypedArray(data: ArrayBufferView, shape: number[], dtype: Opt<number>, device: Opt<string>): H;
+  fromBuffer(data: ArrayBufferView, shape: number[]): H;
+  toArrayBuffer(t: H): ArrayBuffer;
+  toArrayBufferAsync(t: H): Promise<ArrayBuffer>;
+  item(t: H): number | boolean;
+  to(t: H, dtype: Opt<number>, device: Opt<string>, nonBlocking: boolean, copy: boolean): H;
+  contiguous(t: H): H;
+  clone(t: H): H;
+  zeros(shape: number[], dtype: Opt<number>, device: Opt<string>): H;
+  ones(shape: number[], dtype: Opt<number>, device: Opt<string>): H;
+  empty(shape: number[], dtype: Opt<number>, device: Opt<string>): H;
+  full(shape: number[], value: number | boolean, dtype: Opt<number>, device: Opt<string>): H;
+  arange(start: number, end: number, step: number, dtype: Opt<number>, device: Opt<string>): H;
+  linspace(start: number, end: number, steps: number, dtype: Opt<number>, device: Opt<string>): H;
+  rand(shape: number[], dtype: Opt<number>, device: Opt<string>): H;
+  randn(shape: number[], dtype: Opt<number>, device: Opt<string>): H;
+  randint(low: number, high: number, shape: number[], dtype: Opt<number>, device: Opt<string>): H;
+  zerosLike(t: H, dtype: Opt<number>, device: Opt<string>): H;
+  onesLike(t: H, dtype: Opt<number>, device: Opt<string>): H;
+  fullLike(t: H, value: number | boolean, dtype: Opt<number>, device: Opt<string>): H;
+  randLike(t: H, dtype: Opt<number>, device: Opt<string>): H;
+  randnLike(t: H, dtype: Opt<number>, device: Opt<string>): H;
+  // ops.cc
+  add(a: H, b: Operand, alpha: number): H;
+  sub(a: H, b: Operand, alpha: number): H;
+  mul(a: H, b: Operand): H;
+  div(a: H, b: Operand, roundingMode: Opt<string>): H;
+  pow(a: H, exponent: H | number): H;
+  neg(a: H): H;
+  exp(a: H): H;
+  log(a: H): H;
+  sqrt(a: H): H;
+  rsqrt(a: H): H;
+  abs(a: H): H;
+  sign(a: H): H;
+  clamp(a: H, min: Opt<number>, max: Opt<number>): H;
+  sigmoid(a: H): H;
+  tanh(a: H): H;
+  relu(a: H): H;
+  maximum(a: H, b: H): H;
+  minimum(a: H, b: H): H;
+  eq(a: H, b: Operand): H;
+  ne(a: H, b: Operand): H;
+  lt(a: H, b: Operand): H;
+  le(a: H, b: Operand): H;
+  gt(a: H, b: Operand): H;
+  ge(a: H, b: Operand): H;
+  where(condition: H, a: Operand, b: Operand): H;
+  logicalNot(a: H): H;
+  isnan(a: H): H;
+  isfinite(a: H): H;
+  allclose(a: H, b: H, rtol: number, atol: number): H;
+  matmul(a: H, b: H): H;
+  mm(a: H, b: H): H;
+  bmm(a: H, b: H): H;
+  sum(a: H, dim: Opt<number[]>, keepdim: boolean): H;
+  mean(a: H, dim: Opt<number[]>, keepdim: boolean): H;
+  logsumexp(a: H, dim: Opt<number[]>, keepdim: boolean): H;
+  std(a: H, dim: Opt<number[]>, keepdim: boolean, unbiased: boolean): H;
+  var(a: H, dim: Opt<number[]>, keepdim: boolean, unbiased: boolean): H;
+  norm(a: H, dim: Opt<number[]>, keepdim: boolean, p: number): H;
+  max(a: H, dim?: Opt<number>, keepdim?: boolean): H | [H, H];
+  min(a: H, dim?: Opt<number>, keepdim?: boolean): H | [H, H];
+  argmax(a: H, dim: Opt<number>, keepdim: boolean): H;
+  argmin(a: H, dim: Opt<number>, keepdim: boolean): H;
+  reshape(a: H, shape: number[]): H;
+  view(a: H, shape: number[]): H;
+  flatten(a: H, startDim: number, endDim: number): H;
+  squeeze(a: H, dim: Opt<number>): H;
+  unsqueeze(a: H, dim: number): H;
+  permute(a: H, dims: number[]): H;
+  transpose(a: H, dim0: number, dim1: number): H;
+  narrow(a: H, dim: number, start: number, length: number): H;
+  slice(a: H, dim: number, start: Opt<number>, end: Opt<number>, step: number): H;
+  select(a: H, dim: number, index: number): H;
+  indexSelect(a: H, dim: number, index: H): H;
+  gather(a: H, dim: number, index: H): H;
+  cat(tensors: H[], dim: number): H;
+  stack(tensors: H[], dim: number): H;
+  flip(a: H, dims: number[]): H;
+  expand(a: H, shape: number[]): H;
+  repeat(a: H, repeats: number[]): H;
+  add_(a: H, b: Operand, alpha: number): void;
+  sub_(a: H, b: Operand, alpha: number): void;
+  mul_(a: H, b: Operand): void;
+  div_(a: H, b: Operand): void;
+  clamp_(a: H, min: Opt<number>, max: Opt<number>): void;
+  zero_(a: H): void;
+  fill_(a: H, value: number | boolean): void;
+  copy_(a: H, src: H): void;
+  uniform_(a: H, from: number, to: number): void;
+  normal_(a: H, mean: number, std: number): void;
+  // functional.cc
+  conv2d(x: H, w: H, b: Opt<H>, stride: number[], padding: number[], dilation: number[], groups: number): H;
+  batchNorm(x: H, weight: Opt<H>, bias: Opt<H>, runningMean: Opt<H>, runningVar: Opt<H>, training: boolean,
+    momentum: number, eps: number): H;
+  linear(x: H, w: H, b: Opt<H>): H;
+  maxPool2d(x: H, kernel: number[], stride: number[], padding: number[], dilation: number[], ceilMode: boolean): H;
+  adaptiveAvgPool2d(x: H, outputSize: number[]): H;
+  dropout(x: H, p: number, training: boolean): H;
+  normalize(x: H, p: number, dim: number, eps: number): H;
+  softmax(x: H, dim: number, dtype: Opt<number>): H;
+  logSoftmax(x: H, dim: number, dtype: Opt<number>): H;
+  crossEntropy(input: H, target: H, weight: Opt<H>, reduction: string, ignoreIndex: number, labelSmoothing: number): H;
+  interpolate(x: H, size: number[], mode: string, alignCorners: boolean, scaleH: Opt<number>, scaleW: Opt<number>): H;
+  oneHot(x: H, numClasses: number): H;
+  // autograd.cc
+  backward(t: H, grad: Opt<H>, retainGraph: Opt<boolean>, createGraph: boolean): void;
+  autogradGrad(outputs: H[], inputs: H[], gradOutputs: Opt<H[]>, retainGraph: Opt<boolean>, createGraph: boolean,
+    allowUnused: boolean): (H | null)[];
+  zeroGrad(params: H[], setToNone: boolean): void;
+  grad(t: H): H | null;
+  setGrad(t: H, grad: Opt<H>): void;
+  requiresGrad(t: H): boolean;
+  requiresGrad_(t: H, value: boolean): void;
+  isLeaf(t: H): boolean;
+  gradFn(t: H): string | null;
+  retainGrad(t: H): void;
+  detach(t: H): H;
+  isGradEnabled(): boolean;
+  setGradEnabled(enabled: boolean): void;
+  // runtime.cc
+  version(): { built: string; runtime: string; cuda: boolean; parallelInfo: string };
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  manualSeed(seed: number): void;
+  initialSeed(): number;
+  cudaIsAvailable(): boolean;
+  cudaDeviceCount(): number;
+  cudaSynchronize(device?: number): void;
+  // cuda/memory.cc, present only in builds against a CUDA LibTorch
+  cudaMemoryStats?(device?: number): {
+    allocatedBytes: number; peakAllocatedBytes: number; reservedBytes: number; peakReservedBytes: number;
+  };
+  cudaEmptyCache?(): void;
+}
+
+const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+const BUILD_HELP = `Build it with: npm run build   (needs LibTorch: apt-get install libtorch-dev on Debian/Ubuntu, ` +
+  `or LIBTORCH=/path/to/libtorch, or LIBTORCH_USE_PYTORCH=1; see the README's "LibTorch" section)`;
+
+function candidates(): string[] {
+  const fromEnv = process.env.MMSSL_ADDON ? [process.env.MMSSL_ADDON] : [];
+  return [...fromEnv, join(packageRoot, 'build', 'Release', 'mmssl.node')];
+}
+
+function diagnose(path: string, error: Error): string {
+  const missingLib = /(lib(?:torch\w*|c10\w*|gomp|openblas|blas)[\w.]*\.so[\w.]*): cannot open shared object file/.exec(error.message);
+  if (missingLib) {
+    return `${path}: the addon was built, but ${missingLib[1]} (part of LibTorch or its dependencies) cannot be ` +
+      `found at run time. Reinstall the LibTorch it was built against, or rebuild against the one you have. ${BUILD_HELP}`;
+  }
+  if (/undefined symbol/.test(error.message)) {
+    return `${path}: the addon does not match the LibTorch found at run time (${error.message.split('\n')[0]}). ` +
+      `Rebuild it against that LibTorch: npm run build`;
+  }
+  return `${path}: ${error.message.split('\n')[0]}`;
+}
+
+function load(): Binding {
+  const require = createRequire(import.meta.url);
+  const tried: string[] = [];
+  for (const path of candidates()) {
+    if (!existsSync(path)) {
+      tried.push(`${path}: not found`);
+      continue;
+    }
+    try {
+      return require(path) as Binding;
+    } catch (e) {
+      tried.push(diagnose(path, e as Error));
+    }
+  }
+  throw new LoadError(`mmssl: the native addon could not be loaded. Tried:\n  - ${tried.join('\n  - ')}\n${BUILD_HELP}`);
+}
+
+function majorMinor(version: string): string {
+  return version.split('.').slice(0, 2).join('.');
+}
+
+/** Throws when the LibTorch loaded at run time is not the one the addon was compiled against. */
+function checkVersion(binding: Binding): void {
+  const { built, runtime } = binding.version();
+  if (runtime && majorMinor(runtime) !== majorMinor(built)) {
+    throw new LoadError(`mmssl: the addon was built against LibTorch ${built} but LibTorch ${runtime} was loaded at ` +
+      `run time. Rebuild against the LibTorch you run (npm run build, with LIBTORCH or LIBTORCH_USE_PYTORCH set as ` +
+      `when you run), or make the ${built} libraries the ones found first.`);
+  }
+}
+
+/** Threads default to the cores available, unless OMP_NUM_THREADS or MMSSL_NUM_THREADS says otherwise. */
+function defaultThreads(): number {
+  const fromEnv = Number(process.env.MMSSL_NUM_THREADS ?? process.env.OMP_NUM_THREADS);
+  return Number.isSafeInteger(fromEnv) && fromEnv > 0 ? fromEnv : availableParallelism();
+}
+
+export const native: Binding = load();
+checkVersion(native);
+native.setErrorClasses(TorchError, DisposedError);
+native.setNumThreads(defaultThreads());

@@ -1,0 +1,150 @@
+/** `torch.nn.functional`: the stateless layers that the backbones and losses are built from. */
+import { checkBool, checkInt, checkNumber, checkOneOf, checkOptions, invalidArg } from '../errors.js';
+import { type Handle, native } from '../native.js';
+import { type DType, optDtypeCode } from '../torch/dtype.js';
+import { Tensor } from '../torch/tensor.js';
+
+type Pair = number | readonly [number, number];
+
+function input(op: string, name: string, t: unknown): Handle {
+  if (!(t instanceof Tensor)) throw invalidArg(op, name, 'a Tensor', t);
+  return t.handle;
+}
+
+function optInput(op: string, name: string, t: unknown): Handle | undefined {
+  return t === undefined || t === null ? undefined : input(op, name, t);
+}
+
+/** A 2-D size given as one number or a [height, width] pair. */
+function pair(op: string, name: string, v: Pair): number[] {
+  if (typeof v === 'number') return [checkInt(op, name, v), v];
+  if (!Array.isArray(v) || v.length !== 2) throw invalidArg(op, name, 'an integer or a [height, width] pair', v);
+  return [checkInt(op, name, v[0]), checkInt(op, name, v[1])];
+}
+
+export interface Conv2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+  groups?: number;
+}
+
+export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, options: Conv2dOptions = {}): Tensor {
+  const { stride = 1, padding = 0, dilation = 1, groups = 1 } = checkOptions('conv2d', options);
+  return new Tensor(native.conv2d(input('conv2d', 'input', x), input('conv2d', 'weight', weight), optInput('conv2d', 'bias', bias),
+    pair('conv2d', 'stride', stride), pair('conv2d', 'padding', padding), pair('conv2d', 'dilation', dilation), checkInt('conv2d', 'groups', groups)));
+}
+
+export interface BatchNormOptions {
+  weight?: Tensor | null;
+  bias?: Tensor | null;
+  /** Normalise with batch statistics and update the running ones (training), or use the running ones (eval). */
+  training?: boolean;
+  momentum?: number;
+  eps?: number;
+}
+
+export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, options: BatchNormOptions = {}): Tensor {
+  const { weight, bias, training = false, momentum = 0.1, eps = 1e-5 } = checkOptions('batchNorm', options);
+  return new Tensor(native.batchNorm(input('batchNorm', 'input', x), optInput('batchNorm', 'weight', weight), optInput('batchNorm', 'bias', bias),
+    optInput('batchNorm', 'runningMean', runningMean), optInput('batchNorm', 'runningVar', runningVar),
+    checkBool('batchNorm', 'training', training), checkNumber('batchNorm', 'momentum', momentum), checkNumber('batchNorm', 'eps', eps)));
+}
+
+/** x · weightᵀ + bias. */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  return new Tensor(native.linear(input('linear', 'input', x), input('linear', 'weight', weight), optInput('linear', 'bias', bias)));
+}
+
+export function relu(x: Tensor): Tensor {
+  return new Tensor(native.relu(input('relu', 'input', x)));
+}
+
+export interface MaxPool2dOptions {
+  /** Default: the kernel size, as in PyTorch. */
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+  ceilMode?: boolean;
+}
+
+export function maxPool2d(x: Tensor, kernelSize: Pair, options: MaxPool2dOptions = {}): Tensor {
+  const { stride = kernelSize, padding = 0, dilation = 1, ceilMode = false } = checkOptions('maxPool2d', options);
+  return new Tensor(native.maxPool2d(input('maxPool2d', 'input', x), pair('maxPool2d', 'kernelSize', kernelSize), pair('maxPool2d', 'stride', stride),
+    pair('maxPool2d', 'padding', padding), pair('maxPool2d', 'dilation', dilation), checkBool('maxPool2d', 'ceilMode', ceilMode)));
+}
+
+export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor {
+  return new Tensor(native.adaptiveAvgPool2d(input('adaptiveAvgPool2d', 'input', x), pair('adaptiveAvgPool2d', 'outputSize', outputSize)));
+}
+
+/** Zeroes elements with probability p and scales the rest by 1/(1-p) while training; the identity otherwise. */
+export function dropout(x: Tensor, options: { p?: number; training?: boolean } = {}): Tensor {
+  const { p = 0.5, training = true } = checkOptions('dropout', options);
+  if (checkNumber('dropout', 'p', p) < 0 || p > 1) throw invalidArg('dropout', 'p', 'a probability in [0, 1]', p);
+  return new Tensor(native.dropout(input('dropout', 'input', x), p, checkBool('dropout', 'training', training)));
+}
+
+/** x / max(‖x‖_p, eps) along `dim` (F.normalize). */
+export function normalize(x: Tensor, options: { p?: number; dim?: number; eps?: number } = {}): Tensor {
+  const { p = 2, dim = 1, eps = 1e-12 } = checkOptions('normalize', options);
+  return new Tensor(native.normalize(input('normalize', 'input', x), checkNumber('normalize', 'p', p), checkInt('normalize', 'dim', dim), checkNumber('normalize', 'eps', eps)));
+}
+
+export function softmax(x: Tensor, dim: number, options: { dtype?: DType } = {}): Tensor {
+  return new Tensor(native.softmax(input('softmax', 'input', x), checkInt('softmax', 'dim', dim), optDtypeCode('softmax', checkOptions('softmax', options).dtype)));
+}
+
+export function logSoftmax(x: Tensor, dim: number, options: { dtype?: DType } = {}): Tensor {
+  return new Tensor(native.logSoftmax(input('logSoftmax', 'input', x), checkInt('logSoftmax', 'dim', dim), optDtypeCode('logSoftmax', checkOptions('logSoftmax', options).dtype)));
+}
+
+export type Reduction = 'none' | 'mean' | 'sum';
+
+export interface CrossEntropyOptions {
+  weight?: Tensor | null;
+  reduction?: Reduction;
+  ignoreIndex?: number;
+  labelSmoothing?: number;
+}
+
+/** Cross-entropy of logits `x` [N, C] against class indices [N] (or class probabilities [N, C]). */
+export function crossEntropy(x: Tensor, target: Tensor, options: CrossEntropyOptions = {}): Tensor {
+  const { weight, reduction = 'mean', ignoreIndex = -100, labelSmoothing = 0 } = checkOptions('crossEntropy', options);
+  return new Tensor(native.crossEntropy(input('crossEntropy', 'input', x), input('crossEntropy', 'target', target), optInput('crossEntropy', 'weight', weight),
+    checkOneOf('crossEntropy', 'reduction', reduction, ['none', 'mean', 'sum']), checkInt('crossEntropy', 'ignoreIndex', ignoreIndex),
+    checkNumber('crossEntropy', 'labelSmoothing', labelSmoothing)));
+}
+
+export interface InterpolateOptions {
+  /** Output [height, width]; give this or `scaleFactor`. */
+  size?: Pair;
+  scaleFactor?: number | readonly [number, number];
+  mode?: 'nearest' | 'bilinear';
+  alignCorners?: boolean;
+}
+
+/** Resizes a [N, C, H, W] batch (F.interpolate); with `scaleFactor`, the output is floor(size * scale) as in PyTorch. */
+export function interpolate(x: Tensor, options: InterpolateOptions): Tensor {
+  const { size, scaleFactor, mode = 'nearest', alignCorners } = checkOptions('interpolate', options);
+  const h = input('interpolate', 'input', x);
+  checkOneOf('interpolate', 'mode', mode, ['nearest', 'bilinear']);
+  if (alignCorners !== undefined && mode === 'nearest') throw invalidArg('interpolate', 'alignCorners', "unset for mode 'nearest'", alignCorners);
+  if ((size === undefined) === (scaleFactor === undefined)) throw invalidArg('interpolate', 'options', 'exactly one of size and scaleFactor', options);
+  if (x.ndim !== 4) throw invalidArg('interpolate', 'input', 'a 4-D [N, C, H, W] tensor', `shape [${x.shape}]`);
+  let outSize: number[];
+  let scales: [number | undefined, number | undefined] = [undefined, undefined];
+  if (size !== undefined) {
+    outSize = pair('interpolate', 'size', size);
+  } else {
+    const [sh, sw] = typeof scaleFactor === 'number' ? [scaleFactor, scaleFactor] : (scaleFactor as readonly number[]);
+    scales = [checkNumber('interpolate', 'scaleFactor', sh), checkNumber('interpolate', 'scaleFactor', sw)];
+    outSize = [Math.floor(x.shape[2] * sh), Math.floor(x.shape[3] * sw)];
+  }
+  return new Tensor(native.interpolate(h, outSize, mode, checkBool('interpolate', 'alignCorners', alignCorners ?? false), ...scales));
+}
+
+/** One-hot encoding of int64 class indices; numClasses -1 infers max + 1. */
+export function oneHot(x: Tensor, numClasses = -1): Tensor {
+  return new Tensor(native.oneHot(input('oneHot', 'input', x), checkInt('oneHot', 'numClasses', numClasses)));
+}

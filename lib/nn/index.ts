@@ -1,0 +1,2 @@
+/** The `nn` namespace; for now its stateless half, `nn.functional`. */
+export * as functional from './functional.js';

@@ -1,0 +1,50 @@
+/** Devices (`cpu`, `cuda`, `cuda:N`) and the `cuda` namespace. */
+import { MmsslError, invalidArg, checkInt } from '../errors.js';
+import { native } from '../native.js';
+
+export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
+
+const devicePattern = /^(cpu|cuda(:\d+)?)$/;
+
+export function checkDevice(op: string, device: unknown): Device {
+  if (typeof device !== 'string' || !devicePattern.test(device)) {
+    throw invalidArg(op, 'device', "'cpu', 'cuda' or 'cuda:N'", device);
+  }
+  return device as Device;
+}
+
+export function optDevice(op: string, device: unknown): Device | undefined {
+  return device === undefined ? undefined : checkDevice(op, device);
+}
+
+function requireCudaBuild(op: string): void {
+  if (!native.cudaMemoryStats) {
+    throw new MmsslError('ERR_MMSSL_DEVICE', `cuda.${op}: this mmssl addon was built against a LibTorch without CUDA; ` +
+      'rebuild it against a CUDA LibTorch (LIBTORCH=/path/to/libtorch-cuda npm run build)');
+  }
+}
+
+/** torch.cuda: queries that work on any build; the allocator statistics need a CUDA build. */
+export const cuda = {
+  /** Whether a CUDA device can be used (a CUDA LibTorch and a GPU). */
+  isAvailable(): boolean {
+    return native.cudaIsAvailable();
+  },
+  deviceCount(): number {
+    return native.cudaDeviceCount();
+  },
+  /** Waits for all kernels on `device` (default: the current one) to finish. */
+  synchronize(device?: number): void {
+    if (!native.cudaIsAvailable()) throw new MmsslError('ERR_MMSSL_DEVICE', 'cuda.synchronize: no CUDA device is available');
+    native.cudaSynchronize(device === undefined ? undefined : checkInt('cuda.synchronize', 'device', device));
+  },
+  /** The CUDA caching allocator's current and peak bytes for `device` (default 0). */
+  memoryStats(device = 0) {
+    requireCudaBuild('memoryStats');
+    return native.cudaMemoryStats!(checkInt('cuda.memoryStats', 'device', device));
+  },
+  emptyCache(): void {
+    requireCudaBuild('emptyCache');
+    native.cudaEmptyCache!();
+  },
+};

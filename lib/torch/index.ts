@@ -1,0 +1,17 @@
+/** The `torch` namespace: tensors, autograd, devices and memory, with PyTorch's names in camelCase. */
+export { Tensor } from './tensor.js';
+export type { NestedArray, Scalar, ToOptions, ReduceOptions, StdOptions, BackwardOptions } from './tensor.js';
+export {
+  tensor, fromBuffer, zeros, ones, empty, full, arange, linspace, rand, randn, randint,
+  zerosLike, onesLike, fullLike, randLike, randnLike, cat, stack, where,
+} from './creation.js';
+export type { TensorOptions } from './creation.js';
+export { dtypes, isFloatingPoint } from './dtype.js';
+export type { DType, TypedArray } from './dtype.js';
+export { cuda } from './device.js';
+export type { Device } from './device.js';
+export { tidy, keep } from './scope.js';
+export { noGrad, enableGrad, isGradEnabled, zeroGrad } from './autograd.js';
+export * as autograd from './autograd.js';
+export { setNumThreads, getNumThreads, manualSeed, initialSeed, memoryStats, version } from './runtime.js';
+export type { MemoryStats, VersionInfo } from './runtime.js';

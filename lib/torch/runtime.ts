@@ -1,0 +1,50 @@
+/** Process-wide settings and statistics: threads, seeds, versions, live tensor memory. */
+import { checkInt, invalidArg } from '../errors.js';
+import { native } from '../native.js';
+
+/** Sets the intra-op thread count (default: the cores available, or OMP_NUM_THREADS / MMSSL_NUM_THREADS). */
+export function setNumThreads(n: number): void {
+  if (checkInt('setNumThreads', 'n', n) < 1) throw invalidArg('setNumThreads', 'n', 'at least 1', n);
+  native.setNumThreads(n);
+}
+
+export function getNumThreads(): number {
+  return native.getNumThreads();
+}
+
+/** Seeds every generator (CPU and CUDA), making CPU runs reproducible. */
+export function manualSeed(seed: number): void {
+  if (checkInt('manualSeed', 'seed', seed) < 0) throw invalidArg('manualSeed', 'seed', 'a non-negative integer', seed);
+  native.manualSeed(seed);
+}
+
+export function initialSeed(): number {
+  return native.initialSeed();
+}
+
+export interface MemoryStats {
+  /** Live tensor handles in this thread (each undisposed `Tensor`). */
+  tensors: number;
+  /** Bytes of the distinct storages those handles reference, by device ('cpu', 'cuda:0', ...). */
+  bytes: Record<string, number>;
+}
+
+/** Live tensors and their bytes by device, for this thread (tfjs's `memory()`). */
+export function memoryStats(): MemoryStats {
+  return native.memoryStats();
+}
+
+export interface VersionInfo {
+  /** LibTorch the addon was compiled against. */
+  built: string;
+  /** LibTorch loaded at run time. */
+  runtime: string;
+  /** Whether the addon was built against a CUDA LibTorch. */
+  cuda: boolean;
+  /** LibTorch's parallel backend and thread settings. */
+  parallelInfo: string;
+}
+
+export function version(): VersionInfo {
+  return native.version();
+}

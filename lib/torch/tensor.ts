@@ -1,0 +1,507 @@
+/**
+ * `Tensor`: a typed handle to a LibTorch tensor, with PyTorch's method names (camelCase) and semantics.
+ * Keyword arguments become one options object as the last parameter: `x.sum(1, { keepdim: true })`.
+ */
+import {
+  checkBool, checkInt, checkInts, checkNumber, checkOneOf, checkOptions, DisposedError, invalidArg,
+} from '../errors.js';
+import { type Handle, native } from '../native.js';
+import { type Device, checkDevice } from './device.js';
+import { type DType, type TypedArray, dtypeCode, dtypeName, isDType, viewOf } from './dtype.js';
+import { type Scope, track } from './scope.js';
+
+export type Scalar = number | boolean;
+export type NestedArray = Scalar | NestedArray[];
+
+/** Optional warnings for tensors the GC collected without dispose(): MMSSL_WARN_LEAKS=1. */
+const leakRegistry = process.env.MMSSL_WARN_LEAKS === '1'
+  ? new FinalizationRegistry<string>((stack) => process.emitWarning(`mmssl: a tensor was garbage-collected without dispose(); created at${stack}`, 'MmsslLeakWarning'))
+  : null;
+
+/** A tensor operand: another tensor, or a number/boolean treated as PyTorch treats a Python scalar. */
+function operand(op: string, value: unknown): Handle | Scalar {
+  if (value instanceof Tensor) return value.handle;
+  if (typeof value === 'number' || typeof value === 'boolean') return value;
+  throw invalidArg(op, 'other', 'a Tensor, number or boolean', value);
+}
+
+function optBound(op: string, name: string, value: unknown): number | undefined {
+  return value === undefined || value === null ? undefined : checkNumber(op, name, value);
+}
+
+/** `f(2, 3)` or `f([2, 3])`, as PyTorch's `reshape` and `permute` accept. */
+function intsArg(op: string, args: (number | readonly number[])[]): number[] {
+  const list = args.length === 1 && Array.isArray(args[0]) ? args[0] : args;
+  return checkInts(op, 'shape', list);
+}
+
+function dimsArg(op: string, dim: number | readonly number[] | undefined): number[] | undefined {
+  if (dim === undefined) return undefined;
+  return typeof dim === 'number' ? [checkInt(op, 'dim', dim)] : checkInts(op, 'dim', dim);
+}
+
+function nest(flat: ArrayLike<number | bigint>, shape: readonly number[], dtype: DType): NestedArray {
+  const read = (i: number): Scalar => (dtype === 'bool' ? flat[i] !== 0 : Number(flat[i]));
+  if (shape.length === 0) return read(0);
+  const strides = shape.map((_, d) => shape.slice(d + 1).reduce((a, b) => a * b, 1));
+  const build = (dim: number, offset: number): NestedArray[] => Array.from({ length: shape[dim] }, (_, i) =>
+    dim === shape.length - 1 ? read(offset + i) : build(dim + 1, offset + i * strides[dim]));
+  return build(0, 0);
+}
+
+export interface ToOptions {
+  dtype?: DType;
+  device?: Device;
+  /** Asynchronous host-to-device copy from pinned memory. */
+  nonBlocking?: boolean;
+  /** Always return a copy, even when nothing changes. */
+  copy?: boolean;
+}
+
+export interface ReduceOptions {
+  keepdim?: boolean;
+}
+
+export interface StdOptions extends ReduceOptions {
+  /** Bessel's correction (divide by N - 1); default true, as in PyTorch. */
+  unbiased?: boolean;
+}
+
+export interface BackwardOptions {
+  retainGraph?: boolean;
+  createGraph?: boolean;
+}
+
+export class Tensor {
+  #handle: Handle | null;
+  #shape: readonly number[] | undefined;
+  #dtype: DType | undefined;
+  /** The tidy() scope that will free this tensor, or null when none does. */
+  scope: Scope | null;
+
+  /** @internal Tensors are made by factories (`torch.tensor`, `torch.zeros`, ...) and ops, never directly. */
+  constructor(handle: Handle) {
+    this.#handle = handle;
+    this.scope = track(this);
+    leakRegistry?.register(this, new Error().stack?.split('\n').slice(2, 5).join('\n') ?? '', this);
+  }
+
+  /** @internal The native handle; throws if the tensor was disposed. */
+  get handle(): Handle {
+    if (this.#handle === null) throw new DisposedError();
+    return this.#handle;
+  }
+
+  // ---- lifetime ---------------------------------------------------------------------------------------------------
+
+  /** Drops this reference to the native tensor now (memory is freed when no view or graph still uses it). */
+  dispose(): void {
+    if (this.#handle === null) return;
+    native.dispose(this.#handle);
+    this.#handle = null;
+    leakRegistry?.unregister(this);
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  get isDisposed(): boolean {
+    return this.#handle === null;
+  }
+
+  /** @internal Hands the tensor to another scope (null: no scope frees it). Used by tidy() and keep(). */
+  moveToScope(scope: Scope | null): void {
+    this.scope = scope;
+    scope?.tensors.push(this);
+  }
+
+  // ---- metadata ---------------------------------------------------------------------------------------------------
+
+  get shape(): readonly number[] {
+    return (this.#shape ??= Object.freeze(native.shape(this.handle)));
+  }
+
+  /** PyTorch's `size()`: the shape, or the size of one dimension (negative dims count from the end). */
+  size(dim?: number): number | readonly number[] {
+    if (dim === undefined) return this.shape;
+    const d = checkInt('size', 'dim', dim);
+    const n = this.shape.length;
+    if (d < -n || d >= n) throw invalidArg('size', 'dim', `in [${-n}, ${n - 1}] for shape [${this.shape}]`, dim);
+    return this.shape[d < 0 ? d + n : d];
+  }
+
+  get dtype(): DType {
+    return (this.#dtype ??= dtypeName(native.dtype(this.handle)));
+  }
+
+  get device(): Device {
+    return native.device(this.handle) as Device;
+  }
+
+  get ndim(): number {
+    return this.shape.length;
+  }
+
+  dim(): number {
+    return this.shape.length;
+  }
+
+  numel(): number {
+    return native.numel(this.handle);
+  }
+
+  isContiguous(): boolean {
+    return native.isContiguous(this.handle);
+  }
+
+  toString(): string {
+    if (this.#handle === null) return 'Tensor(disposed)';
+    return `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, device=${this.device})`;
+  }
+
+  // ---- conversion and reading back -------------------------------------------------------------------------------
+
+  /** PyTorch's `to(device)`, `to(dtype)` or `to({dtype, device, nonBlocking, copy})`. */
+  to(target: Device | DType | ToOptions): Tensor {
+    const options: ToOptions = typeof target === 'string' ? (isDType(target) ? { dtype: target } : { device: checkDevice('to', target) }) : checkOptions('to', target);
+    const dtype = options.dtype === undefined ? undefined : dtypeCode('to', options.dtype);
+    const device = options.device === undefined ? undefined : checkDevice('to', options.device);
+    return new Tensor(native.to(this.handle, dtype, device, options.nonBlocking ?? false, options.copy ?? false));
+  }
+
+  cpu(): Tensor {
+    return this.to({ device: 'cpu' });
+  }
+
+  cuda(device: number = 0): Tensor {
+    return this.to({ device: `cuda:${checkInt('cuda', 'device', device)}` });
+  }
+
+  float(): Tensor {
+    return this.to({ dtype: 'float32' });
+  }
+
+  double(): Tensor {
+    return this.to({ dtype: 'float64' });
+  }
+
+  long(): Tensor {
+    return this.to({ dtype: 'int64' });
+  }
+
+  contiguous(): Tensor {
+    return new Tensor(native.contiguous(this.handle));
+  }
+
+  clone(): Tensor {
+    return new Tensor(native.clone(this.handle));
+  }
+
+  /** The value of a one-element tensor (a boolean for bool tensors; int64 beyond 2^53 loses precision). */
+  item(): number;
+  item(): number | boolean;
+  item(): number | boolean {
+    return native.item(this.handle);
+  }
+
+  /** A fresh host copy of the data, in a typed array matching the dtype (float16/bfloat16 widen to float32). */
+  toTypedArray(): TypedArray {
+    return viewOf(this.dtype, native.toArrayBuffer(this.handle));
+  }
+
+  /** Like `toTypedArray()`, but the (device-to-host) copy runs off the event loop. */
+  async toTypedArrayAsync(): Promise<TypedArray> {
+    const dtype = this.dtype;
+    return viewOf(dtype, await native.toArrayBufferAsync(this.handle));
+  }
+
+  /** PyTorch's `tolist()`: nested arrays of numbers (booleans for bool tensors). */
+  toArray(): NestedArray {
+    return nest(this.toTypedArray(), this.shape, this.dtype);
+  }
+
+  // ---- pointwise arithmetic ---------------------------------------------------------------------------------------
+
+  add(other: Tensor | Scalar, options: { alpha?: number } = {}): Tensor {
+    return new Tensor(native.add(this.handle, operand('add', other), checkNumber('add', 'alpha', options.alpha ?? 1)));
+  }
+
+  sub(other: Tensor | Scalar, options: { alpha?: number } = {}): Tensor {
+    return new Tensor(native.sub(this.handle, operand('sub', other), checkNumber('sub', 'alpha', options.alpha ?? 1)));
+  }
+
+  mul(other: Tensor | Scalar): Tensor {
+    return new Tensor(native.mul(this.handle, operand('mul', other)));
+  }
+
+  /** True division, or `roundingMode` 'trunc' / 'floor' as in PyTorch. */
+  div(other: Tensor | Scalar, options: { roundingMode?: 'trunc' | 'floor' } = {}): Tensor {
+    const mode = options.roundingMode === undefined ? undefined : checkOneOf('div', 'roundingMode', options.roundingMode, ['trunc', 'floor']);
+    return new Tensor(native.div(this.handle, operand('div', other), mode));
+  }
+
+  pow(exponent: Tensor | number): Tensor {
+    const e = exponent instanceof Tensor ? exponent.handle : checkNumber('pow', 'exponent', exponent);
+    return new Tensor(native.pow(this.handle, e));
+  }
+
+  neg(): Tensor { return new Tensor(native.neg(this.handle)); }
+  exp(): Tensor { return new Tensor(native.exp(this.handle)); }
+  log(): Tensor { return new Tensor(native.log(this.handle)); }
+  sqrt(): Tensor { return new Tensor(native.sqrt(this.handle)); }
+  rsqrt(): Tensor { return new Tensor(native.rsqrt(this.handle)); }
+  abs(): Tensor { return new Tensor(native.abs(this.handle)); }
+  sign(): Tensor { return new Tensor(native.sign(this.handle)); }
+  sigmoid(): Tensor { return new Tensor(native.sigmoid(this.handle)); }
+  tanh(): Tensor { return new Tensor(native.tanh(this.handle)); }
+  relu(): Tensor { return new Tensor(native.relu(this.handle)); }
+
+  /** Limits values to [min, max]; either bound may be omitted. */
+  clamp(options: { min?: number; max?: number }): Tensor {
+    const { min, max } = checkOptions('clamp', options);
+    if (min === undefined && max === undefined) throw invalidArg('clamp', 'options', 'at least one of min and max', options);
+    return new Tensor(native.clamp(this.handle, optBound('clamp', 'min', min), optBound('clamp', 'max', max)));
+  }
+
+  maximum(other: Tensor): Tensor { return new Tensor(native.maximum(this.handle, operand('maximum', other) as Handle)); }
+  minimum(other: Tensor): Tensor { return new Tensor(native.minimum(this.handle, operand('minimum', other) as Handle)); }
+
+  // ---- comparison and selection -----------------------------------------------------------------------------------
+
+  eq(other: Tensor | Scalar): Tensor { return new Tensor(native.eq(this.handle, operand('eq', other))); }
+  ne(other: Tensor | Scalar): Tensor { return new Tensor(native.ne(this.handle, operand('ne', other))); }
+  lt(other: Tensor | Scalar): Tensor { return new Tensor(native.lt(this.handle, operand('lt', other))); }
+  le(other: Tensor | Scalar): Tensor { return new Tensor(native.le(this.handle, operand('le', other))); }
+  gt(other: Tensor | Scalar): Tensor { return new Tensor(native.gt(this.handle, operand('gt', other))); }
+  ge(other: Tensor | Scalar): Tensor { return new Tensor(native.ge(this.handle, operand('ge', other))); }
+  logicalNot(): Tensor { return new Tensor(native.logicalNot(this.handle)); }
+  isnan(): Tensor { return new Tensor(native.isnan(this.handle)); }
+  isfinite(): Tensor { return new Tensor(native.isfinite(this.handle)); }
+
+  /** PyTorch's `allclose`: |a - b| <= atol + rtol * |b| everywhere. */
+  allclose(other: Tensor, options: { rtol?: number; atol?: number } = {}): boolean {
+    const { rtol = 1e-5, atol = 1e-8 } = checkOptions('allclose', options);
+    const h = native.allclose(this.handle, operand('allclose', other) as Handle, checkNumber('allclose', 'rtol', rtol), checkNumber('allclose', 'atol', atol));
+    const result = native.item(h) as boolean;
+    native.dispose(h);
+    return result;
+  }
+
+  // ---- linear algebra ---------------------------------------------------------------------------------------------
+
+  matmul(other: Tensor): Tensor { return new Tensor(native.matmul(this.handle, operand('matmul', other) as Handle)); }
+  mm(other: Tensor): Tensor { return new Tensor(native.mm(this.handle, operand('mm', other) as Handle)); }
+  bmm(other: Tensor): Tensor { return new Tensor(native.bmm(this.handle, operand('bmm', other) as Handle)); }
+
+  // ---- reductions -------------------------------------------------------------------------------------------------
+
+  /** Sum over `dim` (a dim or a list of dims), or over all elements when `dim` is omitted. */
+  sum(dim?: number | readonly number[], options: ReduceOptions = {}): Tensor {
+    return new Tensor(native.sum(this.handle, dimsArg('sum', dim), checkBool('sum', 'keepdim', checkOptions('sum', options).keepdim ?? false)));
+  }
+
+  mean(dim?: number | readonly number[], options: ReduceOptions = {}): Tensor {
+    return new Tensor(native.mean(this.handle, dimsArg('mean', dim), checkBool('mean', 'keepdim', checkOptions('mean', options).keepdim ?? false)));
+  }
+
+  logsumexp(dim?: number | readonly number[], options: ReduceOptions = {}): Tensor {
+    return new Tensor(native.logsumexp(this.handle, dimsArg('logsumexp', dim), checkBool('logsumexp', 'keepdim', checkOptions('logsumexp', options).keepdim ?? false)));
+  }
+
+  std(dim?: number | readonly number[], options: StdOptions = {}): Tensor {
+    const { keepdim = false, unbiased = true } = checkOptions('std', options);
+    return new Tensor(native.std(this.handle, dimsArg('std', dim), checkBool('std', 'keepdim', keepdim), checkBool('std', 'unbiased', unbiased)));
+  }
+
+  var(dim?: number | readonly number[], options: StdOptions = {}): Tensor {
+    const { keepdim = false, unbiased = true } = checkOptions('var', options);
+    return new Tensor(native.var(this.handle, dimsArg('var', dim), checkBool('var', 'keepdim', keepdim), checkBool('var', 'unbiased', unbiased)));
+  }
+
+  /** The p-norm over `dim`, or over all elements. */
+  norm(p: number = 2, dim?: number | readonly number[], options: ReduceOptions = {}): Tensor {
+    return new Tensor(native.norm(this.handle, dimsArg('norm', dim), checkBool('norm', 'keepdim', checkOptions('norm', options).keepdim ?? false), checkNumber('norm', 'p', p)));
+  }
+
+  /** The largest element; with `dim`, PyTorch's (values, indices) pair along it. */
+  max(): Tensor;
+  max(dim: number, options?: ReduceOptions): { values: Tensor; indices: Tensor };
+  max(dim?: number, options: ReduceOptions = {}): Tensor | { values: Tensor; indices: Tensor } {
+    return this.#extreme('max', dim, options);
+  }
+
+  /** The smallest element; with `dim`, PyTorch's (values, indices) pair along it. */
+  min(): Tensor;
+  min(dim: number, options?: ReduceOptions): { values: Tensor; indices: Tensor };
+  min(dim?: number, options: ReduceOptions = {}): Tensor | { values: Tensor; indices: Tensor } {
+    return this.#extreme('min', dim, options);
+  }
+
+  #extreme(op: 'max' | 'min', dim: number | undefined, options: ReduceOptions): Tensor | { values: Tensor; indices: Tensor } {
+    if (dim === undefined) return new Tensor(native[op](this.handle) as Handle);
+    const [values, indices] = native[op](this.handle, checkInt(op, 'dim', dim), checkBool(op, 'keepdim', checkOptions(op, options).keepdim ?? false)) as [Handle, Handle];
+    return { values: new Tensor(values), indices: new Tensor(indices) };
+  }
+
+  argmax(dim?: number, options: ReduceOptions = {}): Tensor {
+    return new Tensor(native.argmax(this.handle, dim === undefined ? undefined : checkInt('argmax', 'dim', dim), checkBool('argmax', 'keepdim', checkOptions('argmax', options).keepdim ?? false)));
+  }
+
+  argmin(dim?: number, options: ReduceOptions = {}): Tensor {
+    return new Tensor(native.argmin(this.handle, dim === undefined ? undefined : checkInt('argmin', 'dim', dim), checkBool('argmin', 'keepdim', checkOptions('argmin', options).keepdim ?? false)));
+  }
+
+  // ---- views and re-arrangements ----------------------------------------------------------------------------------
+
+  reshape(...shape: number[] | [readonly number[]]): Tensor { return new Tensor(native.reshape(this.handle, intsArg('reshape', shape))); }
+  view(...shape: number[] | [readonly number[]]): Tensor { return new Tensor(native.view(this.handle, intsArg('view', shape))); }
+  permute(...dims: number[] | [readonly number[]]): Tensor { return new Tensor(native.permute(this.handle, intsArg('permute', dims))); }
+  expand(...shape: number[] | [readonly number[]]): Tensor { return new Tensor(native.expand(this.handle, intsArg('expand', shape))); }
+  repeat(...repeats: number[] | [readonly number[]]): Tensor { return new Tensor(native.repeat(this.handle, intsArg('repeat', repeats))); }
+  flip(...dims: number[] | [readonly number[]]): Tensor { return new Tensor(native.flip(this.handle, intsArg('flip', dims))); }
+
+  flatten(startDim = 0, endDim = -1): Tensor {
+    return new Tensor(native.flatten(this.handle, checkInt('flatten', 'startDim', startDim), checkInt('flatten', 'endDim', endDim)));
+  }
+
+  squeeze(dim?: number): Tensor {
+    return new Tensor(native.squeeze(this.handle, dim === undefined ? undefined : checkInt('squeeze', 'dim', dim)));
+  }
+
+  unsqueeze(dim: number): Tensor { return new Tensor(native.unsqueeze(this.handle, checkInt('unsqueeze', 'dim', dim))); }
+
+  transpose(dim0: number, dim1: number): Tensor {
+    return new Tensor(native.transpose(this.handle, checkInt('transpose', 'dim0', dim0), checkInt('transpose', 'dim1', dim1)));
+  }
+
+  /** The transpose of a matrix (or a 0/1-D tensor unchanged), as PyTorch's `t()`. */
+  t(): Tensor {
+    return this.ndim < 2 ? this.view(this.shape) : this.transpose(0, 1);
+  }
+
+  narrow(dim: number, start: number, length: number): Tensor {
+    return new Tensor(native.narrow(this.handle, checkInt('narrow', 'dim', dim), checkInt('narrow', 'start', start), checkInt('narrow', 'length', length)));
+  }
+
+  /** `x[..., start:end:step, ...]` along `dim` (a view); omitted bounds mean the whole range. */
+  slice(dim: number, start?: number, end?: number, step = 1): Tensor {
+    const opt = (name: string, v?: number) => (v === undefined ? undefined : checkInt('slice', name, v));
+    return new Tensor(native.slice(this.handle, checkInt('slice', 'dim', dim), opt('start', start), opt('end', end), checkInt('slice', 'step', step)));
+  }
+
+  select(dim: number, index: number): Tensor {
+    return new Tensor(native.select(this.handle, checkInt('select', 'dim', dim), checkInt('select', 'index', index)));
+  }
+
+  indexSelect(dim: number, index: Tensor): Tensor {
+    return new Tensor(native.indexSelect(this.handle, checkInt('indexSelect', 'dim', dim), operand('indexSelect', index) as Handle));
+  }
+
+  gather(dim: number, index: Tensor): Tensor {
+    return new Tensor(native.gather(this.handle, checkInt('gather', 'dim', dim), operand('gather', index) as Handle));
+  }
+
+  // ---- in-place updates (return this) -----------------------------------------------------------------------------
+
+  add_(other: Tensor | Scalar, options: { alpha?: number } = {}): this {
+    native.add_(this.handle, operand('add_', other), checkNumber('add_', 'alpha', options.alpha ?? 1));
+    return this;
+  }
+
+  sub_(other: Tensor | Scalar, options: { alpha?: number } = {}): this {
+    native.sub_(this.handle, operand('sub_', other), checkNumber('sub_', 'alpha', options.alpha ?? 1));
+    return this;
+  }
+
+  mul_(other: Tensor | Scalar): this {
+    native.mul_(this.handle, operand('mul_', other));
+    return this;
+  }
+
+  div_(other: Tensor | Scalar): this {
+    native.div_(this.handle, operand('div_', other));
+    return this;
+  }
+
+  clamp_(options: { min?: number; max?: number }): this {
+    const { min, max } = checkOptions('clamp_', options);
+    if (min === undefined && max === undefined) throw invalidArg('clamp_', 'options', 'at least one of min and max', options);
+    native.clamp_(this.handle, optBound('clamp_', 'min', min), optBound('clamp_', 'max', max));
+    return this;
+  }
+
+  zero_(): this {
+    native.zero_(this.handle);
+    return this;
+  }
+
+  fill_(value: Scalar): this {
+    native.fill_(this.handle, operand('fill_', value) as Scalar);
+    return this;
+  }
+
+  copy_(src: Tensor): this {
+    native.copy_(this.handle, operand('copy_', src) as Handle);
+    return this;
+  }
+
+  uniform_(from = 0, to = 1): this {
+    native.uniform_(this.handle, checkNumber('uniform_', 'from', from), checkNumber('uniform_', 'to', to));
+    return this;
+  }
+
+  normal_(mean = 0, std = 1): this {
+    native.normal_(this.handle, checkNumber('normal_', 'mean', mean), checkNumber('normal_', 'std', std));
+    return this;
+  }
+
+  // ---- autograd ---------------------------------------------------------------------------------------------------
+
+  get requiresGrad(): boolean {
+    return native.requiresGrad(this.handle);
+  }
+
+  set requiresGrad(value: boolean) {
+    native.requiresGrad_(this.handle, checkBool('requiresGrad', 'value', value));
+  }
+
+  requiresGrad_(value = true): this {
+    this.requiresGrad = value;
+    return this;
+  }
+
+  /** A new handle to the accumulated gradient (null when there is none); dispose it, or read it inside tidy(). */
+  get grad(): Tensor | null {
+    const g = native.grad(this.handle);
+    return g === null ? null : new Tensor(g);
+  }
+
+  set grad(value: Tensor | null) {
+    native.setGrad(this.handle, value === null ? null : (operand('grad', value) as Handle));
+  }
+
+  get isLeaf(): boolean {
+    return native.isLeaf(this.handle);
+  }
+
+  /** The name of the autograd node that made this tensor (PyTorch's `grad_fn`), or null for a leaf. */
+  get gradFn(): string | null {
+    return native.gradFn(this.handle);
+  }
+
+  retainGrad(): void {
+    native.retainGrad(this.handle);
+  }
+
+  detach(): Tensor {
+    return new Tensor(native.detach(this.handle));
+  }
+
+  /** Accumulates gradients into the leaves; `gradient` is required unless this tensor has one element. */
+  backward(gradient?: Tensor, options: BackwardOptions = {}): void {
+    const { retainGraph, createGraph = false } = checkOptions('backward', options);
+    native.backward(this.handle, gradient === undefined ? undefined : (operand('backward', gradient) as Handle),
+      retainGraph === undefined ? undefined : checkBool('backward', 'retainGraph', retainGraph), checkBool('backward', 'createGraph', createGraph));
+  }
+}

@@ -1,0 +1,316 @@
+#include "common.h"
+
+#include <cmath>
+#include <sstream>
+
+namespace mmssl {
+namespace {
+
+// Marks externals made by this addon, so a foreign External can never be taken for a tensor.
+constexpr napi_type_tag kTensorTag = {0x6d6d73736c746e73ULL, 0x8f1c2a3b4d5e6f70ULL};
+
+void releasePendingRefs(Napi::Env env, EnvState& state) {
+  std::vector<napi_ref> refs;
+  {
+    std::lock_guard<std::mutex> lock(state.pendingMutex);
+    refs.swap(state.pendingRefs);
+    state.hasPendingRefs = false;
+  }
+  for (napi_ref ref : refs) napi_delete_reference(env, ref);
+}
+
+void link(EnvState& state, TensorHolder* h) {
+  h->prev = state.live.prev;
+  h->next = &state.live;
+  state.live.prev->next = h;
+  state.live.prev = h;
+  ++state.liveCount;
+}
+
+void unlink(EnvState& state, TensorHolder* h) {
+  if (h->prev == nullptr) return;
+  h->prev->next = h->next;
+  h->next->prev = h->prev;
+  h->prev = h->next = nullptr;
+  --state.liveCount;
+}
+
+// Reports bytes to V8 only for a tensor that is the sole owner of its storage, so views never count twice.
+int64_t ownedBytes(const at::Tensor& t) {
+  if (!t.has_storage() || t.device().type() != at::kCPU) return 0;
+  const auto& storage = t.storage();
+  return storage.use_count() == 1 ? static_cast<int64_t>(storage.nbytes()) : 0;
+}
+
+void throwTorchError(napi_env rawEnv, const char* op, const std::string& message) {
+  Napi::Env env(rawEnv);
+  EnvState& state = envState(env);
+  std::string text = std::string(op) + ": " + message;
+  if (state.torchError.IsEmpty()) {
+    Napi::Error::New(env, text).ThrowAsJavaScriptException();
+    return;
+  }
+  Napi::Value err = state.torchError.New({Napi::String::New(env, text), Napi::String::New(env, op)});
+  Napi::Error(env, err).ThrowAsJavaScriptException();
+}
+
+napi_value trampoline(napi_env env, napi_callback_info cbinfo) {
+  void* data = nullptr;
+  if (napi_get_cb_info(env, cbinfo, nullptr, nullptr, nullptr, &data) != napi_ok) return nullptr;
+  const Export* entry = static_cast<const Export*>(data);
+  try {
+    Napi::CallbackInfo info(env, cbinfo);
+    Args args(info, entry->name);
+    return entry->fn(args);
+  } catch (const Napi::Error& e) {
+    e.ThrowAsJavaScriptException();
+  } catch (const c10::Error& e) {
+    try { throwTorchError(env, entry->name, e.what_without_backtrace()); } catch (...) {}
+  } catch (const std::exception& e) {
+    try { throwTorchError(env, entry->name, e.what()); } catch (...) {}
+  } catch (...) {
+    try { throwTorchError(env, entry->name, "unknown native exception"); } catch (...) {}
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+EnvState& envState(Napi::Env env) { return *envStateShared(env); }
+
+std::shared_ptr<EnvState> envStateShared(Napi::Env env) {
+  return *env.GetInstanceData<std::shared_ptr<EnvState>>();
+}
+
+void release(Napi::Env env, TensorHolder* h) {
+  if (!h->tensor.defined()) return;
+  h->tensor.reset();
+  EnvState& state = *h->env;
+  unlink(state, h);
+  if (h->externalBytes != 0 && state.alive) Napi::MemoryManagement::AdjustExternalMemory(env, -h->externalBytes);
+  h->externalBytes = 0;
+}
+
+void releaseAll(EnvState& state) {
+  state.alive = false;
+  while (state.live.next != &state.live) {
+    TensorHolder* h = state.live.next;
+    h->tensor.reset();
+    unlink(state, h);
+  }
+  state.torchError.Reset();
+  state.disposedError.Reset();
+}
+
+void releaseRefSoon(const std::shared_ptr<EnvState>& state, napi_env env, napi_ref ref) {
+  if (!state->alive) return;  // the environment is gone, and its references with it
+  if (std::this_thread::get_id() == state->jsThread) {
+    napi_delete_reference(env, ref);
+    return;
+  }
+  std::lock_guard<std::mutex> lock(state->pendingMutex);
+  state->pendingRefs.push_back(ref);
+  state->hasPendingRefs = true;
+}
+
+Napi::Value wrap(Napi::Env env, at::Tensor tensor) {
+  if (!tensor.defined()) return env.Null();
+  std::shared_ptr<EnvState> state = envStateShared(env);
+  if (state->hasPendingRefs.load(std::memory_order_relaxed)) releasePendingRefs(env, *state);
+  auto* h = new TensorHolder();
+  h->externalBytes = ownedBytes(tensor);
+  h->tensor = std::move(tensor);
+  h->env = state;
+  link(*state, h);
+  if (h->externalBytes != 0) Napi::MemoryManagement::AdjustExternalMemory(env, h->externalBytes);
+  auto external = Napi::External<TensorHolder>::New(env, h, [](Napi::Env env, TensorHolder* holder) {
+    release(env, holder);
+    delete holder;
+  });
+  external.TypeTag(&kTensorTag);
+  return external;
+}
+
+Napi::Value wrapList(Napi::Env env, const std::vector<at::Tensor>& tensors) {
+  Napi::Array out = Napi::Array::New(env, tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) out.Set(static_cast<uint32_t>(i), wrap(env, tensors[i]));
+  return out;
+}
+
+std::string shapeString(at::IntArrayRef shape) {
+  std::ostringstream s;
+  s << "[";
+  for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
+  s << "]";
+  return s.str();
+}
+
+void Args::typeError(size_t i, const std::string& expected) const {
+  Napi::Value v = info_[i];
+  std::string got = v.IsUndefined() ? "undefined"
+                    : v.IsNull()    ? "null"
+                    : v.IsNumber()  ? "number " + v.ToString().Utf8Value()
+                    : v.IsString()  ? "string"
+                    : v.IsBoolean() ? "boolean"
+                    : v.IsArray()   ? "array"
+                    : v.IsExternal() ? "foreign handle"
+                                     : "object";
+  throw Napi::TypeError::New(env(), std::string(op_) + ": argument " + std::to_string(i) + " must be " + expected +
+                                        ", got " + got);
+}
+
+TensorHolder* Args::holder(size_t i) const {
+  Napi::Value v = info_[i];
+  if (!v.IsExternal()) typeError(i, "a tensor");
+  auto external = v.As<Napi::External<TensorHolder>>();
+  if (!external.CheckTypeTag(&kTensorTag)) typeError(i, "a tensor");
+  return external.Data();
+}
+
+const at::Tensor& Args::tensor(size_t i) const {
+  TensorHolder* h = holder(i);
+  if (!h->tensor.defined()) {
+    EnvState& state = envState(env());
+    std::string text = std::string(op_) + ": argument " + std::to_string(i) + " is a disposed tensor";
+    if (state.disposedError.IsEmpty()) throw Napi::Error::New(env(), text);
+    throw Napi::Error(env(), state.disposedError.New({Napi::String::New(env(), text)}));
+  }
+  return h->tensor;
+}
+
+c10::optional<at::Tensor> Args::optTensor(size_t i) const {
+  if (isAbsent(i)) return c10::nullopt;
+  return tensor(i);
+}
+
+at::Tensor Args::tensorOrScalar(size_t i) const {
+  if (info_[i].IsExternal()) return tensor(i);
+  at::Tensor t = at::scalar_to_tensor(scalar(i));
+  t.unsafeGetTensorImpl()->set_wrapped_number(true);
+  return t;
+}
+
+std::vector<at::Tensor> Args::tensors(size_t i) const {
+  if (!info_[i].IsArray()) typeError(i, "an array of tensors");
+  Napi::Array array = info_[i].As<Napi::Array>();
+  std::vector<at::Tensor> out;
+  out.reserve(array.Length());
+  for (uint32_t k = 0; k < array.Length(); ++k) {
+    Napi::Value v = array.Get(k);
+    if (!v.IsExternal() || !v.As<Napi::External<TensorHolder>>().CheckTypeTag(&kTensorTag)) {
+      typeError(i, "an array of tensors (element " + std::to_string(k) + " is not one)");
+    }
+    TensorHolder* h = v.As<Napi::External<TensorHolder>>().Data();
+    if (!h->tensor.defined()) typeError(i, "an array of live tensors (element " + std::to_string(k) + " is disposed)");
+    out.push_back(h->tensor);
+  }
+  return out;
+}
+
+at::Scalar Args::scalar(size_t i) const {
+  Napi::Value v = info_[i];
+  if (v.IsBoolean()) return at::Scalar(v.As<Napi::Boolean>().Value());
+  double d = number(i);
+  if (std::isfinite(d) && d == std::trunc(d) && std::fabs(d) <= 9007199254740992.0) {
+    return at::Scalar(static_cast<int64_t>(d));
+  }
+  return at::Scalar(d);
+}
+
+double Args::number(size_t i) const {
+  if (!info_[i].IsNumber()) typeError(i, "a number");
+  return info_[i].As<Napi::Number>().DoubleValue();
+}
+
+int64_t Args::int64(size_t i) const {
+  if (!info_[i].IsNumber()) typeError(i, "an integer");
+  double d = info_[i].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || d != std::trunc(d) || std::fabs(d) > 9007199254740992.0) typeError(i, "an integer");
+  return static_cast<int64_t>(d);
+}
+
+c10::optional<int64_t> Args::optInt64(size_t i) const {
+  if (isAbsent(i)) return c10::nullopt;
+  return int64(i);
+}
+
+c10::optional<double> Args::optNumber(size_t i) const {
+  if (isAbsent(i)) return c10::nullopt;
+  return number(i);
+}
+
+bool Args::boolean(size_t i) const {
+  if (!info_[i].IsBoolean()) typeError(i, "a boolean");
+  return info_[i].As<Napi::Boolean>().Value();
+}
+
+std::vector<int64_t> Args::ints(size_t i) const {
+  if (info_[i].IsNumber()) return {int64(i)};
+  if (!info_[i].IsArray()) typeError(i, "an array of integers");
+  Napi::Array array = info_[i].As<Napi::Array>();
+  std::vector<int64_t> out(array.Length());
+  for (uint32_t k = 0; k < array.Length(); ++k) {
+    Napi::Value v = array.Get(k);
+    double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+    if (!std::isfinite(d) || d != std::trunc(d)) {
+      typeError(i, "an array of integers (element " + std::to_string(k) + " is not one)");
+    }
+    out[k] = static_cast<int64_t>(d);
+  }
+  return out;
+}
+
+c10::optional<std::vector<int64_t>> Args::optInts(size_t i) const {
+  if (isAbsent(i)) return c10::nullopt;
+  return ints(i);
+}
+
+std::string Args::string(size_t i) const {
+  if (!info_[i].IsString()) typeError(i, "a string");
+  return info_[i].As<Napi::String>().Utf8Value();
+}
+
+at::ScalarType Args::dtype(size_t i) const {
+  int64_t code = int64(i);
+  if (code < 0 || code >= static_cast<int64_t>(at::ScalarType::NumOptions)) typeError(i, "a dtype code");
+  return static_cast<at::ScalarType>(code);
+}
+
+c10::optional<at::ScalarType> Args::optDtype(size_t i) const {
+  if (isAbsent(i)) return c10::nullopt;
+  return dtype(i);
+}
+
+at::Device Args::device(size_t i) const {
+  std::string name = string(i);
+  try {
+    return at::Device(name);
+  } catch (const c10::Error&) {
+    throw Napi::TypeError::New(env(), std::string(op_) + ": unknown device '" + name +
+                                          "' (expected 'cpu', 'cuda' or 'cuda:N')");
+  }
+}
+
+c10::optional<at::Device> Args::optDevice(size_t i) const {
+  if (isAbsent(i)) return c10::nullopt;
+  return device(i);
+}
+
+at::TensorOptions Args::options(size_t i) const {
+  at::TensorOptions options;
+  if (auto d = optDtype(i)) options = options.dtype(*d);
+  if (auto d = optDevice(i + 1)) options = options.device(*d);
+  return options;
+}
+
+void defineExports(Napi::Env env, Napi::Object exports, const Export* table, size_t count) {
+  for (size_t i = 0; i < count; ++i) {
+    napi_value fn = nullptr;
+    napi_status status = napi_create_function(env, table[i].name, NAPI_AUTO_LENGTH, trampoline,
+                                              const_cast<Export*>(&table[i]), &fn);
+    NAPI_THROW_IF_FAILED_VOID(env, status);
+    exports.Set(table[i].name, Napi::Value(env, fn));
+  }
+}
+
+}  // namespace mmssl

@@ -1,0 +1,151 @@
+// The one shared header of the binding layer: tensor handles, argument readers, the export table and its guard.
+//
+// Every native function is a plain `Napi::Value fn(Args&)` listed in its file's export table. The table installs each
+// one behind a single trampoline that catches every C++ exception (Napi::Error, c10::Error, std::exception, ...), so
+// no exception can reach N-API and abort Node. A tensor crosses into JS as a type-tagged Napi::External owning one
+// TensorHolder; JS holds references, LibTorch's refcount decides when memory is freed.
+#pragma once
+
+#include <napi.h>
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "version.h"
+
+namespace mmssl {
+
+struct EnvState;
+
+// One JS-visible reference to a tensor. An undefined `tensor` means the reference was disposed.
+struct TensorHolder {
+  at::Tensor tensor;
+  int64_t externalBytes = 0;  // what this holder reported to V8 as external memory
+  std::shared_ptr<EnvState> env;
+  TensorHolder* prev = nullptr;
+  TensorHolder* next = nullptr;
+};
+
+// Per-Node-environment state (main thread and each worker thread have their own): the error constructors handed over
+// by lib/native.ts, and the list of live holders so that memoryStats() can count them and teardown can free them
+// before static destructors run.
+struct EnvState {
+  Napi::FunctionReference torchError;
+  Napi::FunctionReference disposedError;
+  TensorHolder live;  // sentinel of a circular list
+  int64_t liveCount = 0;
+  bool alive = true;
+  std::thread::id jsThread = std::this_thread::get_id();
+  // References to JS buffers whose zero-copy tensors died off the JS thread; released on the next call.
+  std::mutex pendingMutex;
+  std::vector<napi_ref> pendingRefs;
+  std::atomic<bool> hasPendingRefs{false};
+
+  EnvState() { live.prev = live.next = &live; }
+};
+
+EnvState& envState(Napi::Env env);
+std::shared_ptr<EnvState> envStateShared(Napi::Env env);
+
+// Makes a JS handle for `tensor` (null for an undefined tensor, e.g. a missing grad).
+Napi::Value wrap(Napi::Env env, at::Tensor tensor);
+Napi::Value wrapList(Napi::Env env, const std::vector<at::Tensor>& tensors);
+// Drops the handle's reference now; later uses throw a disposed error. Disposing twice is a no-op.
+void release(Napi::Env env, TensorHolder* holder);
+// Frees every tensor still referenced from an environment that ends, before static destructors run in no useful
+// order. Holders stay valid (they share the state) until their externals are finalised.
+void releaseAll(EnvState& state);
+// Releases a JS reference now when called on the env's JS thread, otherwise on the env's next native call.
+void releaseRefSoon(const std::shared_ptr<EnvState>& state, napi_env env, napi_ref ref);
+
+// Reads the arguments of one native call. Every reader throws a TypeError naming the op and the argument position.
+class Args {
+ public:
+  Args(const Napi::CallbackInfo& info, const char* op) : info_(info), op_(op) {}
+
+  Napi::Env env() const { return info_.Env(); }
+  const char* op() const { return op_; }
+  size_t length() const { return info_.Length(); }
+  Napi::Value operator[](size_t i) const { return info_[i]; }
+  bool isAbsent(size_t i) const { return info_[i].IsUndefined() || info_[i].IsNull(); }
+  bool isNumber(size_t i) const { return info_[i].IsNumber(); }
+
+  TensorHolder* holder(size_t i) const;
+  const at::Tensor& tensor(size_t i) const;
+  c10::optional<at::Tensor> optTensor(size_t i) const;
+  // A tensor, or a JS number/boolean wrapped as PyTorch wraps Python scalars (so type promotion matches).
+  at::Tensor tensorOrScalar(size_t i) const;
+  std::vector<at::Tensor> tensors(size_t i) const;
+  at::Scalar scalar(size_t i) const;
+  double number(size_t i) const;
+  int64_t int64(size_t i) const;
+  c10::optional<int64_t> optInt64(size_t i) const;
+  c10::optional<double> optNumber(size_t i) const;
+  bool boolean(size_t i) const;
+  std::vector<int64_t> ints(size_t i) const;  // an array of integers, or one integer
+  c10::optional<std::vector<int64_t>> optInts(size_t i) const;
+  std::string string(size_t i) const;
+  at::ScalarType dtype(size_t i) const;
+  c10::optional<at::ScalarType> optDtype(size_t i) const;
+  at::Device device(size_t i) const;
+  c10::optional<at::Device> optDevice(size_t i) const;
+  // dtype at i, device at i + 1, both optional.
+  at::TensorOptions options(size_t i) const;
+
+  Napi::Value wrap(at::Tensor t) const { return mmssl::wrap(env(), std::move(t)); }
+  Napi::Value wrapList(const std::vector<at::Tensor>& ts) const { return mmssl::wrapList(env(), ts); }
+  Napi::Value value(double v) const { return Napi::Number::New(env(), v); }
+  Napi::Value value(bool v) const { return Napi::Boolean::New(env(), v); }
+  Napi::Value undefined() const { return env().Undefined(); }
+
+  [[noreturn]] void typeError(size_t i, const std::string& expected) const;
+
+ private:
+  const Napi::CallbackInfo& info_;
+  const char* op_;
+};
+
+using NativeFn = Napi::Value (*)(Args&);
+struct Export {
+  const char* name;
+  NativeFn fn;
+};
+
+void defineExports(Napi::Env env, Napi::Object exports, const Export* table, size_t count);
+template <size_t N>
+void defineExports(Napi::Env env, Napi::Object exports, const Export (&table)[N]) {
+  defineExports(env, exports, table, N);
+}
+
+// One line per op in the export tables: {"name", [](Args& a) -> Napi::Value { return a.wrap(EXPR); }}.
+#define MMSSL_TENSOR_OP(name, expr) \
+  Export { name, [](Args& a) -> Napi::Value { return a.wrap(expr); } }
+#define MMSSL_INPLACE_OP(name, expr) \
+  Export {                                  \
+    name, [](Args& a) -> Napi::Value {      \
+      expr;                                 \
+      return a.undefined();                 \
+    }                                       \
+  }
+
+std::string shapeString(at::IntArrayRef shape);
+
+// Each concern's Init, called once per environment by addon.cc.
+void initTensor(Napi::Env env, Napi::Object exports);
+void initOps(Napi::Env env, Napi::Object exports);
+void initFunctional(Napi::Env env, Napi::Object exports);
+void initAutograd(Napi::Env env, Napi::Object exports);
+void initRuntime(Napi::Env env, Napi::Object exports);
+#ifdef MMSSL_WITH_CUDA
+void initCuda(Napi::Env env, Napi::Object exports);
+#endif
+
+}  // namespace mmssl

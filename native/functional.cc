@@ -1,0 +1,57 @@
+// torch.nn.functional.*: the layers the backbones and losses are built from.
+#include "common.h"
+
+namespace mmssl {
+namespace {
+
+// PyTorch's reduction names, as the loss functions take them.
+int64_t reduction(const Args& a, size_t i) {
+  std::string name = a.string(i);
+  if (name == "none") return at::Reduction::None;
+  if (name == "mean") return at::Reduction::Mean;
+  if (name == "sum") return at::Reduction::Sum;
+  throw Napi::TypeError::New(a.env(), std::string(a.op()) + ": reduction must be 'none', 'mean' or 'sum', got '" +
+                                          name + "'");
+}
+
+// x / max(||x||_p, eps) along dim, exactly as F.normalize computes it.
+at::Tensor normalize(const at::Tensor& x, double p, int64_t dim, double eps) {
+  at::Tensor denom = x.norm(p, dim, /*keepdim=*/true).clamp_min(eps).expand_as(x);
+  return x / denom;
+}
+
+// Bilinear or nearest resize to a given size; `scales` are passed on as F.interpolate does for a scale_factor.
+at::Tensor interpolate(const Args& a) {
+  const at::Tensor& x = a.tensor(0);
+  std::vector<int64_t> size = a.ints(1);
+  std::string mode = a.string(2);
+  c10::optional<double> sh = a.optNumber(4), sw = a.optNumber(5);
+  if (mode == "bilinear") return at::upsample_bilinear2d(x, size, a.boolean(3), sh, sw);
+  if (mode == "nearest") return at::upsample_nearest2d(x, size, sh, sw);
+  throw Napi::TypeError::New(a.env(), "interpolate: mode must be 'bilinear' or 'nearest', got '" + mode + "'");
+}
+
+const Export kExports[] = {
+    MMSSL_TENSOR_OP("conv2d", at::conv2d(a.tensor(0), a.tensor(1), a.optTensor(2), a.ints(3), a.ints(4), a.ints(5),
+                                         a.int64(6))),
+    MMSSL_TENSOR_OP("batchNorm", at::batch_norm(a.tensor(0), a.optTensor(3), a.optTensor(4), a.optTensor(1),
+                                                a.optTensor(2), a.boolean(5), a.number(6), a.number(7),
+                                                at::globalContext().userEnabledCuDNN())),
+    MMSSL_TENSOR_OP("linear", at::linear(a.tensor(0), a.tensor(1), a.optTensor(2))),
+    MMSSL_TENSOR_OP("maxPool2d", at::max_pool2d(a.tensor(0), a.ints(1), a.ints(2), a.ints(3), a.ints(4), a.boolean(5))),
+    MMSSL_TENSOR_OP("adaptiveAvgPool2d", at::adaptive_avg_pool2d(a.tensor(0), a.ints(1))),
+    MMSSL_TENSOR_OP("dropout", at::dropout(a.tensor(0), a.number(1), a.boolean(2))),
+    MMSSL_TENSOR_OP("normalize", normalize(a.tensor(0), a.number(1), a.int64(2), a.number(3))),
+    MMSSL_TENSOR_OP("softmax", at::softmax(a.tensor(0), a.int64(1), a.optDtype(2))),
+    MMSSL_TENSOR_OP("logSoftmax", at::log_softmax(a.tensor(0), a.int64(1), a.optDtype(2))),
+    MMSSL_TENSOR_OP("crossEntropy", at::cross_entropy_loss(a.tensor(0), a.tensor(1), a.optTensor(2), reduction(a, 3),
+                                                           a.int64(4), a.number(5))),
+    MMSSL_TENSOR_OP("interpolate", interpolate(a)),
+    MMSSL_TENSOR_OP("oneHot", at::one_hot(a.tensor(0), a.int64(1))),
+};
+
+}  // namespace
+
+void initFunctional(Napi::Env env, Napi::Object exports) { defineExports(env, exports, kExports); }
+
+}  // namespace mmssl

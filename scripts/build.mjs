@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+// Builds the native addon: `node scripts/build.mjs` with cmake-js into build/Release/mmssl.node, or
+// `node scripts/build.mjs --gyp [DIR]` with node-gyp from binding.gyp in a scratch copy (DIR, default a temporary
+// folder), to prove the second build path works. Both use scripts/find-libtorch.mjs; a missing LibTorch stops here
+// with the discovery's message.
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, mkdirSync, symlinkSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const jobs = String(availableParallelism());
+
+function run(command, args, cwd = root) {
+  const result = spawnSync(command, args, { cwd, stdio: 'inherit', env: { ...process.env, JOBS: jobs } });
+  if (result.status !== 0) process.exit(result.status ?? 1);
+}
+
+run(process.execPath, [join(root, 'scripts', 'find-libtorch.mjs'), '--report']);
+
+if (process.argv[2] === '--gyp') {
+  const dir = process.argv[3] ?? mkdtempSync(join(tmpdir(), 'mmssl-gyp-'));
+  mkdirSync(dir, { recursive: true });
+  for (const entry of ['binding.gyp', 'package.json', 'native', 'scripts']) {
+    cpSync(join(root, entry), join(dir, entry), { recursive: true });
+  }
+  try { symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules')); } catch { /* already linked */ }
+  run(process.execPath, [join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'), 'rebuild', `--jobs=${jobs}`], dir);
+  console.log(`node-gyp build: ${join(dir, 'build', 'Release', 'mmssl.node')}`);
+} else {
+  run(process.execPath, [join(root, 'node_modules', 'cmake-js', 'bin', 'cmake-js'), 'build', '--parallel', jobs, '--log-level', 'warn']);
+}

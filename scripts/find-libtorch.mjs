@@ -1,0 +1,137 @@
+#!/usr/bin/env node
+// The one LibTorch discovery, shared by CMakeLists.txt (cmake-js), binding.gyp (node-gyp) and scripts/build.mjs.
+// Order: LIBTORCH (a LibTorch folder, e.g. the official zip), LIBTORCH_USE_PYTORCH=1 (the libtorch inside the
+// installed Python torch), then the system one (Debian's libtorch-dev).
+//
+//   node scripts/find-libtorch.mjs --json | --cmake-dir | --include-dirs | --libraries | --defines | --sources | --report
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+const FIXES = `Fix it with one of:
+  - Debian/Ubuntu: sudo apt-get install libtorch-dev   (or run: npm run setup)
+  - the official LibTorch zip (CPU or CUDA): unzip it and set LIBTORCH=/path/to/libtorch
+  - a pip-installed torch: set LIBTORCH_USE_PYTORCH=1 (and PYTHON=/path/to/python if it is not python3)
+then rebuild with: npm run build`;
+
+export class LibTorchNotFound extends Error {}
+
+function multiarch() {
+  try {
+    return execFileSync('gcc', ['-print-multiarch'], { encoding: 'utf8' }).trim() || 'x86_64-linux-gnu';
+  } catch {
+    return `${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`;
+  }
+}
+
+function readVersion(includeDirs) {
+  for (const dir of includeDirs) {
+    const file = join(dir, 'torch', 'version.h');
+    if (!existsSync(file)) continue;
+    const text = readFileSync(file, 'utf8');
+    const part = (name) => text.match(new RegExp(`#define TORCH_VERSION_${name} (\\d+)`))?.[1];
+    return `${part('MAJOR')}.${part('MINOR')}.${part('PATCH')}`;
+  }
+  return 'unknown';
+}
+
+// A LibTorch laid out as the official zip and pip wheels are: include/, lib/, share/cmake/Torch.
+function fromPrefix(prefix, source) {
+  const cmakeDir = join(prefix, 'share', 'cmake', 'Torch');
+  const libDir = join(prefix, 'lib');
+  const looked = [join(cmakeDir, 'TorchConfig.cmake'), join(libDir, 'libtorch.so')];
+  const missing = looked.filter((f) => !existsSync(f));
+  if (missing.length) {
+    throw new LibTorchNotFound(`${source} points to ${prefix}, which is not a usable LibTorch: missing ${missing.join(', ')}.`);
+  }
+  const includeDirs = [join(prefix, 'include'), join(prefix, 'include', 'torch', 'csrc', 'api', 'include')];
+  return { source, prefix, cmakeDir, libDir, includeDirs };
+}
+
+function fromPython() {
+  const python = process.env.PYTHON || 'python3';
+  let info;
+  try {
+    info = JSON.parse(execFileSync(python, ['-c',
+      'import json, os, torch; print(json.dumps({"path": os.path.dirname(torch.__file__), "abi": bool(torch._C._GLIBCXX_USE_CXX11_ABI)}))'],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+  } catch (e) {
+    throw new LibTorchNotFound(`LIBTORCH_USE_PYTORCH=1, but '${python} -c "import torch"' failed: ${String(e.stderr || e.message).trim()}`);
+  }
+  return { ...fromPrefix(info.path, `LIBTORCH_USE_PYTORCH (${python})`), cxx11abi: info.abi };
+}
+
+function fromSystem() {
+  const arch = multiarch();
+  const candidates = [`/usr/lib/${arch}/cmake/Torch`, '/usr/local/share/cmake/Torch', '/usr/share/cmake/Torch'];
+  const cmakeDir = candidates.find((d) => existsSync(join(d, 'TorchConfig.cmake')));
+  if (!cmakeDir) {
+    throw new LibTorchNotFound(`No LibTorch found: LIBTORCH and LIBTORCH_USE_PYTORCH are unset, and no system LibTorch ` +
+      `(TorchConfig.cmake) is in ${candidates.join(', ')}.`);
+  }
+  const libDir = cmakeDir.startsWith('/usr/lib/') ? `/usr/lib/${arch}` : join(cmakeDir, '..', '..', '..', 'lib');
+  const prefix = cmakeDir.startsWith('/usr/lib/') ? '/usr' : join(cmakeDir, '..', '..', '..');
+  const includeDirs = [join(prefix, 'include'), join(prefix, 'include', 'torch', 'csrc', 'api', 'include')];
+  return { source: 'system', prefix, cmakeDir, libDir, includeDirs };
+}
+
+export function findLibTorch(env = process.env) {
+  const found = env.LIBTORCH ? fromPrefix(env.LIBTORCH, 'LIBTORCH')
+    : env.LIBTORCH_USE_PYTORCH === '1' ? fromPython()
+      : fromSystem();
+  const cuda = existsSync(join(found.libDir, 'libtorch_cuda.so'));
+  const cudaHome = env.CUDA_HOME || env.CUDA_PATH || '/usr/local/cuda';
+  const cudaIncludes = cuda && existsSync(join(cudaHome, 'include')) ? [join(cudaHome, 'include')] : [];
+  return { ...found, includeDirs: [...found.includeDirs, ...cudaIncludes], version: readVersion(found.includeDirs), cuda };
+}
+
+// The addon's sources: every native/*.cc, and native/cuda/*.cc only against a CUDA LibTorch.
+export function nativeSources(torch) {
+  const list = (dir) => readdirSync(join(root, dir)).filter((f) => f.endsWith('.cc')).sort().map((f) => `${dir}/${f}`);
+  return [...list('native'), ...(torch.cuda ? list('native/cuda') : [])];
+}
+
+// Linker inputs for node-gyp; CMake gets the same from TorchConfig.cmake. torch_cuda must be linked with
+// --no-as-needed: nothing references it by symbol, so the linker would drop it and the CUDA kernels never register.
+export function linkFlags(torch) {
+  const cudaLibs = torch.cuda ? ['-Wl,--no-as-needed', '-ltorch_cuda', '-lc10_cuda', '-Wl,--as-needed'] : [];
+  return [`-L${torch.libDir}`, `-Wl,-rpath,${torch.libDir}`, '-ltorch', '-ltorch_cpu', '-lc10', ...cudaLibs];
+}
+
+export function defines(torch) {
+  const abi = torch.cxx11abi === undefined ? [] : [`_GLIBCXX_USE_CXX11_ABI=${torch.cxx11abi ? 1 : 0}`];
+  return [...abi, ...(torch.cuda ? ['MMSSL_WITH_CUDA'] : [])];
+}
+
+function main(flag) {
+  let torch;
+  try {
+    torch = findLibTorch();
+  } catch (e) {
+    if (!(e instanceof LibTorchNotFound)) throw e;
+    process.stderr.write(`mmssl: ${e.message}\n${FIXES}\n`);
+    process.exit(1);
+  }
+  const outputs = {
+    '--json': () => JSON.stringify(torch, null, 2),
+    '--cmake-dir': () => torch.cmakeDir,
+    '--lib-dir': () => torch.libDir,
+    '--cuda': () => (torch.cuda ? 'ON' : 'OFF'),
+    '--include-dirs': () => torch.includeDirs.join(' '),
+    '--libraries': () => linkFlags(torch).join(' '),
+    '--defines': () => defines(torch).join(' '),
+    '--sources': () => nativeSources(torch).map((s) => relative(root, join(root, s))).join(' '),
+    '--report': () => `LibTorch ${torch.version} (${torch.cuda ? 'CUDA' : 'CPU'}) from ${torch.source}: ${torch.libDir}`,
+  };
+  const out = outputs[flag ?? '--report'];
+  if (!out) {
+    process.stderr.write(`usage: find-libtorch.mjs ${Object.keys(outputs).join(' | ')}\n`);
+    process.exit(2);
+  }
+  process.stdout.write(`${out()}\n`);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) main(process.argv[2]);
