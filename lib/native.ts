@@ -13,18 +13,18 @@ import { fileURLToPath } from 'node:url';
 
 import { DisposedError, LoadError, TorchError } from './errors.js';
 
-/** A native tensor handle: an opaque reference owned by one `Tensor`. */
-export type Handle = { readonly __brand: 'mmssl.Handle' };
+/** A native tensor handle: a slot number and generation in this thread's tensor table, owned by one `Tensor`. */
+export type Handle = number & { readonly __brand: 'mmssl.Handle' };
 type H = Handle;
-type Operand = H | number | boolean;
+type S = number | boolean;
 type Opt<T> = T | undefined | null;
 
 export interface Binding {
   dtypeCodes: Record<string, number>;
   setErrorClasses(torchError: typeof TorchError, disposedError: typeof DisposedError): void;
   // tensor.cc
-  dispose(t: H): void;
-  isDisposed(t: H): boolean;
+  /** True when the handle was live (and is now released); false for a stale or already disposed one. */
+  dispose(t: H): boolean;
   memoryStats(): { tensors: number; bytes: Record<string, number> };
   shape(t: H): number[];
   dtype(t: H): number;
@@ -54,11 +54,16 @@ export interface Binding {
   randLike(t: H, dtype: Opt<number>, device: Opt<string>): H;
   randnLike(t: H, dtype: Opt<number>, device: Opt<string>): H;
   // ops.cc
-  add(a: H, b: Operand, alpha: number): H;
-  sub(a: H, b: Operand, alpha: number): H;
-  mul(a: H, b: Operand): H;
-  div(a: H, b: Operand, roundingMode: Opt<string>): H;
-  pow(a: H, exponent: H | number): H;
+  add(a: H, b: H, alpha: number): H;
+  addScalar(a: H, b: S, alpha: number): H;
+  sub(a: H, b: H, alpha: number): H;
+  subScalar(a: H, b: S, alpha: number): H;
+  mul(a: H, b: H): H;
+  mulScalar(a: H, b: S): H;
+  div(a: H, b: H, roundingMode: Opt<string>): H;
+  divScalar(a: H, b: S, roundingMode: Opt<string>): H;
+  pow(a: H, exponent: H): H;
+  powScalar(a: H, exponent: number): H;
   neg(a: H): H;
   exp(a: H): H;
   log(a: H): H;
@@ -72,13 +77,19 @@ export interface Binding {
   relu(a: H): H;
   maximum(a: H, b: H): H;
   minimum(a: H, b: H): H;
-  eq(a: H, b: Operand): H;
-  ne(a: H, b: Operand): H;
-  lt(a: H, b: Operand): H;
-  le(a: H, b: Operand): H;
-  gt(a: H, b: Operand): H;
-  ge(a: H, b: Operand): H;
-  where(condition: H, a: Operand, b: Operand): H;
+  eq(a: H, b: H): H;
+  eqScalar(a: H, b: S): H;
+  ne(a: H, b: H): H;
+  neScalar(a: H, b: S): H;
+  lt(a: H, b: H): H;
+  ltScalar(a: H, b: S): H;
+  le(a: H, b: H): H;
+  leScalar(a: H, b: S): H;
+  gt(a: H, b: H): H;
+  gtScalar(a: H, b: S): H;
+  ge(a: H, b: H): H;
+  geScalar(a: H, b: S): H;
+  where(condition: H, x: H | S, xIsScalar: boolean, y: H | S, yIsScalar: boolean): H;
   logicalNot(a: H): H;
   isnan(a: H): H;
   isfinite(a: H): H;
@@ -113,13 +124,17 @@ export interface Binding {
   flip(a: H, dims: number[]): H;
   expand(a: H, shape: number[]): H;
   repeat(a: H, repeats: number[]): H;
-  add_(a: H, b: Operand, alpha: number): void;
-  sub_(a: H, b: Operand, alpha: number): void;
-  mul_(a: H, b: Operand): void;
-  div_(a: H, b: Operand): void;
+  add_(a: H, b: H, alpha: number): void;
+  addScalar_(a: H, b: S, alpha: number): void;
+  sub_(a: H, b: H, alpha: number): void;
+  subScalar_(a: H, b: S, alpha: number): void;
+  mul_(a: H, b: H): void;
+  mulScalar_(a: H, b: S): void;
+  div_(a: H, b: H): void;
+  divScalar_(a: H, b: S): void;
   clamp_(a: H, min: Opt<number>, max: Opt<number>): void;
   zero_(a: H): void;
-  fill_(a: H, value: number | boolean): void;
+  fill_(a: H, value: S): void;
   copy_(a: H, src: H): void;
   uniform_(a: H, from: number, to: number): void;
   normal_(a: H, mean: number, std: number): void;

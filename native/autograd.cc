@@ -8,7 +8,7 @@ namespace mmssl {
 namespace {
 
 Napi::Value backward(Args& a) {
-  const at::Tensor& t = a.tensor(0);
+  at::Tensor t = a.tensor(0);
   c10::optional<bool> retainGraph;
   if (!a.isAbsent(2)) retainGraph = a.boolean(2);
   t.backward(a.optTensor(1).value_or(at::Tensor()), retainGraph, a.boolean(3));
@@ -51,7 +51,7 @@ const Export kExports[] = {
     MMSSL_INPLACE_OP("requiresGrad_", a.tensor(0).requires_grad_(a.boolean(1))),
     {"isLeaf", [](Args& a) -> Napi::Value { return a.value(a.tensor(0).is_leaf()); }},
     {"gradFn", [](Args& a) -> Napi::Value {
-       const auto& fn = a.tensor(0).grad_fn();
+       auto fn = a.tensor(0).grad_fn();
        return fn ? Napi::String::New(a.env(), fn->name()) : a.env().Null();
      }},
     MMSSL_INPLACE_OP("retainGrad", a.tensor(0).retain_grad()),

@@ -6,8 +6,8 @@
 namespace mmssl {
 namespace {
 
-// Marks externals made by this addon, so a foreign External can never be taken for a tensor.
-constexpr napi_type_tag kTensorTag = {0x6d6d73736c746e73ULL, 0x8f1c2a3b4d5e6f70ULL};
+// handle = generation * kSlotSpan + index: exact in a double for 2^31 generations of 2^22 slots.
+constexpr double kSlotSpan = 4194304.0;  // 2^22
 
 void releasePendingRefs(Napi::Env env, EnvState& state) {
   std::vector<napi_ref> refs;
@@ -19,27 +19,19 @@ void releasePendingRefs(Napi::Env env, EnvState& state) {
   for (napi_ref ref : refs) napi_delete_reference(env, ref);
 }
 
-void link(EnvState& state, TensorHolder* h) {
-  h->prev = state.live.prev;
-  h->next = &state.live;
-  state.live.prev->next = h;
-  state.live.prev = h;
-  ++state.liveCount;
-}
-
-void unlink(EnvState& state, TensorHolder* h) {
-  if (h->prev == nullptr) return;
-  h->prev->next = h->next;
-  h->next->prev = h->prev;
-  h->prev = h->next = nullptr;
-  --state.liveCount;
-}
-
 // Reports bytes to V8 only for a tensor that is the sole owner of its storage, so views never count twice.
 int64_t ownedBytes(const at::Tensor& t) {
   if (!t.has_storage() || t.device().type() != at::kCPU) return 0;
   const auto& storage = t.storage();
   return storage.use_count() == 1 ? static_cast<int64_t>(storage.nbytes()) : 0;
+}
+
+void clearSlot(EnvState& state, Slot& slot, uint32_t index) {
+  slot.tensor.reset();
+  slot.externalBytes = 0;
+  ++slot.generation;
+  state.freeSlots.push_back(index);
+  --state.liveCount;
 }
 
 void throwTorchError(napi_env rawEnv, const char* op, const std::string& message) {
@@ -82,21 +74,28 @@ std::shared_ptr<EnvState> envStateShared(Napi::Env env) {
   return *env.GetInstanceData<std::shared_ptr<EnvState>>();
 }
 
-void release(Napi::Env env, TensorHolder* h) {
-  if (!h->tensor.defined()) return;
-  h->tensor.reset();
-  EnvState& state = *h->env;
-  unlink(state, h);
-  if (h->externalBytes != 0 && state.alive) Napi::MemoryManagement::AdjustExternalMemory(env, -h->externalBytes);
-  h->externalBytes = 0;
+Slot* lookup(EnvState& state, double handle) {
+  if (!(handle >= 0) || handle != std::trunc(handle)) return nullptr;
+  double generation = std::floor(handle / kSlotSpan);
+  double index = handle - generation * kSlotSpan;
+  if (index >= static_cast<double>(state.slots.size())) return nullptr;
+  Slot& slot = state.slots[static_cast<size_t>(index)];
+  if (static_cast<double>(slot.generation) != generation || !slot.tensor.defined()) return nullptr;
+  return &slot;
+}
+
+void release(Napi::Env env, double handle) {
+  EnvState& state = envState(env);
+  Slot* slot = lookup(state, handle);
+  if (slot == nullptr) return;
+  if (slot->externalBytes != 0) Napi::MemoryManagement::AdjustExternalMemory(env, -slot->externalBytes);
+  clearSlot(state, *slot, static_cast<uint32_t>(slot - state.slots.data()));
 }
 
 void releaseAll(EnvState& state) {
   state.alive = false;
-  while (state.live.next != &state.live) {
-    TensorHolder* h = state.live.next;
-    h->tensor.reset();
-    unlink(state, h);
+  for (size_t i = 0; i < state.slots.size(); ++i) {
+    if (state.slots[i].tensor.defined()) clearSlot(state, state.slots[i], static_cast<uint32_t>(i));
   }
   state.torchError.Reset();
   state.disposedError.Reset();
@@ -115,20 +114,26 @@ void releaseRefSoon(const std::shared_ptr<EnvState>& state, napi_env env, napi_r
 
 Napi::Value wrap(Napi::Env env, at::Tensor tensor) {
   if (!tensor.defined()) return env.Null();
-  std::shared_ptr<EnvState> state = envStateShared(env);
-  if (state->hasPendingRefs.load(std::memory_order_relaxed)) releasePendingRefs(env, *state);
-  auto* h = new TensorHolder();
-  h->externalBytes = ownedBytes(tensor);
-  h->tensor = std::move(tensor);
-  h->env = state;
-  link(*state, h);
-  if (h->externalBytes != 0) Napi::MemoryManagement::AdjustExternalMemory(env, h->externalBytes);
-  auto external = Napi::External<TensorHolder>::New(env, h, [](Napi::Env env, TensorHolder* holder) {
-    release(env, holder);
-    delete holder;
-  });
-  external.TypeTag(&kTensorTag);
-  return external;
+  EnvState& state = envState(env);
+  if (state.hasPendingRefs.load(std::memory_order_relaxed)) releasePendingRefs(env, state);
+  uint32_t index;
+  if (state.freeSlots.empty()) {
+    if (state.slots.size() >= static_cast<size_t>(kSlotSpan)) {
+      throw std::runtime_error("more than 4194304 live tensors in one thread: dispose tensors, or use tidy()");
+    }
+    index = static_cast<uint32_t>(state.slots.size());
+    state.slots.emplace_back();
+    state.slots.back().generation = 1;
+  } else {
+    index = state.freeSlots.back();
+    state.freeSlots.pop_back();
+  }
+  Slot& slot = state.slots[index];
+  slot.externalBytes = ownedBytes(tensor);
+  slot.tensor = std::move(tensor);
+  ++state.liveCount;
+  if (slot.externalBytes != 0) Napi::MemoryManagement::AdjustExternalMemory(env, slot.externalBytes);
+  return Napi::Number::New(env, static_cast<double>(slot.generation) * kSlotSpan + index);
 }
 
 Napi::Value wrapList(Napi::Env env, const std::vector<at::Tensor>& tensors) {
@@ -153,29 +158,25 @@ void Args::typeError(size_t i, const std::string& expected) const {
                     : v.IsString()  ? "string"
                     : v.IsBoolean() ? "boolean"
                     : v.IsArray()   ? "array"
-                    : v.IsExternal() ? "foreign handle"
                                      : "object";
   throw Napi::TypeError::New(env(), std::string(op_) + ": argument " + std::to_string(i) + " must be " + expected +
                                         ", got " + got);
 }
 
-TensorHolder* Args::holder(size_t i) const {
-  Napi::Value v = info_[i];
-  if (!v.IsExternal()) typeError(i, "a tensor");
-  auto external = v.As<Napi::External<TensorHolder>>();
-  if (!external.CheckTypeTag(&kTensorTag)) typeError(i, "a tensor");
-  return external.Data();
+double Args::handle(size_t i) const {
+  if (!info_[i].IsNumber()) typeError(i, "a tensor");
+  return info_[i].As<Napi::Number>().DoubleValue();
 }
 
-const at::Tensor& Args::tensor(size_t i) const {
-  TensorHolder* h = holder(i);
-  if (!h->tensor.defined()) {
+at::Tensor Args::tensor(size_t i) const {
+  Slot* slot = lookup(envState(env()), handle(i));
+  if (slot == nullptr) {
     EnvState& state = envState(env());
     std::string text = std::string(op_) + ": argument " + std::to_string(i) + " is a disposed tensor";
     if (state.disposedError.IsEmpty()) throw Napi::Error::New(env(), text);
     throw Napi::Error(env(), state.disposedError.New({Napi::String::New(env(), text)}));
   }
-  return h->tensor;
+  return slot->tensor;
 }
 
 c10::optional<at::Tensor> Args::optTensor(size_t i) const {
@@ -183,8 +184,7 @@ c10::optional<at::Tensor> Args::optTensor(size_t i) const {
   return tensor(i);
 }
 
-at::Tensor Args::tensorOrScalar(size_t i) const {
-  if (info_[i].IsExternal()) return tensor(i);
+at::Tensor Args::wrappedScalar(size_t i) const {
   at::Tensor t = at::scalar_to_tensor(scalar(i));
   t.unsafeGetTensorImpl()->set_wrapped_number(true);
   return t;
@@ -193,16 +193,14 @@ at::Tensor Args::tensorOrScalar(size_t i) const {
 std::vector<at::Tensor> Args::tensors(size_t i) const {
   if (!info_[i].IsArray()) typeError(i, "an array of tensors");
   Napi::Array array = info_[i].As<Napi::Array>();
+  EnvState& state = envState(env());
   std::vector<at::Tensor> out;
   out.reserve(array.Length());
   for (uint32_t k = 0; k < array.Length(); ++k) {
     Napi::Value v = array.Get(k);
-    if (!v.IsExternal() || !v.As<Napi::External<TensorHolder>>().CheckTypeTag(&kTensorTag)) {
-      typeError(i, "an array of tensors (element " + std::to_string(k) + " is not one)");
-    }
-    TensorHolder* h = v.As<Napi::External<TensorHolder>>().Data();
-    if (!h->tensor.defined()) typeError(i, "an array of live tensors (element " + std::to_string(k) + " is disposed)");
-    out.push_back(h->tensor);
+    Slot* slot = v.IsNumber() ? lookup(state, v.As<Napi::Number>().DoubleValue()) : nullptr;
+    if (slot == nullptr) typeError(i, "an array of live tensors (element " + std::to_string(k) + " is not one)");
+    out.push_back(slot->tensor);
   }
   return out;
 }

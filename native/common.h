@@ -2,8 +2,8 @@
 //
 // Every native function is a plain `Napi::Value fn(Args&)` listed in its file's export table. The table installs each
 // one behind a single trampoline that catches every C++ exception (Napi::Error, c10::Error, std::exception, ...), so
-// no exception can reach N-API and abort Node. A tensor crosses into JS as a type-tagged Napi::External owning one
-// TensorHolder; JS holds references, LibTorch's refcount decides when memory is freed.
+// no exception can reach N-API and abort Node. A tensor crosses into JS as a numeric handle into a per-environment
+// table (see Slot); JS holds references, LibTorch's refcount decides when memory is freed.
 #pragma once
 
 #include <napi.h>
@@ -23,24 +23,22 @@
 
 namespace mmssl {
 
-struct EnvState;
-
-// One JS-visible reference to a tensor. An undefined `tensor` means the reference was disposed.
-struct TensorHolder {
-  at::Tensor tensor;
-  int64_t externalBytes = 0;  // what this holder reported to V8 as external memory
-  std::shared_ptr<EnvState> env;
-  TensorHolder* prev = nullptr;
-  TensorHolder* next = nullptr;
+// Tensors cross into JS as numbers: an index into the environment's tensor table plus the slot's generation, so a
+// handle that was disposed (or never existed) can be recognised and refused, never dereferenced. JS code cannot forge a
+// pointer, and nothing is allocated per tensor beyond its table slot.
+struct Slot {
+  at::Tensor tensor;         // undefined when the slot is free
+  uint32_t generation = 0;   // bumped on every release, invalidating old handles
+  int64_t externalBytes = 0; // what this slot reported to V8 as external memory
 };
 
 // Per-Node-environment state (main thread and each worker thread have their own): the error constructors handed over
-// by lib/native.ts, and the list of live holders so that memoryStats() can count them and teardown can free them
-// before static destructors run.
+// by lib/native.ts and the tensor table.
 struct EnvState {
   Napi::FunctionReference torchError;
   Napi::FunctionReference disposedError;
-  TensorHolder live;  // sentinel of a circular list
+  std::vector<Slot> slots;
+  std::vector<uint32_t> freeSlots;
   int64_t liveCount = 0;
   bool alive = true;
   std::thread::id jsThread = std::this_thread::get_id();
@@ -48,8 +46,6 @@ struct EnvState {
   std::mutex pendingMutex;
   std::vector<napi_ref> pendingRefs;
   std::atomic<bool> hasPendingRefs{false};
-
-  EnvState() { live.prev = live.next = &live; }
 };
 
 EnvState& envState(Napi::Env env);
@@ -58,10 +54,12 @@ std::shared_ptr<EnvState> envStateShared(Napi::Env env);
 // Makes a JS handle for `tensor` (null for an undefined tensor, e.g. a missing grad).
 Napi::Value wrap(Napi::Env env, at::Tensor tensor);
 Napi::Value wrapList(Napi::Env env, const std::vector<at::Tensor>& tensors);
-// Drops the handle's reference now; later uses throw a disposed error. Disposing twice is a no-op.
-void release(Napi::Env env, TensorHolder* holder);
+// The slot a handle names, or null when the handle is stale, disposed or out of range.
+Slot* lookup(EnvState& state, double handle);
+// Drops a handle's reference now. Releasing a stale handle is a no-op, so disposing twice is harmless.
+void release(Napi::Env env, double handle);
 // Frees every tensor still referenced from an environment that ends, before static destructors run in no useful
-// order. Holders stay valid (they share the state) until their externals are finalised.
+// order.
 void releaseAll(EnvState& state);
 // Releases a JS reference now when called on the env's JS thread, otherwise on the env's next native call.
 void releaseRefSoon(const std::shared_ptr<EnvState>& state, napi_env env, napi_ref ref);
@@ -78,11 +76,11 @@ class Args {
   bool isAbsent(size_t i) const { return info_[i].IsUndefined() || info_[i].IsNull(); }
   bool isNumber(size_t i) const { return info_[i].IsNumber(); }
 
-  TensorHolder* holder(size_t i) const;
-  const at::Tensor& tensor(size_t i) const;
+  double handle(size_t i) const;
+  at::Tensor tensor(size_t i) const;
   c10::optional<at::Tensor> optTensor(size_t i) const;
-  // A tensor, or a JS number/boolean wrapped as PyTorch wraps Python scalars (so type promotion matches).
-  at::Tensor tensorOrScalar(size_t i) const;
+  // A JS number/boolean as a tensor, wrapped as PyTorch wraps Python scalars (so type promotion matches).
+  at::Tensor wrappedScalar(size_t i) const;
   std::vector<at::Tensor> tensors(size_t i) const;
   at::Scalar scalar(size_t i) const;
   double number(size_t i) const;

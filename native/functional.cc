@@ -22,7 +22,7 @@ at::Tensor normalize(const at::Tensor& x, double p, int64_t dim, double eps) {
 
 // Bilinear or nearest resize to a given size; `scales` are passed on as F.interpolate does for a scale_factor.
 at::Tensor interpolate(const Args& a) {
-  const at::Tensor& x = a.tensor(0);
+  at::Tensor x = a.tensor(0);
   std::vector<int64_t> size = a.ints(1);
   std::string mode = a.string(2);
   c10::optional<double> sh = a.optNumber(4), sw = a.optNumber(5);
@@ -34,8 +34,8 @@ at::Tensor interpolate(const Args& a) {
 const Export kExports[] = {
     MMSSL_TENSOR_OP("conv2d", at::conv2d(a.tensor(0), a.tensor(1), a.optTensor(2), a.ints(3), a.ints(4), a.ints(5),
                                          a.int64(6))),
-    MMSSL_TENSOR_OP("batchNorm", at::batch_norm(a.tensor(0), a.optTensor(3), a.optTensor(4), a.optTensor(1),
-                                                a.optTensor(2), a.boolean(5), a.number(6), a.number(7),
+    MMSSL_TENSOR_OP("batchNorm", at::batch_norm(a.tensor(0), a.optTensor(1), a.optTensor(2), a.optTensor(3),
+                                                a.optTensor(4), a.boolean(5), a.number(6), a.number(7),
                                                 at::globalContext().userEnabledCuDNN())),
     MMSSL_TENSOR_OP("linear", at::linear(a.tensor(0), a.tensor(1), a.optTensor(2))),
     MMSSL_TENSOR_OP("maxPool2d", at::max_pool2d(a.tensor(0), a.ints(1), a.ints(2), a.ints(3), a.ints(4), a.boolean(5))),

@@ -130,7 +130,7 @@ Napi::Value fromBuffer(Args& a) {
 }
 
 Napi::Value item(Args& a) {
-  const at::Tensor& t = a.tensor(0);
+  at::Tensor t = a.tensor(0);
   if (t.numel() != 1) {
     throw Napi::RangeError::New(a.env(), "item: a tensor of " + std::to_string(t.numel()) +
                                              " elements (shape " + shapeString(t.sizes()) + ") has no single value");
@@ -142,7 +142,7 @@ Napi::Value item(Args& a) {
 }
 
 Napi::Value to(Args& a) {
-  const at::Tensor& t = a.tensor(0);
+  at::Tensor t = a.tensor(0);
   at::ScalarType dtype = a.optDtype(1).value_or(t.scalar_type());
   at::Device device = a.optDevice(2).value_or(t.device());
   return a.wrap(t.to(device, dtype, a.boolean(3), a.boolean(4)));
@@ -159,9 +159,9 @@ Napi::Value memoryStats(Args& a) {
   EnvState& state = envState(a.env());
   Napi::Object bytes = Napi::Object::New(a.env());
   std::unordered_set<const void*> seen;
-  for (TensorHolder* h = state.live.next; h != &state.live; h = h->next) {
-    const at::Tensor& t = h->tensor;
-    if (!t.has_storage() || !seen.insert(t.storage().unsafeGetStorageImpl()).second) continue;
+  for (const Slot& slot : state.slots) {
+    const at::Tensor& t = slot.tensor;
+    if (!t.defined() || !t.has_storage() || !seen.insert(t.storage().unsafeGetStorageImpl()).second) continue;
     std::string device = t.device().str();
     double before = bytes.Has(device) ? bytes.Get(device).As<Napi::Number>().DoubleValue() : 0.0;
     bytes.Set(device, before + static_cast<double>(t.storage().nbytes()));
@@ -182,8 +182,7 @@ Napi::Value setErrorClasses(Args& a) {
 
 const Export kExports[] = {
     {"setErrorClasses", setErrorClasses},
-    {"dispose", [](Args& a) -> Napi::Value { release(a.env(), a.holder(0)); return a.undefined(); }},
-    {"isDisposed", [](Args& a) -> Napi::Value { return a.value(!a.holder(0)->tensor.defined()); }},
+    {"dispose", [](Args& a) -> Napi::Value { release(a.env(), a.handle(0)); return a.undefined(); }},
     {"memoryStats", memoryStats},
     {"shape", shape},
     {"dtype", [](Args& a) -> Napi::Value { return a.value(static_cast<double>(a.tensor(0).scalar_type())); }},

@@ -202,5 +202,6 @@ export function where(condition: Tensor, input: Tensor | Scalar, other: Tensor |
     if (typeof v === 'number' || typeof v === 'boolean') return v;
     throw invalidArg('where', name, 'a Tensor, number or boolean', v);
   };
-  return new Tensor(native.where(like('where', condition), value('input', input), value('other', other)));
+  return new Tensor(native.where(like('where', condition), value('input', input), !(input instanceof Tensor),
+    value('other', other), !(other instanceof Tensor)));
 }

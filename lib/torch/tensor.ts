@@ -13,14 +13,27 @@ import { type Scope, track } from './scope.js';
 export type Scalar = number | boolean;
 export type NestedArray = Scalar | NestedArray[];
 
-/** Optional warnings for tensors the GC collected without dispose(): MMSSL_WARN_LEAKS=1. */
-const leakRegistry = process.env.MMSSL_WARN_LEAKS === '1'
-  ? new FinalizationRegistry<string>((stack) => process.emitWarning(`mmssl: a tensor was garbage-collected without dispose(); created at${stack}`, 'MmsslLeakWarning'))
-  : null;
+/**
+ * The safety net for tensors no scope owns: when such a Tensor is garbage-collected without dispose(), its native
+ * reference is released. Tensors inside tidy() skip it (the scope frees them), so hot loops pay nothing. A handle
+ * already disposed is stale (its slot's generation moved on), so the late call is a no-op. MMSSL_WARN_LEAKS=1 warns
+ * about each tensor this had to free.
+ */
+const warnLeaks = process.env.MMSSL_WARN_LEAKS === '1';
+const gcSafetyNet = new FinalizationRegistry<Handle>((handle) => {
+  if (native.dispose(handle) && warnLeaks) {
+    process.emitWarning('a tensor was garbage-collected without dispose(); use tidy(), using or dispose()', 'MmsslLeakWarning');
+  }
+});
 
-/** A tensor operand: another tensor, or a number/boolean treated as PyTorch treats a Python scalar. */
-function operand(op: string, value: unknown): Handle | Scalar {
+/** Another tensor's handle, checked. */
+function other(op: string, value: unknown, name = 'other'): Handle {
   if (value instanceof Tensor) return value.handle;
+  throw invalidArg(op, name, 'a Tensor', value);
+}
+
+/** A number or boolean operand, treated as PyTorch treats a Python scalar. */
+function scalar(op: string, value: unknown): Scalar {
   if (typeof value === 'number' || typeof value === 'boolean') return value;
   throw invalidArg(op, 'other', 'a Tensor, number or boolean', value);
 }
@@ -83,7 +96,7 @@ export class Tensor {
   constructor(handle: Handle) {
     this.#handle = handle;
     this.scope = track(this);
-    leakRegistry?.register(this, new Error().stack?.split('\n').slice(2, 5).join('\n') ?? '', this);
+    if (this.scope === null) gcSafetyNet.register(this, handle);
   }
 
   /** @internal The native handle; throws if the tensor was disposed. */
@@ -99,7 +112,6 @@ export class Tensor {
     if (this.#handle === null) return;
     native.dispose(this.#handle);
     this.#handle = null;
-    leakRegistry?.unregister(this);
   }
 
   [Symbol.dispose](): void {
@@ -112,6 +124,7 @@ export class Tensor {
 
   /** @internal Hands the tensor to another scope (null: no scope frees it). Used by tidy() and keep(). */
   moveToScope(scope: Scope | null): void {
+    if (scope === null && this.scope !== null && this.#handle !== null) gcSafetyNet.register(this, this.#handle);
     this.scope = scope;
     scope?.tensors.push(this);
   }
@@ -223,27 +236,28 @@ export class Tensor {
 
   // ---- pointwise arithmetic ---------------------------------------------------------------------------------------
 
-  add(other: Tensor | Scalar, options: { alpha?: number } = {}): Tensor {
-    return new Tensor(native.add(this.handle, operand('add', other), checkNumber('add', 'alpha', options.alpha ?? 1)));
+  add(other: Tensor | Scalar, options?: { alpha?: number }): Tensor {
+    const alpha = checkNumber('add', 'alpha', options?.alpha ?? 1);
+    return new Tensor(other instanceof Tensor ? native.add(this.handle, other.handle, alpha) : native.addScalar(this.handle, scalar('add', other), alpha));
   }
 
-  sub(other: Tensor | Scalar, options: { alpha?: number } = {}): Tensor {
-    return new Tensor(native.sub(this.handle, operand('sub', other), checkNumber('sub', 'alpha', options.alpha ?? 1)));
+  sub(other: Tensor | Scalar, options?: { alpha?: number }): Tensor {
+    const alpha = checkNumber('sub', 'alpha', options?.alpha ?? 1);
+    return new Tensor(other instanceof Tensor ? native.sub(this.handle, other.handle, alpha) : native.subScalar(this.handle, scalar('sub', other), alpha));
   }
 
   mul(other: Tensor | Scalar): Tensor {
-    return new Tensor(native.mul(this.handle, operand('mul', other)));
+    return new Tensor(other instanceof Tensor ? native.mul(this.handle, other.handle) : native.mulScalar(this.handle, scalar('mul', other)));
   }
 
   /** True division, or `roundingMode` 'trunc' / 'floor' as in PyTorch. */
-  div(other: Tensor | Scalar, options: { roundingMode?: 'trunc' | 'floor' } = {}): Tensor {
-    const mode = options.roundingMode === undefined ? undefined : checkOneOf('div', 'roundingMode', options.roundingMode, ['trunc', 'floor']);
-    return new Tensor(native.div(this.handle, operand('div', other), mode));
+  div(other: Tensor | Scalar, options?: { roundingMode?: 'trunc' | 'floor' }): Tensor {
+    const mode = options?.roundingMode === undefined ? undefined : checkOneOf('div', 'roundingMode', options.roundingMode, ['trunc', 'floor']);
+    return new Tensor(other instanceof Tensor ? native.div(this.handle, other.handle, mode) : native.divScalar(this.handle, scalar('div', other), mode));
   }
 
   pow(exponent: Tensor | number): Tensor {
-    const e = exponent instanceof Tensor ? exponent.handle : checkNumber('pow', 'exponent', exponent);
-    return new Tensor(native.pow(this.handle, e));
+    return new Tensor(exponent instanceof Tensor ? native.pow(this.handle, exponent.handle) : native.powScalar(this.handle, checkNumber('pow', 'exponent', exponent)));
   }
 
   neg(): Tensor { return new Tensor(native.neg(this.handle)); }
@@ -264,25 +278,25 @@ export class Tensor {
     return new Tensor(native.clamp(this.handle, optBound('clamp', 'min', min), optBound('clamp', 'max', max)));
   }
 
-  maximum(other: Tensor): Tensor { return new Tensor(native.maximum(this.handle, operand('maximum', other) as Handle)); }
-  minimum(other: Tensor): Tensor { return new Tensor(native.minimum(this.handle, operand('minimum', other) as Handle)); }
+  maximum(t: Tensor): Tensor { return new Tensor(native.maximum(this.handle, other('maximum', t))); }
+  minimum(t: Tensor): Tensor { return new Tensor(native.minimum(this.handle, other('minimum', t))); }
 
   // ---- comparison and selection -----------------------------------------------------------------------------------
 
-  eq(other: Tensor | Scalar): Tensor { return new Tensor(native.eq(this.handle, operand('eq', other))); }
-  ne(other: Tensor | Scalar): Tensor { return new Tensor(native.ne(this.handle, operand('ne', other))); }
-  lt(other: Tensor | Scalar): Tensor { return new Tensor(native.lt(this.handle, operand('lt', other))); }
-  le(other: Tensor | Scalar): Tensor { return new Tensor(native.le(this.handle, operand('le', other))); }
-  gt(other: Tensor | Scalar): Tensor { return new Tensor(native.gt(this.handle, operand('gt', other))); }
-  ge(other: Tensor | Scalar): Tensor { return new Tensor(native.ge(this.handle, operand('ge', other))); }
+  eq(other: Tensor | Scalar): Tensor { return new Tensor(other instanceof Tensor ? native.eq(this.handle, other.handle) : native.eqScalar(this.handle, scalar('eq', other))); }
+  ne(other: Tensor | Scalar): Tensor { return new Tensor(other instanceof Tensor ? native.ne(this.handle, other.handle) : native.neScalar(this.handle, scalar('ne', other))); }
+  lt(other: Tensor | Scalar): Tensor { return new Tensor(other instanceof Tensor ? native.lt(this.handle, other.handle) : native.ltScalar(this.handle, scalar('lt', other))); }
+  le(other: Tensor | Scalar): Tensor { return new Tensor(other instanceof Tensor ? native.le(this.handle, other.handle) : native.leScalar(this.handle, scalar('le', other))); }
+  gt(other: Tensor | Scalar): Tensor { return new Tensor(other instanceof Tensor ? native.gt(this.handle, other.handle) : native.gtScalar(this.handle, scalar('gt', other))); }
+  ge(other: Tensor | Scalar): Tensor { return new Tensor(other instanceof Tensor ? native.ge(this.handle, other.handle) : native.geScalar(this.handle, scalar('ge', other))); }
   logicalNot(): Tensor { return new Tensor(native.logicalNot(this.handle)); }
   isnan(): Tensor { return new Tensor(native.isnan(this.handle)); }
   isfinite(): Tensor { return new Tensor(native.isfinite(this.handle)); }
 
   /** PyTorch's `allclose`: |a - b| <= atol + rtol * |b| everywhere. */
-  allclose(other: Tensor, options: { rtol?: number; atol?: number } = {}): boolean {
+  allclose(t: Tensor, options: { rtol?: number; atol?: number } = {}): boolean {
     const { rtol = 1e-5, atol = 1e-8 } = checkOptions('allclose', options);
-    const h = native.allclose(this.handle, operand('allclose', other) as Handle, checkNumber('allclose', 'rtol', rtol), checkNumber('allclose', 'atol', atol));
+    const h = native.allclose(this.handle, other('allclose', t), checkNumber('allclose', 'rtol', rtol), checkNumber('allclose', 'atol', atol));
     const result = native.item(h) as boolean;
     native.dispose(h);
     return result;
@@ -290,9 +304,9 @@ export class Tensor {
 
   // ---- linear algebra ---------------------------------------------------------------------------------------------
 
-  matmul(other: Tensor): Tensor { return new Tensor(native.matmul(this.handle, operand('matmul', other) as Handle)); }
-  mm(other: Tensor): Tensor { return new Tensor(native.mm(this.handle, operand('mm', other) as Handle)); }
-  bmm(other: Tensor): Tensor { return new Tensor(native.bmm(this.handle, operand('bmm', other) as Handle)); }
+  matmul(t: Tensor): Tensor { return new Tensor(native.matmul(this.handle, other('matmul', t))); }
+  mm(t: Tensor): Tensor { return new Tensor(native.mm(this.handle, other('mm', t))); }
+  bmm(t: Tensor): Tensor { return new Tensor(native.bmm(this.handle, other('bmm', t))); }
 
   // ---- reductions -------------------------------------------------------------------------------------------------
 
@@ -395,32 +409,38 @@ export class Tensor {
   }
 
   indexSelect(dim: number, index: Tensor): Tensor {
-    return new Tensor(native.indexSelect(this.handle, checkInt('indexSelect', 'dim', dim), operand('indexSelect', index) as Handle));
+    return new Tensor(native.indexSelect(this.handle, checkInt('indexSelect', 'dim', dim), other('indexSelect', index, 'index')));
   }
 
   gather(dim: number, index: Tensor): Tensor {
-    return new Tensor(native.gather(this.handle, checkInt('gather', 'dim', dim), operand('gather', index) as Handle));
+    return new Tensor(native.gather(this.handle, checkInt('gather', 'dim', dim), other('gather', index, 'index')));
   }
 
   // ---- in-place updates (return this) -----------------------------------------------------------------------------
 
-  add_(other: Tensor | Scalar, options: { alpha?: number } = {}): this {
-    native.add_(this.handle, operand('add_', other), checkNumber('add_', 'alpha', options.alpha ?? 1));
+  add_(other: Tensor | Scalar, options?: { alpha?: number }): this {
+    const alpha = checkNumber('add_', 'alpha', options?.alpha ?? 1);
+    if (other instanceof Tensor) native.add_(this.handle, other.handle, alpha);
+    else native.addScalar_(this.handle, scalar('add_', other), alpha);
     return this;
   }
 
-  sub_(other: Tensor | Scalar, options: { alpha?: number } = {}): this {
-    native.sub_(this.handle, operand('sub_', other), checkNumber('sub_', 'alpha', options.alpha ?? 1));
+  sub_(other: Tensor | Scalar, options?: { alpha?: number }): this {
+    const alpha = checkNumber('sub_', 'alpha', options?.alpha ?? 1);
+    if (other instanceof Tensor) native.sub_(this.handle, other.handle, alpha);
+    else native.subScalar_(this.handle, scalar('sub_', other), alpha);
     return this;
   }
 
   mul_(other: Tensor | Scalar): this {
-    native.mul_(this.handle, operand('mul_', other));
+    if (other instanceof Tensor) native.mul_(this.handle, other.handle);
+    else native.mulScalar_(this.handle, scalar('mul_', other));
     return this;
   }
 
   div_(other: Tensor | Scalar): this {
-    native.div_(this.handle, operand('div_', other));
+    if (other instanceof Tensor) native.div_(this.handle, other.handle);
+    else native.divScalar_(this.handle, scalar('div_', other));
     return this;
   }
 
@@ -437,12 +457,12 @@ export class Tensor {
   }
 
   fill_(value: Scalar): this {
-    native.fill_(this.handle, operand('fill_', value) as Scalar);
+    native.fill_(this.handle, scalar('fill_', value));
     return this;
   }
 
   copy_(src: Tensor): this {
-    native.copy_(this.handle, operand('copy_', src) as Handle);
+    native.copy_(this.handle, other('copy_', src, 'src'));
     return this;
   }
 
@@ -478,7 +498,7 @@ export class Tensor {
   }
 
   set grad(value: Tensor | null) {
-    native.setGrad(this.handle, value === null ? null : (operand('grad', value) as Handle));
+    native.setGrad(this.handle, value === null ? null : other('grad', value, 'value'));
   }
 
   get isLeaf(): boolean {
@@ -501,7 +521,7 @@ export class Tensor {
   /** Accumulates gradients into the leaves; `gradient` is required unless this tensor has one element. */
   backward(gradient?: Tensor, options: BackwardOptions = {}): void {
     const { retainGraph, createGraph = false } = checkOptions('backward', options);
-    native.backward(this.handle, gradient === undefined ? undefined : (operand('backward', gradient) as Handle),
+    native.backward(this.handle, gradient === undefined ? undefined : other('backward', gradient, 'gradient'),
       retainGraph === undefined ? undefined : checkBool('backward', 'retainGraph', retainGraph), checkBool('backward', 'createGraph', createGraph));
   }
 }

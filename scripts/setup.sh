@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a Debian 12 machine: system packages (when missing, as root), npm packages, the native addon
+# and the TypeScript build. Each step runs only when its output is missing or older than its inputs, so a second run
+# takes about a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# libtorch-dev: LibTorch 1.13 CPU. libopenblas0-pthread: Debian's LibTorch calls the generic libblas.so.3, which is
+# the reference BLAS (~5 GFLOP/s) unless an optimised one is installed (~200 GFLOP/s). libgloo-dev: headers for
+# c10d's Gloo backend. python3-torch: PyTorch on the same LibTorch, the baseline of the benchmarks and tests.
+packages=(g++ cmake make libtorch-dev libgloo-dev libopenblas0-pthread python3-torch python3-torchvision)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "mmssl setup: missing system packages: ${missing[*]}" >&2
+    echo "Install them with: sudo apt-get install -y ${missing[*]}   (then run this again)" >&2
+    exit 1
+  fi
+  echo "mmssl setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# newer_than OUT IN...: true when OUT is missing or any IN (file or folder tree) is newer.
+newer_than() {
+  local out=$1; shift
+  [[ ! -e $out ]] && return 0
+  [[ -n $(find "$@" -newer "$out" -type f -print -quit 2>/dev/null) ]]
+}
+
+if newer_than node_modules/.package-lock.json package.json package-lock.json; then
+  echo "mmssl setup: npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error >&2
+fi
+if newer_than build/Release/mmssl.node native CMakeLists.txt scripts/find-libtorch.mjs; then
+  echo "mmssl setup: building the native addon" >&2
+  node scripts/build.mjs >&2
+  touch build/Release/mmssl.node
+fi
+if newer_than dist/.built lib test scripts tsconfig.json; then
+  echo "mmssl setup: compiling TypeScript" >&2
+  npx --no-install tsc -p tsconfig.json >&2
+  touch dist/.built
+fi
