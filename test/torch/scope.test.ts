@@ -74,7 +74,7 @@ test.serial('a disposed tensor throws DisposedError everywhere, and disposing tw
   t.true(x.isDisposed);
   t.is(String(x), 'Tensor(disposed)');
   for (const use of [() => x.shape, () => x.add(1), () => torch.ones([2]).add(x), () => torch.cat([x]), () => x.toArray()]) {
-    t.throws(() => torch.tidy(use), { instanceOf: DisposedError, code: 'ERR_MMSSL_DISPOSED' });
+    t.throws(() => torch.tidy(use as () => unknown), { instanceOf: DisposedError, code: 'ERR_MMSSL_DISPOSED' });
   }
   const escaped = torch.tidy(() => { const y = torch.ones([1]); return () => y.add(1); });
   t.throws(escaped, { code: 'ERR_MMSSL_DISPOSED' });
