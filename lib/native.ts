@@ -193,7 +193,8 @@ function candidates(): string[] {
   return [...fromEnv, join(packageRoot, 'build', 'Release', 'mmssl.node')];
 }
 
-function diagnose(path: string, error: Error): string {
+/** @internal What a failed load of `path` means, and how to fix it. */
+export function diagnose(path: string, error: Error): string {
   const missingLib = /(lib(?:torch\w*|c10\w*|gomp|openblas|blas)[\w.]*\.so[\w.]*): cannot open shared object file/.exec(error.message);
   if (missingLib) {
     return `${path}: the addon was built, but ${missingLib[1]} (part of LibTorch or its dependencies) cannot be ` +
@@ -206,10 +207,11 @@ function diagnose(path: string, error: Error): string {
   return `${path}: ${error.message.split('\n')[0]}`;
 }
 
-function load(): Binding {
+/** @internal Loads the first candidate that works, or throws a LoadError listing every failure. */
+export function loadAddon(paths: readonly string[]): Binding {
   const require = createRequire(import.meta.url);
   const tried: string[] = [];
-  for (const path of candidates()) {
+  for (const path of paths) {
     if (!existsSync(path)) {
       tried.push(`${path}: not found`);
       continue;
@@ -243,7 +245,7 @@ function defaultThreads(): number {
   return Number.isSafeInteger(fromEnv) && fromEnv > 0 ? fromEnv : availableParallelism();
 }
 
-export const native: Binding = load();
+export const native: Binding = loadAddon(candidates());
 checkVersion(native);
 native.setErrorClasses(TorchError, DisposedError);
 native.setNumThreads(defaultThreads());

@@ -250,7 +250,7 @@ std::vector<int64_t> Args::ints(size_t i) const {
   for (uint32_t k = 0; k < array.Length(); ++k) {
     Napi::Value v = array.Get(k);
     double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
-    if (!std::isfinite(d) || d != std::trunc(d)) {
+    if (!std::isfinite(d) || d != std::trunc(d) || std::fabs(d) > 9007199254740992.0) {
       typeError(i, "an array of integers (element " + std::to_string(k) + " is not one)");
     }
     out[k] = static_cast<int64_t>(d);

@@ -1,0 +1,63 @@
+// Loading and building fail with messages that say what was looked for, where, and how to fix it.
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { LoadError } from '../lib/index.js';
+import { diagnose, loadAddon } from '../lib/native.js';
+
+const root = new URL('../..', import.meta.url).pathname;
+
+test('a missing or broken addon file lists every candidate and the build command', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mmssl-load-'));
+  const broken = join(dir, 'broken.node');
+  writeFileSync(broken, 'not an ELF file');
+  const error = t.throws(() => loadAddon([join(dir, 'missing.node'), broken]), { instanceOf: LoadError });
+  t.regex(error!.message, /missing\.node: not found/);
+  t.regex(error!.message, /broken\.node: .*(invalid ELF|too short)/);
+  t.regex(error!.message, /npm run build/);
+  t.regex(error!.message, /LIBTORCH/);
+});
+
+test('a LibTorch library missing at run time is named, with the fixes', (t) => {
+  const message = diagnose('/x/mmssl.node', new Error('libtorch_cpu.so.1.13: cannot open shared object file: No such file or directory'));
+  t.regex(message, /libtorch_cpu\.so\.1\.13 \(part of LibTorch or its dependencies\) cannot be found at run time/);
+  t.regex(message, /apt-get install libtorch-dev/);
+  t.regex(diagnose('/x/mmssl.node', new Error('undefined symbol: _ZN3c105Error')), /Rebuild it against that LibTorch/);
+});
+
+function discovery(env: Record<string, string>, ...args: string[]) {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LIBTORCH')));
+  return spawnSync(process.execPath, [join(root, 'scripts', 'find-libtorch.mjs'), ...args], { env: { ...clean, ...env }, encoding: 'utf8' });
+}
+
+test('LibTorch discovery reports the system LibTorch by default', (t) => {
+  const out = discovery({}, '--json');
+  t.is(out.status, 0, out.stderr);
+  const found = JSON.parse(out.stdout);
+  t.is(found.source, 'system');
+  t.regex(found.version, /^\d+\.\d+\.\d+$/);
+});
+
+test('a LIBTORCH folder that is not a LibTorch fails with what is missing and the fixes', (t) => {
+  const out = discovery({ LIBTORCH: '/nonexistent/libtorch' });
+  t.is(out.status, 1);
+  t.regex(out.stderr, /LIBTORCH points to \/nonexistent\/libtorch, which is not a usable LibTorch: missing .*TorchConfig\.cmake/);
+  t.regex(out.stderr, /apt-get install libtorch-dev/);
+  t.regex(out.stderr, /LIBTORCH_USE_PYTORCH=1/);
+});
+
+test('LIBTORCH_USE_PYTORCH with a Python lacking torch says so', (t) => {
+  const out = discovery({ LIBTORCH_USE_PYTORCH: '1', PYTHON: '/bin/false' });
+  t.is(out.status, 1);
+  t.regex(out.stderr, /LIBTORCH_USE_PYTORCH=1, but '\/bin\/false -c "import torch"' failed/);
+});
+
+test('the build stops before compiling when LibTorch is unusable', (t) => {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LIBTORCH')));
+  const out = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { env: { ...clean, LIBTORCH: '/nonexistent' }, encoding: 'utf8' });
+  t.not(out.status, 0);
+  t.regex(out.stderr, /not a usable LibTorch/);
+});

@@ -1,0 +1,56 @@
+import test from 'ava';
+import { availableParallelism } from 'node:os';
+
+import { torch } from '../../lib/index.js';
+
+test('the addon runs on the LibTorch it was built against', (t) => {
+  const v = torch.version();
+  t.regex(v.built, /^\d+\.\d+\.\d+$/);
+  t.is(v.runtime.split('.').slice(0, 2).join('.'), v.built.split('.').slice(0, 2).join('.'));
+  t.regex(v.parallelInfo, /ATen\/Parallel/);
+});
+
+test.serial('threads default to the cores available and can be changed', (t) => {
+  const expected = Number(process.env.MMSSL_NUM_THREADS ?? process.env.OMP_NUM_THREADS) || availableParallelism();
+  t.is(torch.getNumThreads(), expected);
+  torch.setNumThreads(1);
+  t.is(torch.getNumThreads(), 1);
+  torch.setNumThreads(expected);
+  t.is(torch.getNumThreads(), expected);
+});
+
+test.serial('manualSeed makes a whole computation reproducible on CPU', (t) => {
+  const run = () => torch.tidy(() => {
+    torch.manualSeed(2024);
+    const w = torch.randn([8, 8]);
+    const x = torch.rand([4, 8]);
+    return Array.from(x.matmul(w).relu().toTypedArray(), Number);
+  });
+  t.deepEqual(run(), run());
+});
+
+const hasCuda = torch.cuda.isAvailable();
+const cudaTest = hasCuda ? test : test.skip;
+
+test('cuda queries answer on a CPU build', (t) => {
+  t.is(typeof hasCuda, 'boolean');
+  t.is(torch.cuda.deviceCount() > 0, hasCuda);
+  if (!torch.version().cuda) t.throws(() => torch.cuda.memoryStats(), { code: 'ERR_MMSSL_DEVICE', message: /without CUDA/ });
+});
+
+cudaTest(`tensors move to CUDA and back${hasCuda ? '' : ' (skipped: no CUDA device in this machine)'}`, (t) => {
+  torch.tidy(() => {
+    const x = torch.arange(6, undefined, 1, { dtype: 'float32' }).reshape(2, 3);
+    const g = x.cuda();
+    t.is(g.device, 'cuda:0');
+    t.deepEqual(g.mul(2).cpu().toArray(), [[0, 2, 4], [6, 8, 10]]);
+    torch.cuda.synchronize();
+  });
+});
+
+cudaTest(`async read-back from CUDA${hasCuda ? '' : ' (skipped: no CUDA device in this machine)'}`, async (t) => {
+  using g = torch.ones([1 << 16], { device: 'cuda' });
+  const data = await g.toTypedArrayAsync();
+  t.is(data.length, 1 << 16);
+  t.true(torch.cuda.memoryStats().allocatedBytes >= (1 << 16) * 4);
+});
