@@ -25,6 +25,7 @@ export interface Binding {
   // tensor.cc
   /** True when the handle was live (and is now released); false for a stale or already disposed one. */
   dispose(t: H): boolean;
+  disposeAll(handles: H[]): void;
   memoryStats(): { tensors: number; bytes: Record<string, number> };
   shape(t: H): number[];
   dtype(t: H): number;

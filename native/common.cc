@@ -47,28 +47,28 @@ void throwTorchError(napi_env rawEnv, const char* op, const std::string& message
 }
 
 napi_value trampoline(napi_env env, napi_callback_info cbinfo) {
-  void* data = nullptr;
-  if (napi_get_cb_info(env, cbinfo, nullptr, nullptr, nullptr, &data) != napi_ok) return nullptr;
-  const Export* entry = static_cast<const Export*>(data);
+  const char* op = "native call";
   try {
     Napi::CallbackInfo info(env, cbinfo);
-    Args args(info, entry->name);
+    const Export* entry = static_cast<const Export*>(info.Data());
+    op = entry->name;
+    Args args(info, op);
     return entry->fn(args);
   } catch (const Napi::Error& e) {
     e.ThrowAsJavaScriptException();
   } catch (const c10::Error& e) {
-    try { throwTorchError(env, entry->name, e.what_without_backtrace()); } catch (...) {}
+    try { throwTorchError(env, op, e.what_without_backtrace()); } catch (...) {}
   } catch (const std::exception& e) {
-    try { throwTorchError(env, entry->name, e.what()); } catch (...) {}
+    try { throwTorchError(env, op, e.what()); } catch (...) {}
   } catch (...) {
-    try { throwTorchError(env, entry->name, "unknown native exception"); } catch (...) {}
+    try { throwTorchError(env, op, "unknown native exception"); } catch (...) {}
   }
   return nullptr;
 }
 
 }  // namespace
 
-EnvState& envState(Napi::Env env) { return *envStateShared(env); }
+EnvState& envState(Napi::Env env) { return **env.GetInstanceData<std::shared_ptr<EnvState>>(); }
 
 std::shared_ptr<EnvState> envStateShared(Napi::Env env) {
   return *env.GetInstanceData<std::shared_ptr<EnvState>>();
@@ -84,12 +84,13 @@ Slot* lookup(EnvState& state, double handle) {
   return &slot;
 }
 
-void release(Napi::Env env, double handle) {
+bool release(Napi::Env env, double handle) {
   EnvState& state = envState(env);
   Slot* slot = lookup(state, handle);
-  if (slot == nullptr) return;
+  if (slot == nullptr) return false;
   if (slot->externalBytes != 0) Napi::MemoryManagement::AdjustExternalMemory(env, -slot->externalBytes);
   clearSlot(state, *slot, static_cast<uint32_t>(slot - state.slots.data()));
+  return true;
 }
 
 void releaseAll(EnvState& state) {

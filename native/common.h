@@ -56,8 +56,8 @@ Napi::Value wrap(Napi::Env env, at::Tensor tensor);
 Napi::Value wrapList(Napi::Env env, const std::vector<at::Tensor>& tensors);
 // The slot a handle names, or null when the handle is stale, disposed or out of range.
 Slot* lookup(EnvState& state, double handle);
-// Drops a handle's reference now. Releasing a stale handle is a no-op, so disposing twice is harmless.
-void release(Napi::Env env, double handle);
+// Drops a handle's reference now; false for a stale handle (a no-op, so disposing twice is harmless).
+bool release(Napi::Env env, double handle);
 // Frees every tensor still referenced from an environment that ends, before static destructors run in no useful
 // order.
 void releaseAll(EnvState& state);

@@ -172,6 +172,17 @@ Napi::Value memoryStats(Args& a) {
   return out;
 }
 
+// Releases a whole tidy() scope's handles in one call.
+Napi::Value disposeAll(Args& a) {
+  if (!a[0].IsArray()) a.typeError(0, "an array of tensor handles");
+  Napi::Array handles = a[0].As<Napi::Array>();
+  for (uint32_t i = 0, n = handles.Length(); i < n; ++i) {
+    Napi::Value h = handles.Get(i);
+    if (h.IsNumber()) release(a.env(), h.As<Napi::Number>().DoubleValue());
+  }
+  return a.undefined();
+}
+
 Napi::Value setErrorClasses(Args& a) {
   EnvState& state = envState(a.env());
   if (!a[0].IsFunction() || !a[1].IsFunction()) a.typeError(0, "two error constructors");
@@ -182,7 +193,8 @@ Napi::Value setErrorClasses(Args& a) {
 
 const Export kExports[] = {
     {"setErrorClasses", setErrorClasses},
-    {"dispose", [](Args& a) -> Napi::Value { release(a.env(), a.handle(0)); return a.undefined(); }},
+    {"dispose", [](Args& a) -> Napi::Value { return a.value(release(a.env(), a.handle(0))); }},
+    {"disposeAll", disposeAll},
     {"memoryStats", memoryStats},
     {"shape", shape},
     {"dtype", [](Args& a) -> Napi::Value { return a.value(static_cast<double>(a.tensor(0).scalar_type())); }},

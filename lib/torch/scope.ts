@@ -3,6 +3,7 @@
  * by `dispose()`, `using`, or a `tidy()` scope; the native finaliser of each handle is only a safety net.
  */
 import { ArgumentError } from '../errors.js';
+import { type Handle, native } from '../native.js';
 import { Tensor } from './tensor.js';
 
 /** A scope opened by `tidy()`: the tensors created while it is the innermost one. */
@@ -47,17 +48,27 @@ export function tidy<T>(fn: () => T): T {
     }
   } catch (e) {
     current = scope.parent;
-    for (const t of scope.tensors) if (t.scope === scope) t.dispose();
+    release(scope, new Set());
     throw e;
   }
   current = scope.parent;
-  const returned = collect(result, new Set());
+  release(scope, collect(result, new Set()));
+  return result;
+}
+
+/** Ends a scope: its returned tensors move to the enclosing scope, the others are released in one native call. */
+function release(scope: Scope, returned: Set<Tensor>): void {
+  const handles: Handle[] = [];
   for (const t of scope.tensors) {
     if (t.scope !== scope) continue;
-    if (returned.has(t)) t.moveToScope(current);
-    else t.dispose();
+    if (returned.has(t)) {
+      t.moveToScope(scope.parent);
+    } else {
+      const handle = t.takeHandle();
+      if (handle !== null) handles.push(handle);
+    }
   }
-  return result;
+  if (handles.length > 0) native.disposeAll(handles);
 }
 
 /** Exempts a tensor from every enclosing `tidy()`: it lives until disposed (or collected). */

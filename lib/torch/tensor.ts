@@ -114,6 +114,13 @@ export class Tensor {
     this.#handle = null;
   }
 
+  /** @internal Gives up the handle without releasing it: the caller (tidy) releases it with others in one call. */
+  takeHandle(): Handle | null {
+    const handle = this.#handle;
+    this.#handle = null;
+    return handle;
+  }
+
   [Symbol.dispose](): void {
     this.dispose();
   }
