@@ -72,6 +72,8 @@ export interface Binding {
   rsqrt(a: H): H;
   abs(a: H): H;
   sign(a: H): H;
+  sin(a: H): H;
+  cos(a: H): H;
   clamp(a: H, min: Opt<number>, max: Opt<number>): H;
   sigmoid(a: H): H;
   tanh(a: H): H;
@@ -189,9 +191,9 @@ const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BUILD_HELP = `Build it with: npm run build   (needs LibTorch: apt-get install libtorch-dev on Debian/Ubuntu, ` +
   `or LIBTORCH=/path/to/libtorch, or LIBTORCH_USE_PYTORCH=1; see the README's "LibTorch" section)`;
 
+/** MMSSL_ADDON names the one addon to load (no fallback, so a broken override is never masked); else the build's. */
 function candidates(): string[] {
-  const fromEnv = process.env.MMSSL_ADDON ? [process.env.MMSSL_ADDON] : [];
-  return [...fromEnv, join(packageRoot, 'build', 'Release', 'mmssl.node')];
+  return [process.env.MMSSL_ADDON || join(packageRoot, 'build', 'Release', 'mmssl.node')];
 }
 
 /** @internal What a failed load of `path` means, and how to fix it. */

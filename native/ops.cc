@@ -52,6 +52,8 @@ const Export kExports[] = {
     MMSSL_TENSOR_OP("rsqrt", at::rsqrt(a.tensor(0))),
     MMSSL_TENSOR_OP("abs", at::abs(a.tensor(0))),
     MMSSL_TENSOR_OP("sign", at::sign(a.tensor(0))),
+    MMSSL_TENSOR_OP("sin", at::sin(a.tensor(0))),
+    MMSSL_TENSOR_OP("cos", at::cos(a.tensor(0))),
     MMSSL_TENSOR_OP("clamp", at::clamp(a.tensor(0), bound(a, 1), bound(a, 2))),
     MMSSL_TENSOR_OP("sigmoid", at::sigmoid(a.tensor(0))),
     MMSSL_TENSOR_OP("tanh", at::tanh(a.tensor(0))),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent set-up for a Debian 12 machine: system packages (when missing, as root), npm packages, the native addon
-# and the TypeScript build. Each step runs only when its output is missing or older than its inputs, so a second run
+# Idempotent set-up for a Debian 12 machine: system packages (when missing, as root or with password-less sudo), npm
+# packages, the native addon and the TypeScript build. Each step runs only when its output is missing or older than its inputs, so a second run
 # takes about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,15 +14,18 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
+  sudo=()
   if [[ $(id -u) -ne 0 ]]; then
-    echo "mmssl setup: missing system packages: ${missing[*]}" >&2
-    echo "Install them with: sudo apt-get install -y ${missing[*]}   (then run this again)" >&2
-    exit 1
+    if ! sudo -n true 2>/dev/null; then
+      echo "mmssl setup: missing system packages: ${missing[*]}" >&2
+      echo "Install them with: sudo apt-get install -y ${missing[*]}   (then run this again)" >&2
+      exit 1
+    fi
+    sudo=(sudo -n)
   fi
   echo "mmssl setup: installing ${missing[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # newer_than OUT IN...: true when OUT is missing or any IN (file or folder tree) is newer.

@@ -274,6 +274,8 @@ export class Tensor {
   rsqrt(): Tensor { return new Tensor(native.rsqrt(this.handle)); }
   abs(): Tensor { return new Tensor(native.abs(this.handle)); }
   sign(): Tensor { return new Tensor(native.sign(this.handle)); }
+  sin(): Tensor { return new Tensor(native.sin(this.handle)); }
+  cos(): Tensor { return new Tensor(native.cos(this.handle)); }
   sigmoid(): Tensor { return new Tensor(native.sigmoid(this.handle)); }
   tanh(): Tensor { return new Tensor(native.tanh(this.handle)); }
   relu(): Tensor { return new Tensor(native.relu(this.handle)); }

@@ -42,6 +42,8 @@ const unary: [string, (a: torch.Tensor) => torch.Tensor, (x: number) => number][
   ['rsqrt', (a) => a.abs().rsqrt(), (x) => 1 / Math.sqrt(Math.abs(x))],
   ['abs', (a) => a.abs(), Math.abs],
   ['sign', (a) => a.sign(), Math.sign],
+  ['sin', (a) => a.sin(), Math.sin],
+  ['cos', (a) => a.cos(), Math.cos],
   ['sigmoid', (a) => a.sigmoid(), (x) => 1 / (1 + Math.exp(-x))],
   ['tanh', (a) => a.tanh(), Math.tanh],
   ['relu', (a) => a.relu(), (x) => Math.max(x, 0)],
