@@ -4,7 +4,7 @@
 // folder), to prove the second build path works. Both use scripts/find-libtorch.mjs; a missing LibTorch stops here
 // with the discovery's message.
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, mkdirSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, mkdirSync, symlinkSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,13 @@ function run(command, args, cwd = root) {
   if (result.status !== 0) process.exit(result.status ?? 1);
 }
 
+// node-gyp downloads Node's headers unless told where they are: use npm's setting, else the headers that ship with
+// the running Node (Debian's nodejs and the official tarballs both have <prefix>/include/node).
+function nodedir() {
+  const prefix = process.env.npm_config_nodedir ?? join(dirname(process.execPath), '..');
+  return existsSync(join(prefix, 'include', 'node', 'node_api.h')) ? [`--nodedir=${prefix}`] : [];
+}
+
 run(process.execPath, [join(root, 'scripts', 'find-libtorch.mjs'), '--report']);
 
 if (process.argv[2] === '--gyp') {
@@ -26,7 +33,7 @@ if (process.argv[2] === '--gyp') {
     cpSync(join(root, entry), join(dir, entry), { recursive: true });
   }
   try { symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules')); } catch { /* already linked */ }
-  run(process.execPath, [join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'), 'rebuild', `--jobs=${jobs}`], dir);
+  run(process.execPath, [join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'), 'rebuild', `--jobs=${jobs}`, ...nodedir()], dir);
   console.log(`node-gyp build: ${join(dir, 'build', 'Release', 'mmssl.node')}`);
 } else {
   run(process.execPath, [join(root, 'node_modules', 'cmake-js', 'bin', 'cmake-js'), 'build', '--parallel', jobs, '--log-level', 'warn']);
