@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { DisposedError, LoadError, TorchError } from './errors.js';
@@ -196,8 +196,18 @@ function candidates(): string[] {
   return [process.env.MMSSL_ADDON || join(packageRoot, 'build', 'Release', 'mmssl.node')];
 }
 
+// Libraries a CUDA LibTorch needs at run time that are not part of LibTorch itself.
+const CUDA_RUNTIME_LIB =
+  /(lib(?:cudnn|cudart|cublas|cublasLt|cufft|curand|cusolver|cusparse|nccl|nvrtc|nvToolsExt|cuda)[\w.]*\.so[\w.]*): cannot open shared object file/;
+
 /** @internal What a failed load of `path` means, and how to fix it. */
 export function diagnose(path: string, error: Error): string {
+  const missingCuda = CUDA_RUNTIME_LIB.exec(error.message);
+  if (missingCuda) {
+    return `${path}: the addon was built against a CUDA LibTorch, which needs the CUDA runtime and cuDNN at run time, ` +
+      `and ${missingCuda[1]} cannot be found. Install the CUDA runtime and cuDNN versions that LibTorch was built ` +
+      `for (they ship inside the official CUDA zip and the CUDA pip wheels), or rebuild against a CPU LibTorch. ${BUILD_HELP}`;
+  }
   const missingLib = /(lib(?:torch\w*|c10\w*|gomp|openblas|blas)[\w.]*\.so[\w.]*): cannot open shared object file/.exec(error.message);
   if (missingLib) {
     return `${path}: the addon was built, but ${missingLib[1]} (part of LibTorch or its dependencies) cannot be ` +
@@ -220,7 +230,7 @@ export function loadAddon(paths: readonly string[]): Binding {
       continue;
     }
     try {
-      return require(path) as Binding;
+      return require(resolve(path)) as Binding;   // a relative MMSSL_ADDON is relative to the working directory
     } catch (e) {
       tried.push(diagnose(path, e as Error));
     }
@@ -232,14 +242,21 @@ function majorMinor(version: string): string {
   return version.split('.').slice(0, 2).join('.');
 }
 
-/** Throws when the LibTorch loaded at run time is not the one the addon was compiled against. */
+/**
+ * @internal Why the LibTorch loaded at run time cannot serve an addon compiled against `built`, or null when it can
+ * (same major.minor: LibTorch keeps its C++ ABI within a minor release, not across).
+ */
+export function versionMismatch(built: string, runtime: string): string | null {
+  if (!runtime || majorMinor(runtime) === majorMinor(built)) return null;
+  return `mmssl: the addon was built against LibTorch ${built} but LibTorch ${runtime} was loaded at run time. ` +
+    `Rebuild against the LibTorch you run (npm run build, with LIBTORCH or LIBTORCH_USE_PYTORCH set as when you run), ` +
+    `or make the ${built} libraries the ones found first.`;
+}
+
 function checkVersion(binding: Binding): void {
   const { built, runtime } = binding.version();
-  if (runtime && majorMinor(runtime) !== majorMinor(built)) {
-    throw new LoadError(`mmssl: the addon was built against LibTorch ${built} but LibTorch ${runtime} was loaded at ` +
-      `run time. Rebuild against the LibTorch you run (npm run build, with LIBTORCH or LIBTORCH_USE_PYTORCH set as ` +
-      `when you run), or make the ${built} libraries the ones found first.`);
-  }
+  const mismatch = versionMismatch(built, runtime);
+  if (mismatch) throw new LoadError(mismatch);
 }
 
 /** Threads default to the cores available, unless OMP_NUM_THREADS or MMSSL_NUM_THREADS says otherwise. */

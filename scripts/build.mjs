@@ -4,7 +4,7 @@
 // folder), to prove the second build path works. Both use scripts/find-libtorch.mjs; a missing LibTorch stops here
 // with the discovery's message.
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, mkdirSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +24,10 @@ function nodedir() {
   return existsSync(join(prefix, 'include', 'node', 'node_api.h')) ? [`--nodedir=${prefix}`] : [];
 }
 
-run(process.execPath, [join(root, 'scripts', 'find-libtorch.mjs'), '--report']);
+const found = spawnSync(process.execPath, [join(root, 'scripts', 'find-libtorch.mjs'), '--report'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+if (found.status !== 0) process.exit(found.status ?? 1);
+const libtorch = found.stdout.trim();
+console.log(libtorch);
 
 if (process.argv[2] === '--gyp') {
   const dir = process.argv[3] ?? mkdtempSync(join(tmpdir(), 'mmssl-gyp-'));
@@ -36,5 +39,9 @@ if (process.argv[2] === '--gyp') {
   run(process.execPath, [join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'), 'rebuild', `--jobs=${jobs}`, ...nodedir()], dir);
   console.log(`node-gyp build: ${join(dir, 'build', 'Release', 'mmssl.node')}`);
 } else {
-  run(process.execPath, [join(root, 'node_modules', 'cmake-js', 'bin', 'cmake-js'), 'build', '--parallel', jobs, '--log-level', 'warn']);
+  // CMake caches the LibTorch it configured with: when discovery now finds another one, configure afresh.
+  const stamp = join(root, 'build', '.libtorch');
+  const stale = !existsSync(stamp) || readFileSync(stamp, 'utf8') !== libtorch;
+  run(process.execPath, [join(root, 'node_modules', 'cmake-js', 'bin', 'cmake-js'), stale ? 'rebuild' : 'build', '--parallel', jobs, '--log-level', 'warn']);
+  writeFileSync(stamp, libtorch);
 }

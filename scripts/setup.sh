@@ -8,11 +8,20 @@ cd "$(dirname "$0")/.."
 # libtorch-dev: LibTorch 1.13 CPU. libopenblas0-pthread: Debian's LibTorch calls the generic libblas.so.3, which is
 # the reference BLAS (~5 GFLOP/s) unless an optimised one is installed (~200 GFLOP/s). libgloo-dev: headers for
 # c10d's Gloo backend. python3-torch: PyTorch on the same LibTorch, the baseline of the benchmarks and tests.
-packages=(g++ cmake make libtorch-dev libgloo-dev libopenblas0-pthread python3-torch python3-torchvision)
+# With LIBTORCH or LIBTORCH_USE_PYTORCH the LibTorch is the user's, and only the compilers are needed from Debian.
+if [[ -n ${LIBTORCH:-} || ${LIBTORCH_USE_PYTORCH:-} == 1 ]]; then
+  packages=(g++ cmake make)
+else
+  packages=(g++ cmake make libtorch-dev libgloo-dev libopenblas0-pthread python3-torch python3-torchvision)
+fi
 missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+if command -v dpkg-query >/dev/null; then
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+else
+  echo "mmssl setup: not a Debian system; make sure ${packages[*]} (or their equivalents) are installed" >&2
+fi
 if ((${#missing[@]})); then
   sudo=()
   if [[ $(id -u) -ne 0 ]]; then
@@ -39,7 +48,10 @@ if newer_than node_modules/.package-lock.json package.json package-lock.json; th
   echo "mmssl setup: npm ci" >&2
   npm ci --no-audit --no-fund --loglevel=error >&2
 fi
-if newer_than build/Release/mmssl.node native CMakeLists.txt scripts/find-libtorch.mjs; then
+# The addon is rebuilt when its sources change, and when the LibTorch that discovery finds now is another one.
+libtorch=$(node scripts/find-libtorch.mjs --report 2>/dev/null || echo "none")
+if newer_than build/Release/mmssl.node native CMakeLists.txt scripts/find-libtorch.mjs ||
+  [[ $(cat build/.libtorch 2>/dev/null) != "$libtorch" ]]; then
   echo "mmssl setup: building the native addon" >&2
   node scripts/build.mjs >&2
   touch build/Release/mmssl.node

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { LoadError } from '../lib/index.js';
-import { diagnose, loadAddon } from '../lib/native.js';
+import { diagnose, loadAddon, versionMismatch } from '../lib/native.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 
@@ -26,6 +26,17 @@ test('a LibTorch library missing at run time is named, with the fixes', (t) => {
   t.regex(message, /libtorch_cpu\.so\.1\.13 \(part of LibTorch or its dependencies\) cannot be found at run time/);
   t.regex(message, /apt-get install libtorch-dev/);
   t.regex(diagnose('/x/mmssl.node', new Error('undefined symbol: _ZN3c105Error')), /Rebuild it against that LibTorch/);
+  const cudnn = diagnose('/x/mmssl.node', new Error('libcudnn.so.9: cannot open shared object file: No such file or directory'));
+  t.regex(cudnn, /built against a CUDA LibTorch, which needs the CUDA runtime and cuDNN at run time, and libcudnn\.so\.9 cannot be found/);
+});
+
+test('a LibTorch of another minor version at run time is refused, naming both versions and the fix', (t) => {
+  t.is(versionMismatch('1.13.1', '1.13.0'), null);
+  t.is(versionMismatch('2.6.0', '2.6.1'), null);
+  const message = versionMismatch('2.6.0', '1.13.1');
+  t.regex(message!, /built against LibTorch 2\.6\.0 but LibTorch 1\.13\.1 was loaded at run time/);
+  t.regex(message!, /npm run build, with LIBTORCH or LIBTORCH_USE_PYTORCH/);
+  t.truthy(versionMismatch('2.5.1', '2.6.0'));
 });
 
 function discovery(env: Record<string, string>, ...args: string[]) {

@@ -1,7 +1,6 @@
 // CUDA-only: the caching allocator's statistics. Compiled only against a LibTorch with CUDA (MMSSL_WITH_CUDA).
 #include "../common.h"
-
-#include <c10/cuda/CUDACachingAllocator.h>
+#include "../version.h"
 
 namespace mmssl {
 namespace {
@@ -9,7 +8,7 @@ namespace {
 Napi::Value cudaMemoryStats(Args& a) {
   int device = static_cast<int>(a.optInt64(0).value_or(0));
   auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device);
-  constexpr size_t kAll = static_cast<size_t>(c10::cuda::CUDACachingAllocator::StatType::AGGREGATE);
+  constexpr size_t kAll = static_cast<size_t>(CudaStatType::AGGREGATE);
   Napi::Object out = Napi::Object::New(a.env());
   out.Set("allocatedBytes", static_cast<double>(stats.allocated_bytes[kAll].current));
   out.Set("peakAllocatedBytes", static_cast<double>(stats.allocated_bytes[kAll].peak));
