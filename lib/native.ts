@@ -168,6 +168,7 @@ export interface Binding {
   gradFn(t: H): string | null;
   retainGrad(t: H): void;
   detach(t: H): H;
+  setData(t: H, src: H): void;
   isGradEnabled(): boolean;
   setGradEnabled(enabled: boolean): void;
   // runtime.cc
@@ -176,6 +177,8 @@ export interface Binding {
   getNumThreads(): number;
   manualSeed(seed: number): void;
   initialSeed(): number;
+  getRngState(device: Opt<string>): H;
+  setRngState(state: H, device: Opt<string>): void;
   cudaIsAvailable(): boolean;
   cudaDeviceCount(): number;
   cudaSynchronize(device?: number): void;

@@ -56,6 +56,9 @@ const Export kExports[] = {
      }},
     MMSSL_INPLACE_OP("retainGrad", a.tensor(0).retain_grad()),
     MMSSL_TENSOR_OP("detach", a.tensor(0).detach()),
+    // PyTorch's `param.data = src`: the tensor keeps its identity (and autograd metadata) but uses src's data, which
+    // is how Module.to() moves parameters without invalidating the optimizers that hold them.
+    MMSSL_INPLACE_OP("setData", a.tensor(0).set_data(a.tensor(1))),
     {"isGradEnabled", [](Args& a) -> Napi::Value { return a.value(c10::GradMode::is_enabled()); }},
     MMSSL_INPLACE_OP("setGradEnabled", c10::GradMode::set_enabled(a.boolean(0))),
 };

@@ -40,6 +40,24 @@ Napi::Value setNumThreads(Args& a) {
   return a.undefined();
 }
 
+// The default generator of a device (CPU when absent); its state is a uint8 tensor, as torch.get_rng_state() returns.
+at::Generator generator(const Args& a, size_t i) {
+  return at::globalContext().defaultGenerator(a.optDevice(i).value_or(at::Device(at::kCPU)));
+}
+
+Napi::Value setRngState(Args& a) {
+  at::Generator gen = generator(a, 1);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(a.tensor(0));
+  return a.undefined();
+}
+
+Napi::Value getRngState(Args& a) {
+  at::Generator gen = generator(a, 0);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return a.wrap(gen.get_state());
+}
+
 const Export kExports[] = {
     {"version", version},
     {"setNumThreads", setNumThreads},
@@ -48,6 +66,8 @@ const Export kExports[] = {
     {"initialSeed", [](Args& a) -> Napi::Value {
        return a.value(static_cast<double>(at::detail::getDefaultCPUGenerator().current_seed()));
      }},
+    {"getRngState", getRngState},
+    {"setRngState", setRngState},
     {"cudaIsAvailable", [](Args& a) -> Napi::Value { return a.value(torch::cuda::is_available()); }},
     {"cudaDeviceCount", [](Args& a) -> Napi::Value { return a.value(static_cast<double>(torch::cuda::device_count())); }},
     MMSSL_INPLACE_OP("cudaSynchronize", torch::cuda::synchronize(a.optInt64(0).value_or(-1))),

@@ -13,5 +13,7 @@ export type { Device } from './device.js';
 export { tidy, keep } from './scope.js';
 export { noGrad, enableGrad, isGradEnabled, zeroGrad } from './autograd.js';
 export * as autograd from './autograd.js';
-export { setNumThreads, getNumThreads, manualSeed, initialSeed, memoryStats, version } from './runtime.js';
+export {
+  setNumThreads, getNumThreads, manualSeed, initialSeed, getRngState, setRngState, memoryStats, version,
+} from './runtime.js';
 export type { MemoryStats, VersionInfo } from './runtime.js';

@@ -1,6 +1,8 @@
 /** Process-wide settings and statistics: threads, seeds, versions, live tensor memory. */
 import { checkInt, invalidArg } from '../errors.js';
 import { native } from '../native.js';
+import { type Device, checkDevice } from './device.js';
+import { Tensor } from './tensor.js';
 
 /** Sets the intra-op thread count (default: the cores available, or OMP_NUM_THREADS / MMSSL_NUM_THREADS). */
 export function setNumThreads(n: number): void {
@@ -20,6 +22,17 @@ export function manualSeed(seed: number): void {
 
 export function initialSeed(): number {
   return native.initialSeed();
+}
+
+/** The state of a device's default generator (CPU when omitted) as a uint8 tensor (`torch.get_rng_state()`). */
+export function getRngState(device?: Device): Tensor {
+  return new Tensor(native.getRngState(device === undefined ? undefined : checkDevice('getRngState', device)));
+}
+
+/** Restores a state from `getRngState()`, so the random numbers that follow repeat (`torch.set_rng_state()`). */
+export function setRngState(state: Tensor, device?: Device): void {
+  if (!(state instanceof Tensor)) throw invalidArg('setRngState', 'state', 'a Tensor from getRngState()', state);
+  native.setRngState(state.handle, device === undefined ? undefined : checkDevice('setRngState', device));
 }
 
 export interface MemoryStats {

@@ -527,6 +527,21 @@ export class Tensor {
     return new Tensor(native.detach(this.handle));
   }
 
+  /** PyTorch's `.data`: a new handle to the same data, outside autograd (as `detach()`). */
+  get data(): Tensor {
+    return this.detach();
+  }
+
+  /**
+   * PyTorch's `t.data = src`: this tensor (same object, same autograd identity) now uses `src`'s data, which may have
+   * another shape, dtype or device. How `Module.to()` moves parameters that optimizers already hold.
+   */
+  set data(src: Tensor) {
+    native.setData(this.handle, other('data', src, 'value'));
+    this.#shape = undefined;
+    this.#dtype = undefined;
+  }
+
   /** Accumulates gradients into the leaves; `gradient` is required unless this tensor has one element. */
   backward(gradient?: Tensor, options: BackwardOptions = {}): void {
     const { retainGraph, createGraph = false } = checkOptions('backward', options);

@@ -136,3 +136,17 @@ test('setting grad by hand and reading it back', (t) => {
     t.is(p.grad, null);
   });
 });
+
+test('assigning data swaps a tensor\'s data in place, keeping its identity and requiresGrad', (t) => {
+  const p = torch.zeros([2]).requiresGrad_();
+  t.deepEqual(p.shape, [2]);
+  t.is(p.dtype, 'float32');
+  p.data = torch.ones([3], { dtype: 'float64' });
+  t.deepEqual(p.shape, [3]);
+  t.is(p.dtype, 'float64');
+  t.true(p.requiresGrad);
+  t.true(p.isLeaf);
+  p.mul(2).sum().backward();
+  t.deepEqual(p.grad?.toArray(), [2, 2, 2]);
+  t.throws(() => { p.data = 3 as unknown as torch.Tensor; }, { code: 'ERR_MMSSL_ARG' });
+});

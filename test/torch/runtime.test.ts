@@ -54,3 +54,15 @@ cudaTest(`async read-back from CUDA${hasCuda ? '' : ' (skipped: no CUDA device i
   t.is(data.length, 1 << 16);
   t.true(torch.cuda.memoryStats().allocatedBytes >= (1 << 16) * 4);
 });
+
+test.serial('setRngState replays the random numbers drawn after getRngState', (t) => {
+  torch.manualSeed(3);
+  const state = torch.getRngState();
+  t.is(state.dtype, 'uint8');
+  const first = torch.rand([5]).toArray();
+  torch.rand([7]).dispose();
+  torch.setRngState(state);
+  t.deepEqual(torch.rand([5]).toArray(), first);
+  const error = t.throws(() => torch.setRngState(torch.zeros([3])));
+  t.regex(error.message, /setRngState/);
+});
