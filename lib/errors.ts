@@ -8,7 +8,9 @@ export type ErrorCode =
   | 'ERR_MMSSL_TORCH'
   | 'ERR_MMSSL_DISPOSED'
   | 'ERR_MMSSL_LOAD'
-  | 'ERR_MMSSL_DEVICE';
+  | 'ERR_MMSSL_DEVICE'
+  | 'ERR_MMSSL_IO'
+  | 'ERR_MMSSL_STATE_DICT';
 
 export class MmsslError extends Error {
   readonly code: ErrorCode;
@@ -39,6 +41,27 @@ export class DisposedError extends MmsslError {
 export class LoadError extends MmsslError {
   constructor(message: string) {
     super('ERR_MMSSL_LOAD', message);
+  }
+}
+
+/** A file that cannot be read or written as asked (missing, truncated, corrupt, wrong format); names the file. */
+export class FileError extends MmsslError {
+  readonly path: string;
+  constructor(path: string, message: string) {
+    super('ERR_MMSSL_IO', `${path}: ${message}`);
+    this.path = path;
+  }
+}
+
+/** A state dict that does not fit a module or optimizer: keys missing or unexpected, shapes that differ, by name. */
+export class StateDictError extends MmsslError {
+  constructor(
+    message: string,
+    readonly missingKeys: readonly string[] = [],
+    readonly unexpectedKeys: readonly string[] = [],
+    readonly shapeMismatches: readonly string[] = [],
+  ) {
+    super('ERR_MMSSL_STATE_DICT', message);
   }
 }
 

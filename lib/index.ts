@@ -3,5 +3,5 @@
  */
 export * as torch from './torch/index.js';
 export * as nn from './nn/index.js';
-export { MmsslError, TorchError, DisposedError, LoadError, ArgumentError } from './errors.js';
+export { MmsslError, TorchError, DisposedError, LoadError, ArgumentError, FileError, StateDictError } from './errors.js';
 export type { ErrorCode } from './errors.js';
