@@ -5,3 +5,4 @@ export * as torch from './torch/index.js';
 export * as nn from './nn/index.js';
 export { MmsslError, TorchError, DisposedError, LoadError, ArgumentError, FileError, StateDictError } from './errors.js';
 export type { ErrorCode } from './errors.js';
+export * as optim from './optim/index.js';

@@ -171,6 +171,13 @@ export interface Binding {
   setData(t: H, src: H): void;
   isGradEnabled(): boolean;
   setGradEnabled(enabled: boolean): void;
+  // optim.cc: an optimizer is an opaque native object; options cross with their TypeScript names
+  optimizerCreate(kind: string, groups: { params: H[]; options: object }[]): unknown;
+  optimizerStep(optimizer: unknown, options: object[]): void;
+  optimizerState(optimizer: unknown): ({ tensors: Record<string, H>; numbers: Record<string, number> } | null)[];
+  optimizerLoadState(optimizer: unknown, states: (Record<string, H | number> | null)[]): void;
+  optimizerDispose(optimizer: unknown): void;
+  clipGradNorm(params: H[], maxNorm: number, normType: number, errorIfNonfinite: boolean): number;
   // runtime.cc
   version(): { built: string; runtime: string; cuda: boolean; parallelInfo: string };
   setNumThreads(n: number): void;

@@ -18,6 +18,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   initFunctional(env, exports);
   initAutograd(env, exports);
   initRuntime(env, exports);
+  initOptim(env, exports);
 #ifdef MMSSL_WITH_CUDA
   initCuda(env, exports);
 #endif
