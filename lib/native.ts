@@ -31,14 +31,14 @@ export interface Binding {
   dtype(t: H): number;
   device(t: H): string;
   numel(t: H): number;
-  isContiguous(t: H): boolean;
+  isContiguous(t: H, memoryFormat: Opt<string>): boolean;
   fromTypedArray(data: ArrayBufferView, shape: number[], dtype: Opt<number>, device: Opt<string>): H;
   fromBuffer(data: ArrayBufferView, shape: number[]): H;
   toArrayBuffer(t: H): ArrayBuffer;
   toArrayBufferAsync(t: H): Promise<ArrayBuffer>;
   item(t: H): number | boolean;
-  to(t: H, dtype: Opt<number>, device: Opt<string>, nonBlocking: boolean, copy: boolean): H;
-  contiguous(t: H): H;
+  to(t: H, dtype: Opt<number>, device: Opt<string>, nonBlocking: boolean, copy: boolean, memoryFormat: Opt<string>): H;
+  contiguous(t: H, memoryFormat: Opt<string>): H;
   clone(t: H): H;
   zeros(shape: number[], dtype: Opt<number>, device: Opt<string>): H;
   ones(shape: number[], dtype: Opt<number>, device: Opt<string>): H;

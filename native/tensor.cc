@@ -141,11 +141,21 @@ Napi::Value item(Args& a) {
   return a.value(s.toDouble());
 }
 
+// PyTorch's memory formats under their camelCase names; absent means the op's default.
+c10::optional<at::MemoryFormat> optMemoryFormat(const Args& a, size_t i) {
+  if (a.isAbsent(i)) return c10::nullopt;
+  std::string name = a.string(i);
+  if (name == "contiguousFormat") return at::MemoryFormat::Contiguous;
+  if (name == "channelsLast") return at::MemoryFormat::ChannelsLast;
+  if (name == "preserveFormat") return at::MemoryFormat::Preserve;
+  a.typeError(i, "'contiguousFormat', 'channelsLast' or 'preserveFormat'");
+}
+
 Napi::Value to(Args& a) {
   at::Tensor t = a.tensor(0);
   at::ScalarType dtype = a.optDtype(1).value_or(t.scalar_type());
   at::Device device = a.optDevice(2).value_or(t.device());
-  return a.wrap(t.to(device, dtype, a.boolean(3), a.boolean(4)));
+  return a.wrap(t.to(device, dtype, a.boolean(3), a.boolean(4), optMemoryFormat(a, 5)));
 }
 
 Napi::Value shape(Args& a) {
@@ -200,7 +210,9 @@ const Export kExports[] = {
     {"dtype", [](Args& a) -> Napi::Value { return a.value(static_cast<double>(a.tensor(0).scalar_type())); }},
     {"device", [](Args& a) -> Napi::Value { return Napi::String::New(a.env(), a.tensor(0).device().str()); }},
     {"numel", [](Args& a) -> Napi::Value { return a.value(static_cast<double>(a.tensor(0).numel())); }},
-    {"isContiguous", [](Args& a) -> Napi::Value { return a.value(a.tensor(0).is_contiguous()); }},
+    {"isContiguous", [](Args& a) -> Napi::Value {
+       return a.value(a.tensor(0).is_contiguous(optMemoryFormat(a, 1).value_or(at::MemoryFormat::Contiguous)));
+     }},
     {"fromTypedArray", fromTypedArray},
     {"fromBuffer", fromBuffer},
     {"toArrayBuffer", [](Args& a) -> Napi::Value { return arrayBufferOver(a.env(), hostCopy(a.tensor(0))); }},
@@ -213,7 +225,7 @@ const Export kExports[] = {
      }},
     {"item", item},
     {"to", to},
-    MMSSL_TENSOR_OP("contiguous", a.tensor(0).contiguous()),
+    MMSSL_TENSOR_OP("contiguous", a.tensor(0).contiguous(optMemoryFormat(a, 1).value_or(at::MemoryFormat::Contiguous))),
     MMSSL_TENSOR_OP("clone", a.tensor(0).clone()),
     MMSSL_TENSOR_OP("zeros", at::zeros(a.ints(0), a.options(1))),
     MMSSL_TENSOR_OP("ones", at::ones(a.ints(0), a.options(1))),

@@ -62,9 +62,22 @@ function nest(flat: ArrayLike<number | bigint>, shape: readonly number[], dtype:
   return build(0, 0);
 }
 
+/**
+ * How a 4-D tensor's elements are laid out (`torch.memory_format`): 'channelsLast' stores NHWC, which oneDNN's CPU
+ * convolutions and cuDNN's tensor cores run faster on; 'preserveFormat' keeps the input's.
+ */
+export type MemoryFormat = 'contiguousFormat' | 'channelsLast' | 'preserveFormat';
+
+const MEMORY_FORMATS: readonly MemoryFormat[] = ['contiguousFormat', 'channelsLast', 'preserveFormat'];
+
+function optMemoryFormat(op: string, value: unknown): MemoryFormat | undefined {
+  return value === undefined ? undefined : checkOneOf(op, 'memoryFormat', value, MEMORY_FORMATS);
+}
+
 export interface ToOptions {
   dtype?: DType;
   device?: Device;
+  memoryFormat?: MemoryFormat;
   /** Asynchronous host-to-device copy from pinned memory. */
   nonBlocking?: boolean;
   /** Always return a copy, even when nothing changes. */
@@ -171,8 +184,9 @@ export class Tensor {
     return native.numel(this.handle);
   }
 
-  isContiguous(): boolean {
-    return native.isContiguous(this.handle);
+  /** Whether the elements are dense in the given layout (default: row-major, `contiguousFormat`). */
+  isContiguous(options: { memoryFormat?: MemoryFormat } = {}): boolean {
+    return native.isContiguous(this.handle, optMemoryFormat('isContiguous', checkOptions('isContiguous', options).memoryFormat));
   }
 
   toString(): string {
@@ -187,7 +201,8 @@ export class Tensor {
     const options: ToOptions = typeof target === 'string' ? (isDType(target) ? { dtype: target } : { device: checkDevice('to', target) }) : checkOptions('to', target);
     const dtype = options.dtype === undefined ? undefined : dtypeCode('to', options.dtype);
     const device = options.device === undefined ? undefined : checkDevice('to', options.device);
-    return new Tensor(native.to(this.handle, dtype, device, options.nonBlocking ?? false, options.copy ?? false));
+    return new Tensor(native.to(this.handle, dtype, device, options.nonBlocking ?? false, options.copy ?? false,
+      optMemoryFormat('to', options.memoryFormat)));
   }
 
   cpu(): Tensor {
@@ -210,8 +225,9 @@ export class Tensor {
     return this.to({ dtype: 'int64' });
   }
 
-  contiguous(): Tensor {
-    return new Tensor(native.contiguous(this.handle));
+  /** The same values, dense in the given layout (default row-major); this tensor itself when already so. */
+  contiguous(options: { memoryFormat?: MemoryFormat } = {}): Tensor {
+    return new Tensor(native.contiguous(this.handle, optMemoryFormat('contiguous', checkOptions('contiguous', options).memoryFormat)));
   }
 
   clone(): Tensor {

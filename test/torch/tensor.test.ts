@@ -1,6 +1,6 @@
 import test from 'ava';
 
-import { torch } from '../../lib/index.js';
+import { nn, torch } from '../../lib/index.js';
 import {
   broadcast, logsumexp, matmul, maxRelErr, mean, numel, randomArray, reduceDim, sum, values, variance,
 } from '../helpers/reference.js';
@@ -218,5 +218,26 @@ test('in-place ops update the tensor and return it', (t) => {
     const n = values(torch.empty([20000], { dtype: 'float64' }).normal_(5, 2));
     const m = mean(n);
     t.true(Math.abs(m - 5) < 0.1 && Math.abs(Math.sqrt(variance(n, false)) - 2) < 0.1);
+  });
+});
+
+test('channelsLast: same values in NHWC order, recognised by isContiguous, kept by to() and by convolutions', (t) => {
+  torch.tidy(() => {
+    const x = torch.randn([2, 3, 4, 5]);
+    const nhwc = x.contiguous({ memoryFormat: 'channelsLast' });
+    t.true(nhwc.isContiguous({ memoryFormat: 'channelsLast' }));
+    t.false(nhwc.isContiguous());
+    t.true(x.isContiguous());
+    t.deepEqual(nhwc.toArray(), x.toArray());
+    // permuted to NHWC, a channelsLast tensor is already dense: its storage is that order
+    t.true(nhwc.permute(0, 2, 3, 1).isContiguous());
+    t.false(x.permute(0, 2, 3, 1).isContiguous());
+    const moved = x.to({ dtype: 'float64', memoryFormat: 'channelsLast' });
+    t.true(moved.isContiguous({ memoryFormat: 'channelsLast' }));
+    const w = torch.randn([6, 3, 3, 3]);
+    const y = nn.functional.conv2d(nhwc, w.contiguous({ memoryFormat: 'channelsLast' }), null, { padding: 1 });
+    t.true(y.isContiguous({ memoryFormat: 'channelsLast' }));
+    t.true(y.allclose(nn.functional.conv2d(x, w, null, { padding: 1 }), { rtol: 1e-4, atol: 1e-5 }));
+    t.throws(() => x.contiguous({ memoryFormat: 'nhwc' as never }), { code: 'ERR_MMSSL_ARG', message: /memoryFormat must be one of/ });
   });
 });
