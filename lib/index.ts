@@ -6,3 +6,5 @@ export * as nn from './nn/index.js';
 export { MmsslError, TorchError, DisposedError, LoadError, ArgumentError, FileError, StateDictError } from './errors.js';
 export type { ErrorCode } from './errors.js';
 export * as optim from './optim/index.js';
+export * as safetensors from './io/safetensors.js';
+export * as train from './train/index.js';

@@ -35,6 +35,8 @@ export interface Binding {
   fromTypedArray(data: ArrayBufferView, shape: number[], dtype: Opt<number>, device: Opt<string>): H;
   fromBuffer(data: ArrayBufferView, shape: number[]): H;
   toArrayBuffer(t: H): ArrayBuffer;
+  toBytes(t: H): ArrayBuffer;
+  fromBytes(bytes: Uint8Array, shape: number[], dtype: number): H;
   toArrayBufferAsync(t: H): Promise<ArrayBuffer>;
   item(t: H): number | boolean;
   to(t: H, dtype: Opt<number>, device: Opt<string>, nonBlocking: boolean, copy: boolean, memoryFormat: Opt<string>): H;

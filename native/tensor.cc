@@ -55,10 +55,10 @@ void checkElementCount(const Args& a, const std::vector<int64_t>& shape, const T
   }
 }
 
-// A fresh, contiguous CPU copy in a dtype JS can view (float16/bfloat16 are widened to float32).
-at::Tensor hostCopy(const at::Tensor& t) {
+// A fresh, contiguous CPU copy, by default in a dtype JS can view (float16/bfloat16 are widened to float32).
+at::Tensor hostCopy(const at::Tensor& t, bool widen = true) {
   at::ScalarType dtype = t.scalar_type();
-  if (dtype == at::kHalf || dtype == at::kBFloat16) dtype = at::kFloat;
+  if (widen && (dtype == at::kHalf || dtype == at::kBFloat16)) dtype = at::kFloat;
   at::Tensor out = at::empty(t.sizes(), at::TensorOptions().dtype(dtype).device(at::kCPU));
   out.copy_(t.detach());
   return out;
@@ -114,6 +114,23 @@ Napi::Value fromTypedArray(Args& a) {
   if (target.has_dtype() || target.has_device()) {
     t = t.to(target.device_opt().value_or(at::kCPU), target.dtype_opt().value_or(t.dtype()).toScalarType());
   }
+  return a.wrap(t);
+}
+
+// fromBytes(bytes, shape, dtype): a tensor of any dtype from its raw little-endian element bytes (file formats such
+// as safetensors store float16/bfloat16 as such; no typed array views them).
+Napi::Value fromBytes(Args& a) {
+  if (!a[0].IsTypedArray()) a.typeError(0, "a Uint8Array");
+  auto array = a[0].As<Napi::TypedArray>();
+  std::vector<int64_t> shape = a.ints(1);
+  at::Tensor t = at::empty(shape, at::TensorOptions().dtype(a.dtype(2)));
+  size_t bytes = t.numel() * t.element_size();
+  if (bytes != array.ByteLength()) {
+    throw Napi::RangeError::New(a.env(), std::string("fromBytes: shape ") + shapeString(shape) + " of " +
+                                             std::string(c10::toString(t.scalar_type())) + " needs " + std::to_string(bytes) +
+                                             " bytes, got " + std::to_string(array.ByteLength()));
+  }
+  if (bytes) std::memcpy(t.data_ptr(), static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset(), bytes);
   return a.wrap(t);
 }
 
@@ -216,6 +233,9 @@ const Export kExports[] = {
     {"fromTypedArray", fromTypedArray},
     {"fromBuffer", fromBuffer},
     {"toArrayBuffer", [](Args& a) -> Napi::Value { return arrayBufferOver(a.env(), hostCopy(a.tensor(0))); }},
+    {"fromBytes", fromBytes},
+    // The raw element bytes of a fresh contiguous CPU copy, whatever the dtype.
+    {"toBytes", [](Args& a) -> Napi::Value { return arrayBufferOver(a.env(), hostCopy(a.tensor(0), false)); }},
     {"toArrayBufferAsync",
      [](Args& a) -> Napi::Value {
        auto* worker = new HostCopyWorker(a.env(), a.tensor(0));
