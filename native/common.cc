@@ -55,7 +55,8 @@ napi_value trampoline(napi_env env, napi_callback_info cbinfo) {
     Args args(info, op);
     return entry->fn(args);
   } catch (const Napi::Error& e) {
-    e.ThrowAsJavaScriptException();
+    // Throwing can itself fail (and throw) while a worker thread is being terminated: never let that escape.
+    try { e.ThrowAsJavaScriptException(); } catch (...) {}
   } catch (const c10::Error& e) {
     try { throwTorchError(env, op, e.what_without_backtrace()); } catch (...) {}
   } catch (const std::exception& e) {

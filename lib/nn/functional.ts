@@ -3,8 +3,7 @@ import { checkBool, checkInt, checkNumber, checkOneOf, checkOptions, invalidArg 
 import { type Handle, native } from '../native.js';
 import { type DType, optDtypeCode } from '../torch/dtype.js';
 import { Tensor } from '../torch/tensor.js';
-
-type Pair = number | readonly [number, number];
+import { type Pair, pair } from './modules/utils.js';
 
 function input(op: string, name: string, t: unknown): Handle {
   if (!(t instanceof Tensor)) throw invalidArg(op, name, 'a Tensor', t);
@@ -13,13 +12,6 @@ function input(op: string, name: string, t: unknown): Handle {
 
 function optInput(op: string, name: string, t: unknown): Handle | undefined {
   return t === undefined || t === null ? undefined : input(op, name, t);
-}
-
-/** A 2-D size given as one number or a [height, width] pair. */
-function pair(op: string, name: string, v: Pair): number[] {
-  if (typeof v === 'number') return [checkInt(op, name, v), v];
-  if (!Array.isArray(v) || v.length !== 2) throw invalidArg(op, name, 'an integer or a [height, width] pair', v);
-  return [checkInt(op, name, v[0]), checkInt(op, name, v[1])];
 }
 
 export interface Conv2dOptions {

@@ -68,7 +68,7 @@ function nest(flat: ArrayLike<number | bigint>, shape: readonly number[], dtype:
  */
 export type MemoryFormat = 'contiguousFormat' | 'channelsLast' | 'preserveFormat';
 
-const MEMORY_FORMATS: readonly MemoryFormat[] = ['contiguousFormat', 'channelsLast', 'preserveFormat'];
+export const MEMORY_FORMATS: readonly MemoryFormat[] = ['contiguousFormat', 'channelsLast', 'preserveFormat'];
 
 function optMemoryFormat(op: string, value: unknown): MemoryFormat | undefined {
   return value === undefined ? undefined : checkOneOf(op, 'memoryFormat', value, MEMORY_FORMATS);
