@@ -137,6 +137,7 @@ export interface Binding {
   mulScalar_(a: H, b: S): void;
   div_(a: H, b: H): void;
   divScalar_(a: H, b: S): void;
+  relu_(a: H): void;
   clamp_(a: H, min: Opt<number>, max: Opt<number>): void;
   zero_(a: H): void;
   fill_(a: H, value: S): void;

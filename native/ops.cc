@@ -141,6 +141,7 @@ const Export kExports[] = {
     MMSSL_INPLACE_OP("mulScalar_", a.tensor(0).mul_(a.scalar(1))),
     MMSSL_INPLACE_OP("div_", a.tensor(0).div_(a.tensor(1))),
     MMSSL_INPLACE_OP("divScalar_", a.tensor(0).div_(a.scalar(1))),
+    MMSSL_INPLACE_OP("relu_", a.tensor(0).relu_()),
     MMSSL_INPLACE_OP("clamp_", a.tensor(0).clamp_(bound(a, 1), bound(a, 2))),
     MMSSL_INPLACE_OP("zero_", a.tensor(0).zero_()),
     MMSSL_INPLACE_OP("fill_", a.tensor(0).fill_(a.scalar(1))),

@@ -48,8 +48,12 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   return new Tensor(native.linear(input('linear', 'input', x), input('linear', 'weight', weight), optInput('linear', 'bias', bias)));
 }
 
-export function relu(x: Tensor): Tensor {
-  return new Tensor(native.relu(input('relu', 'input', x)));
+/** max(x, 0); with `inplace`, overwrites x and returns it (saves an allocation when x is not needed elsewhere). */
+export function relu(x: Tensor, options: { inplace?: boolean } = {}): Tensor {
+  const h = input('relu', 'input', x);
+  if (!checkBool('relu', 'inplace', checkOptions('relu', options).inplace ?? false)) return new Tensor(native.relu(h));
+  native.relu_(h);
+  return x;
 }
 
 export interface MaxPool2dOptions {

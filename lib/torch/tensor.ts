@@ -469,6 +469,11 @@ export class Tensor {
     return this;
   }
 
+  relu_(): this {
+    native.relu_(this.handle);
+    return this;
+  }
+
   clamp_(options: { min?: number; max?: number }): this {
     const { min, max } = checkOptions('clamp_', options);
     if (min === undefined && max === undefined) throw invalidArg('clamp_', 'options', 'at least one of min and max', options);

@@ -3,7 +3,7 @@ import { checkOptions } from '../../errors.js';
 import { Tensor } from '../../torch/tensor.js';
 import { Module } from '../module.js';
 import { ReLU } from '../modules/activation.js';
-import { Sequential } from '../modules/container.js';
+import { Sequential, chain } from '../modules/container.js';
 import { Conv2d } from '../modules/conv.js';
 import { Dropout } from '../modules/dropout.js';
 import { Linear } from '../modules/linear.js';
@@ -40,25 +40,28 @@ export class AlexNet extends Module {
     const [dropout6, dropout7] = [new Dropout(dropout), new Dropout(dropout)];
     super();
     this.featureLayers = this.registerModule('features', new Sequential(
-      new Conv2d(inChannels, 64, 11, { stride: 4, padding: 2 }), new ReLU(), new MaxPool2d(3, { stride: 2 }),
-      new Conv2d(64, 192, 5, { padding: 2 }), new ReLU(), new MaxPool2d(3, { stride: 2 }),
-      new Conv2d(192, 384, 3, { padding: 1 }), new ReLU(),
-      new Conv2d(384, 256, 3, { padding: 1 }), new ReLU(),
-      new Conv2d(256, 256, 3, { padding: 1 }), new ReLU(), new MaxPool2d(3, { stride: 2 }),
+      new Conv2d(inChannels, 64, 11, { stride: 4, padding: 2 }), new ReLU({ inplace: true }), new MaxPool2d(3, { stride: 2 }),
+      new Conv2d(64, 192, 5, { padding: 2 }), new ReLU({ inplace: true }), new MaxPool2d(3, { stride: 2 }),
+      new Conv2d(192, 384, 3, { padding: 1 }), new ReLU({ inplace: true }),
+      new Conv2d(384, 256, 3, { padding: 1 }), new ReLU({ inplace: true }),
+      new Conv2d(256, 256, 3, { padding: 1 }), new ReLU({ inplace: true }), new MaxPool2d(3, { stride: 2 }),
     ));
     this.avgpool = this.registerModule('avgpool', new AdaptiveAvgPool2d(6));
     this.classifier = this.registerModule('classifier', new Sequential(
-      dropout6, new Linear(256 * 6 * 6, 4096), new ReLU(),
-      dropout7, new Linear(4096, 4096), new ReLU(),
+      dropout6, new Linear(256 * 6 * 6, 4096), new ReLU({ inplace: true }),
+      dropout7, new Linear(4096, 4096), new ReLU({ inplace: true }),
       new Linear(4096, numClasses),
     ));
   }
 
   /** fc7's activations [N, 4096]: the convolutions, the 6x6 pool, then the classifier up to its last ReLU. */
   features(x: Tensor): Tensor {
-    let h = this.avgpool.forward(this.featureLayers.forward(x)).flatten(1);
-    for (let i = 0; i < this.classifier.length - 1; i++) h = this.classifier.at(i).forward(h);
-    return h;
+    const pooled = chain(x, [this.featureLayers, this.avgpool]);
+    const flat = pooled.flatten(1);
+    pooled.dispose();
+    const fc7 = chain(flat, Array.from({ length: this.classifier.length - 1 }, (_, i) => this.classifier.at(i)));
+    flat.dispose();
+    return fc7;
   }
 
   /** Logits [N, numClasses]: the last Linear layer on `features(x)`. */

@@ -5,7 +5,7 @@ import { kaimingNormal_, zeros_ } from '../init.js';
 import { Module } from '../module.js';
 import { ReLU } from '../modules/activation.js';
 import { BatchNorm2d } from '../modules/batchnorm.js';
-import { Sequential } from '../modules/container.js';
+import { Sequential, chain } from '../modules/container.js';
 import { Conv2d } from '../modules/conv.js';
 import { Linear } from '../modules/linear.js';
 import { AdaptiveAvgPool2d, MaxPool2d } from '../modules/pooling.js';
@@ -37,15 +37,21 @@ export class BasicBlock extends Module {
     super();
     this.conv1 = this.registerModule('conv1', conv3x3(inPlanes, planes, stride));
     this.bn1 = this.registerModule('bn1', new BatchNorm2d(planes));
-    this.relu = this.registerModule('relu', new ReLU());
+    this.relu = this.registerModule('relu', new ReLU({ inplace: true }));
     this.conv2 = this.registerModule('conv2', conv3x3(planes, planes));
     this.bn2 = this.registerModule('bn2', new BatchNorm2d(planes));
     this.downsample = this.registerModule('downsample', downsample);
   }
 
   forward(x: Tensor): Tensor {
-    const out = this.bn2.forward(this.conv2.forward(this.relu.forward(this.bn1.forward(this.conv1.forward(x)))));
-    return this.relu.forward(out.add(this.downsample === null ? x : this.downsample.forward(x)));
+    const out = chain(x, [this.conv1, this.bn1, this.relu, this.conv2, this.bn2]);
+    if (this.downsample === null) {
+      out.add_(x);
+    } else {
+      using identity = this.downsample.forward(x);
+      out.add_(identity);
+    }
+    return this.relu.forward(out);
   }
 }
 
@@ -79,7 +85,7 @@ export class ResNet extends Module {
     super();
     this.conv1 = this.registerModule('conv1', new Conv2d(inChannels, 64, 7, { stride: 2, padding: 3, bias: false }));
     this.bn1 = this.registerModule('bn1', new BatchNorm2d(64));
-    this.relu = this.registerModule('relu', new ReLU());
+    this.relu = this.registerModule('relu', new ReLU({ inplace: true }));
     this.maxpool = this.registerModule('maxpool', new MaxPool2d(3, { stride: 2, padding: 1 }));
     let inPlanes = 64;
     // torchvision's _make_layer: the downsample is built before the blocks, which matters for the RNG order.
@@ -103,9 +109,8 @@ export class ResNet extends Module {
 
   /** The pooled activations of the last stage [N, 512]: the fine-tuning and fusion representation. */
   features(x: Tensor): Tensor {
-    const stem = this.maxpool.forward(this.relu.forward(this.bn1.forward(this.conv1.forward(x))));
-    const deep = [this.layer1, this.layer2, this.layer3, this.layer4].reduce((h, stage) => stage.forward(h), stem);
-    return this.avgpool.forward(deep).flatten(1);
+    using pooled = chain(x, [this.conv1, this.bn1, this.relu, this.maxpool, this.layer1, this.layer2, this.layer3, this.layer4, this.avgpool]);
+    return pooled.flatten(1);
   }
 
   /** Logits [N, numClasses]: `fc` on `features(x)`. */

@@ -34,6 +34,21 @@ export class Sequential extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return this.#layers.reduce((h, layer) => layer.forward(h), x);
+    return chain(x, this.#layers);
   }
+}
+
+/**
+ * Runs `layers` in order on `x`, disposing each intermediate handle as soon as the next layer has consumed it, as
+ * Python's refcounting would: memory autograd does not keep is reused at once, while it is still in cache, instead of
+ * piling up until the enclosing tidy() ends.
+ */
+export function chain(x: Tensor, layers: readonly Layer[]): Tensor {
+  let h = x;
+  for (const layer of layers) {
+    const next = layer.forward(h);
+    if (h !== x && next !== h) h.dispose();
+    h = next;
+  }
+  return h;
 }
