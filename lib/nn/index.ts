@@ -11,7 +11,7 @@ export type { LoadStateDictResult, ModuleToOptions, NamedOptions } from './modul
 export { ReLU } from './modules/activation.js';
 export { BatchNorm, BatchNorm1d, BatchNorm2d } from './modules/batchnorm.js';
 export type { BatchNormOptions } from './modules/batchnorm.js';
-export { Sequential } from './modules/container.js';
+export { Sequential, chain } from './modules/container.js';
 export type { Layer } from './modules/container.js';
 export { Conv2d } from './modules/conv.js';
 export type { Conv2dOptions } from './modules/conv.js';
