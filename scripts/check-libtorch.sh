@@ -52,7 +52,7 @@ mirror() {
 # Packages per flavour. CUDA: libtorch-cuda-dev (contrib) and nvidia-cuda-toolkit (non-free). nvidia-cudnn downloads
 # cuDNN from NVIDIA while it configures, which fails without that network access; a stand-in package (equivs) keeps
 # apt consistent, and LibTorch's own files install regardless.
-packages_cpu="g++ cmake make binutils nodejs libnode-dev python3 libtorch-dev python3-torch"
+packages_cpu="g++ cmake make binutils nodejs libnode-dev python3 libtorch-dev python3-torch python3-torchvision"
 packages_cuda="g++ cmake make binutils nodejs libnode-dev python3 libtorch-cuda-dev nvidia-cuda-toolkit"
 
 mounted_under() { findmnt -rn -o TARGET | grep -q "^$1\(/\|$\)"; }
@@ -178,6 +178,7 @@ check_cpu() {
     local tap; tap=$(mktemp)
     in_root "$root" env MMSSL_ADDON="$addon" node node_modules/ava/entrypoints/cli.mjs --tap >"$tap" || true
     sed -nE "s/^(not ok|ok) ([0-9]+) - /\1 \2 - $tag /p" "$tap"
+    awk '/^not ok/ { show = 1 } /^ok/ { show = 0 } show' "$tap" >&2   # what each failure said
     passed=$((passed + $(grep -cE '^ok [0-9]+' "$tap" || true) - $(grep -cE '^ok [0-9]+ .*# SKIP' "$tap" || true)))
     failed=$((failed + $(grep -cE '^not ok [0-9]+' "$tap" || true)))
     grep -qE '^# fail 0$' "$tap" || grep -qE '^not ok' "$tap" || result FAIL "$tag ava suite ran to its end"

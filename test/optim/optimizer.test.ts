@@ -108,7 +108,10 @@ for (const c of cases) {
   test(`${c.name}: 20 steps follow PyTorch's trajectory`, (t) => {
     const ours = ourTrajectory(c, STEPS);
     t.is(ours.length, reference[c.name].length);
-    ours.forEach((params, step) => t.true(maxRelErr(params, reference[c.name][step]) < 1e-5, `step ${step + 1}: ${params} vs ${reference[c.name][step]}`));
+    // |ours - theirs| <= 1e-5 |theirs| + 1e-6 (allclose): PyTorch 2's Python Adam updates its first moment with lerp_,
+    // LibTorch's C++ Adam with mul_ and add_; the one-ulp differences that makes are absolute, not relative, and a
+    // weight passing near zero would fail a purely relative bound (1.7e-5 seen at |w| = 2e-4).
+    ours.forEach((params, step) => t.true(maxRelErr(params, reference[c.name][step], 0.1) < 1e-5, `step ${step + 1}: ${params} vs ${reference[c.name][step]}`));
   });
 
   test(`${c.name}: resumed from state dicts after 10 steps, the run continues exactly`, (t) => {
