@@ -120,6 +120,11 @@ export function checkOneOf<T extends string>(op: string, name: string, value: un
   return value as T;
 }
 
+/** An object that is not an array or null: what JSON objects, options and state dicts are. */
+export function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
 /** Checks that `options` is absent or a plain object, so that `x.sum(1, true)` style mistakes are caught. */
 export function checkOptions<T extends object>(op: string, options: T | undefined): T {
   if (options === undefined) return {} as T;

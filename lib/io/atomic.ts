@@ -1,12 +1,13 @@
 /**
  * Atomic file replacement: write a temporary file beside the target, fsync it, rename it over the target, fsync the
- * directory. A crash or kill at any moment leaves the old file or the new one, never a torn one. Temporary files left
- * by a writer that was killed are removed by the next write of the same target.
+ * directory. A crash or kill at any moment leaves the old file or the new one, never a torn one. A temporary file is
+ * named `<target>.tmp-<pid>-<random>`; those of a writer that was killed (its pid no longer runs) are removed by the
+ * next write of the same target, so they cannot accumulate.
  */
-import { closeSync, fsyncSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { open, readdir, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 
 import { FileError } from '../errors.js';
 
@@ -17,32 +18,17 @@ function isAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    return (e as NodeJS.ErrnoException).code === 'EPERM';   // alive, but another user's
   }
 }
 
-/** Removes `<target>.tmp-<pid>-*` files whose writer process is gone. */
-function removeStaleTemps(path: string): void {
+/** Of the names in `path`'s directory, the temporary files of `path` whose writer process is gone. */
+function staleTemps(path: string, names: readonly string[]): string[] {
   const prefix = `${basename(path)}.tmp-`;
-  let names: string[];
-  try {
-    names = readdirSync(dirname(path));
-  } catch {
-    return;   // the directory does not exist yet: the write will say so
-  }
-  for (const name of names) {
+  return names.filter((name) => {
     const pid = Number(name.startsWith(prefix) ? name.slice(prefix.length).split('-')[0] : NaN);
-    if (Number.isSafeInteger(pid) && pid !== process.pid && !isAlive(pid)) rmSync(join(dirname(path), name), { force: true });
-  }
-}
-
-function fsyncDirectory(path: string): void {
-  const fd = openSync(dirname(path), 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+    return Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && !isAlive(pid);
+  }).map((name) => join(dirname(path), name));
 }
 
 function ioError(path: string, action: string, e: unknown): FileError {
@@ -51,7 +37,13 @@ function ioError(path: string, action: string, e: unknown): FileError {
 
 /** Replaces `path` with the concatenated `chunks`, atomically. */
 export function writeFileAtomicSync(path: string, chunks: readonly Uint8Array[]): void {
-  removeStaleTemps(path);
+  let names: string[] = [];
+  try {
+    names = readdirSync(dirname(path));
+  } catch {
+    // no directory: opening the temporary file says so below
+  }
+  staleTemps(path, names).forEach((stale) => rmSync(stale, { force: true }));
   const temp = tempName(path);
   try {
     const fd = openSync(temp, 'wx');
@@ -64,21 +56,27 @@ export function writeFileAtomicSync(path: string, chunks: readonly Uint8Array[])
       closeSync(fd);
     }
     renameSync(temp, path);
-    fsyncDirectory(path);
+    const dir = openSync(dirname(path), 'r');
+    try {
+      fsyncSync(dir);   // makes the rename itself durable
+    } finally {
+      closeSync(dir);
+    }
   } catch (e) {
     rmSync(temp, { force: true });
     throw ioError(path, 'write', e);
   }
 }
 
-/** Like `writeFileAtomicSync`, with the writes and fsyncs off the event loop. */
+/** Like `writeFileAtomicSync`, with every file operation off the event loop. */
 export async function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): Promise<void> {
-  removeStaleTemps(path);
+  const names = await readdir(dirname(path)).catch(() => []);
+  await Promise.all(staleTemps(path, names).map((stale) => rm(stale, { force: true })));
   const temp = tempName(path);
   try {
     const file = await open(temp, 'wx');
     try {
-      for (const chunk of chunks) await file.writeFile(chunk);   // writeFile loops until all is written
+      for (const chunk of chunks) await file.writeFile(chunk);   // writes all of it, from the current position
       await file.sync();
     } finally {
       await file.close();
