@@ -8,3 +8,4 @@ export type { ErrorCode } from './errors.js';
 export * as optim from './optim/index.js';
 export * as safetensors from './io/safetensors.js';
 export * as train from './train/index.js';
+export * as loss from './loss/index.js';
