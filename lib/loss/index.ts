@@ -1,3 +1,5 @@
-/** The `loss` namespace: the multi-positive InfoNCE loss (for now its float64 TypeScript reference). */
+/** The `loss` namespace: the multi-positive InfoNCE loss (its float64 TypeScript reference and the naive composition). */
 export { infoNCEReference } from './reference.js';
 export type { InfoNCEOptions, InfoNCEResult } from './reference.js';
+export { infoNCENaive } from './naive.js';
+export type { NaiveInfoNCEOptions } from './naive.js';
