@@ -181,6 +181,8 @@ export interface Binding {
   optimizerLoadState(optimizer: unknown, states: (Record<string, H | number> | null)[]): void;
   optimizerDispose(optimizer: unknown): void;
   clipGradNorm(params: H[], maxNorm: number, normType: number, errorIfNonfinite: boolean): number;
+  // loss.cc
+  infoNCE(u: H, groups: H, anchorMask: H, temperature: number, sum: boolean, tileSize: number): H;
   // runtime.cc
   version(): { built: string; runtime: string; cuda: boolean; parallelInfo: string };
   setNumThreads(n: number): void;

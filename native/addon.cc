@@ -19,6 +19,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   initAutograd(env, exports);
   initRuntime(env, exports);
   initOptim(env, exports);
+  initLoss(env, exports);
 #ifdef MMSSL_WITH_CUDA
   initCuda(env, exports);
 #endif

@@ -143,6 +143,7 @@ void initFunctional(Napi::Env env, Napi::Object exports);
 void initAutograd(Napi::Env env, Napi::Object exports);
 void initRuntime(Napi::Env env, Napi::Object exports);
 void initOptim(Napi::Env env, Napi::Object exports);
+void initLoss(Napi::Env env, Napi::Object exports);
 #ifdef MMSSL_WITH_CUDA
 void initCuda(Napi::Env env, Napi::Object exports);
 #endif

@@ -3,3 +3,5 @@ export { infoNCEReference } from './reference.js';
 export type { InfoNCEOptions, InfoNCEResult } from './reference.js';
 export { infoNCENaive } from './naive.js';
 export type { NaiveInfoNCEOptions } from './naive.js';
+export { infoNCE } from './infonce.js';
+export type { InfoNCELossOptions } from './infonce.js';

@@ -63,6 +63,20 @@ function rows(z: ArrayLike<number>, v: number, d: number, normalize: boolean): {
 
 const dot = (a: Float64Array, b: Float64Array) => a.reduce((s, x, k) => s + x * b[k], 0);
 
+/**
+ * The batch's own consistency, shared by every implementation of the loss: at least one anchor, and a positive (a
+ * view of the same location) for each anchor. Returns the anchor flags.
+ */
+export function checkBatch(op: string, groups: ArrayLike<number | bigint>, anchorMask: ArrayLike<boolean> | undefined): boolean[] {
+  const anchors = Array.from({ length: groups.length }, (_, i) => anchorMask === undefined || Boolean(anchorMask[i]));
+  if (!anchors.includes(true)) throw invalidArg(op, 'anchorMask', 'at least one anchor', 'none');
+  const counts = new Map<number | bigint, number>();
+  for (let i = 0; i < groups.length; i++) counts.set(groups[i], (counts.get(groups[i]) ?? 0) + 1);
+  const lonely = anchors.findIndex((a, i) => a && counts.get(groups[i]) === 1);
+  if (lonely >= 0) throw invalidArg(op, `groups (view ${lonely})`, 'shared by at least one other view: an anchor needs a positive', groups[lonely]);
+  return anchors;
+}
+
 export function infoNCEReference(z: ArrayLike<number>, shape: readonly [number, number], groups: ArrayLike<number>, options: InfoNCEOptions = {}): InfoNCEResult {
   const { temperature = 0.1, positives = 'mean', anchorMask, normalize = true } = checkOptions(OP, options);
   if (!(checkNumber(OP, 'temperature', temperature) > 0) || !Number.isFinite(temperature)) throw invalidArg(OP, 'temperature', 'a finite number > 0', temperature);
@@ -70,8 +84,7 @@ export function infoNCEReference(z: ArrayLike<number>, shape: readonly [number, 
   checkBool(OP, 'normalize', normalize);
   checkInputs(z, shape, groups, anchorMask);
   const [v, d] = shape;
-  const anchors = Array.from({ length: v }, (_, i) => anchorMask === undefined || anchorMask[i]);
-  if (!anchors.includes(true)) throw invalidArg(OP, 'anchorMask', 'at least one anchor', 'none');
+  const anchors = checkBatch(OP, groups, anchorMask);
   const { u, norms } = rows(z, v, d, normalize);
 
   // G[i][j] = dL/ds_ij (before dividing by the anchor count), accumulated row by row.
@@ -83,7 +96,6 @@ export function infoNCEReference(z: ArrayLike<number>, shape: readonly [number, 
     const s = u.map((uj) => dot(u[i], uj) / temperature);
     const others = s.map((_, j) => j).filter((j) => j !== i);
     const pos = others.filter((j) => groups[j] === groups[i]);
-    if (pos.length === 0) throw invalidArg(OP, `groups (view ${i})`, 'shared by at least one other view: an anchor needs a positive', groups[i]);
     const max = Math.max(...others.map((j) => s[j]));
     const lse = max + Math.log(others.reduce((acc, j) => acc + Math.exp(s[j] - max), 0));
     const w = positives === 'sum' ? 1 : 1 / pos.length;

@@ -1,0 +1,60 @@
+/**
+ * `infoNCE`: the multi-positive InfoNCE loss, native and tiled (native/loss.cc): memory O(V d + tile²), numerically
+ * stable at small temperatures, on any device, taking part in autograd. Definition and gradient: lib/loss/reference.ts.
+ */
+import { checkBool, checkInt, checkNumber, checkOneOf, checkOptions, invalidArg } from '../errors.js';
+import { native } from '../native.js';
+import { normalize as l2normalize } from '../nn/functional.js';
+import { tensor } from '../torch/creation.js';
+import { tidy } from '../torch/scope.js';
+import { Tensor } from '../torch/tensor.js';
+import { checkBatch } from './reference.js';
+
+export interface InfoNCELossOptions {
+  /** tau > 0. Default 0.1. */
+  temperature?: number;
+  /** Each anchor's positive terms summed (the paper) or averaged (SupCon's L_out, the default). */
+  positives?: 'sum' | 'mean';
+  /** Which views may be anchors (default all): a bool tensor [V] or booleans. Others only appear in denominators. */
+  anchorMask?: Tensor | readonly boolean[];
+  /** L2-normalise the embeddings first (default true). */
+  normalize?: boolean;
+  /** Rows and columns per tile of the similarity matrix (default 1024): memory grows with its square. */
+  tileSize?: number;
+}
+
+const OP = 'infoNCE';
+
+function hostValues(t: Tensor): ArrayLike<number | bigint> {
+  return t.toTypedArray() as ArrayLike<number | bigint>;
+}
+
+/** The first view whose embedding is not finite, or -1. */
+function firstNonFinite(z: Tensor): number {
+  return tidy(() => Array.from(z.isfinite().logicalNot().sum(1).toTypedArray() as ArrayLike<number | bigint>).findIndex((n) => Number(n) > 0));
+}
+
+/**
+ * The loss over a batch of V embeddings z [V, d] with their location ids `groups` ([V] int64 tensor or numbers):
+ * a scalar tensor. Views of one location are each other's positives; every other view is a negative.
+ */
+export function infoNCE(z: Tensor, groups: Tensor | readonly number[], options: InfoNCELossOptions = {}): Tensor {
+  const { temperature = 0.1, positives = 'mean', anchorMask, normalize = true, tileSize = 1024 } = checkOptions(OP, options);
+  if (!(z instanceof Tensor) || z.ndim !== 2) throw invalidArg(OP, 'z', 'a [V, d] tensor', z instanceof Tensor ? `shape [${z.shape}]` : z);
+  if (!(checkNumber(OP, 'temperature', temperature) > 0) || !Number.isFinite(temperature)) throw invalidArg(OP, 'temperature', 'a finite number > 0', temperature);
+  checkOneOf(OP, 'positives', positives, ['sum', 'mean']);
+  checkBool(OP, 'normalize', normalize);
+  if (checkInt(OP, 'tileSize', tileSize) < 1) throw invalidArg(OP, 'tileSize', 'a positive integer', tileSize);
+  const v = z.shape[0];
+  return tidy(() => {
+    const ids = groups instanceof Tensor ? groups : tensor(groups as number[], { dtype: 'int64' });
+    const mask = anchorMask === undefined ? tensor(new Array<boolean>(v).fill(true)) : anchorMask instanceof Tensor ? anchorMask : tensor([...anchorMask]);
+    if (ids.shape.length !== 1 || ids.shape[0] !== v) throw invalidArg(OP, 'groups', `one location id per view (${v})`, `shape [${ids.shape}]`);
+    if (mask.shape.length !== 1 || mask.shape[0] !== v) throw invalidArg(OP, 'anchorMask', `one flag per view (${v})`, `shape [${mask.shape}]`);
+    checkBatch(OP, hostValues(ids), Array.from(hostValues(mask), (x) => Number(x) !== 0));
+    const bad = firstNonFinite(z);
+    if (bad >= 0) throw invalidArg(OP, `z (view ${bad})`, 'finite', 'NaN or an infinity');
+    const u = normalize ? l2normalize(z, { dim: 1 }) : z;
+    return new Tensor(native.infoNCE(u.handle, ids.handle, mask.handle, temperature, positives === 'sum', tileSize));
+  });
+}

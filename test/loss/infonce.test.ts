@@ -1,0 +1,87 @@
+import test from 'ava';
+
+import { loss, torch } from '../../lib/index.js';
+import { maxRelErr, randomArray, rng, values } from '../helpers/reference.js';
+
+/**
+ * A random batch: V from 2 to 1024 (most small), d from 1 to 512 (V² d bounded so the O(V² d) reference stays
+ * quick), uneven views per location, ~20% Negative views, tau in [0.05, 1], both modes, a tile size that may or may
+ * not divide V.
+ */
+function randomCase(seed: number) {
+  const r = rng(seed);
+  const v = 2 + Math.floor(r() ** 3 * 1022);
+  const d = Math.max(1, Math.min(1 + Math.floor(r() ** 2 * 511), Math.floor(2e7 / (v * v))));
+  const locations = 1 + Math.floor(r() * Math.floor(v / 2));
+  const groups = Array.from({ length: v }, (_, i) => (i < 2 * locations ? i % locations : Math.floor(r() * locations)));
+  const anchorMask = groups.map(() => r() < 0.8);
+  anchorMask[0] = true;
+  return {
+    z: randomArray(v * d, seed + 1), shape: [v, d] as [number, number], groups, anchorMask,
+    temperature: 0.05 + r() * 0.95, positives: r() < 0.5 ? 'sum' as const : 'mean' as const, normalize: r() < 0.8,
+    tileSize: r() < 0.3 ? v : 1 + Math.floor(r() * (v + 4)),
+  };
+}
+
+test.serial('native vs the TypeScript reference: loss and gradient within 1e-5 over 200 random batches (float64)', (t) => {
+  const before = torch.memoryStats().tensors;
+  for (let seed = 0; seed < 200; seed++) {
+    const c = randomCase(seed);
+    const expected = loss.infoNCEReference(c.z, c.shape, c.groups, c);
+    torch.tidy(() => {
+      const z = torch.tensor(c.z, { dtype: 'float64' }).reshape(c.shape).requiresGrad_();
+      const value = loss.infoNCE(z, c.groups, c);
+      value.backward();
+      const where = `seed ${seed} (V ${c.shape[0]}, d ${c.shape[1]}, tile ${c.tileSize})`;
+      // (+1e-12: a batch of one location pair has loss exactly 0, and float64 leaves ~1e-16)
+      t.true(Math.abs(value.item() - expected.loss) <= 1e-5 * Math.abs(expected.loss) + 1e-12, `${where}: loss ${value.item()} vs ${expected.loss}`);
+      t.true(maxRelErr(values(z.grad!), expected.grad, 1e-6) < 1e-5, `${where}: gradient`);
+    });
+  }
+  t.is(torch.memoryStats().tensors, before);
+});
+
+test('float32 embeddings: the loss within 1e-5 of the float64 reference, stable at tau = 0.05', (t) => {
+  for (let seed = 1000; seed < 1020; seed++) {
+    const c = { ...randomCase(seed), temperature: 0.05 };
+    const expected = loss.infoNCEReference(c.z, c.shape, c.groups, c);
+    torch.tidy(() => {
+      const z = torch.tensor(c.z, { dtype: 'float32' }).reshape(c.shape).requiresGrad_();
+      const value = loss.infoNCE(z, c.groups, c);
+      value.backward();
+      t.true(Math.abs(value.item() - expected.loss) <= 1e-5 * Math.abs(expected.loss) + 1e-6, `seed ${seed}: ${value.item()} vs ${expected.loss}`);
+      const grad = values(z.grad!);
+      const scale = Math.max(...expected.grad.map(Math.abs));
+      const worst = Math.max(...grad.map((g, i) => Math.abs(g - expected.grad[i])));
+      // (+1e-6: with one location pair the loss is constant 0 and the true gradient exactly 0)
+      t.true(worst <= 1e-4 * scale + 1e-6, `seed ${seed} (V ${c.shape[0]}, d ${c.shape[1]}): gradient off by ${worst}, scale ${scale}`);
+    });
+  }
+});
+
+test('the naive composition and the native loss agree', (t) => {
+  const c = randomCase(11);
+  torch.tidy(() => {
+    const z = torch.tensor(c.z, { dtype: 'float64' }).reshape(c.shape);
+    const naive = loss.infoNCENaive(z, torch.tensor(c.groups), { ...c, anchorMask: torch.tensor(c.anchorMask) }).item();
+    const tiled = loss.infoNCE(z, torch.tensor(c.groups), { ...c, anchorMask: torch.tensor(c.anchorMask) }).item();
+    t.true(Math.abs(naive - tiled) <= 1e-12 * Math.abs(naive) + 1e-14, `${naive} vs ${tiled}`);
+  });
+});
+
+test('bad input says which view or option is wrong', (t) => {
+  torch.tidy(() => {
+    const z = torch.tensor([[1, 0], [0, 1], [-1, 0]], { dtype: 'float32' });
+    const err = (fn: () => unknown, message: RegExp) => t.throws(fn, { code: 'ERR_MMSSL_ARG', message });
+    err(() => loss.infoNCE(z, [0, 0, 1]), /groups \(view 2\) must be shared by at least one other view/);
+    err(() => loss.infoNCE(z, [0, 0, 1], { anchorMask: [false, false, false] }), /at least one anchor/);
+    err(() => loss.infoNCE(z, [0, 0]), /groups must be one location id per view \(3\)/);
+    err(() => loss.infoNCE(z, [0, 0, 0], { anchorMask: [true] }), /anchorMask must be one flag per view/);
+    err(() => loss.infoNCE(z.reshape(6), [0, 0, 0]), /z must be a \[V, d\] tensor/);
+    err(() => loss.infoNCE(torch.tensor([[1, 0], [0, Number.NaN], [1, 1]], { dtype: 'float32' }), [0, 0, 0]), /z \(view 1\) must be finite/);
+    err(() => loss.infoNCE(z, [0, 0, 0], { temperature: 0 }), /temperature must be a finite number > 0/);
+    err(() => loss.infoNCE(z, [0, 0, 0], { temperature: -1 }), /temperature/);
+    err(() => loss.infoNCE(z, [0, 0, 0], { tileSize: 0 }), /tileSize must be a positive integer/);
+    err(() => loss.infoNCE(z, [0, 0, 0], { positives: 'all' as never }), /positives must be one of/);
+  });
+});
