@@ -2,11 +2,12 @@
  * Atomic file replacement: write a temporary file beside the target, fsync it, rename it over the target, fsync the
  * directory. A crash or kill at any moment leaves the old file or the new one, never a torn one. A temporary file is
  * named `<target>.tmp-<pid>-<random>`; those of a writer that was killed (its pid no longer runs) are removed by the
- * next write of the same target, so they cannot accumulate.
+ * next write of the same target, so they cannot accumulate. The target's directory is created if missing, as output
+ * paths of a run (`run/last.safetensors`) usually are on the first write.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { open, readdir, rename, rm } from 'node:fs/promises';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 import { FileError } from '../errors.js';
@@ -35,13 +36,23 @@ function ioError(path: string, action: string, e: unknown): FileError {
   return new FileError(path, `cannot ${action}: ${(e as Error).message}`);
 }
 
+/** Removes a temporary file if it exists; the error being reported is the write's, not this one's. */
+function removeQuietly(temp: string): void {
+  try {
+    rmSync(temp, { force: true });
+  } catch {
+    // e.g. ENOTDIR: the temporary file was never created
+  }
+}
+
 /** Replaces `path` with the concatenated `chunks`, atomically. */
 export function writeFileAtomicSync(path: string, chunks: readonly Uint8Array[]): void {
   let names: string[] = [];
   try {
+    mkdirSync(dirname(path), { recursive: true });
     names = readdirSync(dirname(path));
   } catch {
-    // no directory: opening the temporary file says so below
+    // no directory and none can be made: opening the temporary file says why below
   }
   staleTemps(path, names).forEach((stale) => rmSync(stale, { force: true }));
   const temp = tempName(path);
@@ -63,14 +74,14 @@ export function writeFileAtomicSync(path: string, chunks: readonly Uint8Array[])
       closeSync(dir);
     }
   } catch (e) {
-    rmSync(temp, { force: true });
+    removeQuietly(temp);
     throw ioError(path, 'write', e);
   }
 }
 
 /** Like `writeFileAtomicSync`, with every file operation off the event loop. */
 export async function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): Promise<void> {
-  const names = await readdir(dirname(path)).catch(() => []);
+  const names = await mkdir(dirname(path), { recursive: true }).then(() => readdir(dirname(path))).catch(() => []);
   await Promise.all(staleTemps(path, names).map((stale) => rm(stale, { force: true })));
   const temp = tempName(path);
   try {
@@ -89,7 +100,7 @@ export async function writeFileAtomic(path: string, chunks: readonly Uint8Array[
       await dir.close();
     }
   } catch (e) {
-    await rm(temp, { force: true });
+    await rm(temp, { force: true }).catch(() => undefined);   // (as removeQuietly)
     throw ioError(path, 'write', e);
   }
 }

@@ -48,6 +48,18 @@ test('stale temporaries are swept, live ones kept; concurrent writers each leave
  * checkpoint must load and hold step N's weights for a step N no older than the last one reported saved, and at most
  * one temporary file may exist (each save sweeps those killed writers left).
  */
+test('a missing output directory is created; a path that cannot be a directory is a FileError naming the file', async (t) => {
+  using x = torch.arange(6);
+  const nested = join(dir, 'run', 'a', 'weights.safetensors');
+  await safetensors.saveFile({ x }, nested);
+  safetensors.saveFileSync({ x }, join(dir, 'run', 'b', 'weights.safetensors'));
+  t.deepEqual(readdirSync(join(dir, 'run')).sort(), ['a', 'b']);
+  t.deepEqual(values(safetensors.loadFileSync(nested).get('x')!), [0, 1, 2, 3, 4, 5]);
+  const blocked = join(dir, 'run', 'a', 'weights.safetensors', 'inner.safetensors');   // its "directory" is a file
+  await t.throwsAsync(safetensors.saveFile({ x }, blocked), { code: 'ERR_MMSSL_IO', message: /inner\.safetensors: cannot write/ });
+  t.throws(() => safetensors.saveFileSync({ x }, blocked), { code: 'ERR_MMSSL_IO', message: /inner\.safetensors: cannot write/ });
+});
+
 test('the kill test: SIGKILL at any moment, the last checkpoint always loads and its step never goes back', async (t) => {
   const path = join(dir, 'killed.safetensors');
   const writer = join(root, 'dist', 'test', 'fixtures', 'checkpoint-writer.js');

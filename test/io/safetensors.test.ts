@@ -253,6 +253,5 @@ test('bad arguments say which', async (t) => {
   t.throws(() => safetensors.deserialize('abc' as never), { code: 'ERR_MMSSL_ARG', message: /bytes must be a Uint8Array/ });
   t.throws(() => safetensors.loadFileSync(join(dir, 'x'), { device: 'gpu' as never }), { code: 'ERR_MMSSL_ARG', message: /device must be/ });
   await t.throwsAsync(safetensors.loadFile(join(dir, 'x'), { device: 'tpu' as never }), { code: 'ERR_MMSSL_ARG', message: /device must be/ });
-  await t.throwsAsync(safetensors.saveFile({ a: x }, join(dir, 'no-such-dir', 'f.safetensors')), { code: 'ERR_MMSSL_IO', message: /no-such-dir.f\.safetensors: cannot write: ENOENT/ });
   x.dispose();
 });
