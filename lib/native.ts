@@ -182,7 +182,7 @@ export interface Binding {
   optimizerDispose(optimizer: unknown): void;
   clipGradNorm(params: H[], maxNorm: number, normType: number, errorIfNonfinite: boolean): number;
   // loss.cc
-  infoNCE(u: H, groups: H, anchorMask: H, temperature: number, sum: boolean, tileSize: number): H;
+  infoNCE(u: H, groups: H, anchorMask: H, temperature: number, sum: boolean, stripRows: number, float64: boolean, fused: boolean): H;
   // runtime.cc
   version(): { built: string; runtime: string; cuda: boolean; parallelInfo: string };
   setNumThreads(n: number): void;

@@ -1,6 +1,7 @@
 /**
- * `infoNCE`: the multi-positive InfoNCE loss, native and tiled (native/loss.cc): memory O(V d + tile²), numerically
- * stable at small temperatures, on any device, taking part in autograd. Definition and gradient: lib/loss/reference.ts.
+ * `infoNCE`: the multi-positive InfoNCE loss, native (native/loss.cc): the similarity matrix is walked in strips of
+ * rows, so the extra memory is O(V d + stripRows V), never O(V²); numerically stable at small temperatures, on any
+ * device, taking part in autograd. Definition and gradient: lib/loss/reference.ts.
  */
 import { checkBool, checkInt, checkNumber, checkOneOf, checkOptions, invalidArg } from '../errors.js';
 import { native } from '../native.js';
@@ -19,8 +20,18 @@ export interface InfoNCELossOptions {
   anchorMask?: Tensor | readonly boolean[];
   /** L2-normalise the embeddings first (default true). */
   normalize?: boolean;
-  /** Rows and columns per tile of the similarity matrix (default 1024): memory grows with its square. */
-  tileSize?: number;
+  /** Rows of the similarity matrix computed at once (default: about 4 Mi similarities' worth, 16 MiB in float32). */
+  stripRows?: number;
+  /**
+   * Accumulate the log-sum-exps, positive terms and reductions in float64 (default false: in z's dtype). The
+   * similarities themselves come from GEMMs in z's dtype either way.
+   */
+  accumulateInFloat64?: boolean;
+  /**
+   * 'auto' (default): fused CPU loops for float32/float64 CPU tensors, ATen ops on the strip elsewhere (CUDA).
+   * 'aten': ATen ops everywhere, the device-generic path, selectable on CPU to check it.
+   */
+  kernel?: 'auto' | 'aten';
 }
 
 const OP = 'infoNCE';
@@ -39,12 +50,14 @@ function firstNonFinite(z: Tensor): number {
  * a scalar tensor. Views of one location are each other's positives; every other view is a negative.
  */
 export function infoNCE(z: Tensor, groups: Tensor | readonly number[], options: InfoNCELossOptions = {}): Tensor {
-  const { temperature = 0.1, positives = 'mean', anchorMask, normalize = true, tileSize = 1024 } = checkOptions(OP, options);
+  const { temperature = 0.1, positives = 'mean', anchorMask, normalize = true, stripRows, accumulateInFloat64 = false, kernel = 'auto' } = checkOptions(OP, options);
   if (!(z instanceof Tensor) || z.ndim !== 2) throw invalidArg(OP, 'z', 'a [V, d] tensor', z instanceof Tensor ? `shape [${z.shape}]` : z);
   if (!(checkNumber(OP, 'temperature', temperature) > 0) || !Number.isFinite(temperature)) throw invalidArg(OP, 'temperature', 'a finite number > 0', temperature);
   checkOneOf(OP, 'positives', positives, ['sum', 'mean']);
   checkBool(OP, 'normalize', normalize);
-  if (checkInt(OP, 'tileSize', tileSize) < 1) throw invalidArg(OP, 'tileSize', 'a positive integer', tileSize);
+  if (stripRows !== undefined && checkInt(OP, 'stripRows', stripRows) < 1) throw invalidArg(OP, 'stripRows', 'a positive integer', stripRows);
+  checkBool(OP, 'accumulateInFloat64', accumulateInFloat64);
+  checkOneOf(OP, 'kernel', kernel, ['auto', 'aten']);
   const v = z.shape[0];
   return tidy(() => {
     const ids = groups instanceof Tensor ? groups : tensor(groups as number[], { dtype: 'int64' });
@@ -55,6 +68,6 @@ export function infoNCE(z: Tensor, groups: Tensor | readonly number[], options: 
     const bad = firstNonFinite(z);
     if (bad >= 0) throw invalidArg(OP, `z (view ${bad})`, 'finite', 'NaN or an infinity');
     const u = normalize ? l2normalize(z, { dim: 1 }) : z;
-    return new Tensor(native.infoNCE(u.handle, ids.handle, mask.handle, temperature, positives === 'sum', tileSize));
+    return new Tensor(native.infoNCE(u.handle, ids.handle, mask.handle, temperature, positives === 'sum', stripRows ?? 0, accumulateInFloat64, kernel === 'auto'));
   });
 }

@@ -4,6 +4,7 @@
  * baselineName, gain}]}. `gain` > 1 means ours is better: baseline/ours for times and memory, ours/baseline for rates.
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 export interface Row {
   case: string;
@@ -59,7 +60,27 @@ export function pytorchVersion(): string {
 }
 
 /** Runs a baseline script (scripts/bench/NAME.py) and parses the JSON object it prints. */
-export function runPython<T>(script: string, args: (string | number)[]): T {
+export function runPython<T>(script: string, args: (string | number)[], env: NodeJS.ProcessEnv = {}): T {
   const path = new URL(`../../../scripts/bench/${script}`, import.meta.url).pathname;
-  return JSON.parse(execFileSync(PYTHON, [path, ...args.map(String)], { encoding: 'utf8' })) as T;
+  return JSON.parse(execFileSync(PYTHON, [path, ...args.map(String)], { encoding: 'utf8', env: { ...process.env, ...env } })) as T;
+}
+
+/**
+ * glibc returns freed blocks of at least this size to the system at once (a fixed threshold turns off its adaptive
+ * one), so a process's resident set falls back after each step and its peak measures the step alone. Memory benches
+ * run their measuring processes, ours and the baselines alike, with it set.
+ */
+export const MEASURING_ENV = { MALLOC_MMAP_THRESHOLD_: '131072' };
+
+function residentKiB(field: 'VmRSS' | 'VmHWM'): number {
+  const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith(`${field}:`));
+  return Number(line!.split(/\s+/)[1]);
+}
+
+/** Peak resident memory `fn` adds to the process (Linux: the high-water mark is reset through /proc/self/clear_refs). */
+export function peakExtraBytes(fn: () => void): number {
+  writeFileSync('/proc/self/clear_refs', '5');
+  const base = residentKiB('VmRSS');
+  fn();
+  return (residentKiB('VmHWM') - base) * 1024;
 }

@@ -11,7 +11,7 @@ export interface BatchLimits {
 
 /**
  * Views of a few locations (uneven counts, each location seen at least twice), ~20% of them Negative (not anchors,
- * view 0 always is one), tau in [0.05, 1], both positive modes, normalisation on ~80% of the time, and a tile size
+ * view 0 always is one), tau in [0.05, 1], both positive modes, normalisation on ~80% of the time, and a strip height
  * that may or may not divide V.
  */
 export function randomBatch(seed: number, { maxViews, maxDim, skew = 1 }: BatchLimits) {
@@ -25,6 +25,6 @@ export function randomBatch(seed: number, { maxViews, maxDim, skew = 1 }: BatchL
   return {
     z: randomArray(v * d, seed + 1), shape: [v, d] as [number, number], groups, anchorMask,
     temperature: 0.05 + r() * 0.95, positives: r() < 0.5 ? 'sum' as const : 'mean' as const, normalize: r() < 0.8,
-    tileSize: r() < 0.3 ? v : 1 + Math.floor(r() * (v + 4)),
+    stripRows: r() < 0.3 ? v : 1 + Math.floor(r() * (v + 4)),
   };
 }

@@ -1,0 +1,72 @@
+"""Baseline for bench:loss: the multi-positive InfoNCE loss written the obvious way in PyTorch, forward+backward.
+
+usage: loss.py THREADS DIM REPEATS time|memory V [V ...]
+Prints {"V": number, ...} as JSON: in time mode the median milliseconds of REPEATS steps after a warm-up step; in
+memory mode the peak extra resident bytes of one step (after a small warm-up, so one-time allocations such as BLAS
+buffers are not counted; bench:loss runs this mode with MALLOC_MMAP_THRESHOLD_ fixed, see MEASURING_ENV in
+harness.ts). The batch is bench:loss's: z ~ N(0, 1) [V, DIM], 4 views per location, every tenth location Negative
+(never an anchor), tau = 0.1, positives averaged.
+"""
+import json
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+threads, dim, repeats, mode = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+sizes = [int(v) for v in sys.argv[5:]]
+torch.set_num_threads(threads)
+torch.manual_seed(0)
+
+
+def infonce(z, groups, anchors, tau):
+    """The full similarity matrix and a masked log-softmax, in place where autograd allows."""
+    u = F.normalize(z, dim=1)
+    s = (u @ u.T).div_(tau)
+    s.fill_diagonal_(float("-inf"))
+    log_prob = s.log_softmax(dim=1)
+    positive = groups[:, None] == groups[None, :]
+    positive.fill_diagonal_(False)
+    per_anchor = -log_prob.masked_fill(~positive, 0).sum(1) / positive.sum(1)
+    return per_anchor[anchors].mean()
+
+
+def step(z, groups, anchors):
+    z.grad = None
+    infonce(z, groups, anchors, 0.1).backward()
+
+
+def resident_kib(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+
+
+def peak_extra_bytes(fn):
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")  # resets VmHWM to the current resident set
+    base = resident_kib("VmRSS")
+    fn()
+    return (resident_kib("VmHWM") - base) * 1024
+
+
+def batch(v):
+    z = torch.randn(v, dim, requires_grad=True)
+    groups = torch.arange(v) // 4
+    return z, groups, groups % 10 != 0
+
+
+def median_ms(z, groups, anchors):
+    step(z, groups, anchors)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        step(z, groups, anchors)
+        times.append((time.perf_counter_ns() - start) / 1e6)
+    return sorted(times)[len(times) // 2]
+
+
+if mode == "memory":
+    step(*batch(256))
+measure = median_ms if mode == "time" else lambda *b: peak_extra_bytes(lambda: step(*b))
+print(json.dumps({str(v): measure(*batch(v)) for v in sizes}))
