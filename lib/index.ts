@@ -9,3 +9,4 @@ export * as optim from './optim/index.js';
 export * as safetensors from './io/safetensors.js';
 export * as train from './train/index.js';
 export * as loss from './loss/index.js';
+export * as data from './data/index.js';

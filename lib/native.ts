@@ -32,6 +32,8 @@ export interface Binding {
   device(t: H): string;
   numel(t: H): number;
   isContiguous(t: H, memoryFormat: Opt<string>): boolean;
+  isPinned(t: H): boolean;
+  pinMemory(t: H): H;
   fromTypedArray(data: ArrayBufferView, shape: number[], dtype: Opt<number>, device: Opt<string>): H;
   fromBuffer(data: ArrayBufferView, shape: number[]): H;
   toArrayBuffer(t: H): ArrayBuffer;
@@ -156,7 +158,9 @@ export interface Binding {
   softmax(x: H, dim: number, dtype: Opt<number>): H;
   logSoftmax(x: H, dim: number, dtype: Opt<number>): H;
   crossEntropy(input: H, target: H, weight: Opt<H>, reduction: string, ignoreIndex: number, labelSmoothing: number): H;
-  interpolate(x: H, size: number[], mode: string, alignCorners: boolean, scaleH: Opt<number>, scaleW: Opt<number>): H;
+  interpolate(x: H, size: number[], mode: string, alignCorners: boolean, scaleH: Opt<number>, scaleW: Opt<number>, antialias: boolean): H;
+  affineGrid(theta: H, size: number[], alignCorners: boolean): H;
+  gridSample(input: H, grid: H, mode: string, paddingMode: string, alignCorners: boolean): H;
   oneHot(x: H, numClasses: number): H;
   // autograd.cc
   backward(t: H, grad: Opt<H>, retainGraph: Opt<boolean>, createGraph: boolean): void;

@@ -21,14 +21,29 @@ at::Tensor normalize(const at::Tensor& x, double p, int64_t dim, double eps) {
 }
 
 // Bilinear or nearest resize to a given size; `scales` are passed on as F.interpolate does for a scale_factor.
+// Antialiased bilinear (arg 6) widens the filter when shrinking, as F.interpolate(antialias=True) and torchvision do.
 at::Tensor interpolate(const Args& a) {
   at::Tensor x = a.tensor(0);
   std::vector<int64_t> size = a.ints(1);
   std::string mode = a.string(2);
   c10::optional<double> sh = a.optNumber(4), sw = a.optNumber(5);
+  if (mode == "bilinear" && a.boolean(6)) return at::_upsample_bilinear2d_aa(x, size, a.boolean(3), sh, sw);
   if (mode == "bilinear") return at::upsample_bilinear2d(x, size, a.boolean(3), sh, sw);
   if (mode == "nearest") return at::upsample_nearest2d(x, size, sh, sw);
   throw Napi::TypeError::New(a.env(), "interpolate: mode must be 'bilinear' or 'nearest', got '" + mode + "'");
+}
+
+// F.grid_sample's mode and padding_mode names, as ATen's enum values.
+int64_t gridSampleEnum(const Args& a, size_t i, std::initializer_list<const char*> names, const char* what) {
+  std::string name = a.string(i);
+  int64_t value = 0;
+  for (const char* candidate : names) {
+    if (name == candidate) return value;
+    ++value;
+  }
+  throw Napi::TypeError::New(a.env(), std::string("gridSample: ") + what + " must be one of " +
+                                          c10::Join(", ", std::vector<std::string>(names.begin(), names.end())) +
+                                          ", got '" + name + "'");
 }
 
 const Export kExports[] = {
@@ -48,6 +63,11 @@ const Export kExports[] = {
                                                            a.int64(4), a.number(5))),
     MMSSL_TENSOR_OP("interpolate", interpolate(a)),
     MMSSL_TENSOR_OP("oneHot", at::one_hot(a.tensor(0), a.int64(1))),
+    MMSSL_TENSOR_OP("affineGrid", at::affine_grid_generator(a.tensor(0), a.ints(1), a.boolean(2))),
+    MMSSL_TENSOR_OP("gridSample",
+                    at::grid_sampler(a.tensor(0), a.tensor(1), gridSampleEnum(a, 2, {"bilinear", "nearest", "bicubic"}, "mode"),
+                                     gridSampleEnum(a, 3, {"zeros", "border", "reflection"}, "paddingMode"),
+                                     a.boolean(4))),
 };
 
 }  // namespace

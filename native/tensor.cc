@@ -230,6 +230,8 @@ const Export kExports[] = {
     {"isContiguous", [](Args& a) -> Napi::Value {
        return a.value(a.tensor(0).is_contiguous(optMemoryFormat(a, 1).value_or(at::MemoryFormat::Contiguous)));
      }},
+    {"isPinned", [](Args& a) -> Napi::Value { return a.value(a.tensor(0).is_pinned()); }},
+    MMSSL_TENSOR_OP("pinMemory", a.tensor(0).pin_memory()),
     {"fromTypedArray", fromTypedArray},
     {"fromBuffer", fromBuffer},
     {"toArrayBuffer", [](Args& a) -> Napi::Value { return arrayBufferOver(a.env(), hostCopy(a.tensor(0))); }},

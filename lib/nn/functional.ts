@@ -1,5 +1,5 @@
 /** `torch.nn.functional`: the stateless layers that the backbones and losses are built from. */
-import { checkBool, checkInt, checkNumber, checkOneOf, checkOptions, invalidArg } from '../errors.js';
+import { checkBool, checkInt, checkNumber, checkOneOf, checkOptions, checkShape, invalidArg } from '../errors.js';
 import { type Handle, native } from '../native.js';
 import { type DType, optDtypeCode } from '../torch/dtype.js';
 import { Tensor } from '../torch/tensor.js';
@@ -118,14 +118,17 @@ export interface InterpolateOptions {
   scaleFactor?: number | readonly [number, number];
   mode?: 'nearest' | 'bilinear';
   alignCorners?: boolean;
+  /** Bilinear only: widen the filter when shrinking so the result does not alias (PyTorch's `antialias`). */
+  antialias?: boolean;
 }
 
 /** Resizes a [N, C, H, W] batch (F.interpolate); with `scaleFactor`, the output is floor(size * scale) as in PyTorch. */
 export function interpolate(x: Tensor, options: InterpolateOptions): Tensor {
-  const { size, scaleFactor, mode = 'nearest', alignCorners } = checkOptions('interpolate', options);
+  const { size, scaleFactor, mode = 'nearest', alignCorners, antialias = false } = checkOptions('interpolate', options);
   const h = input('interpolate', 'input', x);
   checkOneOf('interpolate', 'mode', mode, ['nearest', 'bilinear']);
   if (alignCorners !== undefined && mode === 'nearest') throw invalidArg('interpolate', 'alignCorners', "unset for mode 'nearest'", alignCorners);
+  if (checkBool('interpolate', 'antialias', antialias) && mode !== 'bilinear') throw invalidArg('interpolate', 'antialias', "false unless mode is 'bilinear'", antialias);
   if ((size === undefined) === (scaleFactor === undefined)) throw invalidArg('interpolate', 'options', 'exactly one of size and scaleFactor', options);
   if (x.ndim !== 4) throw invalidArg('interpolate', 'input', 'a 4-D [N, C, H, W] tensor', `shape [${x.shape}]`);
   let outSize: number[];
@@ -137,7 +140,33 @@ export function interpolate(x: Tensor, options: InterpolateOptions): Tensor {
     scales = [checkNumber('interpolate', 'scaleFactor', sh), checkNumber('interpolate', 'scaleFactor', sw)];
     outSize = [Math.floor(x.shape[2] * sh), Math.floor(x.shape[3] * sw)];
   }
-  return new Tensor(native.interpolate(h, outSize, mode, checkBool('interpolate', 'alignCorners', alignCorners ?? false), ...scales));
+  return new Tensor(native.interpolate(h, outSize, mode, checkBool('interpolate', 'alignCorners', alignCorners ?? false), ...scales, antialias));
+}
+
+/**
+ * Sampling grids [N, H, W, 2] for affine maps `theta` [N, 2, 3] from output to input coordinates, both normalised to
+ * [-1, 1] (F.affine_grid); `size` is the output's [N, C, H, W].
+ */
+export function affineGrid(theta: Tensor, size: readonly number[], options: { alignCorners?: boolean } = {}): Tensor {
+  const { alignCorners = false } = checkOptions('affineGrid', options);
+  if (theta.ndim !== 3 || theta.shape[1] !== 2 || theta.shape[2] !== 3) throw invalidArg('affineGrid', 'theta', 'a [N, 2, 3] tensor', `shape [${theta.shape}]`);
+  const shape = checkShape('affineGrid', 'size', size);
+  if (shape.length !== 4 || shape[0] !== theta.shape[0]) throw invalidArg('affineGrid', 'size', `[N, C, H, W] with N = ${theta.shape[0]}`, size);
+  return new Tensor(native.affineGrid(input('affineGrid', 'theta', theta), shape, checkBool('affineGrid', 'alignCorners', alignCorners)));
+}
+
+export interface GridSampleOptions {
+  mode?: 'bilinear' | 'nearest' | 'bicubic';
+  paddingMode?: 'zeros' | 'border' | 'reflection';
+  alignCorners?: boolean;
+}
+
+/** Samples `x` [N, C, H, W] at `grid` [N, Ho, Wo, 2] (normalised x, y), F.grid_sample: [N, C, Ho, Wo]. */
+export function gridSample(x: Tensor, grid: Tensor, options: GridSampleOptions = {}): Tensor {
+  const { mode = 'bilinear', paddingMode = 'zeros', alignCorners = false } = checkOptions('gridSample', options);
+  checkOneOf('gridSample', 'mode', mode, ['bilinear', 'nearest', 'bicubic']);
+  checkOneOf('gridSample', 'paddingMode', paddingMode, ['zeros', 'border', 'reflection']);
+  return new Tensor(native.gridSample(input('gridSample', 'input', x), input('gridSample', 'grid', grid), mode, paddingMode, checkBool('gridSample', 'alignCorners', alignCorners)));
 }
 
 /** One-hot encoding of int64 class indices; numClasses -1 infers max + 1. */

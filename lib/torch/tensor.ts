@@ -189,6 +189,16 @@ export class Tensor {
     return native.isContiguous(this.handle, optMemoryFormat('isContiguous', checkOptions('isContiguous', options).memoryFormat));
   }
 
+  /** Whether this CPU tensor is in page-locked memory, which CUDA copies from asynchronously. */
+  isPinned(): boolean {
+    return native.isPinned(this.handle);
+  }
+
+  /** A copy in page-locked host memory (needs a CUDA LibTorch and a GPU), for `to('cuda', {nonBlocking: true})`. */
+  pinMemory(): Tensor {
+    return new Tensor(native.pinMemory(this.handle));
+  }
+
   toString(): string {
     if (this.#handle === null) return 'Tensor(disposed)';
     return `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, device=${this.device})`;

@@ -155,6 +155,34 @@ test('interpolate bilinear (align_corners false) and nearest against the samplin
   });
 });
 
+/**
+ * Antialiased bilinear resize of one axis as PIL and PyTorch define it: output i averages the inputs within `scale`
+ * of its centre, weighted by a triangle stretched by `scale` (the downscale factor, at least 1), weights normalised.
+ */
+function antialiasAxis(length: number, out: number): number[][] {
+  const scale = length / out, support = Math.max(scale, 1), inv = 1 / Math.max(scale, 1);
+  return Array.from({ length: out }, (_, i) => {
+    const centre = scale * (i + 0.5);
+    const lo = Math.max(Math.trunc(centre - support + 0.5), 0), hi = Math.min(Math.trunc(centre + support + 0.5), length);
+    const w = Array.from({ length }, (_, j) => (j >= lo && j < hi ? Math.max(0, 1 - Math.abs((j - centre + 0.5) * inv)) : 0));
+    const total = w.reduce((a, b) => a + b, 0);
+    return w.map((v) => v / total);
+  });
+}
+
+test('interpolate bilinear with antialias: the separable triangle filter of PIL and torchvision when shrinking', (t) => {
+  tidy(() => {
+    const [h, w, oh, ow] = [13, 11, 4, 5];
+    const x = randomArray(h * w, 21);
+    const rows = antialiasAxis(h, oh), cols = antialiasAxis(w, ow);
+    const expected = rows.flatMap((ry) => cols.map((cx) => ry.reduce((acc, wy, y) => acc + wy * cx.reduce((a, wx, xx) => a + wx * x[y * w + xx], 0), 0)));
+    const out = F.interpolate(t64(x, [1, 1, h, w]), { size: [oh, ow], mode: 'bilinear', antialias: true });
+    t.true(maxRelErr(values(out), expected) < 1e-12, 'antialiased');
+    t.false(maxRelErr(values(F.interpolate(t64(x, [1, 1, h, w]), { size: [oh, ow], mode: 'bilinear' })), expected) < 1e-3, 'differs from plain bilinear');
+    t.throws(() => F.interpolate(t64(x, [1, 1, h, w]), { size: [oh, ow], antialias: true }), { code: 'ERR_MMSSL_ARG', message: /antialias must be false unless mode is 'bilinear'/ });
+  });
+});
+
 test('oneHot encodes class indices', (t) => {
   tidy(() => {
     t.deepEqual(F.oneHot(tensor([0, 2, 1]), 4).toArray(), [[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0]]);

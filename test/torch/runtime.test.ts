@@ -48,6 +48,20 @@ cudaTest(`tensors move to CUDA and back${hasCuda ? '' : ' (skipped: no CUDA devi
   });
 });
 
+test('pinned host memory: a CPU tensor is not pinned; pinning needs CUDA and says so instead of aborting', (t) => {
+  torch.tidy(() => {
+    const x = torch.arange(6, undefined, 1, { dtype: 'float32' });
+    t.false(x.isPinned());
+    if (!hasCuda) {
+      t.throws(() => x.pinMemory(), { code: 'ERR_MMSSL_TORCH', message: /pinMemory/ });
+      return;
+    }
+    const pinned = x.pinMemory();
+    t.true(pinned.isPinned());
+    t.deepEqual(pinned.to({ device: 'cuda', nonBlocking: true }).cpu().toArray(), [0, 1, 2, 3, 4, 5]);
+  });
+});
+
 cudaTest(`async read-back from CUDA${hasCuda ? '' : ' (skipped: no CUDA device in this machine)'}`, async (t) => {
   using g = torch.ones([1 << 16], { device: 'cuda' });
   const data = await g.toTypedArrayAsync();

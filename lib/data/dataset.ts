@@ -1,0 +1,64 @@
+/**
+ * The contract between the readers (METER-ML's release layout, GeoTIFF manifests, the synthetic generator's output)
+ * and the loader: a dataset is an index of samples (cheap, in memory) and a way to read one modality of one sample
+ * as float32 [C, H, W]. A dataset is described by a plain `DatasetSpec`, so worker threads can open the same one.
+ */
+
+/** The six methane-source classes, in METER-ML's spelling and the classifier's order. */
+export const CLASSES = ['CAFOs', 'Landfills', 'Mines', 'ProcessingPlants', 'RefineriesAndTerminals', 'WWTreatment'] as const;
+export type ClassName = (typeof CLASSES)[number];
+/** METER-ML's type for sites without a methane source: used only as negatives in pre-training. */
+export const NEGATIVE = 'Negative';
+
+export type Split = 'train' | 'val' | 'test';
+
+export interface SampleRecord {
+  /** Stable id: the sample folder relative to the root (METER-ML) or the manifest's id. */
+  id: string;
+  split: Split;
+  /** The sample's classes, in the order the source lists them (empty for Negative or an unknown type). */
+  classes: ClassName[];
+  /** Index in CLASSES of the first class (single-label target, as the authors' code does), or -1. */
+  label: number;
+  /** A METER-ML Negative: never an anchor in pre-training. */
+  negative: boolean;
+  latitude?: number;
+  longitude?: number;
+}
+
+/** Multi-hot target over CLASSES. */
+export function multiHot(sample: SampleRecord): Float32Array {
+  const out = new Float32Array(CLASSES.length);
+  for (const c of sample.classes) out[CLASSES.indexOf(c)] = 1;
+  return out;
+}
+
+export interface ModalityInfo {
+  /** 's1', 's2', 'naip', or a manifest's own names. */
+  name: string;
+  /** Band names in channel order (e.g. ['VV', 'VH'], ['R', 'G', 'B', 'NIR']). */
+  bands: string[];
+  /** The modality's native grid [H, W]: what `read` returns. */
+  size: [number, number];
+}
+
+/** One modality of one sample: float32, channels first. */
+export interface Raster {
+  shape: [number, number, number];
+  data: Float32Array;
+}
+
+export type DatasetSpec =
+  | { kind: 'meterml'; root: string; options?: Record<string, unknown> }
+  | { kind: 'manifest'; path: string; options?: Record<string, unknown> };
+
+export interface Dataset {
+  readonly spec: DatasetSpec;
+  readonly modalities: readonly ModalityInfo[];
+  readonly samples: readonly SampleRecord[];
+  /**
+   * Reads `modality` of sample `index` at its native grid. A missing or unreadable file, a wrong shape or band count,
+   * or NaN pixels throw a `FileError` whose message names the sample and the file.
+   */
+  read(index: number, modality: string): Promise<Raster>;
+}

@@ -1,0 +1,130 @@
+/**
+ * PNG decoding to raw samples. The alpha channel comes back as stored, never premultiplied into the colours: datasets
+ * such as METER-ML keep a fourth band (NAIP's near-infrared) there. Greyscale, grey + alpha, RGB and RGBA at 8 or 16
+ * bits are read; palettes and sub-byte depths are not (no multi-band imagery uses them). A file that is not a
+ * complete, intact PNG (chunk CRCs and zlib's checksum are checked) is a FileError naming the file and what is wrong.
+ *
+ * Non-interlaced images, which is what imagery is, take a fast path: Node's zlib (C) inflates the image data and the
+ * row filters are undone here, about 3x faster than a JavaScript inflater on a 720x720 NAIP tile. Interlaced ones go
+ * through fast-png.
+ */
+import { crc32, inflateSync } from 'node:zlib';
+
+import { decode, type PngDataArray } from 'fast-png';
+
+import { FileError } from '../../errors.js';
+
+export interface PngImage {
+  width: number;
+  height: number;
+  /** Samples per pixel: 1 (grey), 2 (grey, alpha), 3 (RGB) or 4 (RGBA). */
+  channels: number;
+  /** Bits per sample. */
+  depth: 8 | 16;
+  /** Interleaved samples, height x width x channels, row-major. */
+  data: PngDataArray;
+}
+
+const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+/** Channels per PNG colour type; 3 (indexed) is refused. */
+const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 4: 2, 6: 4 };
+
+interface Header {
+  width: number;
+  height: number;
+  depth: number;
+  colourType: number;
+  interlaced: boolean;
+}
+
+const fail = (file: string, what: string) => new FileError(file, `not a readable PNG file: ${what}`);
+
+/** The header and the concatenated image data, every chunk's CRC checked. */
+function readChunks(bytes: Uint8Array, file: string): { header: Header; idat: Uint8Array } {
+  if (bytes.length < 8 || SIGNATURE.some((b, i) => bytes[i] !== b)) throw fail(file, 'no PNG signature');
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const parts: Uint8Array[] = [];
+  let header: Header | undefined;
+  for (let at = 8; ;) {
+    if (at + 12 > bytes.length) throw fail(file, `truncated at byte ${at} (no IEND chunk)`);
+    const length = view.getUint32(at);
+    const type = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
+    if (at + 12 + length > bytes.length) throw fail(file, `chunk ${type} at byte ${at} runs past the end of the file`);
+    if (crc32(bytes.subarray(at + 4, at + 8 + length)) !== view.getUint32(at + 8 + length)) throw fail(file, `chunk ${type} at byte ${at}: CRC mismatch`);
+    const body = bytes.subarray(at + 8, at + 8 + length);
+    if (type === 'IHDR') {
+      const h = new DataView(body.buffer, body.byteOffset, body.byteLength);
+      header = { width: h.getUint32(0), height: h.getUint32(4), depth: body[8], colourType: body[9], interlaced: body[12] === 1 };
+    } else if (type === 'IDAT') {
+      parts.push(body);
+    } else if (type === 'IEND') {
+      break;
+    }
+    at += 12 + length;
+  }
+  if (!header) throw fail(file, 'no IHDR chunk');
+  return { header, idat: Buffer.concat(parts) };
+}
+
+/** Undoes the per-row filters (PNG spec, section 9) in place; `stride` bytes per row, `bpp` bytes per pixel. */
+function unfilter(raw: Uint8Array, height: number, stride: number, bpp: number, file: string): Uint8Array {
+  const out = new Uint8Array(height * stride);
+  for (let y = 0; y < height; y++) {
+    const filter = raw[y * (stride + 1)];
+    const src = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
+    const row = out.subarray(y * stride, (y + 1) * stride);
+    const up = y > 0 ? out.subarray((y - 1) * stride, y * stride) : new Uint8Array(stride);
+    switch (filter) {
+      case 0: row.set(src); break;
+      case 1: for (let i = 0; i < stride; i++) row[i] = src[i] + (i >= bpp ? row[i - bpp] : 0); break;
+      case 2: for (let i = 0; i < stride; i++) row[i] = src[i] + up[i]; break;
+      case 3: for (let i = 0; i < stride; i++) row[i] = src[i] + (((i >= bpp ? row[i - bpp] : 0) + up[i]) >> 1); break;
+      case 4:
+        for (let i = 0; i < stride; i++) {
+          const a = i >= bpp ? row[i - bpp] : 0, b = up[i], c = i >= bpp ? up[i - bpp] : 0;
+          const p = a + b - c, pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
+          row[i] = src[i] + (pa <= pb && pa <= pc ? a : pb <= pc ? b : c);
+        }
+        break;
+      default: throw fail(file, `row ${y} has filter type ${filter} (0 to 4 exist)`);
+    }
+  }
+  return out;
+}
+
+function decodeFast({ width, height, depth, colourType }: Header, idat: Uint8Array, file: string): PngImage {
+  const channels = CHANNELS[colourType];
+  const bytesPerSample = depth / 8;
+  const stride = width * channels * bytesPerSample;
+  let raw: Uint8Array;
+  try {
+    raw = inflateSync(idat);
+  } catch (e) {
+    throw fail(file, `image data does not inflate: ${(e as Error).message}`);
+  }
+  if (raw.length !== height * (stride + 1)) throw fail(file, `image data inflates to ${raw.length} bytes, ${height * (stride + 1)} expected for ${width}x${height}x${channels}`);
+  const bytes = unfilter(raw, height, stride, channels * bytesPerSample, file);
+  if (depth === 8) return { width, height, channels, depth: 8, data: bytes };
+  const samples = new Uint16Array(bytes.length / 2);   // PNG stores 16-bit samples big-endian
+  for (let i = 0; i < samples.length; i++) samples[i] = (bytes[2 * i] << 8) | bytes[2 * i + 1];
+  return { width, height, channels, depth: 16, data: samples };
+}
+
+function decodeInterlaced(bytes: Uint8Array, file: string): PngImage {
+  try {
+    const { width, height, channels, depth, data } = decode(bytes, { checkCrc: true });
+    return { width, height, channels, depth: depth as 8 | 16, data };
+  } catch (e) {
+    const { message, cause } = e as Error;   // fast-png puts the inflater's complaint in `cause`
+    throw fail(file, `${message}${cause instanceof Error ? ` ${cause.message}` : ''}`);
+  }
+}
+
+/** Decodes a whole PNG file; `file` names it in errors. */
+export function decodePng(bytes: Uint8Array, file: string): PngImage {
+  const { header, idat } = readChunks(bytes, file);
+  if (header.colourType === 3) throw new FileError(file, 'indexed-colour (palette) PNG: only grey, RGB and their alpha forms are read');
+  if (CHANNELS[header.colourType] === undefined) throw fail(file, `colour type ${header.colourType}`);
+  if (header.depth !== 8 && header.depth !== 16) throw new FileError(file, `PNG of ${header.depth}-bit samples: 8 and 16 bits are read`);
+  return header.interlaced ? decodeInterlaced(bytes, file) : decodeFast(header, idat, file);
+}

@@ -1,0 +1,249 @@
+/**
+ * The loader: batches of locations, each holding every chosen modality as float tensors [B, C, H, W] (standardised
+ * per band, resized to the modality's size, augmented per view), with location ids, labels and the Negative mask.
+ * Files are read and decoded in a pool of worker threads; up to `prefetch` batches are in flight while a step runs;
+ * the order and the augmentations depend only on the seed and the epoch, never on thread timing.
+ */
+import { availableParallelism } from 'node:os';
+
+import { checkBool, checkInt, checkOneOf, checkOptions, FileError, invalidArg } from '../errors.js';
+import { interpolate } from '../nn/functional.js';
+import { fromBuffer, tensor } from '../torch/creation.js';
+import type { Device } from '../torch/device.js';
+import { tidy } from '../torch/scope.js';
+import type { Tensor } from '../torch/tensor.js';
+import { applyTransforms, checkAugmentation, sampleTransform, type AugmentationOptions } from './augment.js';
+import { type Dataset, multiHot, type Raster, type Split } from './dataset.js';
+import { asFileError, WorkerPool } from './pool.js';
+import { Random } from './random.js';
+import type { NormalizationStats } from './stats.js';
+import type { ReadRequest } from './worker.js';
+
+export interface ModalityOptions {
+  name: string;
+  /** Output [H, W] (default: the modality's native grid); shrinking is antialiased. */
+  size?: readonly [number, number];
+}
+
+export interface DataLoaderOptions {
+  /** The modalities to load, by name or with an output size. */
+  modalities: readonly (string | ModalityOptions)[];
+  batchSize: number;
+  /** Which splits to draw from (default ['train']). */
+  splits?: readonly Split[];
+  /** Reshuffle every epoch (default true). */
+  shuffle?: boolean;
+  /** Drop the last, smaller batch (default false). */
+  dropLast?: boolean;
+  /** Seeds the order and the augmentations (default 0). */
+  seed?: number;
+  /** Augment every view (default false: one untouched view per modality). */
+  augmentation?: AugmentationOptions | boolean;
+  /** Views per modality (default 2 with augmentation, 1 without). */
+  views?: number;
+  /** Per-band mean and std per modality (see computeBandStats); default: none. */
+  normalization?: NormalizationStats;
+  /** Decoding threads (default: the cores available, at most 4). */
+  workers?: number;
+  /** Batches read ahead (default 2). */
+  prefetch?: number;
+  /** Where batches go (default 'cpu'); host memory is pinned for CUDA. */
+  device?: Device;
+  /** A sample that cannot be read: 'raise' (default) stops with a FileError; 'skip' leaves it out and counts it. */
+  onBadSample?: 'raise' | 'skip';
+}
+
+export interface Batch {
+  /** Per modality, one tensor [B, C, H, W] per view. */
+  views: Record<string, Tensor[]>;
+  /** Each location's dataset index: views of one location share it (InfoNCE's groups). int64 [B]. */
+  locations: Tensor;
+  /** Single-label targets (index in CLASSES, -1 for none). int64 [B]. */
+  labels: Tensor;
+  /** Multi-hot targets over CLASSES. float32 [B, 6]. */
+  targets: Tensor;
+  /** METER-ML Negatives (never anchors). bool [B]. */
+  negative: Tensor;
+  /** Sample ids, for reports. */
+  ids: string[];
+  [Symbol.dispose](): void;
+}
+
+export interface SkippedSample {
+  id: string;
+  file?: string;
+  message: string;
+}
+
+interface Resolved {
+  modalities: { name: string; size: [number, number]; channels: number; native: [number, number] }[];
+  views: number;
+  augmentation: AugmentationOptions | false;
+}
+
+const OP = 'DataLoader';
+
+function resolveModalities(dataset: Dataset, wanted: DataLoaderOptions['modalities']): Resolved['modalities'] {
+  if (!Array.isArray(wanted) || wanted.length === 0) throw invalidArg(OP, 'modalities', 'a non-empty list of modality names', wanted);
+  return wanted.map((m) => {
+    const { name, size } = typeof m === 'string' ? { name: m, size: undefined } : m;
+    const info = dataset.modalities.find((d) => d.name === name);
+    if (!info) throw invalidArg(OP, 'modalities', `names among ${dataset.modalities.map((d) => d.name).join(', ')}`, name);
+    if (size !== undefined && !(Array.isArray(size) && size.length === 2 && size.every((n) => Number.isInteger(n) && n > 0))) {
+      throw invalidArg(OP, `modalities (${name}).size`, '[height, width] of positive integers', size);
+    }
+    return { name, size: [...(size ?? info.size)] as [number, number], channels: info.bands.length, native: info.size };
+  });
+}
+
+export class DataLoader {
+  readonly dataset: Dataset;
+  /** Samples left out so far under onBadSample 'skip'. */
+  readonly skipped: SkippedSample[] = [];
+  readonly #options: Required<Omit<DataLoaderOptions, 'normalization' | 'augmentation' | 'views' | 'modalities'>> & { normalization?: NormalizationStats };
+  readonly #resolved: Resolved;
+  readonly #indices: number[];
+  #pool?: WorkerPool;
+  #epoch = 0;
+
+  constructor(dataset: Dataset, options: DataLoaderOptions) {
+    const {
+      modalities, batchSize, splits = ['train'], shuffle = true, dropLast = false, seed = 0, augmentation = false,
+      views, normalization, workers = Math.min(4, availableParallelism()), prefetch = 2, device = 'cpu', onBadSample = 'raise',
+    } = checkOptions(OP, options);
+    this.dataset = dataset;
+    if (checkInt(OP, 'batchSize', batchSize) < 1) throw invalidArg(OP, 'batchSize', 'a positive integer', batchSize);
+    if (checkInt(OP, 'workers', workers) < 1) throw invalidArg(OP, 'workers', 'a positive integer', workers);
+    if (checkInt(OP, 'prefetch', prefetch) < 1) throw invalidArg(OP, 'prefetch', 'a positive integer', prefetch);
+    checkOneOf(OP, 'onBadSample', onBadSample, ['raise', 'skip']);
+    const augment = augmentation === true ? {} : augmentation === false ? false : checkAugmentation(augmentation);
+    const viewCount = views ?? (augment ? 2 : 1);
+    if (checkInt(OP, 'views', viewCount) < 1) throw invalidArg(OP, 'views', 'a positive integer', views);
+    this.#resolved = { modalities: resolveModalities(dataset, modalities), views: viewCount, augmentation: augment };
+    for (const m of this.#resolved.modalities) {
+      const stats = normalization?.[m.name];
+      if (normalization && (!stats || stats.mean.length !== m.channels || stats.std.length !== m.channels)) {
+        throw invalidArg(OP, `normalization.${m.name}`, `mean and std of ${m.channels} bands`, stats);
+      }
+    }
+    this.#options = { batchSize, splits, shuffle: checkBool(OP, 'shuffle', shuffle), dropLast: checkBool(OP, 'dropLast', dropLast), seed, workers, prefetch, device, onBadSample, normalization };
+    this.#indices = dataset.samples.flatMap((s, i) => (splits.includes(s.split) ? [i] : []));
+    if (this.#indices.length === 0) throw invalidArg(OP, 'splits', `splits holding samples (${splits.join(', ')} hold none)`, splits);
+  }
+
+  /** Batches per epoch. */
+  get length(): number {
+    const n = this.#indices.length / this.#options.batchSize;
+    return this.#options.dropLast ? Math.floor(n) : Math.ceil(n);
+  }
+
+  #workers(): WorkerPool {
+    this.#pool ??= new WorkerPool(new URL('./worker.js', import.meta.url), this.#options.workers, this.dataset.spec);
+    return this.#pool;
+  }
+
+  /** The dataset indices of each batch of `epoch`, in order. */
+  batches(epoch: number): number[][] {
+    const { batchSize, shuffle, dropLast, seed } = this.#options;
+    const order = shuffle ? new Random(seed).fork(epoch).fork(0).shuffle([...this.#indices]) : [...this.#indices];
+    const out: number[][] = [];
+    for (let i = 0; i < order.length; i += batchSize) out.push(order.slice(i, i + batchSize));
+    return dropLast && out.length > 0 && out[out.length - 1].length < batchSize ? out.slice(0, -1) : out;
+  }
+
+  /** Every modality of every sample of a batch, read by the workers; failed samples raise or are skipped. */
+  async #read(indices: number[]): Promise<{ index: number; rasters: Raster[] }[]> {
+    const pool = this.#workers();
+    const samples = await Promise.allSettled(indices.map(async (index) => ({
+      index,
+      rasters: await Promise.all(this.#resolved.modalities.map((m) => pool.run<Raster>({ index, modality: m.name } satisfies ReadRequest))),
+    })));
+    return samples.flatMap((result, i) => {
+      if (result.status === 'fulfilled' && this.#shapesFit(result.value.rasters)) return [result.value];
+      const error = (result.status === 'rejected' ? result.reason : this.#shapeError(indices[i], result.value.rasters)) as Error & { path?: string };
+      if (this.#options.onBadSample === 'raise') throw asFileError(error);
+      this.skipped.push({ id: this.dataset.samples[indices[i]].id, file: error.path, message: error.message });
+      return [];
+    });
+  }
+
+  #shapesFit(rasters: Raster[]): boolean {
+    return this.#resolved.modalities.every((m, k) => String(rasters[k].shape) === String([m.channels, ...m.native]));
+  }
+
+  /** (Readers check shapes themselves; this catches a reader whose grid differs from what its dataset declares.) */
+  #shapeError(index: number, rasters: Raster[]): Error {
+    const k = this.#resolved.modalities.findIndex((m, j) => String(rasters[j].shape) !== String([m.channels, ...m.native]));
+    const m = this.#resolved.modalities[k];
+    return new FileError(`${this.dataset.samples[index].id} (${m.name})`, `raster of shape [${rasters[k].shape}], the dataset declares [${m.channels}, ${m.native}]`);
+  }
+
+  /** One modality of a batch as a tensor: stacked, on the device, standardised, resized, then each view augmented. */
+  #modalityViews(m: Resolved['modalities'][number], rasters: Raster[], random: Random[]): Tensor[] {
+    const [h, w] = m.native;
+    const plane = m.channels * h * w;
+    const stacked = new Float32Array(rasters.length * plane);
+    rasters.forEach((r, i) => stacked.set(r.data, i * plane));
+    const { device, normalization } = this.#options;
+    let x = fromBuffer(stacked, [rasters.length, m.channels, h, w]);
+    if (device !== 'cpu') x = x.pinMemory().to({ device, nonBlocking: true });
+    const stats = normalization?.[m.name];
+    if (stats) x = x.sub(tensor(stats.mean, { device }).reshape([m.channels, 1, 1])).div(tensor(stats.std, { device }).reshape([m.channels, 1, 1]));
+    if (m.size[0] !== h || m.size[1] !== w) x = interpolate(x, { size: m.size, mode: 'bilinear', alignCorners: false, antialias: true });
+    const { augmentation, views } = this.#resolved;
+    if (!augmentation) return Array.from({ length: views }, () => x);
+    const aspect = m.size[1] / m.size[0];
+    return Array.from({ length: views }, () => applyTransforms(x, random.map((r) => sampleTransform(r, augmentation, aspect))));
+  }
+
+  #assemble(samples: { index: number; rasters: Raster[] }[], random: Random): Batch {
+    const records = samples.map((s) => this.dataset.samples[s.index]);
+    // One generator per sample, so a sample's views do not depend on which other samples the batch holds.
+    const perSample = samples.map((s) => random.fork(s.index));
+    const device = this.#options.device;
+    const batch = tidy(() => ({
+      views: Object.fromEntries(this.#resolved.modalities.map((m, k) => [m.name, this.#modalityViews(m, samples.map((s) => s.rasters[k]), perSample)])),
+      locations: tensor(samples.map((s) => s.index), { dtype: 'int64', device }),
+      labels: tensor(records.map((r) => r.label), { dtype: 'int64', device }),
+      targets: tensor(Float32Array.from(records.flatMap((r) => Array.from(multiHot(r)))), { device }).reshape([records.length, -1]),
+      negative: tensor(records.map((r) => r.negative), { device }),
+    }));
+    const tensors = [...Object.values(batch.views).flat(), batch.locations, batch.labels, batch.targets, batch.negative];
+    return { ...batch, ids: records.map((r) => r.id), [Symbol.dispose]: () => new Set(tensors).forEach((t) => t.dispose()) };
+  }
+
+  /** The batches of `epoch`; read ahead by `prefetch` batches. Dispose each batch (`using`) when done with it. */
+  async *epoch(epoch: number): AsyncGenerator<Batch> {
+    const batches = this.batches(epoch);
+    const random = new Random(this.#options.seed).fork(epoch);
+    const inFlight: Promise<{ index: number; rasters: Raster[] }[]>[] = [];
+    let next = 0;
+    const fill = () => {
+      while (inFlight.length < this.#options.prefetch && next < batches.length) {
+        const reading = this.#read(batches[next++]);
+        reading.catch(() => undefined);   // awaited in order below; this only silences the ones never reached
+        inFlight.push(reading);
+      }
+    };
+    fill();
+    for (let b = 0; inFlight.length > 0; b++) {
+      const samples = await inFlight.shift()!;
+      fill();
+      if (samples.length > 0) yield this.#assemble(samples, random.fork(1 + b));
+    }
+  }
+
+  /** Successive epochs: the first iteration is epoch 0, the next epoch 1, and so on. */
+  [Symbol.asyncIterator](): AsyncGenerator<Batch> {
+    return this.epoch(this.#epoch++);
+  }
+
+  async close(): Promise<void> {
+    await this.#pool?.close();
+    this.#pool = undefined;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Per-band normalisation statistics (mean and standard deviation over every pixel of the training split), computed
+ * once in the data workers and cached next to the dataset; checkpoints store them with the weights later.
+ */
+import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+
+import { checkOneOf, checkOptions, invalidArg } from '../errors.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import type { Dataset, Raster, Split } from './dataset.js';
+import { asFileError, WorkerPool } from './pool.js';
+import { Random } from './random.js';
+
+export interface BandStats {
+  mean: number[];
+  std: number[];
+}
+
+/** Per modality. */
+export type NormalizationStats = Record<string, BandStats>;
+
+export interface BandStatsOptions {
+  modalities: readonly string[];
+  /** Default ['train']. */
+  splits?: readonly Split[];
+  /** Use a seeded random subset of this many samples (default: all). */
+  maxSamples?: number;
+  seed?: number;
+  workers?: number;
+  /** A sample that cannot be read: 'raise' (default) stops with its FileError; 'skip' leaves it out. */
+  onBadSample?: 'raise' | 'skip';
+  /** Called after each sample with (done, total). */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Running count, mean and sum of squared deviations per band, merged with Chan et al.'s formula (float64). */
+class Moments {
+  n = 0;
+  readonly mean: Float64Array;
+  readonly m2: Float64Array;
+
+  constructor(bands: number) {
+    this.mean = new Float64Array(bands);
+    this.m2 = new Float64Array(bands);
+  }
+
+  add({ shape: [bands, h, w], data }: Raster): void {
+    const count = h * w;
+    for (let b = 0; b < bands; b++) {
+      const plane = data.subarray(b * count, (b + 1) * count);
+      let sum = 0;
+      for (let i = 0; i < count; i++) sum += plane[i];
+      const mean = sum / count;
+      let m2 = 0;
+      for (let i = 0; i < count; i++) m2 += (plane[i] - mean) ** 2;
+      const delta = mean - this.mean[b], total = this.n + count;
+      this.mean[b] += (delta * count) / total;
+      this.m2[b] += m2 + (delta * delta * this.n * count) / total;
+    }
+    this.n += count;
+  }
+
+  stats(): BandStats {
+    return { mean: Array.from(this.mean), std: Array.from(this.m2, (m2) => Math.sqrt(m2 / this.n)) };
+  }
+}
+
+function chosenSamples(dataset: Dataset, splits: readonly Split[], maxSamples: number | undefined, seed: number): number[] {
+  const all = dataset.samples.flatMap((s, i) => (splits.includes(s.split) ? [i] : []));
+  if (all.length === 0) throw invalidArg('computeBandStats', 'splits', 'splits holding samples', splits);
+  return maxSamples === undefined || maxSamples >= all.length ? all : new Random(seed).shuffle(all).slice(0, maxSamples).sort((a, b) => a - b);
+}
+
+/** Mean and population standard deviation of every band of every chosen modality. */
+export async function computeBandStats(dataset: Dataset, options: BandStatsOptions): Promise<NormalizationStats> {
+  const { modalities, splits = ['train'], maxSamples, seed = 0, workers = Math.min(4, availableParallelism()), onBadSample = 'raise', onProgress } = checkOptions('computeBandStats', options);
+  checkOneOf('computeBandStats', 'onBadSample', onBadSample, ['raise', 'skip']);
+  const infos = modalities.map((name) => dataset.modalities.find((m) => m.name === name) ?? (() => {
+    throw invalidArg('computeBandStats', 'modalities', `names among ${dataset.modalities.map((m) => m.name).join(', ')}`, name);
+  })());
+  const indices = chosenSamples(dataset, splits, maxSamples, seed);
+  const moments = infos.map((m) => new Moments(m.bands.length));
+  await using pool = new WorkerPool(new URL('./worker.js', import.meta.url), workers, dataset.spec);
+  let done = 0;
+  await Promise.all(indices.map(async (index) => {
+    const rasters = await Promise.all(infos.map((m) => pool.run<Raster>({ index, modality: m.name }))).catch((e: unknown) => {
+      if (onBadSample === 'raise') throw asFileError(e);
+      return undefined;
+    });
+    rasters?.forEach((r, k) => moments[k].add(r));
+    onProgress?.(++done, indices.length);
+  }));
+  return Object.fromEntries(infos.map((m, k) => [m.name, moments[k].stats()]));
+}
+
+/** Where a dataset's statistics are cached: beside METER-ML's geojson files, or beside a manifest. */
+export function bandStatsCachePath(dataset: Dataset): string {
+  return dataset.spec.kind === 'meterml' ? join(dataset.spec.root, 'mmssl-band-stats.json') : join(dirname(dataset.spec.path), 'mmssl-band-stats.json');
+}
+
+/**
+ * The cached statistics if they were computed for the same dataset description, modalities, splits, sample count and
+ * subset; otherwise computed and cached (atomically).
+ */
+export async function loadOrComputeBandStats(dataset: Dataset, options: BandStatsOptions): Promise<NormalizationStats> {
+  const { modalities, splits = ['train'], maxSamples = null, seed = 0, onBadSample = 'raise' } = options;
+  const key = JSON.stringify({ spec: dataset.spec, modalities, splits, samples: dataset.samples.length, maxSamples, seed, onBadSample });
+  const path = bandStatsCachePath(dataset);
+  const cached = await readFile(path, 'utf8').then((text) => JSON.parse(text) as { key: string; stats: NormalizationStats }).catch(() => undefined);
+  if (cached?.key === key) return cached.stats;
+  const stats = await computeBandStats(dataset, options);
+  await writeFileAtomic(path, [new TextEncoder().encode(`${JSON.stringify({ key, stats }, null, 1)}\n`)]);
+  return stats;
+}

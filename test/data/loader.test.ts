@@ -1,0 +1,118 @@
+import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { data } from '../../lib/index.js';
+import { values } from '../helpers/reference.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'fixtures', 'data', 'meterml');
+const MODALITIES = ['s1', 's2', 'naip'];
+
+/** The samples whose three modalities all read (the fixture holds deliberately broken ones). */
+async function readable(dataset: data.Dataset): Promise<number[]> {
+  const ok = await Promise.all(dataset.samples.map((_, i) => Promise.all(MODALITIES.map((m) => dataset.read(i, m))).then(() => true, () => false)));
+  return ok.flatMap((good, i) => (good ? [i] : []));
+}
+
+/** Drains one epoch: ids per batch, and whatever `keep` extracts from each batch before it is disposed. */
+async function drain<T>(loader: data.DataLoader, epoch: number, keep: (b: data.Batch) => T): Promise<{ ids: string[][]; kept: T[] }> {
+  const ids: string[][] = [], kept: T[] = [];
+  for await (const batch of loader.epoch(epoch)) {
+    using b = batch;
+    ids.push(b.ids);
+    kept.push(keep(b));
+  }
+  return { ids, kept };
+}
+
+test('every readable sample once per epoch, bad ones skipped and reported; the order depends on seed and epoch only', async (t) => {
+  const dataset = await data.openMeterML(root);
+  const make = (seed: number) => new data.DataLoader(dataset, { modalities: MODALITIES, batchSize: 3, splits: ['train', 'val', 'test'], seed, workers: 2, onBadSample: 'skip' });
+  await using a = make(1), b = make(1), c = make(2);
+  const first = await drain(a, 0, () => 0);
+  const delivered = first.ids.flat();
+  const skippedIds = a.skipped.map((s) => s.id);
+  t.is(new Set(delivered).size, delivered.length, 'no sample twice');
+  t.deepEqual([...delivered, ...skippedIds].sort(), dataset.samples.map((s) => s.id).sort(), 'every sample delivered or skipped');
+  t.true(a.skipped.length >= 1 && a.skipped.every((s) => s.message.includes(s.id)), JSON.stringify(a.skipped));
+  t.deepEqual((await drain(b, 0, () => 0)).ids, first.ids, 'same seed, same epoch: same batches');
+  t.notDeepEqual(a.batches(1), a.batches(0), 'another epoch, another order');
+  t.notDeepEqual(c.batches(0), a.batches(0), 'another seed, another order');
+  t.is(a.length, Math.ceil(dataset.samples.length / 3));
+});
+
+test('without augmentation a batch holds exactly what the reader returns, standardised, with labels and masks', async (t) => {
+  const dataset = await data.openMeterML(root, { splits: ['train', 'test'] });
+  const good = await readable(dataset);
+  const normalization = { s1: { mean: [1000, 2000], std: [10, 20] }, s2: { mean: [0, 0, 0, 0], std: [1, 1, 1, 1] }, naip: { mean: [1, 2, 3, 4], std: [2, 2, 2, 2] } };
+  await using loader = new data.DataLoader(dataset, { modalities: MODALITIES, batchSize: 8, splits: ['train', 'test'], shuffle: false, workers: 2, onBadSample: 'skip', normalization });
+  const { kept: [batch] } = await drain(loader, 0, (b) => ({
+    locations: values(b.locations), labels: values(b.labels), negative: values(b.negative), targets: b.targets.shape,
+    s1: b.views.s1.map((v) => v.shape), naip0: values(b.views.naip[0].select(0, 0)), s1first: values(b.views.s1[0].select(0, 0)),
+  }));
+  t.deepEqual(batch.locations, good);
+  t.deepEqual(batch.labels, good.map((i) => dataset.samples[i].label));
+  t.deepEqual(batch.negative, good.map((i) => Number(dataset.samples[i].negative)));
+  t.deepEqual(batch.targets, [good.length, 6]);
+  t.deepEqual(batch.s1, [[good.length, 2, 72, 72]], 'one untouched view');
+  const s1 = await dataset.read(good[0], 's1');
+  const plane = 72 * 72;
+  t.deepEqual(batch.s1first, Array.from(s1.data, (v, i) => (i < plane ? (v - 1000) / 10 : (v - 2000) / 20)).map((v) => Math.fround(v)));
+  const naip = await dataset.read(good[0], 'naip');
+  t.deepEqual(batch.naip0, Array.from(naip.data, (v, i) => Math.fround((v - (1 + Math.floor(i / 720 / 720))) / 2)));
+});
+
+test('augmented views: two per modality, resized, reproducible for a seed, different between views', async (t) => {
+  const dataset = await data.openMeterML(root, { splits: ['test'] });
+  const options = { modalities: ['s2', { name: 'naip', size: [128, 128] as [number, number] }], batchSize: 3, splits: ['test' as const], augmentation: true, seed: 5, workers: 1, onBadSample: 'skip' as const };
+  const n = (await readable(dataset)).length;
+  await using a = new data.DataLoader(dataset, options), b = new data.DataLoader(dataset, options);
+  const grab = (x: data.Batch) => ({ shapes: x.views.naip.map((v) => v.shape), naip: x.views.naip.map(values), s2: x.views.s2.map(values) });
+  const [ra, rb] = [(await drain(a, 3, grab)).kept[0], (await drain(b, 3, grab)).kept[0]];
+  t.deepEqual(ra.shapes, [[n, 4, 128, 128], [n, 4, 128, 128]]);
+  t.deepEqual(ra, rb);
+  t.notDeepEqual(ra.s2[0], ra.s2[1]);
+});
+
+test('a bad sample raises a FileError naming its folder and file; bad options are refused by name', async (t) => {
+  const dataset = await data.openMeterML(root, { splits: ['train'] });
+  await using loader = new data.DataLoader(dataset, { modalities: MODALITIES, batchSize: 8, shuffle: false, workers: 1 });
+  await t.throwsAsync(drain(loader, 0, () => 0), { code: 'ERR_MMSSL_IO', message: /38\.8205231_-75\.7927729.*sentinel-1\.npy|sentinel-1\.npy.*38\.8205231/ });
+  t.throws(() => new data.DataLoader(dataset, { modalities: ['sar'], batchSize: 2 }), { code: 'ERR_MMSSL_ARG', message: /modalities must be names among s1, s2, naip/ });
+  t.throws(() => new data.DataLoader(dataset, { modalities: ['s1'], batchSize: 0 }), { code: 'ERR_MMSSL_ARG', message: /batchSize must be a positive integer/ });
+  t.throws(() => new data.DataLoader(dataset, { modalities: ['s1'], batchSize: 2, splits: ['val'] }), { code: 'ERR_MMSSL_ARG', message: /splits/ });
+  t.throws(() => new data.DataLoader(dataset, { modalities: ['s1'], batchSize: 2, normalization: { s1: { mean: [0], std: [1] } } }), { code: 'ERR_MMSSL_ARG', message: /normalization.s1 must be mean and std of 2 bands/ });
+});
+
+test('band statistics equal numpy\'s over the same files, and are cached beside the dataset', async (t) => {
+  const dataset = await data.openMeterML(root, { splits: ['test'] });
+  const stats = await data.computeBandStats(dataset, { modalities: ['s1', 'naip'], splits: ['test'], workers: 2, onBadSample: 'skip' });
+  await t.throwsAsync(data.computeBandStats(dataset, { modalities: ['s1'], splits: ['test'] }), { code: 'ERR_MMSSL_IO', message: /sentinel-1\.npy/ });
+  const good = new Set((await readable(dataset)).map((i) => dataset.samples[i].id));
+  const script = `
+import json, os, sys, numpy as np
+from PIL import Image
+root = sys.argv[1]
+folders = json.loads(sys.argv[2])
+s1 = np.stack([np.load(os.path.join(root, f, "sentinel-1.npy")).astype(np.float64) for f in folders])
+naip = np.stack([np.asarray(Image.open(os.path.join(root, f, "naip.png")), dtype=np.float64) for f in folders])
+print(json.dumps({m: {"mean": a.mean(axis=(0, 1, 2)).tolist(), "std": a.std(axis=(0, 1, 2)).tolist()} for m, a in (("s1", s1), ("naip", naip))}))`;
+  const expected = JSON.parse(execFileSync('/usr/bin/python3', ['-c', script, root, JSON.stringify([...good])], { encoding: 'utf8' })) as data.NormalizationStats;
+  for (const m of ['s1', 'naip']) {
+    stats[m].mean.forEach((v, i) => t.true(Math.abs(v - expected[m].mean[i]) <= 1e-9 * Math.abs(expected[m].mean[i]), `${m} mean ${i}: ${v} vs ${expected[m].mean[i]}`));
+    stats[m].std.forEach((v, i) => t.true(Math.abs(v - expected[m].std[i]) <= 1e-9 * expected[m].std[i], `${m} std ${i}: ${v} vs ${expected[m].std[i]}`));
+  }
+  const copy = mkdtempSync(join(tmpdir(), 'mmssl-stats-'));
+  t.teardown(() => rmSync(copy, { recursive: true, force: true }));
+  cpSync(root, copy, { recursive: true });
+  const copied = await data.openMeterML(copy, { splits: ['test'] });
+  const options = { modalities: ['s1', 'naip'], splits: ['test' as const], workers: 2, onBadSample: 'skip' as const };
+  t.deepEqual(await data.loadOrComputeBandStats(copied, options), stats);
+  t.true(existsSync(data.bandStatsCachePath(copied)));
+  rmSync(join(copy, 'test_images'), { recursive: true });   // the cache answers without reading a file
+  t.deepEqual(await data.loadOrComputeBandStats(copied, options), stats);
+  await t.throwsAsync(data.loadOrComputeBandStats(copied, { ...options, onBadSample: 'raise' }), { code: 'ERR_MMSSL_IO' }, 'other options: recomputed');
+});
