@@ -1,13 +1,12 @@
 /**
  * The loader: batches of locations, each holding every chosen modality as float tensors [B, C, H, W] (standardised
  * per band, resized to the modality's size, augmented per view), with location ids, labels and the Negative mask.
- * Files are read and decoded in a pool of worker threads; up to `prefetch` batches are in flight while a step runs;
+ * Files are read, decoded and resized in a pool of worker threads; up to `prefetch` batches are in flight while a step runs;
  * the order and the augmentations depend only on the seed and the epoch, never on thread timing.
  */
 import { availableParallelism } from 'node:os';
 
 import { checkBool, checkInt, checkOneOf, checkOptions, FileError, invalidArg } from '../errors.js';
-import { interpolate } from '../nn/functional.js';
 import { fromBuffer, tensor } from '../torch/creation.js';
 import type { Device } from '../torch/device.js';
 import { tidy } from '../torch/scope.js';
@@ -83,6 +82,9 @@ interface Resolved {
 
 const OP = 'DataLoader';
 
+/** Whether a modality is delivered at another size than its grid (the workers resize it, antialiased). */
+const resizes = (m: Resolved['modalities'][number]) => m.size[0] !== m.native[0] || m.size[1] !== m.native[1];
+
 function resolveModalities(dataset: Dataset, wanted: DataLoaderOptions['modalities']): Resolved['modalities'] {
   if (!Array.isArray(wanted) || wanted.length === 0) throw invalidArg(OP, 'modalities', 'a non-empty list of modality names', wanted);
   return wanted.map((m) => {
@@ -156,7 +158,7 @@ export class DataLoader {
     const pool = this.#workers();
     const samples = await Promise.allSettled(indices.map(async (index) => ({
       index,
-      rasters: await Promise.all(this.#resolved.modalities.map((m) => pool.run<Raster>({ index, modality: m.name } satisfies ReadRequest))),
+      rasters: await Promise.all(this.#resolved.modalities.map((m) => pool.run<Raster>({ index, modality: m.name, size: resizes(m) ? m.size : undefined } satisfies ReadRequest))),
     })));
     return samples.flatMap((result, i) => {
       if (result.status === 'fulfilled' && this.#shapesFit(result.value.rasters)) return [result.value];
@@ -168,19 +170,19 @@ export class DataLoader {
   }
 
   #shapesFit(rasters: Raster[]): boolean {
-    return this.#resolved.modalities.every((m, k) => String(rasters[k].shape) === String([m.channels, ...m.native]));
+    return this.#resolved.modalities.every((m, k) => String(rasters[k].shape) === String([m.channels, ...m.size]));
   }
 
   /** (Readers check shapes themselves; this catches a reader whose grid differs from what its dataset declares.) */
   #shapeError(index: number, rasters: Raster[]): Error {
-    const k = this.#resolved.modalities.findIndex((m, j) => String(rasters[j].shape) !== String([m.channels, ...m.native]));
+    const k = this.#resolved.modalities.findIndex((m, j) => String(rasters[j].shape) !== String([m.channels, ...m.size]));
     const m = this.#resolved.modalities[k];
-    return new FileError(`${this.dataset.samples[index].id} (${m.name})`, `raster of shape [${rasters[k].shape}], the dataset declares [${m.channels}, ${m.native}]`);
+    return new FileError(`${this.dataset.samples[index].id} (${m.name})`, `raster of shape [${rasters[k].shape}], expected [${m.channels}, ${m.size}] from the dataset's grid`);
   }
 
-  /** One modality of a batch as a tensor: stacked, on the device, standardised, resized, then each view augmented. */
+  /** One modality of a batch as a tensor (rasters already at the output size): stacked, on the device, standardised, each view augmented. */
   #modalityViews(m: Resolved['modalities'][number], rasters: Raster[], random: Random[]): Tensor[] {
-    const [h, w] = m.native;
+    const [h, w] = m.size;
     const plane = m.channels * h * w;
     const stacked = new Float32Array(rasters.length * plane);
     rasters.forEach((r, i) => stacked.set(r.data, i * plane));
@@ -189,10 +191,9 @@ export class DataLoader {
     if (device !== 'cpu') x = x.pinMemory().to({ device, nonBlocking: true });
     const stats = normalization?.[m.name];
     if (stats) x = x.sub(tensor(stats.mean, { device }).reshape([m.channels, 1, 1])).div(tensor(stats.std, { device }).reshape([m.channels, 1, 1]));
-    if (m.size[0] !== h || m.size[1] !== w) x = interpolate(x, { size: m.size, mode: 'bilinear', alignCorners: false, antialias: true });
     const { augmentation, views } = this.#resolved;
     if (!augmentation) return Array.from({ length: views }, () => x);
-    const aspect = m.size[1] / m.size[0];
+    const aspect = w / h;
     return Array.from({ length: views }, () => applyTransforms(x, random.map((r) => sampleTransform(r, augmentation, aspect))));
   }
 

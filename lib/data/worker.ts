@@ -1,23 +1,37 @@
 /**
- * A data worker: opens the dataset described by workerData once, then reads one modality of one sample per message
- * and posts the raster back, its pixels transferred rather than copied.
+ * A data worker: opens the dataset described by workerData once, then reads one modality of one sample per message,
+ * resizes it if asked (antialiased bilinear, LibTorch's: the addon is context-aware), and posts the raster back, its
+ * pixels transferred rather than copied. Resizing here, beside the decoding, keeps full-resolution NAIP tiles off
+ * the main thread.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 
-import type { Dataset, DatasetSpec } from './dataset.js';
+import { interpolate } from '../nn/functional.js';
+import { fromBuffer } from '../torch/creation.js';
+import { tidy } from '../torch/scope.js';
+import type { Dataset, DatasetSpec, Raster } from './dataset.js';
 import { openDataset } from './open.js';
 import type { Reply } from './pool.js';
 
 export interface ReadRequest {
   index: number;
   modality: string;
+  /** Output [H, W], when it differs from the modality's grid. */
+  size?: [number, number];
 }
 
 const dataset: Promise<Dataset> = openDataset(workerData as DatasetSpec);
 
-async function answer({ index, modality }: ReadRequest): Promise<void> {
+/** The raster resized to `size`: float32, in a buffer of its own. */
+export function resized({ shape: [c, h, w], data }: Raster, size: [number, number]): Raster {
+  const out = tidy(() => interpolate(fromBuffer(data, [1, c, h, w]), { size, mode: 'bilinear', alignCorners: false, antialias: true }).toTypedArray());
+  return { shape: [c, ...size], data: out as Float32Array };
+}
+
+async function answer({ index, modality, size }: ReadRequest): Promise<void> {
   try {
-    const raster = await (await dataset).read(index, modality);
+    const raw = await (await dataset).read(index, modality);
+    const raster = size ? resized(raw, size) : raw;
     // Transfer only a buffer the raster owns whole: a view into a larger one would detach its neighbours.
     const owned = raster.data.byteOffset === 0 && raster.data.byteLength === raster.data.buffer.byteLength;
     const data = owned ? raster.data : raster.data.slice();

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { data } from '../../lib/index.js';
+import { data, nn, torch } from '../../lib/index.js';
 import { values } from '../helpers/reference.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'fixtures', 'data', 'meterml');
@@ -63,6 +63,19 @@ test('without augmentation a batch holds exactly what the reader returns, standa
   t.deepEqual(batch.s1first, Array.from(s1.data, (v, i) => (i < plane ? (v - 1000) / 10 : (v - 2000) / 20)).map((v) => Math.fround(v)));
   const naip = await dataset.read(good[0], 'naip');
   t.deepEqual(batch.naip0, Array.from(naip.data, (v, i) => Math.fround((v - (1 + Math.floor(i / 720 / 720))) / 2)));
+});
+
+test('a modality delivered at another size is resized in the workers (antialiased), then standardised', async (t) => {
+  const dataset = await data.openMeterML(root, { splits: ['test'] });
+  const [index] = await readable(dataset);
+  const normalization = { naip: { mean: [10, 20, 30, 40], std: [2, 4, 8, 16] } };
+  await using loader = new data.DataLoader(dataset, { modalities: [{ name: 'naip', size: [96, 80] }], batchSize: 8, splits: ['test'], shuffle: false, workers: 1, onBadSample: 'skip', normalization });
+  const { kept: [first] } = await drain(loader, 0, (b) => ({ shape: b.views.naip[0].shape, values: values(b.views.naip[0].select(0, 0)) }));
+  const raw = await dataset.read(index, 'naip');
+  const expected = torch.tidy(() => values(nn.functional.interpolate(torch.tensor(raw.data).reshape([1, ...raw.shape]), { size: [96, 80], mode: 'bilinear', antialias: true })
+    .sub(torch.tensor([10, 20, 30, 40]).reshape([4, 1, 1])).div(torch.tensor([2, 4, 8, 16]).reshape([4, 1, 1]))));
+  t.deepEqual(first.shape, [loader.batches(0)[0].length - loader.skipped.length, 4, 96, 80]);
+  t.true(first.values.every((v, i) => Math.abs(v - expected[i]) <= 1e-5 * (1 + Math.abs(expected[i]))));
 });
 
 test('augmented views: two per modality, resized, reproducible for a seed, different between views', async (t) => {
