@@ -33,6 +33,16 @@ export function multiHot(sample: SampleRecord): Float32Array {
   return out;
 }
 
+/**
+ * The classes a METER-ML `Type` names, in its order: a class, `Negative`, or classes joined by '-' for multi-class
+ * sites ('CAFOs-Landfills'). Other names (the release has 'Roundabout') and '' add no class and are not Negatives.
+ */
+export function parseType(type: string): Pick<SampleRecord, 'classes' | 'label' | 'negative'> {
+  const names = type.split('-').map((name) => name.trim());
+  const classes = names.filter((name): name is ClassName => (CLASSES as readonly string[]).includes(name));
+  return { classes, label: classes.length > 0 ? CLASSES.indexOf(classes[0]) : -1, negative: type.trim() === NEGATIVE };
+}
+
 export interface ModalityInfo {
   /** 's1', 's2', 'naip', or a manifest's own names. */
   name: string;

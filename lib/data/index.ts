@@ -13,3 +13,10 @@ export type { BandStats, BandStatsOptions, NormalizationStats } from './stats.js
 export { openDataset } from './open.js';
 export { METERML_MODALITIES, openMeterML } from './meterml.js';
 export type { MeterMLModality, MeterMLOptions } from './meterml.js';
+export { openManifest } from './manifest.js';
+export type { ManifestModality, ManifestOptions } from './manifest.js';
+export { decodeGeoTiff } from './formats/geotiff.js';
+export type { GeoTiffRaster } from './formats/geotiff.js';
+export type { InvalidPolicy } from './pixels.js';
+export { synthesize } from './synth/index.js';
+export type { SynthOptions, SynthReport } from './synth/index.js';

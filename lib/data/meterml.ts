@@ -25,9 +25,11 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { checkInt, checkOneOf, checkOptions, FileError, invalidArg, isObject } from '../errors.js';
-import { CLASSES, type ClassName, type Dataset, type ModalityInfo, NEGATIVE, type Raster, type SampleRecord, type Split } from './dataset.js';
+import { type Dataset, type ModalityInfo, parseType, type Raster, type SampleRecord, type Split } from './dataset.js';
+import { parseFeatureCollection } from './formats/geojson.js';
 import { decodeNpy } from './formats/npy.js';
 import { decodePng } from './formats/png.js';
+import { handleInvalid, INVALID_POLICIES, type InvalidPolicy } from './pixels.js';
 
 /** Each modality's file in a sample folder, default band names (file order) and native grid [H, W]. */
 export const METERML_MODALITIES = {
@@ -48,11 +50,13 @@ export interface MeterMLOptions {
    * `{s2: ['B2', 'B3', 'B4', 'B8']}` if the 10 m files hold B, G, R, NIR.
    */
   bands?: Partial<Record<MeterMLModality, readonly string[]>>;
+  /** NaN pixels: 'raise' (default) makes the sample unreadable, 'fill' fills them with the band's mean (lib/data/pixels.ts). */
+  invalid?: InvalidPolicy;
 }
 
 const MODALITY_NAMES = Object.keys(METERML_MODALITIES) as MeterMLModality[];
 const SPLITS: readonly Split[] = ['train', 'val', 'test'];
-const OPTION_NAMES = ['splits', 'bands'] as const;
+const OPTION_NAMES = ['splits', 'bands', 'invalid'] as const;
 
 // ---- options ----------------------------------------------------------------------------------------------------
 
@@ -83,6 +87,7 @@ function checkMeterMLOptions(op: string, options: MeterMLOptions | undefined): r
   const checked = checkOptions(op, options);
   for (const name of Object.keys(checked)) checkOneOf(op, 'option', name, OPTION_NAMES);   // a typo would be ignored
   checkBands(op, checked.bands);
+  if (checked.invalid !== undefined) checkOneOf(op, 'invalid', checked.invalid, INVALID_POLICIES);
   return checked.splits === undefined ? SPLITS : checkSplits(op, checked.splits);
 }
 
@@ -109,29 +114,17 @@ function channelsFirst({ shape, data }: Interleaved, modality: MeterMLModality, 
   return { shape: [count, height, width], data: out };
 }
 
-/** Throws if any pixel is NaN, counting them per band. */
-function checkNoNaN({ shape: [, height, width], data }: Raster, bands: readonly string[], file: string): void {
-  const plane = height * width;
-  const counts = bands.map((_, b) => data.subarray(b * plane, (b + 1) * plane).reduce((n, v) => n + Number(Number.isNaN(v)), 0));
-  const total = counts.reduce((a, b) => a + b, 0);
-  if (total > 0) {
-    const perBand = bands.flatMap((name, b) => (counts[b] > 0 ? [`${name}: ${counts[b]}`] : []));
-    throw new FileError(file, `${total} NaN pixel${total === 1 ? '' : 's'} (${perBand.join(', ')})`);
-  }
-}
-
 function decodeNaip(bytes: Uint8Array, file: string, bands: readonly string[]): Raster {
   const { width, height, channels, depth, data } = decodePng(bytes, file);
   if (depth !== 8) throw new FileError(file, `${depth}-bit samples, expected 8 (NAIP is uint8)`);
   return channelsFirst({ shape: [height, width, channels], data }, 'naip', bands, file);
 }
 
-function decodeSentinel(modality: MeterMLModality, bytes: Uint8Array, file: string, bands: readonly string[]): Raster {
+function decodeSentinel(modality: MeterMLModality, bytes: Uint8Array, file: string, bands: readonly string[], invalid: InvalidPolicy): Raster {
   const array = decodeNpy(bytes, file);
   const raster = channelsFirst(array, modality, bands, file);
   // The release's arrays are uint16; NaN comes with the float files some processing leaves behind.
-  if (array.dtype === 'float32' || array.dtype === 'float64') checkNoNaN(raster, bands, file);
-  return raster;
+  return array.dtype === 'float32' || array.dtype === 'float64' ? handleInvalid(raster, bands, file, invalid) : raster;
 }
 
 /**
@@ -142,8 +135,10 @@ function decodeSentinel(modality: MeterMLModality, bytes: Uint8Array, file: stri
 export function decodeModality(modality: MeterMLModality, bytes: Uint8Array, file: string, options: MeterMLOptions = {}): Raster {
   const op = 'decodeModality';
   checkOneOf(op, 'modality', modality, MODALITY_NAMES);
-  const bands = bandNames(op, modality, checkOptions(op, options).bands);
-  return modality === 'naip' ? decodeNaip(bytes, file, bands) : decodeSentinel(modality, bytes, file, bands);
+  const { bands: names, invalid = 'raise' } = checkOptions(op, options);
+  const bands = bandNames(op, modality, names);
+  checkOneOf(op, 'invalid', invalid, INVALID_POLICIES);
+  return modality === 'naip' ? decodeNaip(bytes, file, bands) : decodeSentinel(modality, bytes, file, bands, invalid);
 }
 
 // ---- the index --------------------------------------------------------------------------------------------------
@@ -199,16 +194,7 @@ async function readFeatures(geojson: string): Promise<unknown[]> {
   } catch (e) {
     throw ioError(geojson, e, "the split's sites are listed here");
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new FileError(geojson, `not JSON: ${(e as Error).message}`);
-  }
-  if (!isObject(json) || json.type !== 'FeatureCollection' || !Array.isArray(json.features)) {
-    throw new FileError(geojson, 'not a GeoJSON FeatureCollection (an object with type "FeatureCollection" and a features array)');
-  }
-  return json.features;
+  return parseFeatureCollection(text, geojson).features;
 }
 
 function siteProperties(feature: unknown, index: number, geojson: string): SiteProperties {
@@ -221,13 +207,6 @@ function siteProperties(feature: unknown, index: number, geojson: string): SiteP
   return properties as unknown as SiteProperties;
 }
 
-/** The classes a Type names ('CAFOs-Landfills': both), in its order; Negative and unknown names add none. */
-function siteClasses(type: string): Pick<SampleRecord, 'classes' | 'label' | 'negative'> {
-  const names = type.split('-').map((name) => name.trim());
-  const classes = names.filter((name): name is ClassName => (CLASSES as readonly string[]).includes(name));
-  return { classes, label: classes.length > 0 ? CLASSES.indexOf(classes[0]) : -1, negative: type.trim() === NEGATIVE };
-}
-
 async function splitSamples(root: string, split: Split): Promise<SampleRecord[]> {
   const geojson = join(root, `${split}_dataset.geojson`);
   const [features, folders] = await Promise.all([readFeatures(geojson), sampleFolders(root, split)]);
@@ -237,7 +216,7 @@ async function splitSamples(root: string, split: Split): Promise<SampleRecord[]>
     if (id === undefined) {
       throw new FileError(geojson, `feature ${index}: Image_Folder ${site.Image_Folder} is not a folder in ${join(root, `${split}_images`)} or its ${split}_images_N parts`);
     }
-    return { id, split, ...siteClasses(site.Type), latitude: site.Latitude, longitude: site.Longitude };
+    return { id, split, ...parseType(site.Type), latitude: site.Latitude, longitude: site.Longitude };
   });
 }
 

@@ -11,6 +11,8 @@ interface Task {
   message: unknown;
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
+  /** Settles (never rejects) when the task does. */
+  settled: Promise<void>;
 }
 
 interface Slot {
@@ -56,10 +58,14 @@ export class WorkerPool {
   run<T>(message: unknown): Promise<T> {
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#closed) return Promise.reject(new Error('the worker pool is closed'));
-    return new Promise<T>((resolve, reject) => {
-      this.#queue.push({ message, resolve: resolve as (value: unknown) => void, reject });
-      this.#dispatch();
+    let task!: Task;
+    const result = new Promise<T>((resolve, reject) => {
+      task = { message, resolve: resolve as (value: unknown) => void, reject, settled: Promise.resolve() };
     });
+    task.settled = result.then(() => undefined, () => undefined);
+    this.#queue.push(task);
+    this.#dispatch();
+    return result;
   }
 
   #dispatch(): void {
@@ -92,7 +98,13 @@ export class WorkerPool {
     if (this.#closed) return;
     this.#closed = true;
     this.#queue.splice(0).forEach((t) => t.reject(new Error('the worker pool was closed')));
-    await Promise.all(this.#slots.map((s) => s.worker.terminate()));
+    // Running reads finish first: a worker terminated inside LibTorch could be left stuck, its exit never reported,
+    // and close() would never settle. Each is ref'd until it exits, so that the exit keeps Node alive till reported.
+    await Promise.all(this.#slots.flatMap((s) => (s.task ? [s.task.settled] : [])));
+    await Promise.all(this.#slots.map((s) => {
+      s.worker.ref();
+      return s.worker.terminate();
+    }));
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

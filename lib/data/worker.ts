@@ -6,11 +6,9 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 
-import { interpolate } from '../nn/functional.js';
-import { fromBuffer } from '../torch/creation.js';
-import { tidy } from '../torch/scope.js';
-import type { Dataset, DatasetSpec, Raster } from './dataset.js';
+import type { Dataset, DatasetSpec } from './dataset.js';
 import { openDataset } from './open.js';
+import { resized } from './pixels.js';
 import type { Reply } from './pool.js';
 
 export interface ReadRequest {
@@ -21,12 +19,6 @@ export interface ReadRequest {
 }
 
 const dataset: Promise<Dataset> = openDataset(workerData as DatasetSpec);
-
-/** The raster resized to `size`: float32, in a buffer of its own. */
-export function resized({ shape: [c, h, w], data }: Raster, size: [number, number]): Raster {
-  const out = tidy(() => interpolate(fromBuffer(data, [1, c, h, w]), { size, mode: 'bilinear', alignCorners: false, antialias: true }).toTypedArray());
-  return { shape: [c, ...size], data: out as Float32Array };
-}
 
 async function answer({ index, modality, size }: ReadRequest): Promise<void> {
   try {

@@ -129,3 +129,16 @@ print(json.dumps({m: {"mean": a.mean(axis=(0, 1, 2)).tolist(), "std": a.std(axis
   t.deepEqual(await data.loadOrComputeBandStats(copied, options), stats);
   await t.throwsAsync(data.loadOrComputeBandStats(copied, { ...options, onBadSample: 'raise' }), { code: 'ERR_MMSSL_IO' }, 'other options: recomputed');
 });
+
+test('close() settles in a plain Node process, mid-epoch with reads in flight, and the process exits by itself', (t) => {
+  // Under ava the test runner keeps the event loop alive; a script alone is what users run.
+  const script = `
+    import { data } from ${JSON.stringify(new URL('../../lib/index.js', import.meta.url).href)};
+    const dataset = await data.openMeterML(${JSON.stringify(root)});
+    const loader = new data.DataLoader(dataset, { modalities: ['s1', 'naip'], batchSize: 2, workers: 2, prefetch: 2, onBadSample: 'skip' });
+    for await (const batch of loader.epoch(0)) { batch[Symbol.dispose](); break; }
+    await loader.close();
+    console.log('closed');`;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+  t.is(out.trim(), 'closed');
+});

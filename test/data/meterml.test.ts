@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
 import { multiHot, type Dataset, type Raster } from '../../lib/data/dataset.js';
+import { decodeNpy } from '../../lib/data/formats/npy.js';
 import { decodePng } from '../../lib/data/formats/png.js';
 import { decodeModality, METERML_MODALITIES, type MeterMLModality, openMeterML } from '../../lib/data/meterml.js';
 import { openDataset } from '../../lib/data/open.js';
@@ -113,7 +114,7 @@ function defectMessage(outcome: Defect, modality: MeterMLModality): RegExp {
     case 'bands': return new RegExp(escape(`${outcome.found} bands, expected ${METERML_MODALITIES[modality].bands.length} (`));
     case 'nan': {
       const total = Object.values(outcome.counts).reduce((a, b) => a + b, 0);
-      return new RegExp(escape(`${total} NaN pixels (${Object.entries(outcome.counts).map(([band, n]) => `${band}: ${n}`).join(', ')})`));
+      return new RegExp(escape(`${total} NaN or nodata pixels (${Object.entries(outcome.counts).map(([band, n]) => `${band}: ${n}`).join(', ')})`));
     }
   }
 }
@@ -153,7 +154,19 @@ test('options: the splits to index, in their order, and band names in file order
   t.deepEqual(renamed.modalities.find((m) => m.name === 's2')?.bands, ['B2', 'B3', 'B4', 'B8']);
   t.deepEqual(renamed.spec, { kind: 'meterml', root, options });
   const nan = defects.find((c) => c.outcome.defect === 'nan')!;
-  await t.throwsAsync(renamed.read(nan.index, 's2'), { code: 'ERR_MMSSL_IO', message: /4 NaN pixels \(B3: 3, B8: 1\)/ });
+  await t.throwsAsync(renamed.read(nan.index, 's2'), { code: 'ERR_MMSSL_IO', message: /4 NaN or nodata pixels \(B3: 3, B8: 1\)/ });
+  // invalid: 'fill' puts each band's mean over its valid pixels where NaN was, computed here from NumPy's array
+  const filled = await (await openMeterML(root, { invalid: 'fill' })).read(nan.index, 's2');
+  const raw = decodeNpy(readFileSync(nan.file), nan.file);
+  const [, , bands] = raw.shape, plane = raw.shape[0] * raw.shape[1];
+  for (let b = 0; b < bands; b++) {
+    const values = Array.from({ length: plane }, (_, p) => Number(raw.data[p * bands + b]));
+    const valid = values.filter((v) => !Number.isNaN(v));
+    const mean = valid.reduce((a, v) => a + v, 0) / valid.length;
+    const expectedBand = values.map((v) => Math.fround(Number.isNaN(v) ? mean : v));
+    t.deepEqual(Array.from(filled.data.subarray(b * plane, (b + 1) * plane)), expectedBand, `band ${b}`);
+  }
+  await t.throwsAsync(openMeterML(root, { invalid: 'drop' as never }), { code: 'ERR_MMSSL_ARG', message: /invalid/ });
   const first = cases.find((c) => c.index === 0 && c.modality === 's2')!;
   t.deepEqual(digest(await renamed.read(0, 's2')), digest(await (await openMeterML(root)).read(0, 's2')), 'names only: no band moves');
   t.deepEqual(digest(decodeModality('s2', readFileSync(first.file), first.file, options)), digest(await renamed.read(0, 's2')));
@@ -172,7 +185,7 @@ test('bad options and read arguments are ArgumentErrors naming the argument', as
     ['', undefined, /root must be a folder path/],
     [root, { splits: ['training'] }, /splits must be one of 'train', 'val', 'test', got string 'training'/],
     [root, { splits: [] }, /splits must be a non-empty array/],
-    [root, { split: ['val'] }, /option must be one of 'splits', 'bands', got string 'split'/],
+    [root, { split: ['val'] }, /option must be one of 'splits', 'bands', 'invalid', got string 'split'/],
     [root, { bands: { s2: ['R', 'G', 'B'] } }, /bands\.s2 must be 4 band names/],
     [root, { bands: { s3: ['VV', 'VH'] } }, /bands modality must be one of 's1'/],
     [root, 'val', /options must be an options object/],

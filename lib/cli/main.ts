@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+/**
+ * The `mmssl` command. Each command lives in lib/cli/<command>.ts. Mistakes in the command line or its inputs
+ * (unknown options, bad values, unreadable files) end with a one-line message and exit code 1, never a stack trace.
+ */
+import { Command, CommanderError } from 'commander';
+
+import { MmsslError } from '../errors.js';
+
+/** mmssl's own errors (bad arguments, files, ...), as opposed to bugs. */
+const isUserError = (e: unknown) => e instanceof MmsslError || String((e as { code?: unknown })?.code).startsWith('ERR_MMSSL_');
+import { synthCommand } from './synth.js';
+
+const program = new Command('mmssl')
+  .description('multi-modal self-supervised pre-training for remote sensing')
+  .exitOverride()
+  .showHelpAfterError('(mmssl --help lists the commands and options)');
+synthCommand(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) process.exit(e.exitCode);   // commander has printed its message
+  if (!isUserError(e)) throw e;   // a bug: keep the stack
+  console.error(`mmssl: ${(e as Error).message}`);
+  process.exit(1);
+}

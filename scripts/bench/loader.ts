@@ -1,0 +1,96 @@
+/**
+ * bench:loader — locations per second delivered by the loader for METER-ML's release layout at the paper's modality
+ * sizes (Sentinel-1 and Sentinel-2 10 m at 72x72, NAIP 720x720 resized to 128x128), two augmented views per modality,
+ * standardised, batch 32, two decoding threads, against the same pipeline as a PyTorch user writes it
+ * (torch.utils.data.DataLoader with two worker processes, numpy/Pillow, torchvision's transforms; Debian's
+ * python3-torch) in the same run, on the same synthetic dataset (`mmssl synth`, made once and kept in the temp folder).
+ * A second row sets the loader against what a pre-training step consumes at the same batch size (our three
+ * backbones on two views of each modality, InfoNCE, SGD): a gain above 1 means the loader keeps the step fed.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { data, loss, nn, optim, torch } from '../../lib/index.js';
+import { medianMs, PYTHON, pytorchVersion, rateRow, report, runPython } from './harness.js';
+
+const BATCH = Number(process.env.BENCH_LOADER_BATCH ?? 32);
+const BATCHES = Number(process.env.BENCH_LOADER_BATCHES ?? 15);
+const WORKERS = 2;
+const PER_CLASS = 25;
+const MODALITIES = [{ name: 's1' }, { name: 's2' }, { name: 'naip', size: [128, 128] as [number, number] }];
+
+/** The synthetic dataset, written by the CLI once per machine (a few hundred MiB), without broken samples. */
+function dataset(): string {
+  const root = join(tmpdir(), `mmssl-bench-loader-${PER_CLASS}-clean`);
+  if (!existsSync(join(root, 'test_dataset.geojson'))) {
+    const cli = fileURLToPath(new URL('../../lib/cli/main.js', import.meta.url));
+    execFileSync(process.execPath, [cli, 'synth', '--out', root, '--per-class', String(PER_CLASS), '--seed', '0', '--no-defects'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  return root;
+}
+
+/** Locations per second over BATCHES batches after the first (thread start-up excluded), epochs chained. */
+async function ours(loader: data.DataLoader): Promise<number> {
+  let delivered = 0, start = 0;
+  for (let epoch = 0; delivered < BATCHES; epoch++) {
+    for await (const batch of loader.epoch(epoch)) {
+      using _ = batch;
+      if (start === 0) {
+        start = performance.now();
+        continue;
+      }
+      if (++delivered === BATCHES) break;
+    }
+  }
+  return (delivered * BATCH) / ((performance.now() - start) / 1000);
+}
+
+/**
+ * Locations per second one pre-training step consumes at batch BATCH: AlexNet on S1 (2x72x72) and S2 (4x72x72),
+ * ResNet18 on NAIP (4x128x128), two views each, features into InfoNCE, backward, SGD; median of 3 after a warm-up.
+ */
+function stepDemand(): number {
+  torch.manualSeed(0);
+  const backbones = [nn.models.alexnet({ inChannels: 2 }), nn.models.alexnet({ inChannels: 4 }), nn.models.resnet18({ inChannels: 4 })].map((m) => m.train());
+  const heads = backbones.map((m) => new nn.Linear(m.featureDim, 128));   // a common embedding width for the loss
+  const inputs = [[2, 72], [4, 72], [4, 128]].map(([c, s]) => [0, 1].map(() => torch.randn([BATCH, c, s, s])));
+  const groups = Array.from({ length: 6 * BATCH }, (_, i) => i % BATCH);
+  using sgd = new optim.SGD([...backbones, ...heads].flatMap((m) => m.parameters()), { lr: 0.01, momentum: 0.9 });
+  const step = () => torch.tidy(() => {
+    sgd.zeroGrad();
+    const z = torch.cat(backbones.flatMap((m, k) => inputs[k].map((x) => heads[k].forward(m.features(x)))));
+    loss.infoNCE(z, groups, { temperature: 0.1 }).backward();
+    sgd.step();
+  });
+  step();
+  const ms = medianMs(step, 3);
+  inputs.flat().forEach((x) => x.dispose());
+  [...backbones, ...heads].forEach((m) => m.dispose());
+  return BATCH / (ms / 1000);
+}
+
+async function main(): Promise<void> {
+  const root = dataset();
+  const meterml = await data.openMeterML(root, { splits: ['train'] });
+  const normalization = await data.loadOrComputeBandStats(meterml, { modalities: MODALITIES.map((m) => m.name) });
+  const statsFile = join(root, 'mmssl-band-stats.bench.json');
+  writeFileSync(statsFile, JSON.stringify(normalization));
+  // The baseline runs first, alone, so the two never share the cores.
+  const baseline = runPython<{ locationsPerSecond: number }>('loader.py', [root, statsFile, BATCH, WORKERS, BATCHES]).locationsPerSecond;
+  await using loader = new data.DataLoader(meterml, {
+    modalities: MODALITIES, batchSize: BATCH, dropLast: true, augmentation: true, normalization, workers: WORKERS,
+  });
+  const name = `PyTorch ${pytorchVersion()} DataLoader, ${WORKERS} worker processes (${PYTHON})`;
+  const rate = await ours(loader);
+  await loader.close();
+  report('loader', [
+    rateRow(`METER-ML layout, s1+s2 72x72, naip 720->128, 2 augmented views, batch ${BATCH}`, 'decode+augment+batch', 'locations/s', rate, baseline, name),
+    rateRow(`the same loader against the pre-training step at batch ${BATCH}`, 'supply vs demand', 'locations/s', rate, stepDemand(),
+      'pre-training step demand (AlexNet S1, AlexNet S2, ResNet18 NAIP, 2 views each, InfoNCE, SGD; ours)'),
+  ]);
+}
+
+await main();
