@@ -191,6 +191,7 @@ export interface Binding {
   version(): { built: string; runtime: string; cuda: boolean; parallelInfo: string };
   setNumThreads(n: number): void;
   getNumThreads(): number;
+  hostAllocatorTuned(): boolean;
   manualSeed(seed: number): void;
   initialSeed(): number;
   getRngState(device: Opt<string>): H;

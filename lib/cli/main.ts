@@ -6,16 +6,24 @@
 import { Command, CommanderError } from 'commander';
 
 import { MmsslError } from '../errors.js';
+import { embedCommand } from './embed.js';
+import { finetuneCommand } from './finetune.js';
+import { pretrainCommand } from './pretrain.js';
+import { synthCommand } from './synth.js';
+import { table1Command } from './table1.js';
 
 /** mmssl's own errors (bad arguments, files, ...), as opposed to bugs. */
 const isUserError = (e: unknown) => e instanceof MmsslError || String((e as { code?: unknown })?.code).startsWith('ERR_MMSSL_');
-import { synthCommand } from './synth.js';
 
 const program = new Command('mmssl')
   .description('multi-modal self-supervised pre-training for remote sensing')
   .exitOverride()
   .showHelpAfterError('(mmssl --help lists the commands and options)');
 synthCommand(program);
+pretrainCommand(program);
+finetuneCommand(program);
+table1Command(program);
+embedCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -2,7 +2,8 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { SingleBar } from 'cli-progress';
 
-import { SYNTH_FORMATS, type SynthFormat, synthesize } from '../data/synth/index.js';
+import { RELEASE_HOLDOUT, SYNTH_FORMATS, type SynthFormat, synthesize } from '../data/synth/index.js';
+import { integer } from './options.js';
 
 interface SynthFlags {
   out: string;
@@ -10,13 +11,16 @@ interface SynthFlags {
   seed: number;
   format: SynthFormat;
   defects: boolean;
+  valFraction?: number;
+  testFraction?: number;
 }
 
-/** A commander parser for integers >= min. */
-const integer = (min: number) => (value: string) => {
-  if (!/^-?\d+$/.test(value) || Number(value) < min) throw new InvalidArgumentError(`an integer >= ${min} is expected.`);
-  return Number(value);
+const share = (value: string) => {
+  const n = Number(value);
+  if (!(n >= 0 && n < 1)) throw new InvalidArgumentError('a number in [0, 1) is expected.');
+  return n;
 };
+
 
 export function synthCommand(program: Command): void {
   program.command('synth')
@@ -26,11 +30,14 @@ export function synthCommand(program: Command): void {
     .option('--seed <s>', 'random seed', integer(0), 0)
     .addOption(new Option('--format <format>', "meterml: the release's layout; geotiff: GeoTIFFs and manifest.geojson").choices(SYNTH_FORMATS).default('meterml'))
     .option('--no-defects', 'write no deliberately broken samples')
+    .option('--val-fraction <x>', "share of each type's locations in val (default 0.006, the release's)", share)
+    .option('--test-fraction <x>', "share of each type's locations in test (default 0.012, the release's)", share)
     .action(async (flags: SynthFlags) => {
       const bar = process.stderr.isTTY ? new SingleBar({ format: 'synth [{bar}] {value}/{total} locations | {eta_formatted} left | {rate}/s', stream: process.stderr }) : undefined;
       const started = Date.now();
       const report = await synthesize({
         out: flags.out, perClass: flags.perClass, seed: flags.seed, format: flags.format, defects: flags.defects,
+        holdout: { val: flags.valFraction ?? RELEASE_HOLDOUT.val, test: flags.testFraction ?? RELEASE_HOLDOUT.test },
         onProgress: (done, total) => {
           if (done === 1) bar?.start(total, 0, { rate: '0' });
           bar?.update(done, { rate: (done / ((Date.now() - started) / 1000)).toFixed(1) });

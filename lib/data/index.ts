@@ -10,7 +10,7 @@ export { DataLoader } from './loader.js';
 export type { Batch, DataLoaderOptions, ModalityOptions, SkippedSample } from './loader.js';
 export { bandStatsCachePath, computeBandStats, loadOrComputeBandStats } from './stats.js';
 export type { BandStats, BandStatsOptions, NormalizationStats } from './stats.js';
-export { openDataset } from './open.js';
+export { openDataset, openPath } from './open.js';
 export { METERML_MODALITIES, openMeterML } from './meterml.js';
 export type { MeterMLModality, MeterMLOptions } from './meterml.js';
 export { openManifest } from './manifest.js';

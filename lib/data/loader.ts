@@ -12,7 +12,7 @@ import type { Device } from '../torch/device.js';
 import { tidy } from '../torch/scope.js';
 import type { Tensor } from '../torch/tensor.js';
 import { applyTransforms, checkAugmentation, sampleTransform, type AugmentationOptions } from './augment.js';
-import { type Dataset, multiHot, type Raster, type Split } from './dataset.js';
+import { type Dataset, multiHot, type Raster, type SampleRecord, type Split } from './dataset.js';
 import { asFileError, WorkerPool } from './pool.js';
 import { Random } from './random.js';
 import type { NormalizationStats } from './stats.js';
@@ -30,6 +30,8 @@ export interface DataLoaderOptions {
   batchSize: number;
   /** Which splits to draw from (default ['train']). */
   splits?: readonly Split[];
+  /** Keeps only the samples of those splits for which it returns true (e.g. labelled ones, a label fraction). */
+  filter?: (sample: SampleRecord, index: number) => boolean;
   /** Reshuffle every epoch (default true). */
   shuffle?: boolean;
   /** Drop the last, smaller batch (default false). */
@@ -65,6 +67,8 @@ export interface Batch {
   negative: Tensor;
   /** Sample ids, for reports. */
   ids: string[];
+  /** The batch's index in its epoch (`batches(epoch)[index]`). */
+  index: number;
   [Symbol.dispose](): void;
 }
 
@@ -102,7 +106,7 @@ export class DataLoader {
   readonly dataset: Dataset;
   /** Samples left out so far under onBadSample 'skip'. */
   readonly skipped: SkippedSample[] = [];
-  readonly #options: Required<Omit<DataLoaderOptions, 'normalization' | 'augmentation' | 'views' | 'modalities'>> & { normalization?: NormalizationStats };
+  readonly #options: Required<Omit<DataLoaderOptions, 'normalization' | 'augmentation' | 'views' | 'modalities' | 'filter'>> & { normalization?: NormalizationStats };
   readonly #resolved: Resolved;
   readonly #indices: number[];
   #pool?: WorkerPool;
@@ -110,7 +114,7 @@ export class DataLoader {
 
   constructor(dataset: Dataset, options: DataLoaderOptions) {
     const {
-      modalities, batchSize, splits = ['train'], shuffle = true, dropLast = false, seed = 0, augmentation = false,
+      modalities, batchSize, splits = ['train'], filter = () => true, shuffle = true, dropLast = false, seed = 0, augmentation = false,
       views, normalization, workers = Math.min(4, availableParallelism()), prefetch = 2, device = 'cpu', onBadSample = 'raise',
     } = checkOptions(OP, options);
     this.dataset = dataset;
@@ -129,8 +133,9 @@ export class DataLoader {
       }
     }
     this.#options = { batchSize, splits, shuffle: checkBool(OP, 'shuffle', shuffle), dropLast: checkBool(OP, 'dropLast', dropLast), seed, workers, prefetch, device, onBadSample, normalization };
-    this.#indices = dataset.samples.flatMap((s, i) => (splits.includes(s.split) ? [i] : []));
-    if (this.#indices.length === 0) throw invalidArg(OP, 'splits', `splits holding samples (${splits.join(', ')} hold none)`, splits);
+    if (typeof filter !== 'function') throw invalidArg(OP, 'filter', 'a function (sample, index) => boolean', filter);
+    this.#indices = dataset.samples.flatMap((s, i) => (splits.includes(s.split) && filter(s, i) ? [i] : []));
+    if (this.#indices.length === 0) throw invalidArg(OP, 'splits', `splits holding samples (${splits.join(', ')} hold none${options.filter ? ' that pass the filter' : ''})`, splits);
   }
 
   /** Batches per epoch. */
@@ -197,7 +202,7 @@ export class DataLoader {
     return Array.from({ length: views }, () => applyTransforms(x, random.map((r) => sampleTransform(r, augmentation, aspect))));
   }
 
-  #assemble(samples: { index: number; rasters: Raster[] }[], random: Random): Batch {
+  #assemble(samples: { index: number; rasters: Raster[] }[], random: Random, index: number): Batch {
     const records = samples.map((s) => this.dataset.samples[s.index]);
     // One generator per sample, so a sample's views do not depend on which other samples the batch holds.
     const perSample = samples.map((s) => random.fork(s.index));
@@ -210,15 +215,20 @@ export class DataLoader {
       negative: tensor(records.map((r) => r.negative), { device }),
     }));
     const tensors = [...Object.values(batch.views).flat(), batch.locations, batch.labels, batch.targets, batch.negative];
-    return { ...batch, ids: records.map((r) => r.id), [Symbol.dispose]: () => new Set(tensors).forEach((t) => t.dispose()) };
+    return { ...batch, index, ids: records.map((r) => r.id), [Symbol.dispose]: () => new Set(tensors).forEach((t) => t.dispose()) };
   }
 
-  /** The batches of `epoch`; read ahead by `prefetch` batches. Dispose each batch (`using`) when done with it. */
-  async *epoch(epoch: number): AsyncGenerator<Batch> {
+  /**
+   * The batches of `epoch`, from batch `from` on (a resumed run skips what it has done: the batches that follow are
+   * the same, augmentations included); read ahead by `prefetch` batches. Dispose each batch (`using`) when done.
+   */
+  async *epoch(epoch: number, options: { from?: number } = {}): AsyncGenerator<Batch> {
     const batches = this.batches(epoch);
+    const { from = 0 } = checkOptions('DataLoader.epoch', options);
+    if (checkInt('DataLoader.epoch', 'from', from) < 0) throw invalidArg('DataLoader.epoch', 'from', 'a batch index >= 0', from);
     const random = new Random(this.#options.seed).fork(epoch);
     const inFlight: Promise<{ index: number; rasters: Raster[] }[]>[] = [];
-    let next = 0;
+    let next = from;
     const fill = () => {
       while (inFlight.length < this.#options.prefetch && next < batches.length) {
         const reading = this.#read(batches[next++]);
@@ -227,10 +237,10 @@ export class DataLoader {
       }
     };
     fill();
-    for (let b = 0; inFlight.length > 0; b++) {
+    for (let b = from; inFlight.length > 0; b++) {
       const samples = await inFlight.shift()!;
       fill();
-      if (samples.length > 0) yield this.#assemble(samples, random.fork(1 + b));
+      if (samples.length > 0) yield this.#assemble(samples, random.fork(1 + b), b);
     }
   }
 

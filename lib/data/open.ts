@@ -1,4 +1,7 @@
 /** Opens a dataset from its plain description, in the main thread or in a data worker. */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
 import { invalidArg } from '../errors.js';
 import type { Dataset, DatasetSpec } from './dataset.js';
 
@@ -11,4 +14,16 @@ export async function openDataset(spec: DatasetSpec): Promise<Dataset> {
     default:
       throw invalidArg('openDataset', 'spec.kind', "'meterml' or 'manifest'", (spec as { kind: unknown }).kind);
   }
+}
+
+/**
+ * The dataset at `path`: a manifest file (.geojson, .json, .csv), a folder holding manifest.geojson (what
+ * `mmssl synth --format geotiff` writes), or a METER-ML folder.
+ */
+export async function openPath(path: string, options?: Record<string, unknown>): Promise<Dataset> {
+  if (typeof path !== 'string' || path === '') throw invalidArg('openPath', 'path', 'a dataset folder or manifest file', path);
+  if (/\.(geojson|json|csv)$/i.test(path)) return openDataset({ kind: 'manifest', path, options });
+  const manifest = join(path, 'manifest.geojson');
+  if (existsSync(manifest) && !existsSync(join(path, 'train_dataset.geojson'))) return openDataset({ kind: 'manifest', path: manifest, options });
+  return openDataset({ kind: 'meterml', root: path, options });
 }

@@ -14,6 +14,6 @@ export { tidy, keep } from './scope.js';
 export { noGrad, enableGrad, isGradEnabled, zeroGrad } from './autograd.js';
 export * as autograd from './autograd.js';
 export {
-  setNumThreads, getNumThreads, manualSeed, initialSeed, getRngState, setRngState, memoryStats, version,
+  setNumThreads, getNumThreads, hostAllocatorTuned, manualSeed, initialSeed, getRngState, setRngState, memoryStats, version,
 } from './runtime.js';
 export type { MemoryStats, VersionInfo } from './runtime.js';

@@ -14,6 +14,14 @@ export function getNumThreads(): number {
   return native.getNumThreads();
 }
 
+/**
+ * Whether mmssl keeps large freed host blocks in glibc's heap for reuse (set at load; native/runtime.cc says why).
+ * False under MMSSL_MALLOC_TUNING=0, when MALLOC_*_ or GLIBC_TUNABLES tune malloc already, or off glibc.
+ */
+export function hostAllocatorTuned(): boolean {
+  return native.hostAllocatorTuned();
+}
+
 /** Seeds every generator (CPU and CUDA), making CPU runs reproducible. */
 export function manualSeed(seed: number): void {
   if (checkInt('manualSeed', 'seed', seed) < 0) throw invalidArg('manualSeed', 'seed', 'a non-negative integer', seed);

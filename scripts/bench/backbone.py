@@ -6,10 +6,11 @@ input shape and memory format (torchvision's models, with the input channels cha
 """
 import json
 import sys
-import time
 
 import torch
 import torchvision
+
+from baselines import median_ms
 
 threads, batch, repeats = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(threads)
@@ -28,17 +29,11 @@ def resnet18(channels):
     return model
 
 
-def median_ms(model, x):
+def step_ms(model, x):
     def step():
         model.zero_grad(set_to_none=True)
         model(x).sum().backward()
-    step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter_ns()
-        step()
-        times.append((time.perf_counter_ns() - start) / 1e6)
-    return sorted(times)[len(times) // 2]
+    return median_ms(step, repeats)
 
 
 CASES = {
@@ -51,5 +46,5 @@ for name, (build, channels, size) in CASES.items():
     for fmt_name, fmt in (("contiguous", torch.contiguous_format), ("channelsLast", torch.channels_last)):
         model = build(channels).train().to(memory_format=fmt)
         x = torch.randn(batch, channels, size, size).contiguous(memory_format=fmt)
-        out[f"{name} {fmt_name}"] = median_ms(model, x)
+        out[f"{name} {fmt_name}"] = step_ms(model, x)
 print(json.dumps(out))

@@ -9,27 +9,15 @@ harness.ts). The batch is bench:loss's: z ~ N(0, 1) [V, DIM], 4 views per locati
 """
 import json
 import sys
-import time
 
 import torch
-import torch.nn.functional as F
+
+from baselines import infonce, median_ms
 
 threads, dim, repeats, mode = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 sizes = [int(v) for v in sys.argv[5:]]
 torch.set_num_threads(threads)
 torch.manual_seed(0)
-
-
-def infonce(z, groups, anchors, tau):
-    """The full similarity matrix and a masked log-softmax, in place where autograd allows."""
-    u = F.normalize(z, dim=1)
-    s = (u @ u.T).div_(tau)
-    s.fill_diagonal_(float("-inf"))
-    log_prob = s.log_softmax(dim=1)
-    positive = groups[:, None] == groups[None, :]
-    positive.fill_diagonal_(False)
-    per_anchor = -log_prob.masked_fill(~positive, 0).sum(1) / positive.sum(1)
-    return per_anchor[anchors].mean()
 
 
 def step(z, groups, anchors):
@@ -56,17 +44,7 @@ def batch(v):
     return z, groups, groups % 10 != 0
 
 
-def median_ms(z, groups, anchors):
-    step(z, groups, anchors)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter_ns()
-        step(z, groups, anchors)
-        times.append((time.perf_counter_ns() - start) / 1e6)
-    return sorted(times)[len(times) // 2]
-
-
 if mode == "memory":
     step(*batch(256))
-measure = median_ms if mode == "time" else lambda *b: peak_extra_bytes(lambda: step(*b))
+measure = (lambda *b: median_ms(lambda: step(*b), repeats)) if mode == "time" else lambda *b: peak_extra_bytes(lambda: step(*b))
 print(json.dumps({str(v): measure(*batch(v)) for v in sizes}))

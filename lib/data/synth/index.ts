@@ -10,7 +10,7 @@
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
-import { checkBool, checkInt, checkOneOf, checkOptions, FileError, invalidArg } from '../../errors.js';
+import { checkBool, checkInt, checkOneOf, checkOptions, FileError, invalidArg, isObject } from '../../errors.js';
 import { CLASSES, type ClassName, NEGATIVE, type Split } from '../dataset.js';
 import { encodeGeoTiff } from '../formats/geotiff.js';
 import { encodeNpy } from '../formats/npy.js';
@@ -34,6 +34,11 @@ export interface SynthOptions {
   seed?: number;
   /** Write a few broken samples (default true). */
   defects?: boolean;
+  /**
+   * Share of each type's locations in val and test (default the release's, about 0.6% and 1.2%; at least one each,
+   * at least one left for train). Larger shares make evaluation on a small synthetic set less noisy.
+   */
+  holdout?: { val: number; test: number };
   /** Called after each location with (done, total). */
   onProgress?: (done: number, total: number) => void;
 }
@@ -59,19 +64,26 @@ interface Location {
 
 const TYPES = [...CLASSES, NEGATIVE] as const;
 
-/** Per type: the first locations go to val and test (about 0.6% and 1.2%, as in the release, at least one each). */
-function splitOf(k: number, perClass: number): Split {
-  const val = Math.max(1, Math.round(0.006 * perClass)), test = Math.max(1, Math.round(0.012 * perClass));
+/** The release's proportions: 515 val and 1,018 test of 86,598. */
+export const RELEASE_HOLDOUT = { val: 0.006, test: 0.012 };
+
+/** Locations per type in val and test: the shares, at least one each. */
+function holdoutCounts(perClass: number, holdout: { val: number; test: number }): { val: number; test: number } {
+  return { val: Math.max(1, Math.round(holdout.val * perClass)), test: Math.max(1, Math.round(holdout.test * perClass)) };
+}
+
+/** Per type: the first locations go to val, the next to test, the rest to train. */
+function splitOf(k: number, { val, test }: { val: number; test: number }): Split {
   return k < val ? 'val' : k < val + test ? 'test' : 'train';
 }
 
-function locations(perClass: number, seed: number): Location[] {
+function locations(perClass: number, seed: number, counts: { val: number; test: number }): Location[] {
   return TYPES.flatMap((type, t) => Array.from({ length: perClass }, (_, k) => {
     const index = t * perClass + k;
     const random = new Random(seed).fork(1_000_000 + index);
     // every fifth CAFO site also holds a landfill: METER-ML's multi-class sites
     const classes: ClassName[] = type === NEGATIVE ? [] : type === 'CAFOs' && k % 5 === 4 ? ['CAFOs', 'Landfills'] : [type];
-    return { index, type: classes.length > 1 ? classes.join('-') : type, classes, split: splitOf(k, perClass), latitude: random.uniform(30, 48), longitude: random.uniform(-120, -75) };
+    return { index, type: classes.length > 1 ? classes.join('-') : type, classes, split: splitOf(k, counts), latitude: random.uniform(30, 48), longitude: random.uniform(-120, -75) };
   }));
 }
 
@@ -176,14 +188,19 @@ async function checkTarget(out: string): Promise<void> {
 
 /** Writes the dataset and returns its report (also written as synth_report.json). */
 export async function synthesize(options: SynthOptions): Promise<SynthReport> {
-  const { out, perClass, seed = 0, format = 'meterml', defects = true, onProgress } = checkOptions('synthesize', options);
+  const { out, perClass, seed = 0, format = 'meterml', defects = true, holdout = RELEASE_HOLDOUT, onProgress } = checkOptions('synthesize', options);
   if (typeof out !== 'string' || out === '') throw invalidArg('synthesize', 'out', 'a folder path', out);
   if (checkInt('synthesize', 'perClass', perClass) < 3) throw invalidArg('synthesize', 'perClass', 'an integer >= 3 (one location per split at least)', perClass);
   checkInt('synthesize', 'seed', seed);
   checkOneOf('synthesize', 'format', format, SYNTH_FORMATS);
   checkBool('synthesize', 'defects', defects);
+  if (!isObject(holdout) || !(holdout.val >= 0) || !(holdout.test >= 0) || !(holdout.val + holdout.test < 1)) {
+    throw invalidArg('synthesize', 'holdout', '{val, test}: shares >= 0 summing to less than 1', holdout);
+  }
+  const counts = holdoutCounts(perClass, holdout);
+  if (counts.val + counts.test >= perClass) throw invalidArg('synthesize', 'holdout', `shares that leave training locations out of ${perClass} per type`, holdout);
   await checkTarget(out);
-  const layout = LAYOUTS[format], all = locations(perClass, seed);
+  const layout = LAYOUTS[format], all = locations(perClass, seed, counts);
   const train = all.filter((l) => l.split === 'train');
   // The last two Negative training sites are the broken ones (the same one when it is the only one, at perClass 3).
   const negatives = train.filter((l) => l.type === NEGATIVE);

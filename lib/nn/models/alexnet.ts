@@ -17,6 +17,11 @@ export interface AlexNetOptions {
   numClasses?: number;
   /** Dropout probability before fc6 and fc7. Default 0.5. */
   dropout?: number;
+  /**
+   * Width of fc6 and fc7 (mmssl's option; torchvision's 4096, the default). Most of AlexNet's 61 M parameters sit
+   * there, so a narrower width makes a much smaller model for small tiles and short runs.
+   */
+  hiddenFeatures?: number;
 }
 
 /**
@@ -30,12 +35,13 @@ export class AlexNet extends Module {
   readonly avgpool: AdaptiveAvgPool2d;
   readonly classifier: Sequential;
   /** Width of `features(x)`: fc7's. */
-  readonly featureDim = 4096;
+  readonly featureDim: number;
 
   constructor(options: AlexNetOptions = {}) {
-    const { inChannels = 3, numClasses = 1000, dropout = 0.5 } = checkOptions('AlexNet', options);
+    const { inChannels = 3, numClasses = 1000, dropout = 0.5, hiddenFeatures = 4096 } = checkOptions('AlexNet', options);
     checkPositiveInt('AlexNet', 'inChannels', inChannels);
     checkPositiveInt('AlexNet', 'numClasses', numClasses);
+    checkPositiveInt('AlexNet', 'hiddenFeatures', hiddenFeatures);
     // Made first so that a bad probability throws before any weight exists.
     const [dropout6, dropout7] = [new Dropout(dropout), new Dropout(dropout)];
     super();
@@ -48,10 +54,11 @@ export class AlexNet extends Module {
     ));
     this.avgpool = this.registerModule('avgpool', new AdaptiveAvgPool2d(6));
     this.classifier = this.registerModule('classifier', new Sequential(
-      dropout6, new Linear(256 * 6 * 6, 4096), new ReLU({ inplace: true }),
-      dropout7, new Linear(4096, 4096), new ReLU({ inplace: true }),
-      new Linear(4096, numClasses),
+      dropout6, new Linear(256 * 6 * 6, hiddenFeatures), new ReLU({ inplace: true }),
+      dropout7, new Linear(hiddenFeatures, hiddenFeatures), new ReLU({ inplace: true }),
+      new Linear(hiddenFeatures, numClasses),
     ));
+    this.featureDim = hiddenFeatures;
   }
 
   /** fc7's activations [N, 4096]: the convolutions, the 6x6 pool, then the classifier up to its last ReLU. */

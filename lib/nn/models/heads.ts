@@ -44,27 +44,37 @@ export class ProjectionHead extends Sequential {
 export interface ClassifierHeadOptions {
   /** Dropout probability on the concatenated features; 0 (the default) leaves them as they are. */
   dropout?: number;
+  /**
+   * Standardise the concatenated features with a BatchNorm1d without affine parameters (`bn`) before the linear
+   * layer, as MAE's linear probe does: features of different backbones (and a pre-trained backbone's, whose scale
+   * the contrastive loss leaves free) then enter on one scale. Default false.
+   */
+  batchNorm?: boolean;
 }
 
 /**
  * A linear classifier on one feature vector or on several concatenated (one per modality, late fusion). Keys
- * `fc.weight` and `fc.bias`.
+ * `fc.weight` and `fc.bias` (and `bn.running_mean`, ... with `batchNorm`).
  */
 export class ClassifierHead extends Module {
   /** The width of each feature tensor `forward` takes, in order. */
   readonly inFeatures: readonly number[];
+  readonly bn: BatchNorm1d | null;
   readonly dropout: Dropout;
   readonly fc: Linear;
 
   constructor(inFeatures: number | readonly number[], numClasses: number, options: ClassifierHeadOptions = {}) {
-    const { dropout = 0 } = checkOptions('ClassifierHead', options);
+    const { dropout = 0, batchNorm = false } = checkOptions('ClassifierHead', options);
+    checkBool('ClassifierHead', 'batchNorm', batchNorm);
     const widths = checkWidths('ClassifierHead', 'inFeatures', typeof inFeatures === 'number' ? [inFeatures] : inFeatures, 1);
     checkPositiveInt('ClassifierHead', 'numClasses', numClasses);
     const drop = new Dropout(dropout);
     super();
     this.inFeatures = widths;
+    const width = widths.reduce((a, b) => a + b, 0);
+    this.bn = this.registerModule('bn', batchNorm ? new BatchNorm1d(width, { affine: false }) : null);
     this.dropout = this.registerModule('dropout', drop);
-    this.fc = this.registerModule('fc', new Linear(widths.reduce((a, b) => a + b, 0), numClasses));
+    this.fc = this.registerModule('fc', new Linear(width, numClasses));
   }
 
   /** Logits [N, numClasses] from one [N, inFeatures[i]] tensor per entry of `inFeatures`. */
@@ -73,6 +83,7 @@ export class ClassifierHead extends Module {
     if (features.length !== widths.length) throw invalidArg('ClassifierHead', 'features', `${widths.length} tensor(s)`, features);
     const n = features[0] instanceof Tensor ? features[0].shape[0] : undefined;
     features.forEach((f, i) => checkInput('ClassifierHead', f, `a [${n ?? 'N'}, ${widths[i]}] tensor`, (s) => s.length === 2 && s[0] === n && s[1] === widths[i], `features[${i}]`));
-    return this.fc.forward(this.dropout.forward(features.length === 1 ? features[0] : cat(features, 1)));
+    const joined = features.length === 1 ? features[0] : cat(features, 1);
+    return this.fc.forward(this.dropout.forward(this.bn ? this.bn.forward(joined) : joined));
   }
 }

@@ -5,3 +5,5 @@ export { BasicBlock, ResNet, resnet18 } from './resnet.js';
 export type { ResNetOptions } from './resnet.js';
 export { ClassifierHead, ProjectionHead } from './heads.js';
 export type { ClassifierHeadOptions, ProjectionHeadOptions } from './heads.js';
+export { BACKBONES, defaultBackbone, FusionClassifier, ModalityEncoder, MultiModalModel } from './multimodal.js';
+export type { BackboneName, FusionClassifierSpec, ModalityEncoderOptions, MultiModalSpec } from './multimodal.js';

@@ -1,0 +1,31 @@
+/** `mmssl embed`: embeddings (and class probabilities) for every sample of a dataset (lib/train/embed.ts). */
+import type { Command } from 'commander';
+
+import { integer, list } from './options.js';
+
+interface EmbedFlags {
+  init: string;
+  data: string;
+  out: string;
+  modalities?: string[];
+  perModality?: boolean;
+  batchSize?: number;
+  workers?: number;
+}
+
+export function embedCommand(program: Command): void {
+  program.command('embed')
+    .description('write the embeddings of every sample (fused or per modality; probabilities too from a fine-tuned model) as .npy with an index')
+    .requiredOption('--init <run>', 'a pre-training run folder or a fine-tuning output folder')
+    .requiredOption('--data <dir>', 'dataset: a METER-ML folder, a folder with manifest.geojson, or a manifest file')
+    .requiredOption('--out <path>', 'output path without extension: PATH.npy (or PATH.<modality>.npy), PATH.index.json')
+    .option('--modalities <list>', "modalities, comma-separated (default the run's)", list)
+    .option('--per-modality', 'one array per modality instead of the fused one')
+    .option('--batch-size <n>', 'samples per batch (default 64)', integer(1))
+    .option('--workers <n>', 'data decoding threads (default 2)', integer(1))
+    .action(async (f: EmbedFlags) => {
+      const { embed } = await import('../train/embed.js');
+      const index = await embed({ init: f.init, data: f.data, out: f.out, modalities: f.modalities, perModality: f.perModality, batchSize: f.batchSize, workers: f.workers });
+      console.log(`${index.ids.length} samples: ${index.files.join(', ')}, ${f.out}.index.json`);
+    });
+}

@@ -1,0 +1,98 @@
+/** `mmssl pretrain`: joint multi-modal pre-training (lib/train/pretrain.ts) with a progress bar and clean Ctrl-C. */
+import { Option, type Command } from 'commander';
+import { SingleBar } from 'cli-progress';
+
+import type { PretrainConfig } from '../train/config.js';
+import type { StepMetrics } from '../train/pretrain.js';
+import { integer, list, positiveNumber, type RunFlags, runOptions, stopOnInterrupt } from './options.js';
+
+interface PretrainFlags extends RunFlags {
+  data?: string;
+  modalities?: string[];
+  augment: boolean;
+  config?: string;
+  out: string;
+  resume?: boolean;
+  epochs?: number;
+  batchSize?: number;
+  optimizer?: PretrainConfig['optimizer']['name'];
+  lr?: number;
+  temperature?: number;
+  embeddingDim?: number;
+  alexnetHidden?: number;
+}
+
+/** The command-line values as a partial configuration (unset ones left out, so a file or the defaults apply). */
+function fromFlags(f: PretrainFlags): Record<string, unknown> {
+  const optimizer = { name: f.optimizer, lr: f.lr };
+  return {
+    data: f.data, modalities: f.modalities, augment: f.augment ? undefined : false, epochs: f.epochs, batchSize: f.batchSize,
+    optimizer: Object.values(optimizer).some((v) => v !== undefined) ? JSON.parse(JSON.stringify(optimizer)) : undefined,
+    temperature: f.temperature, embeddingDim: f.embeddingDim, alexnetHidden: f.alexnetHidden, sizes: f.size, seed: f.seed,
+    device: f.device, threads: f.threads, workers: f.workers,
+  };
+}
+
+/** A bar on a terminal; a line per epoch otherwise (logs, CI). */
+function progress(config: PretrainConfig): { update: (m: StepMetrics) => void; stop: () => void } {
+  const total = (m: StepMetrics) => config.epochs * m.batches;
+  if (process.stderr.isTTY) {
+    const bar = new SingleBar({ format: 'pretrain [{bar}] epoch {epoch}/{epochs} step {value}/{total} | loss {loss} | {rate} loc/s | data wait {wait}% | ETA {eta_formatted}', stream: process.stderr, etaBuffer: 20 });
+    let started = false;
+    return {
+      update: (m) => {
+        const payload = { epoch: m.epoch + 1, epochs: config.epochs, loss: m.loss.toFixed(4), rate: m.locationsPerSecond.toFixed(1), wait: (100 * m.dataWait).toFixed(0) };
+        if (!started) bar.start(total(m), m.step - 1, payload), started = true;
+        bar.update(m.step, payload);
+      },
+      stop: () => bar.stop(),
+    };
+  }
+  let sum = 0, count = 0;
+  return {
+    update: (m) => {
+      sum += m.loss, count++;
+      if (m.batch !== m.batches - 1) return;
+      console.error(`epoch ${m.epoch + 1}/${config.epochs}: loss ${(sum / count).toFixed(4)}, ${m.locationsPerSecond.toFixed(1)} locations/s, embedding std ${Object.entries(m.std).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(' ')}`);
+      sum = 0, count = 0;
+    },
+    stop: () => undefined,
+  };
+}
+
+export function pretrainCommand(program: Command): void {
+  runOptions(program.command('pretrain')
+    .description('pre-train one backbone per modality jointly with the multi-positive InfoNCE loss')
+    .option('--data <dir>', 'dataset: a METER-ML folder, a folder with manifest.geojson, or a manifest file')
+    .option('--modalities <list>', 'modalities, comma-separated (e.g. s1,s2,naip)', list)
+    .option('--no-augment', 'no augmentations: one view per modality (needs two modalities at least)')
+    .option('--config <file>', 'a JSON or YAML file of options (the command line overrides it)')
+    .requiredOption('--out <dir>', 'the run folder (config.json, checkpoint.safetensors, metrics.jsonl)')
+    .option('--resume', 'continue the run in --out from its checkpoint')
+    .option('--epochs <n>', 'epochs (default 120, the paper\'s)', integer(1))
+    .option('--batch-size <n>', 'locations per batch (default 64)', integer(1))
+    .addOption(new Option('--optimizer <name>', 'optimizer (default sgd)').choices(['sgd', 'adam', 'adamw', 'lars']))
+    .option('--lr <x>', 'learning rate (default 0.01)', positiveNumber)
+    .option('--temperature <x>', 'InfoNCE temperature (default 0.2)', positiveNumber)
+    .option('--embedding-dim <n>', 'width of the shared embedding space (default 128)', integer(1))
+    .option('--alexnet-hidden <n>', "AlexNet's fc6/fc7 width (default 4096, torchvision's)", integer(1)))
+    .action(async (flags: PretrainFlags) => {
+      const { readConfigFile, resolvePretrainConfig } = await import('../train/config.js');
+      const { pretrain, RUN_FILES } = await import('../train/pretrain.js');
+      const { readFile } = await import('node:fs/promises');
+      const { join } = await import('node:path');
+      const file = flags.config ? await readConfigFile(flags.config) : {};
+      // A resumed run starts from its own configuration; the command line may only repeat it.
+      const saved = flags.resume ? JSON.parse(await readFile(join(flags.out, RUN_FILES.config), 'utf8').catch(() => '{}')) as Record<string, unknown> : {};
+      const config = resolvePretrainConfig(saved, file, fromFlags(flags));
+      const bar = progress(config);
+      const interrupt = stopOnInterrupt('step');
+      const started = Date.now();
+      const result = await pretrain({ config, out: flags.out, resume: flags.resume, signal: interrupt.signal, onStep: bar.update })
+        .finally(() => { bar.stop(); interrupt.dispose(); });
+      const minutes = ((Date.now() - started) / 60000).toFixed(1);
+      console.log(result.interrupted
+        ? `${flags.out}: stopped after ${result.steps} steps (epoch ${result.epochs + 1} of ${config.epochs}); continue with --resume. ${minutes} min`
+        : `${flags.out}: ${result.epochs} epochs, ${result.steps} steps, checkpoint ${result.checkpoint}. ${minutes} min`);
+    });
+}

@@ -1,0 +1,158 @@
+/**
+ * Embeddings for every sample of a dataset, from a pre-training run (its backbones' features) or a fine-tuned model
+ * (the same, plus class probabilities): fused (the modalities' features concatenated, what the classifier sees) or
+ * one array per modality. Written as .npy (float32, [samples, width]) with an index (JSON: ids, splits, labels, and
+ * which columns hold which modality), each file atomically.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { FileError, invalidArg } from '../errors.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { softmax } from '../nn/functional.js';
+import { FusionClassifier, type MultiModalModel } from '../nn/models/multimodal.js';
+import { noGrad } from '../torch/autograd.js';
+import type { Device } from '../torch/device.js';
+import { tidy } from '../torch/scope.js';
+import type { Tensor } from '../torch/tensor.js';
+import type { Dataset } from '../data/dataset.js';
+import { encodeNpy } from '../data/formats/npy.js';
+import { DataLoader } from '../data/loader.js';
+import { openPath } from '../data/open.js';
+import type { NormalizationStats } from '../data/stats.js';
+import { loadCheckpoint, loadWeights } from './checkpoint.js';
+import { type FinetuneConfig, resolvePretrainConfig } from './config.js';
+import { classNamesOf, FINETUNE_FILES } from './finetune.js';
+import { buildModel, checkModalities, RUN_FILES } from './pretrain.js';
+
+export interface EmbedOptions {
+  /** A pre-training run folder, or a fine-tuning output folder. */
+  init: string;
+  data: string;
+  /** Output path without extension: <out>.npy (or <out>.<modality>.npy), <out>.index.json. */
+  out: string;
+  /** Default: the run's modalities. */
+  modalities?: readonly string[];
+  /** One array per modality instead of the fused one. */
+  perModality?: boolean;
+  batchSize?: number;
+  device?: Device;
+  workers?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface EmbedIndex {
+  ids: string[];
+  splits: string[];
+  labels: number[];
+  /** Column ranges [start, end) per modality in the fused array (or each per-modality array's width). */
+  columns: Record<string, [number, number]>;
+  files: string[];
+  classNames?: string[];
+}
+
+/** What a run folder holds, loaded: per modality a feature extractor, optionally a classifier, and the statistics. */
+interface Loaded {
+  modalities: string[];
+  features: (m: string, x: Tensor) => Tensor;
+  logits?: (inputs: Record<string, Tensor>) => Tensor;
+  classNames?: string[];
+  normalization: NormalizationStats;
+  dispose: () => void;
+}
+
+async function loadRun(init: string, dataset: Dataset): Promise<Loaded> {
+  if (existsSync(join(init, FINETUNE_FILES.model))) {
+    const config = JSON.parse(readFileSync(join(init, FINETUNE_FILES.config), 'utf8')) as FinetuneConfig;
+    const classNames = classNamesOf(config);
+    const model = new FusionClassifier({ modalities: checkModalities(config.modalities, dataset), numClasses: classNames.length, backbones: config.backbones, alexnetHidden: config.alexnetHidden });
+    const { metadata: saved } = await loadWeights(model, join(init, FINETUNE_FILES.model));
+    model.eval();
+    return {
+      modalities: config.modalities, classNames, normalization: JSON.parse(saved.normalizationPerModality as string) as NormalizationStats,
+      features: (m, x) => model.backbones.get(m)!.features(x), logits: (inputs) => model.forward(inputs), dispose: () => model.dispose(),
+    };
+  }
+  const checkpoint = join(init, RUN_FILES.checkpoint);
+  if (!existsSync(checkpoint)) throw new FileError(init, 'holds neither a pre-training checkpoint nor a fine-tuned model');
+  const config = resolvePretrainConfig(JSON.parse(readFileSync(join(init, RUN_FILES.config), 'utf8')) as Record<string, unknown>);
+  const model: MultiModalModel = buildModel(config, dataset);
+  const { extra } = await loadCheckpoint(checkpoint, { model });
+  model.eval();
+  return {
+    modalities: config.modalities, normalization: (extra as { normalization: NormalizationStats }).normalization,
+    features: (m, x) => model.encoder(m).features(x), dispose: () => model.dispose(),
+  };
+}
+
+/** Writes the embeddings (and probabilities, from a fine-tuned model) of every sample; returns the index. */
+export async function embed(options: EmbedOptions): Promise<EmbedIndex> {
+  const { init, data, out, perModality = false, batchSize = 64, device = 'cpu', workers = 2, onProgress } = options;
+  const dataset = await openPath(data);
+  const run = await loadRun(init, dataset);
+  try {
+    const modalities = [...(options.modalities ?? run.modalities)];
+    const absent = modalities.filter((m) => !run.modalities.includes(m));
+    if (absent.length > 0) throw invalidArg('embed', 'modalities', `among the run's (${run.modalities.join(', ')})`, absent.join(', '));
+    const config = JSON.parse(readFileSync(join(init, RUN_FILES.config), 'utf8')) as { sizes: Record<string, [number, number]>; memoryFormat: 'channelsLast' | 'contiguousFormat' };
+    await using loader = new DataLoader(dataset, {
+      modalities: modalities.map((name) => ({ name, size: config.sizes[name] })), batchSize, splits: ['train', 'val', 'test'], shuffle: false,
+      normalization: run.normalization, workers, device, onBadSample: 'skip',
+    });
+    const rows: Record<string, Float32Array[]> = Object.fromEntries([...modalities, 'probabilities'].map((m) => [m, []]));
+    const index: EmbedIndex = { ids: [], splits: [], labels: [], columns: {}, files: [], classNames: run.classNames };
+    const total = loader.batches(0).length;
+    let done = 0;
+    for await (const batch of loader.epoch(0)) {
+      using b = batch;
+      tidy(() => noGrad(() => {
+        const inputs = Object.fromEntries(modalities.map((m) => [m, b.views[m][0].contiguous({ memoryFormat: config.memoryFormat })]));
+        for (const m of modalities) rows[m].push(run.features(m, inputs[m]).cpu().toTypedArray() as Float32Array);
+        // Probabilities need every modality the classifier was trained on.
+        if (run.logits && modalities.length === run.modalities.length) rows.probabilities.push(softmax(run.logits(inputs), 1).cpu().toTypedArray() as Float32Array);
+      }));
+      const records = b.ids.map((id) => dataset.samples.find((s) => s.id === id)!);
+      index.ids.push(...b.ids);
+      index.splits.push(...records.map((r) => r.split));
+      index.labels.push(...records.map((r) => r.label));
+      onProgress?.(++done, total);
+    }
+    await writeArrays(out, modalities, rows, index, perModality);
+    return index;
+  } finally {
+    run.dispose();
+  }
+}
+
+const concat = (parts: Float32Array[]) => {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((at, p) => (out.set(p, at), at + p.length), 0);
+  return out;
+};
+
+async function writeArrays(out: string, modalities: string[], rows: Record<string, Float32Array[]>, index: EmbedIndex, perModality: boolean): Promise<void> {
+  const n = index.ids.length;
+  const widths = modalities.map((m) => concat(rows[m]).length / Math.max(1, n));
+  const save = async (file: string, data: Float32Array, width: number) => {
+    await writeFileAtomic(file, [encodeNpy({ dtype: 'float32', shape: [n, width], data })]);
+    index.files.push(file);
+  };
+  if (perModality) {
+    for (const [k, m] of modalities.entries()) {
+      index.columns[m] = [0, widths[k]];
+      await save(`${out}.${m}.npy`, concat(rows[m]), widths[k]);
+    }
+  } else {
+    // fused: per sample, the modalities' features side by side
+    const width = widths.reduce((a, b) => a + b, 0), fused = new Float32Array(n * width), all = modalities.map((m) => concat(rows[m]));
+    let start = 0;
+    modalities.forEach((m, k) => {
+      index.columns[m] = [start, start + widths[k]];
+      for (let i = 0; i < n; i++) fused.set(all[k].subarray(i * widths[k], (i + 1) * widths[k]), i * width + start);
+      start += widths[k];
+    });
+    await save(`${out}.npy`, fused, width);
+  }
+  if (rows.probabilities.length > 0) await save(`${out}.probabilities.npy`, concat(rows.probabilities), index.classNames!.length);
+  await writeFileAtomic(`${out}.index.json`, [new TextEncoder().encode(`${JSON.stringify(index)}\n`)]);
+}

@@ -1,0 +1,198 @@
+/**
+ * Fine-tuning and evaluation: the chosen modalities' backbones (from a pre-training run, or randomly initialised for
+ * the baseline), their features concatenated, a linear classifier over METER-ML's six classes; full fine-tuning, or
+ * a linear probe on frozen backbones; optionally a seeded, per-class fraction of the training labels. Negatives are
+ * left out of the loss and the metrics unless `includeNegative` makes them a seventh class.
+ *
+ * The run folder gets config.json, metrics.jsonl (one line per epoch), model.safetensors (the fine-tuned model, its
+ * configuration, class names and normalisation in the metadata) and report.json (validation and test reports).
+ */
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { FileError, invalidArg } from '../errors.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { crossEntropy } from '../nn/functional.js';
+import { FusionClassifier } from '../nn/models/multimodal.js';
+import { noGrad } from '../torch/autograd.js';
+import { tensor } from '../torch/creation.js';
+import type { Device } from '../torch/device.js';
+import { tidy } from '../torch/scope.js';
+import { manualSeed, setNumThreads } from '../torch/runtime.js';
+import { CLASSES, type Dataset, NEGATIVE, type SampleRecord, type Split } from '../data/dataset.js';
+import { type Batch, DataLoader } from '../data/loader.js';
+import { openPath } from '../data/open.js';
+import { Random } from '../data/random.js';
+import { loadOrComputeBandStats, type NormalizationStats } from '../data/stats.js';
+import { loadCheckpoint, saveWeights } from './checkpoint.js';
+import { buildOptimizer, buildScheduler, type FinetuneConfig, type PretrainConfig, resolvePretrainConfig } from './config.js';
+import { type ClassificationReport, classificationReport, confusionMatrix } from './metrics.js';
+import { buildModel, checkModalities, RUN_FILES } from './pretrain.js';
+
+export interface FinetuneEpochMetrics {
+  epoch: number;
+  loss: number;
+  lr: number;
+  locationsPerSecond: number;
+  valAccuracy: number;
+  valMacroF1: number;
+}
+
+export interface FinetuneOptions {
+  config: FinetuneConfig;
+  out: string;
+  /** Stops after the current epoch; the model and reports are written as they stand. */
+  signal?: AbortSignal;
+  onEpoch?: (metrics: FinetuneEpochMetrics) => void;
+}
+
+export interface FinetuneResult {
+  classNames: string[];
+  val: ClassificationReport;
+  test: ClassificationReport;
+  /** Labelled training samples used. */
+  trainSamples: number;
+  epochs: number;
+}
+
+export const FINETUNE_FILES = { config: 'config.json', model: 'model.safetensors', metrics: 'metrics.jsonl', report: 'report.json' } as const;
+
+/** The classifier's classes: METER-ML's six, and Negative when it is a class. */
+export function classNamesOf(config: Pick<FinetuneConfig, 'includeNegative'>): string[] {
+  return config.includeNegative ? [...CLASSES, NEGATIVE] : [...CLASSES];
+}
+
+/** The class of a sample for fine-tuning, or -1 when it is left out. */
+function classOf(sample: Pick<SampleRecord, 'label' | 'negative'>, includeNegative: boolean): number {
+  return sample.label >= 0 ? sample.label : includeNegative && sample.negative ? CLASSES.length : -1;
+}
+
+/** The training samples: labelled ones of the train split, `fraction` of each class drawn with the seed (at least one). */
+export function trainingSubset(dataset: Dataset, fraction: number, seed: number, includeNegative: boolean): Set<number> {
+  const byClass = new Map<number, number[]>();
+  dataset.samples.forEach((s, i) => {
+    const c = classOf(s, includeNegative);
+    if (s.split === 'train' && c >= 0) byClass.set(c, [...(byClass.get(c) ?? []), i]);
+  });
+  const random = new Random(seed).fork(7);
+  return new Set([...byClass].sort(([a], [b]) => a - b).flatMap(([c, indices]) => {
+    const kept = Math.max(1, Math.round(fraction * indices.length));
+    return fraction === 1 ? indices : random.fork(c).shuffle([...indices]).slice(0, kept);
+  }));
+}
+
+/** The pre-training run's configuration and normalisation, its backbones copied into `model`. */
+async function initialise(model: FusionClassifier, init: string, dataset: Dataset): Promise<NormalizationStats> {
+  const configPath = join(init, RUN_FILES.config), checkpoint = join(init, RUN_FILES.checkpoint);
+  if (!existsSync(checkpoint)) throw new FileError(checkpoint, 'missing: --init must be a pre-training run folder (mmssl pretrain --out)');
+  const run = resolvePretrainConfig(JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>);
+  const absent = [...model.backbones.keys()].filter((m) => !run.modalities.includes(m));
+  if (absent.length > 0) throw new FileError(init, `the run pre-trained ${run.modalities.join(', ')}, not ${absent.join(', ')}`);
+  using pretrained = buildModel(run, dataset);
+  const { extra } = await loadCheckpoint(checkpoint, { model: pretrained });
+  for (const [m, backbone] of model.backbones) {
+    const source = pretrained.encoder(m).backbone;
+    if (source.constructor !== backbone.constructor) throw new FileError(init, `${m}'s backbone is a ${source.constructor.name} in the run, a ${backbone.constructor.name} here`);
+    backbone.loadStateDict(source.stateDict());
+  }
+  return (extra as { normalization: NormalizationStats }).normalization;
+}
+
+/** The run's architecture where fine-tuning starts from one (its backbones must be the same). */
+function architecture(config: FinetuneConfig): Pick<FinetuneConfig, 'backbones' | 'alexnetHidden'> {
+  if (config.init === null) return { backbones: config.backbones, alexnetHidden: config.alexnetHidden };
+  const path = join(config.init, RUN_FILES.config);
+  if (!existsSync(path)) throw new FileError(path, 'missing: --init must be a pre-training run folder (mmssl pretrain --out)');
+  const run = JSON.parse(readFileSync(path, 'utf8')) as PretrainConfig;
+  return { backbones: run.backbones, alexnetHidden: run.alexnetHidden };
+}
+
+/** Targets of a batch (class per sample, -1 left out) and which rows count. */
+function batchTargets(batch: Batch, includeNegative: boolean): number[] {
+  const labels = Array.from(batch.labels.toTypedArray() as ArrayLike<number | bigint>, Number);
+  const negative = Array.from(batch.negative.toTypedArray() as ArrayLike<number | boolean>, Boolean);
+  return labels.map((label, i) => classOf({ label, negative: negative[i] }, includeNegative));
+}
+
+function inputs(batch: Batch, modalities: readonly string[], memoryFormat: FinetuneConfig['memoryFormat']) {
+  return Object.fromEntries(modalities.map((m) => [m, batch.views[m][0].contiguous({ memoryFormat })]));
+}
+
+/** Predictions on every labelled sample of `split`: the classification report. */
+export async function evaluate(model: FusionClassifier, loader: DataLoader, config: FinetuneConfig, classNames: string[]): Promise<ClassificationReport> {
+  const targets: number[] = [], predictions: number[] = [];
+  model.eval();
+  for await (const batch of loader.epoch(0)) {
+    using b = batch;
+    const t = batchTargets(b, config.includeNegative);
+    const predicted = tidy(() => noGrad(() => Array.from(model.forward(inputs(b, config.modalities, config.memoryFormat)).argmax(1).toTypedArray() as ArrayLike<number | bigint>, Number)));
+    t.forEach((c, i) => { if (c >= 0) [targets[targets.length], predictions[predictions.length]] = [c, predicted[i]]; });
+  }
+  return classificationReport(confusionMatrix(targets, predictions, classNames.length), classNames);
+}
+
+/** Fine-tunes as configured and evaluates on the official validation and test splits; see the file's comment. */
+export async function finetune(options: FinetuneOptions): Promise<FinetuneResult> {
+  const { config, out, signal, onEpoch } = options;
+  const dataset = await openPath(config.data);
+  const channels = checkModalities(config.modalities, dataset);
+  if (existsSync(join(out, FINETUNE_FILES.model))) throw new FileError(out, 'holds a fine-tuned model already: choose another folder');
+  if (config.threads !== null) setNumThreads(config.threads);
+  const classNames = classNamesOf(config);
+  manualSeed(config.seed);
+  using model = new FusionClassifier({ modalities: channels, numClasses: classNames.length, ...architecture(config) });
+  const fromRun = config.init === null ? {} : await initialise(model, config.init, dataset);
+  const missing = config.modalities.filter((m) => !(m in fromRun));
+  const computed = missing.length === 0 ? {} : await loadOrComputeBandStats(dataset, { modalities: missing, maxSamples: config.statsSamples, seed: config.seed, workers: config.workers, onBadSample: 'skip' });
+  const normalization: NormalizationStats = { ...fromRun, ...computed };
+  manualSeed(config.seed);   // the classifier's and dropout's randomness do not depend on whether a run was loaded
+  model.to({ device: config.device as Device, memoryFormat: config.memoryFormat });
+  const subset = trainingSubset(dataset, config.labelFraction, config.seed, config.includeNegative);
+  if (subset.size === 0) throw invalidArg('finetune', 'data', 'a training split with labelled samples', config.data);
+  const loaderOptions = {
+    modalities: config.modalities.map((name) => ({ name, size: config.sizes[name] })), batchSize: config.batchSize, normalization,
+    seed: config.seed, workers: config.workers, device: config.device as Device, onBadSample: 'skip' as const,
+  };
+  // BatchNorm needs two samples a batch: the last, smaller batch is dropped when there is more than one.
+  await using train = new DataLoader(dataset, { ...loaderOptions, filter: (_, i) => subset.has(i), augmentation: config.augment, views: 1, dropLast: subset.size > config.batchSize });
+  const labelled = (split: Split) => (s: SampleRecord) => s.split === split && classOf(s, config.includeNegative) >= 0;
+  await using val = new DataLoader(dataset, { ...loaderOptions, splits: ['val'], filter: labelled('val'), shuffle: false });
+  await using test = new DataLoader(dataset, { ...loaderOptions, splits: ['test'], filter: labelled('test'), shuffle: false });
+  const backboneParameters = new Set([...model.backbones.values()].flatMap((b) => b.parameters()));
+  if (config.linearProbe) backboneParameters.forEach((p) => p.requiresGrad_(false));
+  using optimizer = buildOptimizer(config.linearProbe ? model.classifier.parameters() : model.parameters(), config.optimizer);
+  const scheduler = buildScheduler(optimizer, config.schedule, train.batches(0).length, config.epochs);
+  await mkdir(out, { recursive: true });
+  await writeFileAtomic(join(out, FINETUNE_FILES.config), [new TextEncoder().encode(`${JSON.stringify(config, null, 1)}\n`)]);
+  let epoch = 0;
+  for (; epoch < config.epochs && !signal?.aborted; epoch++) {
+    const started = performance.now(), lr = optimizer.paramGroups[0].lr;
+    let lossSum = 0, seen = 0;
+    model.train();
+    if (config.linearProbe) model.backbones.forEach((b) => b.eval());   // frozen: running statistics and no dropout
+    for await (const batch of train.epoch(epoch)) {
+      using b = batch;
+      const targets = batchTargets(b, config.includeNegative);
+      lossSum += tidy(() => {
+        optimizer.zeroGrad();
+        const loss = crossEntropy(model.forward(inputs(b, config.modalities, config.memoryFormat)), tensor(targets, { dtype: 'int64', device: config.device as Device }), { ignoreIndex: -1 });
+        loss.backward();
+        optimizer.step();
+        return (loss.item() as number) * targets.length;
+      });
+      seen += targets.length;
+      scheduler.step();
+    }
+    const report = await evaluate(model, val, config, classNames);
+    const metrics: FinetuneEpochMetrics = {
+      epoch, loss: lossSum / seen, lr, locationsPerSecond: seen / ((performance.now() - started) / 1000), valAccuracy: report.accuracy, valMacroF1: report.macroF1,
+    };
+    appendFileSync(join(out, FINETUNE_FILES.metrics), `${JSON.stringify(metrics)}\n`);
+    onEpoch?.(metrics);
+  }
+  const result: FinetuneResult = { classNames, val: await evaluate(model, val, config, classNames), test: await evaluate(model, test, config, classNames), trainSamples: subset.size, epochs: epoch };
+  await saveWeights(model, join(out, FINETUNE_FILES.model), { metadata: { architecture: 'FusionClassifier', config: JSON.stringify(config), classNames, normalizationPerModality: JSON.stringify(normalization) } });
+  await writeFileAtomic(join(out, FINETUNE_FILES.report), [new TextEncoder().encode(`${JSON.stringify(result, null, 1)}\n`)]);
+  return result;
+}

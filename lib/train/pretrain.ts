@@ -1,0 +1,205 @@
+/**
+ * Joint multi-modal pre-training: one encoder per modality, every view of a batch through its modality's encoder
+ * (both views of a modality in one call), the multi-positive InfoNCE over all T x N embeddings with METER-ML
+ * Negatives as negatives only, one optimizer step per batch.
+ *
+ * A run folder holds config.json (the resolved configuration), checkpoint.safetensors (written atomically after
+ * every epoch and when stopped; it holds the position, so a resumed run repeats no batch and skips none) and
+ * metrics.jsonl (one line per step). On CPU a resumed run's losses equal an uninterrupted run's.
+ */
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { FileError, invalidArg } from '../errors.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { infoNCE } from '../loss/infonce.js';
+import { MultiModalModel } from '../nn/models/multimodal.js';
+import { cat } from '../torch/creation.js';
+import { tidy } from '../torch/scope.js';
+import { manualSeed, setNumThreads } from '../torch/runtime.js';
+import type { Device } from '../torch/device.js';
+import type { Dataset } from '../data/dataset.js';
+import { DataLoader, type Batch } from '../data/loader.js';
+import { openPath } from '../data/open.js';
+import { loadOrComputeBandStats, type NormalizationStats } from '../data/stats.js';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { buildOptimizer, buildScheduler, type PretrainConfig, type TrainOptimizer } from './config.js';
+import { embeddingHealth, type EmbeddingHealth } from './monitor.js';
+import { anchorRows, viewGroups, viewLayout, type ViewLayout } from './views.js';
+
+export interface StepMetrics extends EmbeddingHealth {
+  epoch: number;
+  /** Batch index in the epoch, and batches per epoch. */
+  batch: number;
+  batches: number;
+  /** Optimizer steps done, this one included. */
+  step: number;
+  loss: number;
+  lr: number;
+  locationsPerSecond: number;
+  /** Share of the step's wall time spent waiting for the loader. */
+  dataWait: number;
+}
+
+export interface PretrainOptions {
+  config: PretrainConfig;
+  /** The run folder. */
+  out: string;
+  /** Continue the run in `out` from its checkpoint (its config.json is used; `config` must be the same). */
+  resume?: boolean;
+  /** Stops after the current step, with a checkpoint. */
+  signal?: AbortSignal;
+  onStep?: (metrics: StepMetrics) => void;
+}
+
+export interface PretrainResult {
+  /** Epochs completed and optimizer steps done. */
+  epochs: number;
+  steps: number;
+  /** Stopped by the signal before the last epoch. */
+  interrupted: boolean;
+  checkpoint: string;
+}
+
+/** Where a run stands: the next batch to train on. */
+interface Position {
+  epoch: number;
+  batch: number;
+}
+
+export const RUN_FILES = { config: 'config.json', checkpoint: 'checkpoint.safetensors', metrics: 'metrics.jsonl' } as const;
+
+/** Each modality's band count in `dataset`; an ArgumentError naming the dataset's modalities for an unknown one. */
+export function checkModalities(modalities: readonly string[], dataset: Dataset): Record<string, number> {
+  return Object.fromEntries(modalities.map((m) => {
+    const info = dataset.modalities.find((i) => i.name === m);
+    if (!info) throw invalidArg('pretrain', 'modalities', `names among the dataset's (${dataset.modalities.map((i) => i.name).join(', ')})`, m);
+    return [m, info.bands.length];
+  }));
+}
+
+/** The model for a configuration: input channels from the dataset's bands. */
+export function buildModel(config: PretrainConfig, dataset: Dataset): MultiModalModel {
+  const channels = checkModalities(config.modalities, dataset);
+  const backbones = Object.fromEntries(Object.entries(config.backbones).filter(([m]) => m in channels));
+  return new MultiModalModel({ modalities: channels, backbones, embeddingDim: config.embeddingDim, hiddenDim: config.hiddenDim, alexnetHidden: config.alexnetHidden });
+}
+
+/**
+ * One training step on `batch`: embeddings of every view, the loss, backward, optimizer and schedule step. Returns
+ * the loss and the monitor's values, or undefined when the batch holds no anchor (Negatives only) and no step was
+ * taken.
+ */
+export function pretrainStep(model: MultiModalModel, batch: Batch, layout: ViewLayout, optimizer: TrainOptimizer, options: { temperature: number; memoryFormat: PretrainConfig['memoryFormat'] }): { loss: number; health: EmbeddingHealth } | undefined {
+  const negative = Array.from(batch.negative.toTypedArray() as ArrayLike<number | boolean>, Boolean);
+  if (negative.every(Boolean)) return undefined;
+  const n = negative.length;
+  return tidy(() => {
+    optimizer.zeroGrad({ setToNone: true });   // backward writes fresh gradients: no pass to zero them
+    const z = cat(layout.modalities.map((m) => {
+      const views = batch.views[m];
+      const x = (views.length === 1 ? views[0] : cat(views)).contiguous({ memoryFormat: options.memoryFormat });
+      return model.forward(m, x);
+    }));
+    const loss = infoNCE(z, viewGroups(layout, n), { temperature: options.temperature, anchorMask: anchorRows(layout, negative) });
+    loss.backward();
+    optimizer.step();
+    return { loss: loss.item() as number, health: embeddingHealth(z, layout, n) };
+  });
+}
+
+function readJson(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new FileError(path, `cannot be read as JSON: ${(e as Error).message}`);
+  }
+}
+
+/** The run's configuration: the saved one on resume (which must equal `config`), else `config`, saved. */
+async function runConfig(out: string, config: PretrainConfig, resume: boolean): Promise<PretrainConfig> {
+  const path = join(out, RUN_FILES.config);
+  if (!resume) {
+    if (existsSync(join(out, RUN_FILES.checkpoint))) throw new FileError(out, 'holds a run already: resume it (--resume) or choose another folder');
+    await mkdir(out, { recursive: true });
+    await writeFileAtomic(path, [new TextEncoder().encode(`${JSON.stringify(config, null, 1)}\n`)]);
+    return config;
+  }
+  if (!existsSync(join(out, RUN_FILES.checkpoint))) throw new FileError(join(out, RUN_FILES.checkpoint), 'missing: there is no run to resume here');
+  const saved = readJson(path) as PretrainConfig;
+  if (JSON.stringify(saved) !== JSON.stringify(config)) {
+    const differing = Object.keys({ ...saved, ...config }).filter((k) => JSON.stringify(saved[k as keyof PretrainConfig]) !== JSON.stringify(config[k as keyof PretrainConfig]));
+    throw new FileError(path, `the run was configured differently (${differing.join(', ')}); a resumed run keeps its configuration`);
+  }
+  return saved;
+}
+
+/** metrics.jsonl up to `step` (a resumed run rewrites what followed its checkpoint). */
+async function truncateMetrics(path: string, step: number): Promise<void> {
+  if (!existsSync(path)) return;
+  const kept = readFileSync(path, 'utf8').split('\n').filter((line) => line !== '' && (JSON.parse(line) as { step: number }).step <= step);
+  await writeFileAtomic(path, [new TextEncoder().encode(kept.map((l) => `${l}\n`).join(''))]);
+}
+
+/** Pre-trains as configured, writing the run folder `out`; see the file's comment. */
+export async function pretrain(options: PretrainOptions): Promise<PretrainResult> {
+  const { out, resume = false, signal, onStep } = options;
+  // Everything that can be refused is checked before the run folder is touched.
+  const layout = viewLayout(options.config.modalities, options.config.augment);
+  const dataset = await openPath(options.config.data);
+  checkModalities(options.config.modalities, dataset);
+  const config = await runConfig(out, options.config, resume);
+  if (config.threads !== null) setNumThreads(config.threads);
+  const normalization: NormalizationStats = await loadOrComputeBandStats(dataset, { modalities: config.modalities, maxSamples: config.statsSamples, seed: config.seed, workers: config.workers, onBadSample: 'skip' });
+  manualSeed(config.seed);
+  using model = buildModel(config, dataset).train().to({ device: config.device as Device, memoryFormat: config.memoryFormat });
+  await using loader = new DataLoader(dataset, {
+    modalities: config.modalities.map((name) => ({ name, size: config.sizes[name] })), batchSize: config.batchSize, dropLast: true,
+    augmentation: config.augment, normalization, seed: config.seed, workers: config.workers, device: config.device as Device, onBadSample: 'skip',
+  });
+  const batches = loader.batches(0).length;
+  if (batches === 0) throw invalidArg('pretrain', 'batchSize', `at most the training split's ${dataset.samples.filter((s) => s.split === 'train').length} locations`, config.batchSize);
+  using optimizer = buildOptimizer(model.parameters(), config.optimizer);
+  const scheduler = buildScheduler(optimizer, config.schedule, batches, config.epochs);
+  const checkpoint = join(out, RUN_FILES.checkpoint), metricsPath = join(out, RUN_FILES.metrics);
+  let position: Position = { epoch: 0, batch: 0 }, step = 0;
+  if (resume) {
+    const loaded = await loadCheckpoint(checkpoint, { model, optimizer, scheduler });
+    ({ position } = loaded.extra as { position: Position });
+    step = loaded.step;
+    await truncateMetrics(metricsPath, step);
+  }
+  const save = () => saveCheckpoint(checkpoint, {
+    model, optimizer, scheduler, step, epoch: position.epoch, extra: { position, normalization, modalities: config.modalities },
+    metadata: { config: JSON.stringify(config) },
+  });
+  while (position.epoch < config.epochs && !signal?.aborted) {
+    let waitStart = performance.now(), stopped = false;
+    for await (const batch of loader.epoch(position.epoch, { from: position.batch })) {
+      using b = batch;
+      const stepStart = performance.now(), lr = optimizer.paramGroups[0].lr;
+      const result = pretrainStep(model, b, layout, optimizer, config);
+      position = { epoch: position.epoch, batch: b.index + 1 };
+      if (result) {
+        scheduler.step();
+        step++;
+        const end = performance.now();
+        const metrics: StepMetrics = {
+          epoch: position.epoch, batch: b.index, batches, step, loss: result.loss, lr,
+          locationsPerSecond: b.ids.length / ((end - waitStart) / 1000), dataWait: (stepStart - waitStart) / (end - waitStart), ...result.health,
+        };
+        appendFileSync(metricsPath, `${JSON.stringify(metrics)}\n`);
+        onStep?.(metrics);
+      }
+      if (signal?.aborted && position.batch < batches) {
+        stopped = true;
+        break;
+      }
+      waitStart = performance.now();
+    }
+    if (!stopped) position = { epoch: position.epoch + 1, batch: 0 };
+    await save();
+  }
+  return { epochs: position.epoch, steps: step, interrupted: position.epoch < config.epochs, checkpoint };
+}

@@ -1,0 +1,82 @@
+// `mmssl pretrain`, `finetune`, `table1` and `embed` as users run them: a tiny pipeline through the bin, options from
+// a YAML file under the command line's, and mistakes that end with exit code 1 and one line, never a stack trace.
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { synthesize } from '../../lib/data/synth/index.js';
+
+const main = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'lib', 'cli', 'main.js');
+const scratch = mkdtempSync(join(tmpdir(), 'mmssl-cli-train-'));
+test.after.always(() => rmSync(scratch, { recursive: true, force: true }));
+const data = join(scratch, 'data');
+const ready = synthesize({ out: data, perClass: 4, seed: 6, holdout: { val: 0.25, test: 0.25 } });
+const TINY = ['--alexnet-hidden', '32', '--size', 'naip=64x64', '--batch-size', '4', '--threads', '1', '--workers', '1'];
+
+function mmssl(...args: string[]) {
+  const { status, stdout, stderr, error } = spawnSync(process.execPath, [main, ...args], { encoding: 'utf8', timeout: 300_000 });
+  if (error) throw error;
+  return { status, stdout, stderr };
+}
+const STACK = /^\s+at /m;
+
+test.serial('pretrain (options from YAML, the command line over them), finetune from the run, embed', async (t) => {
+  await ready;
+  const config = join(scratch, 'pretrain.yaml');
+  writeFileSync(config, 'epochs: 5\nembeddingDim: 16\nhiddenDim: 32\noptimizer:\n  name: adam\n  lr: 0.001\n');
+  const run = join(scratch, 'run');
+  const pre = mmssl('pretrain', '--data', data, '--modalities', 's1,s2', '--config', config, '--epochs', '1', '--out', run, ...TINY);
+  t.is(pre.status, 0, pre.stderr);
+  t.regex(pre.stdout, /1 epochs, \d+ steps, checkpoint/);
+  t.regex(pre.stderr, /epoch 1\/1: loss \d+\.\d+, [\d.]+ locations\/s, embedding std s1 [\d.]+ s2 [\d.]+/, 'a line per epoch when stderr is not a terminal');
+  const saved = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'));
+  t.like(saved, { epochs: 1, embeddingDim: 16, hiddenDim: 32, alexnetHidden: 32, optimizer: { name: 'adam', lr: 0.001 }, modalities: ['s1', 's2'] });
+
+  const ft = join(scratch, 'ft');
+  const fine = mmssl('finetune', '--data', data, '--init', run, '--modalities', 's2', '--epochs', '1', '--lr', '0.001', '--out', ft, ...TINY);
+  t.is(fine.status, 0, fine.stderr);
+  t.regex(fine.stdout, /validation \(\d+ samples\)\ntrue \\ predicted/);
+  t.regex(fine.stdout, /accuracy \d+\.\d\d%\s+macro F1 \d+\.\d\d%/);
+  t.true(existsSync(join(ft, 'model.safetensors')) && existsSync(join(ft, 'report.json')));
+
+  const emb = mmssl('embed', '--init', ft, '--data', data, '--out', join(scratch, 'emb', 'x'), '--workers', '1');
+  t.is(emb.status, 0, emb.stderr);
+  t.true(existsSync(join(scratch, 'emb', 'x.npy')) && existsSync(join(scratch, 'emb', 'x.probabilities.npy')) && existsSync(join(scratch, 'emb', 'x.index.json')));
+});
+
+test('mistakes: exit code 1, one line naming what is wrong, no stack trace, no run folder', async (t) => {
+  await ready;
+  const cases: [string[], RegExp][] = [
+    [['pretrain', '--data', data, '--modalities', 's2', '--no-augment', '--out', join(scratch, 'bad1')], /^mmssl: viewLayout: pre-training s2 alone needs augmentations/],
+    [['pretrain', '--data', data, '--modalities', 's1,radar', '--out', join(scratch, 'bad2')], /^mmssl: pretrain: modalities must be names among the dataset's/],
+    [['pretrain', '--data', data, '--modalities', 's1', '--epochs', '0', '--out', join(scratch, 'bad3')], /error: option '--epochs <n>' argument '0' is invalid/],
+    [['pretrain', '--data', data, '--modalities', 's1', '--size', 'naip=big', '--out', join(scratch, 'bad4')], /MODALITY=HxW is expected/],
+    [['pretrain', '--data', join(scratch, 'nowhere'), '--modalities', 's1', '--out', join(scratch, 'bad5')], /^mmssl: .*nowhere/],
+    [['finetune', '--data', data, '--init', join(scratch, 'nothing'), '--modalities', 's2', '--out', join(scratch, 'bad6')], /^mmssl: .*--init must be a pre-training run folder/],
+    [['finetune', '--data', data, '--modalities', 's2', '--label-fraction', '1.5', '--out', join(scratch, 'bad7')], /a number in \(0, 1\] is expected/],
+    [['table1', '--data', data, '--rows', 'S9', '--out', join(scratch, 'bad8')], /^mmssl: table1: rows must be names among none, S1/],
+  ];
+  for (const [args, message] of cases) {
+    const { status, stderr } = mmssl(...args);
+    t.is(status, 1, `${args.join(' ')}: ${stderr}`);
+    t.regex(stderr, message, args.join(' '));
+    t.notRegex(stderr, STACK, args.join(' '));
+  }
+  for (const n of [1, 2, 3, 4, 5]) t.false(existsSync(join(scratch, `bad${n}`)), `bad${n} left nothing`);
+  const config = join(scratch, 'typo.json');
+  writeFileSync(config, JSON.stringify({ epoch: 3 }));
+  const typo = mmssl('pretrain', '--data', data, '--modalities', 's1', '--config', config, '--out', join(scratch, 'bad9'));
+  t.is(typo.status, 1);
+  t.regex(typo.stderr, /^mmssl: pretrain config: key must be one of .*got string 'epoch'/);
+});
+
+test('each command explains itself', (t) => {
+  for (const [command, option] of [['pretrain', '--resume'], ['finetune', '--linear-probe'], ['table1', '--scale'], ['embed', '--per-modality']]) {
+    const { status, stdout } = mmssl(command, '--help');
+    t.is(status, 0);
+    t.true(stdout.includes(option), `${command} --help mentions ${option}`);
+  }
+});
