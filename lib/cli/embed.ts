@@ -5,7 +5,7 @@ import { integer, list } from './options.js';
 
 interface EmbedFlags {
   init: string;
-  data: string;
+  data: string[];
   out: string;
   modalities?: string[];
   perModality?: boolean;
@@ -17,7 +17,7 @@ export function embedCommand(program: Command): void {
   program.command('embed')
     .description('write the embeddings of every sample (fused or per modality; probabilities too from a fine-tuned model) as .npy with an index')
     .requiredOption('--init <run>', 'a pre-training run folder or a fine-tuning output folder')
-    .requiredOption('--data <dir>', 'dataset: a METER-ML folder, a folder with manifest.geojson, or a manifest file')
+    .requiredOption('--data <paths...>', 'a dataset (METER-ML folder, folder with manifest.geojson, manifest file), or GeoTIFF files of one modality (with --modalities)')
     .requiredOption('--out <path>', 'output path without extension: PATH.npy (or PATH.<modality>.npy), PATH.index.json')
     .option('--modalities <list>', "modalities, comma-separated (default the run's)", list)
     .option('--per-modality', 'one array per modality instead of the fused one')
@@ -25,7 +25,8 @@ export function embedCommand(program: Command): void {
     .option('--workers <n>', 'data decoding threads (default 2)', integer(1))
     .action(async (f: EmbedFlags) => {
       const { embed } = await import('../train/embed.js');
-      const index = await embed({ init: f.init, data: f.data, out: f.out, modalities: f.modalities, perModality: f.perModality, batchSize: f.batchSize, workers: f.workers });
+      const data = f.data.length === 1 && !/\.tiff?$/i.test(f.data[0]) ? f.data[0] : f.data;
+      const index = await embed({ init: f.init, data, out: f.out, modalities: f.modalities, perModality: f.perModality, batchSize: f.batchSize, workers: f.workers });
       console.log(`${index.ids.length} samples: ${index.files.join(', ')}, ${f.out}.index.json`);
     });
 }

@@ -44,6 +44,12 @@ function yRange(o: GroupedBarChartOptions): [number, number] {
   return [yMin, yMax];
 }
 
+/** A tick spacing of 1, 2 or 5 times a power of ten, at least `raw`. */
+function niceStep(raw: number): number {
+  const power = 10 ** Math.floor(Math.log10(raw));
+  return [1, 2, 5, 10].map((m) => m * power).find((step) => step >= raw * (1 - 1e-9))!;
+}
+
 /** A complete SVG document. */
 export function groupedBarChart(options: GroupedBarChartOptions): string {
   check(options);
@@ -59,9 +65,8 @@ export function groupedBarChart(options: GroupedBarChartOptions): string {
     `<text x="${n2(width / 2)}" y="24" text-anchor="middle" font-size="16">${escape(title)}</text>`,
     `<text transform="translate(18 ${n2((plot.top + plot.bottom) / 2)}) rotate(-90)" text-anchor="middle">${escape(yLabel)}</text>`,
   ];
-  const step = (yMax - yMin) / 5;
-  for (let k = 0; k <= 5; k++) {
-    const v = yMin + k * step;
+  const step = niceStep((yMax - yMin) / 5);
+  for (let v = Math.ceil(yMin / step) * step; v <= yMax + 1e-9; v += step) {
     parts.push(`<line x1="${plot.left}" x2="${plot.right}" y1="${n2(y(v))}" y2="${n2(y(v))}" stroke="#ddd"/>`, `<text x="${plot.left - 6}" y="${n2(y(v) + 4)}" text-anchor="end">${n2(v)}</text>`);
   }
   groups.forEach((group, g) => {

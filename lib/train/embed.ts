@@ -5,11 +5,14 @@
  * which columns hold which modality), each file atomically.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 
 import { FileError, invalidArg } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { softmax } from '../nn/functional.js';
+import type { Module } from '../nn/module.js';
 import { FusionClassifier, type MultiModalModel } from '../nn/models/multimodal.js';
 import { noGrad } from '../torch/autograd.js';
 import type { Device } from '../torch/device.js';
@@ -18,9 +21,10 @@ import type { Tensor } from '../torch/tensor.js';
 import type { Dataset } from '../data/dataset.js';
 import { encodeNpy } from '../data/formats/npy.js';
 import { DataLoader } from '../data/loader.js';
+import { openManifest } from '../data/manifest.js';
 import { openPath } from '../data/open.js';
 import type { NormalizationStats } from '../data/stats.js';
-import { loadCheckpoint, loadWeights } from './checkpoint.js';
+import { loadCheckpoint, loadWeights, type ModuleLike } from './checkpoint.js';
 import { type FinetuneConfig, resolvePretrainConfig } from './config.js';
 import { classNamesOf, FINETUNE_FILES } from './finetune.js';
 import { buildModel, checkModalities, RUN_FILES } from './pretrain.js';
@@ -28,7 +32,8 @@ import { buildModel, checkModalities, RUN_FILES } from './pretrain.js';
 export interface EmbedOptions {
   /** A pre-training run folder, or a fine-tuning output folder. */
   init: string;
-  data: string;
+  /** A dataset (folder or manifest), or GeoTIFF files of one modality, a sample each (split 'test', no label). */
+  data: string | readonly string[];
   /** Output path without extension: <out>.npy (or <out>.<modality>.npy), <out>.index.json. */
   out: string;
   /** Default: the run's modalities. */
@@ -61,39 +66,65 @@ interface Loaded {
   dispose: () => void;
 }
 
-async function loadRun(init: string, dataset: Dataset): Promise<Loaded> {
+async function loadRun(init: string, dataset: Dataset, wanted: readonly string[] | undefined): Promise<Loaded> {
   if (existsSync(join(init, FINETUNE_FILES.model))) {
     const config = JSON.parse(readFileSync(join(init, FINETUNE_FILES.config), 'utf8')) as FinetuneConfig;
+    const modalities = chosen(wanted, config.modalities);
     const classNames = classNamesOf(config);
-    const model = new FusionClassifier({ modalities: checkModalities(config.modalities, dataset), numClasses: classNames.length, backbones: config.backbones, alexnetHidden: config.alexnetHidden });
-    const { metadata: saved } = await loadWeights(model, join(init, FINETUNE_FILES.model));
+    const whole = modalities.length === config.modalities.length;
+    // The whole classifier in its trained order (its weights follow the concatenation), or the chosen backbones.
+    const model = new FusionClassifier({ modalities: checkModalities(whole ? config.modalities : modalities, dataset), numClasses: classNames.length, backbones: config.backbones, alexnetHidden: config.alexnetHidden });
+    const { metadata: saved } = await loadWeights(whole ? model : modalityParts(model.backbones), join(init, FINETUNE_FILES.model));
     model.eval();
     return {
-      modalities: config.modalities, classNames, normalization: JSON.parse(saved.normalizationPerModality as string) as NormalizationStats,
-      features: (m, x) => model.backbones.get(m)!.features(x), logits: (inputs) => model.forward(inputs), dispose: () => model.dispose(),
+      modalities, classNames, normalization: JSON.parse(saved.normalizationPerModality as string) as NormalizationStats,
+      features: (m, x) => model.backbones.get(m)!.features(x), logits: whole ? (inputs) => model.forward(inputs) : undefined, dispose: () => model.dispose(),
     };
   }
   const checkpoint = join(init, RUN_FILES.checkpoint);
   if (!existsSync(checkpoint)) throw new FileError(init, 'holds neither a pre-training checkpoint nor a fine-tuned model');
   const config = resolvePretrainConfig(JSON.parse(readFileSync(join(init, RUN_FILES.config), 'utf8')) as Record<string, unknown>);
-  const model: MultiModalModel = buildModel(config, dataset);
-  const { extra } = await loadCheckpoint(checkpoint, { model });
+  const modalities = chosen(wanted, config.modalities);
+  const model: MultiModalModel = buildModel({ ...config, modalities }, dataset);
+  const { extra } = await loadCheckpoint(checkpoint, { model: modalityParts(model.encoders) });
   model.eval();
   return {
-    modalities: config.modalities, normalization: (extra as { normalization: NormalizationStats }).normalization,
+    modalities, normalization: (extra as { normalization: NormalizationStats }).normalization,
     features: (m, x) => model.encoder(m).features(x), dispose: () => model.dispose(),
+  };
+}
+
+/** The modalities to embed: `wanted` (all among the run's), or the run's. */
+function chosen(wanted: readonly string[] | undefined, run: readonly string[]): string[] {
+  const absent = (wanted ?? []).filter((m) => !run.includes(m));
+  if (absent.length > 0) throw invalidArg('embed', 'modalities', `among the run's (${run.join(', ')})`, absent.join(', '));
+  return [...(wanted ?? run)];
+}
+
+/**
+ * The modality modules of a model holding some of a run's modalities, loading from the run's state dict the keys
+ * `<modality>.*` of theirs, strictly; the other modalities' keys, and a classifier's, are not theirs.
+ */
+function modalityParts(modules: ReadonlyMap<string, Module>): ModuleLike {
+  return {
+    stateDict: () => new Map([...modules].flatMap(([m, module]) => [...module.stateDict()].map(([k, t]): [string, Tensor] => [`${m}.${k}`, t]))),
+    loadStateDict(state, options) {
+      const entries = state instanceof Map ? [...state] : Object.entries(state as Record<string, Tensor>);
+      for (const [m, module] of modules) {
+        module.loadStateDict(new Map(entries.filter(([k]) => k.startsWith(`${m}.`)).map(([k, t]) => [k.slice(m.length + 1), t])), options);
+      }
+      return { missingKeys: [], unexpectedKeys: [] };
+    },
   };
 }
 
 /** Writes the embeddings (and probabilities, from a fine-tuned model) of every sample; returns the index. */
 export async function embed(options: EmbedOptions): Promise<EmbedIndex> {
   const { init, data, out, perModality = false, batchSize = 64, device = 'cpu', workers = 2, onProgress } = options;
-  const dataset = await openPath(data);
-  const run = await loadRun(init, dataset);
+  const { dataset, cleanup } = await openData(data, options.modalities);
+  const run = await loadRun(init, dataset, options.modalities).catch(async (e: unknown) => { await cleanup(); throw e; });
   try {
-    const modalities = [...(options.modalities ?? run.modalities)];
-    const absent = modalities.filter((m) => !run.modalities.includes(m));
-    if (absent.length > 0) throw invalidArg('embed', 'modalities', `among the run's (${run.modalities.join(', ')})`, absent.join(', '));
+    const { modalities } = run;
     const config = JSON.parse(readFileSync(join(init, RUN_FILES.config), 'utf8')) as { sizes: Record<string, [number, number]>; memoryFormat: 'channelsLast' | 'contiguousFormat' };
     await using loader = new DataLoader(dataset, {
       modalities: modalities.map((name) => ({ name, size: config.sizes[name] })), batchSize, splits: ['train', 'val', 'test'], shuffle: false,
@@ -108,8 +139,7 @@ export async function embed(options: EmbedOptions): Promise<EmbedIndex> {
       tidy(() => noGrad(() => {
         const inputs = Object.fromEntries(modalities.map((m) => [m, b.views[m][0].contiguous({ memoryFormat: config.memoryFormat })]));
         for (const m of modalities) rows[m].push(run.features(m, inputs[m]).cpu().toTypedArray() as Float32Array);
-        // Probabilities need every modality the classifier was trained on.
-        if (run.logits && modalities.length === run.modalities.length) rows.probabilities.push(softmax(run.logits(inputs), 1).cpu().toTypedArray() as Float32Array);
+        if (run.logits) rows.probabilities.push(softmax(run.logits(inputs), 1).cpu().toTypedArray() as Float32Array);
       }));
       const records = b.ids.map((id) => dataset.samples.find((s) => s.id === id)!);
       index.ids.push(...b.ids);
@@ -121,7 +151,23 @@ export async function embed(options: EmbedOptions): Promise<EmbedIndex> {
     return index;
   } finally {
     run.dispose();
+    await cleanup();
   }
+}
+
+/** The dataset: opened from its path, or a manifest written to a temporary folder for loose files. */
+async function openData(data: EmbedOptions['data'], modalities: readonly string[] | undefined): Promise<{ dataset: Dataset; cleanup: () => Promise<void> }> {
+  if (typeof data === 'string') return { dataset: await openPath(data), cleanup: async () => undefined };
+  if (!Array.isArray(data) || data.length === 0 || !data.every((f) => typeof f === 'string' && /\.tiff?$/i.test(f))) {
+    throw invalidArg('embed', 'data', 'a dataset path or a non-empty list of .tif files', data);
+  }
+  if (!modalities || modalities.length !== 1) throw invalidArg('embed', 'modalities', 'exactly one modality, the one the files hold', modalities);
+  const folder = await mkdtemp(join(tmpdir(), 'mmssl-embed-'));
+  const features = data.map((file) => ({ type: 'Feature', geometry: null, properties: { id: file, split: 'test', [modalities[0]]: resolve(file) } }));
+  const manifest = join(folder, 'manifest.geojson');
+  await writeFile(manifest, JSON.stringify({ type: 'FeatureCollection', features }));
+  const cleanup = () => rm(folder, { recursive: true, force: true });
+  return { dataset: await openManifest(manifest).catch(async (e: unknown) => { await cleanup(); throw e; }), cleanup };
 }
 
 const concat = (parts: Float32Array[]) => {

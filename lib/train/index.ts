@@ -1,3 +1,21 @@
-/** The `train` namespace: checkpoints and weights files (the training loops build on it). */
+/** The `train` namespace: checkpoints, pre-training, fine-tuning and evaluation, the Table 1 runner, embeddings. */
 export { saveWeights, loadWeights, saveCheckpoint, loadCheckpoint } from './checkpoint.js';
 export type { WeightsMetadata, Stateful, ModuleLike, LoadedWeights, TrainingState, CheckpointTargets, LoadedCheckpoint } from './checkpoint.js';
+export { FINETUNE_DEFAULTS, PRETRAIN_DEFAULTS, readConfigFile, resolveFinetuneConfig, resolvePretrainConfig } from './config.js';
+export type { CommonConfig, FinetuneConfig, OptimizerConfig, PretrainConfig, ScheduleConfig } from './config.js';
+export { anchorRows, modalityRows, viewGroups, viewLayout } from './views.js';
+export type { ViewLayout } from './views.js';
+export { embeddingHealth } from './monitor.js';
+export type { EmbeddingHealth } from './monitor.js';
+export { buildModel, pretrain, pretrainStep } from './pretrain.js';
+export type { PretrainOptions, PretrainResult, StepMetrics } from './pretrain.js';
+export { evaluate, finetune, trainingSubset } from './finetune.js';
+export type { FinetuneEpochMetrics, FinetuneOptions, FinetuneResult } from './finetune.js';
+export { classificationReport, confusionMatrix, formatConfusionMatrix } from './metrics.js';
+export type { ClassificationReport } from './metrics.js';
+export { formatTable1, table1, TABLE1_COLUMNS, TABLE1_ROWS } from './table1.js';
+export type { Table1Cell, Table1Options, Table1Results, Table1Row, Table1Scale } from './table1.js';
+export { groupedBarChart } from './chart.js';
+export type { GroupedBarChartOptions } from './chart.js';
+export { embed } from './embed.js';
+export type { EmbedIndex, EmbedOptions } from './embed.js';

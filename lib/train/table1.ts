@@ -17,7 +17,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { groupedBarChart } from './chart.js';
 import { type FinetuneConfig, type PretrainConfig, resolveFinetuneConfig, resolvePretrainConfig } from './config.js';
 import { finetune, type FinetuneResult } from './finetune.js';
-import { pretrain, RUN_FILES } from './pretrain.js';
+import { pretrain, RUN_FILES, type StepMetrics } from './pretrain.js';
 
 export interface Table1Row {
   /** 'none', 'S1', 'S1+S2', 'S1+S2*' (starred: without augmentations), ... */
@@ -46,8 +46,8 @@ const SCALES: Record<Table1Scale, { pretrain: Record<string, unknown>; finetune:
   paper: { pretrain: {}, finetune: {} },
   // Minutes on two CPU cores: narrow AlexNets, NAIP at 64x64, few epochs, Adam.
   demo: {
-    pretrain: { epochs: 30, batchSize: 32, alexnetHidden: 256, sizes: { naip: [64, 64] }, optimizer: { name: 'adam', lr: 1e-3, weightDecay: 1e-6 } },
-    finetune: { epochs: 20, batchSize: 16, alexnetHidden: 256, sizes: { naip: [64, 64] }, optimizer: { name: 'adam', lr: 1e-3 } },
+    pretrain: { epochs: 100, batchSize: 32, alexnetHidden: 256, sizes: { naip: [64, 64] }, optimizer: { name: 'adam', lr: 1e-3, weightDecay: 1e-6 } },
+    finetune: { epochs: 30, batchSize: 16, alexnetHidden: 256, sizes: { naip: [64, 64] }, optimizer: { name: 'adam', lr: 1e-3 } },
   },
 };
 
@@ -64,6 +64,8 @@ export interface Table1Options {
   pretrain?: Record<string, unknown>;
   finetune?: Record<string, unknown>;
   signal?: AbortSignal;
+  /** Told after each pre-training step. */
+  onStep?: (metrics: StepMetrics) => void;
   /** Told before each run: what it is, and whether it comes from the cache. */
   onRun?: (event: { kind: 'pretrain' | 'finetune'; row: string; column?: string; cached: boolean; dir: string }) => void;
 }
@@ -93,7 +95,7 @@ async function cachedPretrain(config: PretrainConfig, out: string, options: Tabl
   const cached = existsSync(done);
   options.onRun?.({ kind: 'pretrain', row, cached, dir });
   if (cached) return dir;
-  const result = await pretrain({ config, out: dir, resume: existsSync(join(dir, RUN_FILES.checkpoint)), signal: options.signal });
+  const result = await pretrain({ config, out: dir, resume: existsSync(join(dir, RUN_FILES.checkpoint)), signal: options.signal, onStep: options.onStep });
   if (!result.interrupted) await writeFileAtomic(done, [new TextEncoder().encode(`${JSON.stringify(result)}\n`)]);
   return dir;
 }

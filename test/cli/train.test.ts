@@ -1,7 +1,7 @@
 // `mmssl pretrain`, `finetune`, `table1` and `embed` as users run them: a tiny pipeline through the bin, options from
 // a YAML file under the command line's, and mistakes that end with exit code 1 and one line, never a stack trace.
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -45,6 +45,32 @@ test.serial('pretrain (options from YAML, the command line over them), finetune 
   const emb = mmssl('embed', '--init', ft, '--data', data, '--out', join(scratch, 'emb', 'x'), '--workers', '1');
   t.is(emb.status, 0, emb.stderr);
   t.true(existsSync(join(scratch, 'emb', 'x.npy')) && existsSync(join(scratch, 'emb', 'x.probabilities.npy')) && existsSync(join(scratch, 'emb', 'x.index.json')));
+});
+
+test.serial('Ctrl-C stops after the current step with a checkpoint that --resume continues from', async (t) => {
+  await ready;
+  const run = join(scratch, 'interrupted');
+  const args = [main, 'pretrain', '--data', data, '--modalities', 's1,s2', '--epochs', '20', '--embedding-dim', '16', '--out', run, ...TINY];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '', stderr = '';
+  child.stdout.on('data', (d) => { stdout += d; });
+  child.stderr.on('data', (d) => {
+    stderr += d;
+    if (/epoch 1\/20/.test(stderr) && !child.killed) child.kill('SIGINT');   // mid-run, after the first epoch's line
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  t.is(code, 0, stderr);
+  t.regex(stderr, /stopping after this step/);
+  t.regex(stdout, /stopped after \d+ steps \(epoch \d+ of 20\); continue with --resume/);
+  t.true(existsSync(join(run, 'checkpoint.safetensors')));
+  const steps = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').length;
+  const resumed = mmssl('pretrain', '--out', run, '--resume', '--epochs', '2', '--data', data, '--modalities', 's1,s2', '--embedding-dim', '16', ...TINY);
+  t.is(resumed.status, 1, 'a resumed run keeps its configuration: --epochs 2 differs');
+  t.regex(resumed.stderr, /configured differently \(epochs\)/);
+  const again = mmssl('pretrain', '--out', run, '--resume');
+  t.is(again.status, 0, again.stderr);
+  t.regex(again.stdout, /20 epochs, \d+ steps/);
+  t.true(readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').length > steps);
 });
 
 test('mistakes: exit code 1, one line naming what is wrong, no stack trace, no run folder', async (t) => {

@@ -2,11 +2,13 @@
 // the chart, the cache that makes a second run instant, and embeddings from its runs.
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { encodeGeoTiff } from '../../lib/data/formats/geotiff.js';
 import { decodeNpy } from '../../lib/data/formats/npy.js';
+import { openMeterML } from '../../lib/data/meterml.js';
 import { synthesize } from '../../lib/data/synth/index.js';
 import { groupedBarChart } from '../../lib/train/chart.js';
 import { embed } from '../../lib/train/embed.js';
@@ -74,6 +76,24 @@ test.serial('embed: fused features of a pre-training run, one row per readable s
   t.is(perModality.ids.length, index.ids.length + 1);
   const row = perModality.ids.indexOf(index.ids[0]);
   t.deepEqual(Array.from(s2.data as Float32Array).slice(row * 32, row * 32 + 32), Array.from(fused.data as Float32Array).slice(32, 64), 'the same features, fused or not');
+
+  // loose GeoTIFF files of one modality: the same features as the same rasters read from the dataset
+  const dataset = await openMeterML(data);
+  const files = await Promise.all([0, 1].map(async (k) => {
+    const { shape: [c, h, w], data: values } = await dataset.read(dataset.samples.findIndex((s) => s.id === index.ids[k]), 's2');
+    const interleaved = Uint16Array.from({ length: c * h * w }, (_, i) => values[(i % c) * h * w + Math.floor(i / c)]);
+    const file = join(scratch, `tile${k}.tif`);
+    writeFileSync(file, encodeGeoTiff({ width: w, height: h, bands: c, data: interleaved, origin: [0, 0], pixelSize: 1e-4 }));
+    return file;
+  }));
+  const loose = await embed({ init: run, data: files, out: join(scratch, 'emb', 'loose'), modalities: ['s2'], workers: 1 });
+  t.deepEqual(loose.ids, files);
+  const features = Array.from(decodeNpy(readFileSync(join(scratch, 'emb', 'loose.npy')), 'loose.npy').data as Float32Array);
+  for (const k of [0, 1]) {
+    const expected = Array.from(fused.data as Float32Array).slice(k * 64 + 32, k * 64 + 64);
+    t.true(features.slice(k * 32, k * 32 + 32).every((v, i) => Math.abs(v - expected[i]) <= 1e-5 * (1 + Math.abs(expected[i]))), `tile ${k}`);
+  }
+  await t.throwsAsync(embed({ init: run, data: files, out: join(scratch, 'emb', 'x'), workers: 1 }), { code: 'ERR_MMSSL_ARG', message: /exactly one modality/ });
 });
 
 test('the chart: bar heights proportional to the values, clusters in group order, escaped names, errors', (t) => {

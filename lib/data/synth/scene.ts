@@ -1,6 +1,7 @@
 /**
- * Synthetic scenes: one facility per location, drawn as shapes of a few materials over a varied background, then
- * rendered for each sensor from the same shapes, so the footprint sits at the same place in every modality. The
+ * Synthetic scenes: one facility per location, drawn as shapes of a few materials over a background that differs
+ * per sensor (another date), then rendered for each sensor from the same shapes, so the footprint sits at the same
+ * place in every modality. The
  * class shows differently per sensor (tank rows are a pixel or two at 10 m but crisp in NAIP; SAR sees structures
  * as bright double bounces under speckle), which is what multi-modal pre-training can exploit.
  */
@@ -24,8 +25,26 @@ type Shape =
   | { kind: 'rect'; x: number; y: number; w: number; h: number; angle: number; material: Material }
   | { kind: 'disc'; x: number; y: number; r: number; wobble: number; lobes: number; phase: number; material: Material };
 
+export type Sensor = 'naip' | 's2' | 's1';
+
+interface Background {
+  waves: [number, number, number, number][];
+  soilLevel: number;
+}
+
+function sampleBackground(random: Random): Background {
+  const waves = Array.from({ length: 3 }, () => [random.uniform(0.004, 0.02), random.uniform(0, 6.28), random.uniform(0, 6.28), random.uniform(0.5, 1)] as [number, number, number, number]);
+  return { waves, soilLevel: random.uniform(-0.6, 0.6) };
+}
+
 export interface Scene {
-  background: { waves: [number, number, number, number][]; soilLevel: number };
+  /**
+   * Per sensor: the sensors image a site on different dates, so fields, soil moisture and vegetation (the
+   * background) differ between them, while the structures (the facility, a road, a pond) stay. Matching a site
+   * across sensors therefore goes through its structures, which is what multi-modal pre-training can learn; two
+   * augmented views of one sensor share their background, a shortcut single-sensor pre-training can take.
+   */
+  backgrounds: Record<Sensor, Background>;
   shapes: Shape[];
 }
 
@@ -74,7 +93,7 @@ const FACILITIES: Record<ClassName | 'Negative', (r: Random, x: number, y: numbe
 
 /** A scene: background, an occasional pond and road, the facility of each class given (several for multi-class sites). */
 export function sampleScene(random: Random, classes: readonly ClassName[]): Scene {
-  const waves = Array.from({ length: 3 }, () => [random.uniform(0.004, 0.02), random.uniform(0, 6.28), random.uniform(0, 6.28), random.uniform(0.5, 1)] as [number, number, number, number]);
+  const backgrounds = { naip: sampleBackground(random), s2: sampleBackground(random), s1: sampleBackground(random) };
   const shapes: Shape[] = [];
   if (random.bernoulli(0.3)) shapes.push(disc(random.uniform(0, EXTENT), random.uniform(0, EXTENT), random.uniform(20, 60), Material.Water, random));
   const roadAngle = random.uniform(0, Math.PI);
@@ -82,7 +101,7 @@ export function sampleScene(random: Random, classes: readonly ClassName[]): Scen
   for (const name of classes.length > 0 ? classes : (['Negative'] as const)) {
     shapes.push(...FACILITIES[name](random, random.uniform(200, 520), random.uniform(200, 520), random.uniform(0, Math.PI)));
   }
-  return { background: { waves, soilLevel: random.uniform(-0.6, 0.6) }, shapes };
+  return { backgrounds, shapes };
 }
 
 function covers(shape: Shape, x: number, y: number): boolean {
@@ -96,10 +115,10 @@ function covers(shape: Shape, x: number, y: number): boolean {
 }
 
 /** The material of each pixel of a res x res grid over the scene (pixel centres). */
-export function materials(scene: Scene, res: number): Uint8Array {
+export function materials(scene: Scene, sensor: Sensor, res: number): Uint8Array {
   const out = new Uint8Array(res * res);
   const step = EXTENT / res;
-  const { waves, soilLevel } = scene.background;
+  const { waves, soilLevel } = scene.backgrounds[sensor];
   // each wave is separable, a * sin(f x + px) * cos(f y + py): one table per axis instead of trig per pixel
   const columns = waves.map(([f, px, , a]) => Float64Array.from({ length: res }, (_, j) => a * Math.sin(f * (j + 0.5) * step + px)));
   const rows = waves.map(([f, , py]) => Float64Array.from({ length: res }, (_, i) => Math.cos(f * (i + 0.5) * step + py)));
@@ -130,7 +149,7 @@ const noise = (random: Random) => NORMALS[random.nextUint32() & 0xffff];
 
 /** NAIP: 720 x 720 x 4 uint8 (R, G, B, NIR), fine texture and shadows cast to the south-east by structures. */
 export function renderNaip(scene: Scene, random: Random): Uint8Array {
-  const res = EXTENT, m = materials(scene, res), out = new Uint8Array(res * res * 4);
+  const res = EXTENT, m = materials(scene, 'naip', res), out = new Uint8Array(res * res * 4);
   for (let p = 0; p < res * res; p++) {
     const i = Math.floor(p / res), j = p % res;
     const shadow = !isStructure(m[p]) && i >= 4 && j >= 4 && isStructure(m[p - 4 * res - 4]) ? 0.55 : 1;
@@ -141,15 +160,15 @@ export function renderNaip(scene: Scene, random: Random): Uint8Array {
 }
 
 /** The 10 m grid's material mix: 4 x 4 samples per pixel, as fractions per material. */
-function mixture(scene: Scene): Float32Array[] {
-  const fine = materials(scene, 288), out = Array.from({ length: 9 }, () => new Float32Array(72 * 72));
+function mixture(scene: Scene, sensor: Sensor): Float32Array[] {
+  const fine = materials(scene, sensor, 288), out = Array.from({ length: 9 }, () => new Float32Array(72 * 72));
   for (let i = 0; i < 288; i++) for (let j = 0; j < 288; j++) out[fine[i * 288 + j]][(i >> 2) * 72 + (j >> 2)] += 1 / 16;
   return out;
 }
 
 /** Sentinel-2 10 m: 72 x 72 x 4 uint16 reflectance x 10000, mixed pixels, a little blur and noise. */
 export function renderSentinel2(scene: Scene, random: Random): Uint16Array {
-  const mix = mixture(scene), out = new Uint16Array(72 * 72 * 4);
+  const mix = mixture(scene, 's2'), out = new Uint16Array(72 * 72 * 4);
   for (let p = 0; p < 72 * 72; p++) {
     for (let b = 0; b < 4; b++) {
       const value = mix.reduce((sum, fraction, k) => sum + fraction[p] * S2[k][b], 0);
@@ -161,7 +180,7 @@ export function renderSentinel2(scene: Scene, random: Random): Uint16Array {
 
 /** Sentinel-1: 72 x 72 x 2 uint16 (VV, VH), multiplicative speckle (4 looks) and double bounce along structures. */
 export function renderSentinel1(scene: Scene, random: Random): Uint16Array {
-  const mix = mixture(scene), out = new Uint16Array(72 * 72 * 2);
+  const mix = mixture(scene, 's1'), out = new Uint16Array(72 * 72 * 2);
   const structure = (p: number) => mix[Material.Roof][p] + mix[Material.Tank][p];
   for (let p = 0; p < 72 * 72; p++) {
     const edge = structure(p) > 0 && structure(p) < 1 ? 1.8 : 1;
