@@ -10,7 +10,8 @@ export type ErrorCode =
   | 'ERR_MMSSL_LOAD'
   | 'ERR_MMSSL_DEVICE'
   | 'ERR_MMSSL_IO'
-  | 'ERR_MMSSL_STATE_DICT';
+  | 'ERR_MMSSL_STATE_DICT'
+  | 'ERR_MMSSL_DIST';
 
 export class MmsslError extends Error {
   readonly code: ErrorCode;
@@ -62,6 +63,13 @@ export class StateDictError extends MmsslError {
     readonly shapeMismatches: readonly string[] = [],
   ) {
     super('ERR_MMSSL_STATE_DICT', message);
+  }
+}
+
+/** A process group that could not form, or a collective that failed: another rank died or did not arrive in time. */
+export class DistributedError extends MmsslError {
+  constructor(message: string) {
+    super('ERR_MMSSL_DIST', message);
   }
 }
 

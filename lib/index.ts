@@ -3,10 +3,11 @@
  */
 export * as torch from './torch/index.js';
 export * as nn from './nn/index.js';
-export { MmsslError, TorchError, DisposedError, LoadError, ArgumentError, FileError, StateDictError } from './errors.js';
+export { MmsslError, TorchError, DisposedError, DistributedError, LoadError, ArgumentError, FileError, StateDictError } from './errors.js';
 export type { ErrorCode } from './errors.js';
 export * as optim from './optim/index.js';
 export * as safetensors from './io/safetensors.js';
 export * as train from './train/index.js';
 export * as loss from './loss/index.js';
 export * as data from './data/index.js';
+export * as distributed from './distributed/index.js';

@@ -187,6 +187,17 @@ export interface Binding {
   clipGradNorm(params: H[], maxNorm: number, normType: number, errorIfNonfinite: boolean): number;
   // loss.cc
   infoNCE(u: H, groups: H, anchorMask: H, temperature: number, sum: boolean, stripRows: number, float64: boolean, fused: boolean): H;
+  // distributed.cc: a process group is an opaque native object; all but distAvailable exist only in builds with Gloo
+  distAvailable(): boolean;
+  distInit?(options: { host: string; port: number; file?: string; interface?: string; rank: number; size: number; threads: number; timeoutMs: number }): Promise<unknown>;
+  distAllReduce?(group: unknown, tensors: H[], op: string): void;
+  distBroadcast?(group: unknown, tensors: H[], root: number): void;
+  distAllGather?(group: unknown, x: H): H;
+  distAllReduceSum?(group: unknown, x: H): H;
+  distAllReduceGradients?(group: unknown, params: H[], bucketBytes: number): void;
+  distBarrier?(group: unknown): void;
+  distDestroy?(group: unknown): void;
+  distWaitSeconds?(): number;
   // runtime.cc
   version(): { built: string; runtime: string; cuda: boolean; parallelInfo: string };
   setNumThreads(n: number): void;

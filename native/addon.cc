@@ -20,6 +20,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   initRuntime(env, exports);
   initOptim(env, exports);
   initLoss(env, exports);
+  initDistributed(env, exports);
 #ifdef MMSSL_WITH_CUDA
   initCuda(env, exports);
 #endif

@@ -52,8 +52,8 @@ mirror() {
 # Packages per flavour. CUDA: libtorch-cuda-dev (contrib) and nvidia-cuda-toolkit (non-free). nvidia-cudnn downloads
 # cuDNN from NVIDIA while it configures, which fails without that network access; a stand-in package (equivs) keeps
 # apt consistent, and LibTorch's own files install regardless.
-packages_cpu="g++ cmake make binutils nodejs libnode-dev python3 libtorch-dev python3-torch python3-torchvision"
-packages_cuda="g++ cmake make binutils nodejs libnode-dev python3 libtorch-cuda-dev nvidia-cuda-toolkit"
+packages_cpu="g++ cmake make binutils nodejs libnode-dev python3 libtorch-dev libgloo-dev python3-torch python3-torchvision"
+packages_cuda="g++ cmake make binutils nodejs libnode-dev python3 libtorch-cuda-dev libgloo-dev nvidia-cuda-toolkit"
 
 mounted_under() { findmnt -rn -o TARGET | grep -q "^$1\(/\|$\)"; }
 

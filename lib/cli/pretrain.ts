@@ -20,6 +20,9 @@ interface PretrainFlags extends RunFlags {
   temperature?: number;
   embeddingDim?: number;
   alexnetHidden?: number;
+  syncBatchNorm: boolean;
+  nproc?: number;
+  distTimeout?: number;
 }
 
 /** The command-line values as a partial configuration (unset ones left out, so a file or the defaults apply). */
@@ -29,7 +32,7 @@ function fromFlags(f: PretrainFlags): Record<string, unknown> {
     data: f.data, modalities: f.modalities, augment: f.augment ? undefined : false, epochs: f.epochs, batchSize: f.batchSize,
     optimizer: Object.values(optimizer).some((v) => v !== undefined) ? JSON.parse(JSON.stringify(optimizer)) : undefined,
     temperature: f.temperature, embeddingDim: f.embeddingDim, alexnetHidden: f.alexnetHidden, sizes: f.size, seed: f.seed,
-    device: f.device, threads: f.threads, workers: f.workers,
+    device: f.device, threads: f.threads, workers: f.workers, syncBatchNorm: f.syncBatchNorm ? undefined : false,
   };
 }
 
@@ -75,8 +78,17 @@ export function pretrainCommand(program: Command): void {
     .option('--lr <x>', 'learning rate (default 0.01)', positiveNumber)
     .option('--temperature <x>', 'InfoNCE temperature (default 0.2)', positiveNumber)
     .option('--embedding-dim <n>', 'width of the shared embedding space (default 128)', integer(1))
-    .option('--alexnet-hidden <n>', "AlexNet's fc6/fc7 width (default 4096, torchvision's)", integer(1)))
+    .option('--alexnet-hidden <n>', "AlexNet's fc6/fc7 width (default 4096, torchvision's)", integer(1))
+    .option('--nproc <k>', 'data-parallel: launch k processes on this machine (on a cluster, set RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT instead)', integer(1))
+    .option('--no-sync-batch-norm', 'with several processes: BatchNorm statistics per process instead of over all')
+    .option('--dist-timeout <s>', 'with several processes: how long to wait for the others before failing (default 1800)', positiveNumber))
     .action(async (flags: PretrainFlags) => {
+      if (flags.nproc !== undefined && flags.nproc > 1 && process.env.WORLD_SIZE === undefined) {
+        const { launch } = await import('../distributed/launch.js');
+        const argv = [process.argv[1], ...process.argv.slice(2).filter((a, i, all) => a !== '--nproc' && all[i - 1] !== '--nproc' && !a.startsWith('--nproc='))];
+        process.exitCode = await launch({ nproc: flags.nproc, argv });
+        return;
+      }
       const { readConfigFile, resolvePretrainConfig } = await import('../train/config.js');
       const { pretrain, RUN_FILES } = await import('../train/pretrain.js');
       const { readFile } = await import('node:fs/promises');
@@ -85,11 +97,14 @@ export function pretrainCommand(program: Command): void {
       // A resumed run starts from its own configuration; the command line may only repeat it.
       const saved = flags.resume ? JSON.parse(await readFile(join(flags.out, RUN_FILES.config), 'utf8').catch(() => '{}')) as Record<string, unknown> : {};
       const config = resolvePretrainConfig(saved, file, fromFlags(flags));
+      const { initProcessGroup } = await import('../distributed/process_group.js');
+      const group = Number(process.env.WORLD_SIZE ?? 1) > 1 ? await initProcessGroup({ timeoutMs: Math.round((flags.distTimeout ?? 1800) * 1000) }) : undefined;
       const bar = progress(config);
       const interrupt = stopOnInterrupt('step');
       const started = Date.now();
-      const result = await pretrain({ config, out: flags.out, resume: flags.resume, signal: interrupt.signal, onStep: bar.update })
-        .finally(() => { bar.stop(); interrupt.dispose(); });
+      const result = await pretrain({ config, out: flags.out, resume: flags.resume, signal: interrupt.signal, onStep: bar.update, group })
+        .finally(() => { bar.stop(); interrupt.dispose(); group?.destroy(); });
+      if ((group?.rank ?? 0) !== 0) return;
       const minutes = ((Date.now() - started) / 60000).toFixed(1);
       console.log(result.interrupted
         ? `${flags.out}: stopped after ${result.steps} steps (epoch ${result.epochs + 1} of ${config.epochs}); continue with --resume. ${minutes} min`

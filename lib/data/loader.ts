@@ -38,6 +38,13 @@ export interface DataLoaderOptions {
   dropLast?: boolean;
   /** Seeds the order and the augmentations (default 0). */
   seed?: number;
+  /**
+   * This process's share in data-parallel training, as PyTorch's DistributedSampler deals it: each epoch's order
+   * padded with its first samples to a multiple of worldSize, then every worldSize-th sample from `rank`. Batch b of
+   * every rank together holds the samples of batch b of one process with batchSize x worldSize, with the same
+   * augmentations. Default: the whole order.
+   */
+  shard?: { rank: number; worldSize: number };
   /** Augment every view (default false: one untouched view per modality). */
   augmentation?: AugmentationOptions | boolean;
   /** Views per modality (default 2 with augmentation, 1 without). */
@@ -115,7 +122,7 @@ export class DataLoader {
   constructor(dataset: Dataset, options: DataLoaderOptions) {
     const {
       modalities, batchSize, splits = ['train'], filter = () => true, shuffle = true, dropLast = false, seed = 0, augmentation = false,
-      views, normalization, workers = Math.min(4, availableParallelism()), prefetch = 2, device = 'cpu', onBadSample = 'raise',
+      shard = { rank: 0, worldSize: 1 }, views, normalization, workers = Math.min(4, availableParallelism()), prefetch = 2, device = 'cpu', onBadSample = 'raise',
     } = checkOptions(OP, options);
     this.dataset = dataset;
     if (checkInt(OP, 'batchSize', batchSize) < 1) throw invalidArg(OP, 'batchSize', 'a positive integer', batchSize);
@@ -132,7 +139,7 @@ export class DataLoader {
         throw invalidArg(OP, `normalization.${m.name}`, `mean and std of ${m.channels} bands`, stats);
       }
     }
-    this.#options = { batchSize, splits, shuffle: checkBool(OP, 'shuffle', shuffle), dropLast: checkBool(OP, 'dropLast', dropLast), seed, workers, prefetch, device, onBadSample, normalization };
+    this.#options = { batchSize, splits, shuffle: checkBool(OP, 'shuffle', shuffle), dropLast: checkBool(OP, 'dropLast', dropLast), seed, workers, prefetch, device, onBadSample, normalization, shard: checkShard(shard) };
     if (typeof filter !== 'function') throw invalidArg(OP, 'filter', 'a function (sample, index) => boolean', filter);
     this.#indices = dataset.samples.flatMap((s, i) => (splits.includes(s.split) && filter(s, i) ? [i] : []));
     if (this.#indices.length === 0) throw invalidArg(OP, 'splits', `splits holding samples (${splits.join(', ')} hold none${options.filter ? ' that pass the filter' : ''})`, splits);
@@ -140,7 +147,7 @@ export class DataLoader {
 
   /** Batches per epoch. */
   get length(): number {
-    const n = this.#indices.length / this.#options.batchSize;
+    const n = Math.ceil(this.#indices.length / this.#options.shard.worldSize) / this.#options.batchSize;
     return this.#options.dropLast ? Math.floor(n) : Math.ceil(n);
   }
 
@@ -151,8 +158,8 @@ export class DataLoader {
 
   /** The dataset indices of each batch of `epoch`, in order. */
   batches(epoch: number): number[][] {
-    const { batchSize, shuffle, dropLast, seed } = this.#options;
-    const order = shuffle ? new Random(seed).fork(epoch).fork(0).shuffle([...this.#indices]) : [...this.#indices];
+    const { batchSize, shuffle, dropLast, seed, shard } = this.#options;
+    const order = shardOf(shuffle ? new Random(seed).fork(epoch).fork(0).shuffle([...this.#indices]) : [...this.#indices], shard);
     const out: number[][] = [];
     for (let i = 0; i < order.length; i += batchSize) out.push(order.slice(i, i + batchSize));
     return dropLast && out.length > 0 && out[out.length - 1].length < batchSize ? out.slice(0, -1) : out;
@@ -257,4 +264,19 @@ export class DataLoader {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+function checkShard(shard: { rank: number; worldSize: number }): { rank: number; worldSize: number } {
+  const { rank, worldSize } = checkOptions(`${OP} shard`, shard);
+  if (checkInt(OP, 'shard.worldSize', worldSize) < 1) throw invalidArg(OP, 'shard.worldSize', 'a positive integer', worldSize);
+  if (checkInt(OP, 'shard.rank', rank) < 0 || rank >= worldSize) throw invalidArg(OP, 'shard.rank', `in [0, ${worldSize})`, rank);
+  return { rank, worldSize };
+}
+
+/** DistributedSampler's deal: the order padded with its own start to a multiple of worldSize, every worldSize-th from rank. */
+export function shardOf<T>(order: readonly T[], { rank, worldSize }: { rank: number; worldSize: number }): T[] {
+  if (worldSize === 1) return [...order];
+  const total = Math.ceil(order.length / worldSize) * worldSize;
+  const padded = Array.from({ length: total }, (_, i) => order[i % order.length]);
+  return padded.filter((_, i) => i % worldSize === rank);
 }

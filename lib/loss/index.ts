@@ -5,3 +5,4 @@ export { infoNCENaive } from './naive.js';
 export type { NaiveInfoNCEOptions } from './naive.js';
 export { infoNCE } from './infonce.js';
 export type { InfoNCELossOptions } from './infonce.js';
+export { infoNCEAcrossRanks } from './distributed.js';

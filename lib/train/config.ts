@@ -66,6 +66,10 @@ export interface PretrainConfig extends CommonConfig {
   temperature: number;
   embeddingDim: number;
   hiddenDim: number;
+  /** With several processes: BatchNorm statistics over every rank's batch (as one process would compute them). */
+  syncBatchNorm: boolean;
+  /** The model's and the loss's dtype: float64 for reproducibility checks (the data are cast to it). */
+  dtype: 'float32' | 'float64';
 }
 
 export interface FinetuneConfig extends CommonConfig {
@@ -103,6 +107,8 @@ export const PRETRAIN_DEFAULTS: Omit<PretrainConfig, 'data' | 'modalities'> = {
   temperature: 0.2,   // SupCon_SSL's
   embeddingDim: 128,
   hiddenDim: 512,
+  syncBatchNorm: true,
+  dtype: 'float32',
 };
 
 export const FINETUNE_DEFAULTS: Omit<FinetuneConfig, 'data' | 'modalities'> = {
@@ -192,6 +198,8 @@ export function resolvePretrainConfig(...values: Record<string, unknown>[]): Pre
   positive(op, 'temperature', c.temperature);
   positiveInt(op, 'embeddingDim', c.embeddingDim);
   positiveInt(op, 'hiddenDim', c.hiddenDim);
+  checkBool(op, 'syncBatchNorm', c.syncBatchNorm);
+  checkOneOf(op, 'dtype', c.dtype, ['float32', 'float64']);
   return structuredClone(c);
 }
 

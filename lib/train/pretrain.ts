@@ -6,6 +6,12 @@
  * A run folder holds config.json (the resolved configuration), checkpoint.safetensors (written atomically after
  * every epoch and when stopped; it holds the position, so a resumed run repeats no batch and skips none) and
  * metrics.jsonl (one line per step). On CPU a resumed run's losses equal an uninterrupted run's.
+ *
+ * With a process group (data parallelism, lib/distributed): each rank reads its shard of every batch (batchSize is
+ * the global batch, divided among the ranks), the loss sees every rank's embeddings (infoNCEAcrossRanks), BatchNorm
+ * statistics are synchronised (config.syncBatchNorm), gradients are averaged in one bucketed all-reduce, parameters
+ * start from rank 0's, and rank 0 alone writes the run folder; every rank resumes from the same checkpoint. A stop
+ * requested on any rank stops all of them after the same step.
  */
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -13,9 +19,12 @@ import { join } from 'node:path';
 
 import { FileError, invalidArg } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { infoNCEAcrossRanks } from '../loss/distributed.js';
 import { infoNCE } from '../loss/infonce.js';
+import { convertSyncBatchNorm } from '../nn/modules/batchnorm.js';
 import { MultiModalModel } from '../nn/models/multimodal.js';
-import { cat } from '../torch/creation.js';
+import { cat, tensor } from '../torch/creation.js';
+import { noGrad } from '../torch/autograd.js';
 import { tidy } from '../torch/scope.js';
 import { manualSeed, setNumThreads } from '../torch/runtime.js';
 import type { Device } from '../torch/device.js';
@@ -25,6 +34,7 @@ import { openPath } from '../data/open.js';
 import { loadOrComputeBandStats, type NormalizationStats } from '../data/stats.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { buildOptimizer, buildScheduler, type PretrainConfig, type TrainOptimizer } from './config.js';
+import { ProcessGroup } from '../distributed/process_group.js';
 import { embeddingHealth, type EmbeddingHealth } from './monitor.js';
 import { anchorRows, viewGroups, viewLayout, type ViewLayout } from './views.js';
 
@@ -40,6 +50,8 @@ export interface StepMetrics extends EmbeddingHealth {
   locationsPerSecond: number;
   /** Share of the step's wall time spent waiting for the loader. */
   dataWait: number;
+  /** With a process group: share of the step's wall time rank 0 spent waiting for collectives. */
+  commWait?: number;
 }
 
 export interface PretrainOptions {
@@ -50,6 +62,8 @@ export interface PretrainOptions {
   resume?: boolean;
   /** Stops after the current step, with a checkpoint. */
   signal?: AbortSignal;
+  /** Data-parallel training with the other ranks of this group (see the file's comment). */
+  group?: ProcessGroup;
   onStep?: (metrics: StepMetrics) => void;
 }
 
@@ -87,26 +101,39 @@ export function buildModel(config: PretrainConfig, dataset: Dataset): MultiModal
 }
 
 /**
- * One training step on `batch`: embeddings of every view, the loss, backward, optimizer and schedule step. Returns
- * the loss and the monitor's values, or undefined when the batch holds no anchor (Negatives only) and no step was
- * taken.
+ * One training step on `batch`: embeddings of every view, the loss, backward, (with a group: the gradients averaged
+ * over the ranks), the optimizer step. Returns this rank's loss and the monitor's values, or undefined when the batch
+ * holds no anchor (Negatives only) and no step was taken. With a group the loss spans every rank's views, and a rank
+ * whose batch holds only Negatives still steps (its views are the others' negatives).
  */
-export function pretrainStep(model: MultiModalModel, batch: Batch, layout: ViewLayout, optimizer: TrainOptimizer, options: { temperature: number; memoryFormat: PretrainConfig['memoryFormat'] }): { loss: number; health: EmbeddingHealth } | undefined {
+export function pretrainStep(model: MultiModalModel, batch: Batch, layout: ViewLayout, optimizer: TrainOptimizer, options: { temperature: number; memoryFormat: PretrainConfig['memoryFormat']; dtype?: PretrainConfig['dtype']; group?: ProcessGroup }): { loss: number; health: EmbeddingHealth } | undefined {
+  const { group } = options;
   const negative = Array.from(batch.negative.toTypedArray() as ArrayLike<number | boolean>, Boolean);
-  if (negative.every(Boolean)) return undefined;
+  if (!group && negative.every(Boolean)) return undefined;
   const n = negative.length;
   return tidy(() => {
     optimizer.zeroGrad({ setToNone: true });   // backward writes fresh gradients: no pass to zero them
     const z = cat(layout.modalities.map((m) => {
       const views = batch.views[m];
-      const x = (views.length === 1 ? views[0] : cat(views)).contiguous({ memoryFormat: options.memoryFormat });
+      const x = (views.length === 1 ? views[0] : cat(views)).to({ dtype: options.dtype ?? 'float32' }).contiguous({ memoryFormat: options.memoryFormat });
       return model.forward(m, x);
     }));
-    const loss = infoNCE(z, viewGroups(layout, n), { temperature: options.temperature, anchorMask: anchorRows(layout, negative) });
+    const lossOptions = { temperature: options.temperature, anchorMask: anchorRows(layout, negative) };
+    const loss = group ? infoNCEAcrossRanks(z, viewGroups(layout, n), group, lossOptions) : infoNCE(z, viewGroups(layout, n), lossOptions);
     loss.backward();
+    group?.allReduceGradients(model.parameters());
     optimizer.step();
     return { loss: loss.item() as number, health: embeddingHealth(z, layout, n) };
   });
+}
+
+/** Every rank's mean loss, and whether any rank was asked to stop: one all-reduce of two numbers. */
+function agree(group: ProcessGroup | undefined, loss: number, stop: boolean): { loss: number; stop: boolean } {
+  if (!group) return { loss, stop };
+  using t = tensor([loss, stop ? 1 : 0], { dtype: 'float64' });
+  group.allReduce(t, 'sum');
+  const [sum, stops] = t.toTypedArray() as Float64Array;
+  return { loss: sum / group.worldSize, stop: stops > 0 };
 }
 
 function readJson(path: string): unknown {
@@ -117,11 +144,12 @@ function readJson(path: string): unknown {
   }
 }
 
-/** The run's configuration: the saved one on resume (which must equal `config`), else `config`, saved. */
-async function runConfig(out: string, config: PretrainConfig, resume: boolean): Promise<PretrainConfig> {
+/** The run's configuration: the saved one on resume (which must equal `config`), else `config`, saved (by the writer). */
+async function runConfig(out: string, config: PretrainConfig, resume: boolean, writer: boolean): Promise<PretrainConfig> {
   const path = join(out, RUN_FILES.config);
   if (!resume) {
     if (existsSync(join(out, RUN_FILES.checkpoint))) throw new FileError(out, 'holds a run already: resume it (--resume) or choose another folder');
+    if (!writer) return config;
     await mkdir(out, { recursive: true });
     await writeFileAtomic(path, [new TextEncoder().encode(`${JSON.stringify(config, null, 1)}\n`)]);
     return config;
@@ -144,19 +172,29 @@ async function truncateMetrics(path: string, step: number): Promise<void> {
 
 /** Pre-trains as configured, writing the run folder `out`; see the file's comment. */
 export async function pretrain(options: PretrainOptions): Promise<PretrainResult> {
-  const { out, resume = false, signal, onStep } = options;
+  const { out, resume = false, signal, onStep, group } = options;
+  const worldSize = group?.worldSize ?? 1, writer = (group?.rank ?? 0) === 0;
   // Everything that can be refused is checked before the run folder is touched.
   const layout = viewLayout(options.config.modalities, options.config.augment);
+  if (options.config.batchSize % worldSize !== 0) throw invalidArg('pretrain', 'batchSize', `a multiple of the ${worldSize} processes (it is the global batch)`, options.config.batchSize);
   const dataset = await openPath(options.config.data);
   checkModalities(options.config.modalities, dataset);
-  const config = await runConfig(out, options.config, resume);
+  const config = await runConfig(out, options.config, resume, writer);
   if (config.threads !== null) setNumThreads(config.threads);
-  const normalization: NormalizationStats = await loadOrComputeBandStats(dataset, { modalities: config.modalities, maxSamples: config.statsSamples, seed: config.seed, workers: config.workers, onBadSample: 'skip' });
+  // Rank 0 computes the statistics (and caches them beside the dataset) while the others wait, then read its cache.
+  const stats = () => loadOrComputeBandStats(dataset, { modalities: config.modalities, maxSamples: config.statsSamples, seed: config.seed, workers: config.workers, onBadSample: 'skip' });
+  const normalization: NormalizationStats = writer ? await stats() : (group!.barrier(), await stats());
+  if (writer) group?.barrier();
   manualSeed(config.seed);
-  using model = buildModel(config, dataset).train().to({ device: config.device as Device, memoryFormat: config.memoryFormat });
+  using model = buildModel(config, dataset).train().to({ device: config.device as Device, dtype: config.dtype, memoryFormat: config.memoryFormat });
+  if (group && worldSize > 1) {
+    if (config.syncBatchNorm) convertSyncBatchNorm(model, group);
+    noGrad(() => group.broadcast([...model.stateDict().values()], 0));   // the same start even if seeds were to differ
+  }
   await using loader = new DataLoader(dataset, {
-    modalities: config.modalities.map((name) => ({ name, size: config.sizes[name] })), batchSize: config.batchSize, dropLast: true,
+    modalities: config.modalities.map((name) => ({ name, size: config.sizes[name] })), batchSize: config.batchSize / worldSize, dropLast: true,
     augmentation: config.augment, normalization, seed: config.seed, workers: config.workers, device: config.device as Device, onBadSample: 'skip',
+    shard: { rank: group?.rank ?? 0, worldSize },
   });
   const batches = loader.batches(0).length;
   if (batches === 0) throw invalidArg('pretrain', 'batchSize', `at most the training split's ${dataset.samples.filter((s) => s.split === 'train').length} locations`, config.batchSize);
@@ -168,31 +206,39 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
     const loaded = await loadCheckpoint(checkpoint, { model, optimizer, scheduler });
     ({ position } = loaded.extra as { position: Position });
     step = loaded.step;
-    await truncateMetrics(metricsPath, step);
+    if (writer) await truncateMetrics(metricsPath, step);
   }
-  const save = () => saveCheckpoint(checkpoint, {
+  const save = async () => writer && saveCheckpoint(checkpoint, {
     model, optimizer, scheduler, step, epoch: position.epoch, extra: { position, normalization, modalities: config.modalities },
     metadata: { config: JSON.stringify(config) },
   });
-  while (position.epoch < config.epochs && !signal?.aborted) {
+  let stop = false;
+  while (position.epoch < config.epochs && !stop) {
     let waitStart = performance.now(), stopped = false;
     for await (const batch of loader.epoch(position.epoch, { from: position.batch })) {
       using b = batch;
-      const stepStart = performance.now(), lr = optimizer.paramGroups[0].lr;
-      const result = pretrainStep(model, b, layout, optimizer, config);
+      const stepStart = performance.now(), lr = optimizer.paramGroups[0].lr, commStart = group ? ProcessGroup.waitSeconds() : 0;
+      const result = pretrainStep(model, b, layout, optimizer, { ...config, group });
       position = { epoch: position.epoch, batch: b.index + 1 };
       if (result) {
         scheduler.step();
         step++;
+      }
+      // Every rank stops after the same step: the loss to report and the stop requests are agreed in one call (so
+      // with a group, a stop requested from onStep takes effect one step later).
+      const agreed = agree(group, result?.loss ?? NaN, signal?.aborted ?? false);
+      if (result && writer) {
         const end = performance.now();
         const metrics: StepMetrics = {
-          epoch: position.epoch, batch: b.index, batches, step, loss: result.loss, lr,
-          locationsPerSecond: b.ids.length / ((end - waitStart) / 1000), dataWait: (stepStart - waitStart) / (end - waitStart), ...result.health,
+          epoch: position.epoch, batch: b.index, batches, step, loss: agreed.loss, lr,
+          locationsPerSecond: b.ids.length * worldSize / ((end - waitStart) / 1000), dataWait: (stepStart - waitStart) / (end - waitStart), ...result.health,
+          ...(group ? { commWait: (ProcessGroup.waitSeconds() - commStart) * 1000 / (end - waitStart) } : {}),
         };
         appendFileSync(metricsPath, `${JSON.stringify(metrics)}\n`);
         onStep?.(metrics);
       }
-      if (signal?.aborted && position.batch < batches) {
+      stop = group ? agreed.stop : signal?.aborted ?? false;
+      if (stop && position.batch < batches) {
         stopped = true;
         break;
       }

@@ -1,7 +1,11 @@
-"""What the PyTorch baselines of the benchmarks share: the InfoNCE loss as a PyTorch user writes it, and timing."""
+"""What the PyTorch baselines of the benchmarks share: the pre-training model and the InfoNCE loss as a PyTorch user
+writes them, and timing."""
 import time
 
+import torch
 import torch.nn.functional as F
+import torchvision
+
 
 
 def infonce(z, groups, anchors, tau):
@@ -25,3 +29,43 @@ def median_ms(step, repeats):
         step()
         times.append((time.perf_counter_ns() - start) / 1e6)
     return sorted(times)[len(times) // 2]
+
+
+MODALITIES = {"s1": ("alexnet", 2, 72), "s2": ("alexnet", 4, 72), "naip": ("resnet18", 4, 128)}
+
+
+class AlexNetFeatures(torch.nn.Module):
+    """torchvision's AlexNet up to fc7 (its last ReLU), the input bands changed."""
+
+    def __init__(self, channels):
+        super().__init__()
+        model = torchvision.models.alexnet(num_classes=1)
+        model.features[0] = torch.nn.Conv2d(channels, 64, kernel_size=11, stride=4, padding=2)
+        self.features, self.avgpool, self.classifier = model.features, model.avgpool, model.classifier
+
+    def forward(self, x):
+        return self.classifier[:-1](torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+class ResNetFeatures(torchvision.models.ResNet):
+    """torchvision's ResNet18 up to its average pool, the input bands changed."""
+
+    def __init__(self, channels):
+        super().__init__(torchvision.models.resnet.BasicBlock, [2, 2, 2, 2], num_classes=1)
+        self.conv1 = torch.nn.Conv2d(channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return torch.flatten(self.avgpool(x), 1)
+
+
+class Encoder(torch.nn.Module):
+    def __init__(self, kind, channels):
+        super().__init__()
+        self.backbone = AlexNetFeatures(channels) if kind == "alexnet" else ResNetFeatures(channels)
+        width = 4096 if kind == "alexnet" else 512
+        self.head = torch.nn.Sequential(torch.nn.Linear(width, 512), torch.nn.BatchNorm1d(512), torch.nn.ReLU(), torch.nn.Linear(512, 128))
+
+    def forward(self, x):
+        return self.head(self.backbone(x))

@@ -13,54 +13,15 @@ import os
 import sys
 
 import torch
-import torchvision
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "test", "fixtures"))
 from safetensors_lite import load_file  # noqa: E402
 
-from baselines import infonce, median_ms  # noqa: E402
+from baselines import MODALITIES, Encoder, infonce, median_ms  # noqa: E402
 
 threads, weights, batch, repeats = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 torch.set_num_threads(threads)
 torch.manual_seed(0)
-MODALITIES = {"s1": ("alexnet", 2, 72), "s2": ("alexnet", 4, 72), "naip": ("resnet18", 4, 128)}
-
-
-class AlexNetFeatures(torch.nn.Module):
-    """torchvision's AlexNet up to fc7 (its last ReLU), the input bands changed."""
-
-    def __init__(self, channels):
-        super().__init__()
-        model = torchvision.models.alexnet(num_classes=1)
-        model.features[0] = torch.nn.Conv2d(channels, 64, kernel_size=11, stride=4, padding=2)
-        self.features, self.avgpool, self.classifier = model.features, model.avgpool, model.classifier
-
-    def forward(self, x):
-        return self.classifier[:-1](torch.flatten(self.avgpool(self.features(x)), 1))
-
-
-class ResNetFeatures(torchvision.models.ResNet):
-    """torchvision's ResNet18 up to its average pool, the input bands changed."""
-
-    def __init__(self, channels):
-        super().__init__(torchvision.models.resnet.BasicBlock, [2, 2, 2, 2], num_classes=1)
-        self.conv1 = torch.nn.Conv2d(channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
-
-    def forward(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return torch.flatten(self.avgpool(x), 1)
-
-
-class Encoder(torch.nn.Module):
-    def __init__(self, kind, channels):
-        super().__init__()
-        self.backbone = AlexNetFeatures(channels) if kind == "alexnet" else ResNetFeatures(channels)
-        width = 4096 if kind == "alexnet" else 512
-        self.head = torch.nn.Sequential(torch.nn.Linear(width, 512), torch.nn.BatchNorm1d(512), torch.nn.ReLU(), torch.nn.Linear(512, 128))
-
-    def forward(self, x):
-        return self.head(self.backbone(x))
 
 
 def step_ms(memory_format):

@@ -1,12 +1,22 @@
-/** `torch.nn.BatchNorm1d` and `torch.nn.BatchNorm2d`, over their common base (PyTorch's `_BatchNorm`). */
+/**
+ * `torch.nn.BatchNorm1d` and `torch.nn.BatchNorm2d`, over their common base (PyTorch's `_BatchNorm`), and their
+ * synchronised form across data-parallel ranks (`convertSyncBatchNorm`).
+ */
 import { checkBool, checkNumber, checkOptions, invalidArg } from '../../errors.js';
 import { noGrad } from '../../torch/autograd.js';
-import { empty, ones, tensor, zeros } from '../../torch/creation.js';
+import { cat, empty, ones, tensor, zeros } from '../../torch/creation.js';
 import { Tensor } from '../../torch/tensor.js';
 import { batchNorm } from '../functional.js';
 import { ones_, zeros_ } from '../init.js';
 import { Module } from '../module.js';
 import { checkInput, checkPositiveInt } from './utils.js';
+
+/** What synchronised BatchNorm needs of a process group (lib/distributed's ProcessGroup). */
+export interface StatsGroup {
+  readonly worldSize: number;
+  /** The sum over ranks, differentiable. */
+  allReduceSum(x: Tensor): Tensor;
+}
 
 export interface BatchNormOptions {
   eps?: number;
@@ -34,6 +44,8 @@ export abstract class BatchNorm extends Module {
   readonly numBatchesTracked: Tensor | null;
   /** The input ranks the subclass accepts. */
   protected abstract readonly inputRanks: readonly number[];
+  /** Set by convertSyncBatchNorm: training statistics over every rank's batch (PyTorch's SyncBatchNorm). */
+  syncGroup: StatsGroup | null = null;
 
   constructor(readonly numFeatures: number, options: BatchNormOptions = {}) {
     const op = new.target.name;
@@ -82,8 +94,44 @@ export abstract class BatchNorm extends Module {
     }
     // Without running statistics, eval mode too normalises by the batch.
     const useBatchStats = this.training || this.runningMean === null;
+    if (useBatchStats && this.syncGroup && this.syncGroup.worldSize > 1) return this.#syncForward(x, this.syncGroup, momentum);
     return batchNorm(x, this.runningMean, this.runningVar, { weight: this.weight, bias: this.bias, training: useBatchStats, momentum, eps: this.eps });
   }
+
+  /**
+   * Statistics over every rank's batch, in two passes (sum, then squared deviations from the global mean) for the
+   * accuracy of the one-process kernel; differentiable through the group's all-reduce, so the gradients are those of
+   * one batch holding every rank's.
+   */
+  #syncForward(x: Tensor, group: StatsGroup, momentum: number): Tensor {
+    const c = this.numFeatures;
+    const dims = [0, ...Array.from({ length: x.ndim - 2 }, (_, i) => i + 2)];
+    const shape = [1, c, ...Array.from({ length: x.ndim - 2 }, () => 1)];
+    const totals = group.allReduceSum(cat([x.sum(dims), tensor([x.numel() / c], { dtype: x.dtype, device: x.device })]));
+    const count = totals.narrow(0, c, 1);
+    const mean = totals.narrow(0, 0, c).div(count);
+    const centred = x.sub(mean.reshape(shape));
+    const variance = group.allReduceSum(centred.mul(centred).sum(dims)).div(count);
+    let y = centred.mul(variance.add(this.eps).rsqrt().reshape(shape));
+    if (this.weight && this.bias) y = y.mul(this.weight.reshape(shape)).add(this.bias.reshape(shape));
+    if (this.runningMean && this.runningVar) {
+      const n = count.item();
+      noGrad(() => {
+        this.runningMean!.mul_(1 - momentum).add_(mean.detach().mul(momentum));
+        this.runningVar!.mul_(1 - momentum).add_(variance.detach().mul(momentum * n / Math.max(1, n - 1)));
+      });
+    }
+    return y;
+  }
+}
+
+/**
+ * PyTorch's `SyncBatchNorm.convert_sync_batchnorm`, in place: every BatchNorm of `module` normalises by statistics
+ * over all ranks of `group` in training mode (no change in eval mode, nor with one rank). Returns `module`.
+ */
+export function convertSyncBatchNorm<M extends Module>(module: M, group: StatsGroup | null): M {
+  for (const m of module.modules()) if (m instanceof BatchNorm) m.syncGroup = group;
+  return module;
 }
 
 /** Batch normalisation of [N, C] or [N, C, L] inputs (the projection heads' hidden layers). */

@@ -1,0 +1,339 @@
+// Data parallelism on LibTorch's c10d: rendezvous through its TCPStore or FileStore, collectives through its Gloo
+// process group. Bound thin: a group is a JS External; collectives act on tensors in place; the gradient all-reduce is
+// one call per step (bucketed, every bucket in flight before the first wait); all-gather and all-reduce also come as
+// autograd functions, for a loss over every rank's embeddings and for synchronised BatchNorm.
+//
+// Differentiable collectives follow DDP's convention, where every rank's objective is its own loss and the parameter
+// gradients are averaged: the backward of y = gather(x) (or y = sum over ranks of x) is the sum over ranks of dL_r/dy,
+// restricted to this rank's rows, so the averaged gradients are those of the mean of the ranks' losses.
+//
+// Gloo's headers come from libgloo-dev; without them every entry point says so instead of failing to build.
+#include "common.h"
+
+#if __has_include(<gloo/config.h>) && __has_include(<torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>)
+#define MMSSL_WITH_GLOO 1
+#ifndef USE_C10D_GLOO
+#define USE_C10D_GLOO  // ProcessGroupGloo.hpp declares nothing without it
+#endif
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/distributed/c10d/FileStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+
+#include <atomic>
+#include <chrono>
+#include <unordered_map>
+
+namespace mmssl {
+namespace {
+
+#ifdef MMSSL_WITH_GLOO
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+using Group = c10::intrusive_ptr<c10d::ProcessGroupGloo>;
+
+// Groups by id, for the backward of the autograd functions (autograd's saved data holds plain values).
+std::mutex registryMutex;
+std::unordered_map<int64_t, Group> registry;
+int64_t nextId = 1;
+
+Group groupById(int64_t id) {
+  std::lock_guard<std::mutex> lock(registryMutex);
+  auto found = registry.find(id);
+  if (found == registry.end()) throw std::runtime_error("the process group was destroyed before the backward pass");
+  return found->second;
+}
+
+// Owned by a JS External; destroyed by distDestroy or, if JS drops it first, by the finaliser.
+struct Box {
+  static constexpr uint32_t kTag = 0x63313064;  // 'c10d'
+  uint32_t tag = kTag;
+  int64_t id = 0;
+  int rank = 0, size = 1;
+  ~Box() {
+    std::lock_guard<std::mutex> lock(registryMutex);
+    registry.erase(id);
+  }
+};
+
+Box& box(const Args& a, size_t i) {
+  Napi::Value v = a[i];
+  Box* b = v.IsExternal() ? v.As<Napi::External<Box>>().Data() : nullptr;
+  if (!b || b->tag != Box::kTag) a.typeError(i, "a process group");
+  return *b;
+}
+
+Group group(const Args& a, size_t i) {
+  Box& b = box(a, i);
+  std::lock_guard<std::mutex> lock(registryMutex);
+  auto found = registry.find(b.id);
+  if (found == registry.end()) throw Napi::Error::New(a.env(), std::string(a.op()) + ": the process group was destroyed");
+  return found->second;
+}
+
+// Time this process has spent waiting for collectives: the communication share of a step that did not overlap.
+std::atomic<int64_t> waitNanoseconds{0};
+
+void wait(const c10::intrusive_ptr<c10d::Work>& work) {
+  auto start = std::chrono::steady_clock::now();
+  work->wait();
+  waitNanoseconds += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
+}
+
+at::Tensor allGather(const Group& g, const at::Tensor& x) {
+  std::vector<std::vector<at::Tensor>> outputs(1);
+  for (int r = 0; r < g->getSize(); ++r) outputs[0].push_back(at::empty_like(x, at::MemoryFormat::Contiguous));
+  std::vector<at::Tensor> inputs{x.contiguous()};
+  wait(g->allgather(outputs, inputs));
+  return at::cat(outputs[0]);
+}
+
+at::Tensor allReduceSum(const Group& g, const at::Tensor& x) {
+  std::vector<at::Tensor> tensors{x.contiguous().clone()};
+  wait(g->allreduce(tensors, c10d::AllreduceOptions{}));
+  return tensors[0];
+}
+
+// y = the ranks' x stacked along dim 0 (equal shapes); dL/dx = this rank's rows of the ranks' summed dL/dy.
+class AllGather : public torch::autograd::Function<AllGather> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t id) {
+    ctx->saved_data["id"] = id;
+    ctx->saved_data["rows"] = x.size(0);
+    return allGather(groupById(id), x);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    Group g = groupById(ctx->saved_data["id"].toInt());
+    int64_t rows = ctx->saved_data["rows"].toInt();
+    return {allReduceSum(g, grads[0]).narrow(0, g->getRank() * rows, rows), at::Tensor()};
+  }
+};
+
+// y = the sum over ranks of x; dL/dx = the sum over ranks of dL/dy.
+class AllReduceSum : public torch::autograd::Function<AllReduceSum> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t id) {
+    ctx->saved_data["id"] = id;
+    return allReduceSum(groupById(id), x);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    return {allReduceSum(groupById(ctx->saved_data["id"].toInt()), grads[0]), at::Tensor()};
+  }
+};
+
+c10d::ReduceOp reduceOp(const Args& a, size_t i) {
+  std::string name = a.string(i);
+  if (name == "sum") return c10d::ReduceOp::SUM;
+  if (name == "product") return c10d::ReduceOp::PRODUCT;
+  if (name == "min") return c10d::ReduceOp::MIN;
+  if (name == "max") return c10d::ReduceOp::MAX;
+  a.typeError(i, "'sum', 'product', 'min' or 'max'");
+}
+
+// ---- rendezvous: off the JS thread, it waits for every rank ------------------------------------------------------
+
+struct InitOptions {
+  std::string host, file, interface;
+  uint16_t port = 29500;
+  int rank = 0, size = 1, threads = 2;
+  std::chrono::milliseconds timeout{1800000};
+};
+
+class InitWorker : public Napi::AsyncWorker {
+ public:
+  InitWorker(Napi::Env env, InitOptions options)
+      : Napi::AsyncWorker(env, "mmssl.initProcessGroup"), deferred_(Napi::Promise::Deferred::New(env)),
+        options_(std::move(options)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      const InitOptions& o = options_;
+      c10::intrusive_ptr<c10d::Store> store;
+      if (!o.file.empty()) {
+        store = c10::make_intrusive<c10d::FileStore>(o.file, o.size);
+      } else {
+        c10d::TCPStoreOptions tcp;
+        tcp.port = o.port;
+        tcp.isServer = o.rank == 0;
+        tcp.numWorkers = o.size;
+        tcp.timeout = o.timeout;
+        store = c10::make_intrusive<c10d::TCPStore>(o.host, tcp);
+      }
+      store->setTimeout(o.timeout);
+      auto options = c10d::ProcessGroupGloo::Options::create(o.timeout);
+      options->devices.push_back(o.interface.empty() ? c10d::ProcessGroupGloo::createDefaultDevice()
+                                                     : c10d::ProcessGroupGloo::createDeviceForInterface(o.interface));
+      options->threads = o.threads;
+      group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store, o.rank, o.size, options);
+    } catch (const c10::Error& e) {
+      SetError(std::string("initProcessGroup: ") + e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      SetError(std::string("initProcessGroup: ") + e.what());
+    }
+  }
+  void OnOK() override {
+    auto* b = new Box();
+    b->rank = options_.rank;
+    b->size = options_.size;
+    {
+      std::lock_guard<std::mutex> lock(registryMutex);
+      b->id = nextId++;
+      registry.emplace(b->id, std::move(group_));
+    }
+    deferred_.Resolve(Napi::External<Box>::New(Env(), b, [](Napi::Env, Box* p) { delete p; }));
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  InitOptions options_;
+  Group group_;
+};
+
+// distInit({host, port, file, interface, rank, size, threads, timeoutMs}) -> Promise<group>
+Napi::Value init(Args& a) {
+  if (!a[0].IsObject()) a.typeError(0, "an options object");
+  Napi::Object o = a[0].As<Napi::Object>();
+  auto text = [&](const char* key) { return o.Get(key).IsString() ? o.Get(key).As<Napi::String>().Utf8Value() : std::string(); };
+  auto number = [&](const char* key, double fallback) { return o.Get(key).IsNumber() ? o.Get(key).As<Napi::Number>().DoubleValue() : fallback; };
+  InitOptions options;
+  options.host = text("host");
+  options.file = text("file");
+  options.interface = text("interface");
+  options.port = static_cast<uint16_t>(number("port", 29500));
+  options.rank = static_cast<int>(number("rank", 0));
+  options.size = static_cast<int>(number("size", 1));
+  options.threads = static_cast<int>(number("threads", 2));
+  options.timeout = std::chrono::milliseconds(static_cast<int64_t>(number("timeoutMs", 1800000)));
+  auto* worker = new InitWorker(a.env(), std::move(options));
+  Napi::Promise promise = worker->promise();
+  worker->Queue();
+  return promise;
+}
+
+// distAllReduceGradients(group, params, bucketBytes): every parameter's gradient averaged over the ranks, in buckets
+// of about bucketBytes (per dtype) that are all in flight before the first wait. A parameter without a gradient (one
+// the loss does not reach, identically on every rank) keeps none, as in one process.
+Napi::Value allReduceGradients(Args& a) {
+  Group g = group(a, 0);
+  std::vector<at::Tensor> params = a.tensors(1);
+  int64_t bucketBytes = a.int64(2);
+  std::vector<at::Tensor> grads;
+  for (at::Tensor& p : params) {
+    if (p.grad().defined()) grads.push_back(p.grad());
+  }
+  struct Bucket {
+    std::vector<size_t> members;
+    std::vector<at::Tensor> flat;
+    c10::intrusive_ptr<c10d::Work> work;
+  };
+  std::vector<Bucket> buckets;
+  std::unordered_map<int, size_t> open;  // dtype -> its bucket being filled
+  std::unordered_map<int, int64_t> filled;
+  for (size_t i = 0; i < grads.size(); ++i) {
+    int type = static_cast<int>(grads[i].scalar_type());
+    if (!open.count(type) || filled[type] + grads[i].nbytes() > static_cast<size_t>(bucketBytes)) {
+      open[type] = buckets.size();
+      filled[type] = 0;
+      buckets.emplace_back();
+    }
+    buckets[open[type]].members.push_back(i);
+    filled[type] += grads[i].nbytes();
+  }
+  for (Bucket& b : buckets) {
+    std::vector<at::Tensor> parts;
+    for (size_t i : b.members) parts.push_back(grads[i].reshape({-1}));
+    b.flat = {at::cat(parts)};
+    b.work = g->allreduce(b.flat, c10d::AllreduceOptions{});
+  }
+  double scale = 1.0 / g->getSize();
+  for (Bucket& b : buckets) {
+    wait(b.work);
+    b.flat[0].mul_(scale);
+    int64_t at = 0;
+    for (size_t i : b.members) {
+      int64_t n = grads[i].numel();
+      grads[i].copy_(b.flat[0].narrow(0, at, n).view(grads[i].sizes()));
+      at += n;
+    }
+  }
+  return a.undefined();
+}
+
+// Runs `collective` on every tensor at once and waits for all: in place, through a dense copy for a tensor that is
+// not (channels-last parameters), copied back.
+template <typename Launch>
+void inPlace(const Group& g, std::vector<at::Tensor>& tensors, Launch launch) {
+  std::vector<std::vector<at::Tensor>> dense;
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  for (const at::Tensor& t : tensors) {
+    dense.push_back({t.is_contiguous() ? t : t.contiguous()});
+    works.push_back(launch(dense.back()));
+  }
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    wait(works[i]);
+    if (!dense[i][0].is_same(tensors[i])) tensors[i].copy_(dense[i][0]);
+  }
+}
+
+// distAllReduce(group, tensors, op): in place, every tensor.
+Napi::Value allReduce(Args& a) {
+  Group g = group(a, 0);
+  std::vector<at::Tensor> tensors = a.tensors(1);
+  c10d::AllreduceOptions options;
+  options.reduceOp = reduceOp(a, 2);
+  inPlace(g, tensors, [&](std::vector<at::Tensor>& one) { return g->allreduce(one, options); });
+  return a.undefined();
+}
+
+// distBroadcast(group, tensors, root): in place, every tensor takes root's values.
+Napi::Value broadcast(Args& a) {
+  Group g = group(a, 0);
+  std::vector<at::Tensor> tensors = a.tensors(1);
+  c10d::BroadcastOptions options;
+  options.rootRank = static_cast<int64_t>(a.int64(2));
+  if (options.rootRank < 0 || options.rootRank >= g->getSize()) a.typeError(2, "a rank of the group");
+  inPlace(g, tensors, [&](std::vector<at::Tensor>& one) { return g->broadcast(one, options); });
+  return a.undefined();
+}
+
+Napi::Value destroy(Args& a) {
+  Box& b = box(a, 0);
+  std::lock_guard<std::mutex> lock(registryMutex);
+  registry.erase(b.id);
+  return a.undefined();
+}
+
+const Export kExports[] = {
+    {"distAvailable", [](Args& a) -> Napi::Value { return a.value(true); }},
+    {"distInit", init},
+    {"distAllReduceGradients", allReduceGradients},
+    {"distAllReduce", allReduce},
+    {"distBroadcast", broadcast},
+    MMSSL_TENSOR_OP("distAllGather", AllGather::apply(a.tensor(1), box(a, 0).id)),
+    MMSSL_TENSOR_OP("distAllReduceSum", AllReduceSum::apply(a.tensor(1), box(a, 0).id)),
+    {"distBarrier",
+     [](Args& a) -> Napi::Value {
+       wait(group(a, 0)->barrier());
+       return a.undefined();
+     }},
+    {"distDestroy", destroy},
+    {"distWaitSeconds", [](Args& a) -> Napi::Value { return a.value(waitNanoseconds.load() * 1e-9); }},
+};
+
+#else  // built without Gloo's headers
+
+const Export kExports[] = {
+    {"distAvailable", [](Args& a) -> Napi::Value { return a.value(false); }},
+};
+
+#endif
+
+}  // namespace
+
+void initDistributed(Napi::Env env, Napi::Object exports) { defineExports(env, exports, kExports); }
+
+}  // namespace mmssl
