@@ -189,7 +189,7 @@ export interface Binding {
   infoNCE(u: H, groups: H, anchorMask: H, temperature: number, sum: boolean, stripRows: number, float64: boolean, fused: boolean): H;
   // distributed.cc: a process group is an opaque native object; all but distAvailable exist only in builds with Gloo
   distAvailable(): boolean;
-  distInit?(options: { host: string; port: number; file?: string; interface?: string; rank: number; size: number; threads: number; timeoutMs: number }): Promise<unknown>;
+  distInit?(options: { backend: string; host: string; port: number; file?: string; interface?: string; rank: number; size: number; threads: number; timeoutMs: number }): Promise<unknown>;
   distAllReduce?(group: unknown, tensors: H[], op: string): void;
   distBroadcast?(group: unknown, tensors: H[], root: number): void;
   distAllGather?(group: unknown, x: H): H;

@@ -7,7 +7,8 @@
 // gradients are averaged: the backward of y = gather(x) (or y = sum over ranks of x) is the sum over ranks of dL_r/dy,
 // restricted to this rank's rows, so the averaged gradients are those of the mean of the ranks' losses.
 //
-// Gloo's headers come from libgloo-dev; without them every entry point says so instead of failing to build.
+// Gloo's headers come from libgloo-dev; without them every entry point says so instead of failing to build. With a
+// CUDA LibTorch, NCCL's group (native/cuda/nccl.cc) serves the same entry points.
 #include "common.h"
 
 #if __has_include(<gloo/config.h>) && __has_include(<torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>)
@@ -19,6 +20,8 @@
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include "distributed.h"
 #endif
 
 #include <atomic>
@@ -32,7 +35,7 @@ namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-using Group = c10::intrusive_ptr<c10d::ProcessGroupGloo>;
+using Group = c10::intrusive_ptr<CollectiveGroup>;
 
 // Groups by id, for the backward of the autograd functions (autograd's saved data holds plain values).
 std::mutex registryMutex;
@@ -135,7 +138,7 @@ c10d::ReduceOp reduceOp(const Args& a, size_t i) {
 // ---- rendezvous: off the JS thread, it waits for every rank ------------------------------------------------------
 
 struct InitOptions {
-  std::string host, file, interface;
+  std::string backend = "gloo", host, file, interface;
   uint16_t port = 29500;
   int rank = 0, size = 1, threads = 2;
   std::chrono::milliseconds timeout{1800000};
@@ -163,6 +166,14 @@ class InitWorker : public Napi::AsyncWorker {
         store = c10::make_intrusive<c10d::TCPStore>(o.host, tcp);
       }
       store->setTimeout(o.timeout);
+      if (o.backend == "nccl") {
+#ifdef MMSSL_WITH_CUDA
+        group_ = createNcclGroup(store, o.rank, o.size, o.timeout);
+        return;
+#else
+        throw std::runtime_error("NCCL needs a LibTorch with CUDA; this addon was built against a CPU one (use gloo)");
+#endif
+      }
       auto options = c10d::ProcessGroupGloo::Options::create(o.timeout);
       options->devices.push_back(o.interface.empty() ? c10d::ProcessGroupGloo::createDefaultDevice()
                                                      : c10d::ProcessGroupGloo::createDeviceForInterface(o.interface));
@@ -193,13 +204,14 @@ class InitWorker : public Napi::AsyncWorker {
   Group group_;
 };
 
-// distInit({host, port, file, interface, rank, size, threads, timeoutMs}) -> Promise<group>
+// distInit({backend, host, port, file, interface, rank, size, threads, timeoutMs}) -> Promise<group>
 Napi::Value init(Args& a) {
   if (!a[0].IsObject()) a.typeError(0, "an options object");
   Napi::Object o = a[0].As<Napi::Object>();
   auto text = [&](const char* key) { return o.Get(key).IsString() ? o.Get(key).As<Napi::String>().Utf8Value() : std::string(); };
   auto number = [&](const char* key, double fallback) { return o.Get(key).IsNumber() ? o.Get(key).As<Napi::Number>().DoubleValue() : fallback; };
   InitOptions options;
+  options.backend = text("backend").empty() ? "gloo" : text("backend");
   options.host = text("host");
   options.file = text("file");
   options.interface = text("interface");

@@ -98,7 +98,7 @@ export function pretrainCommand(program: Command): void {
       const saved = flags.resume ? JSON.parse(await readFile(join(flags.out, RUN_FILES.config), 'utf8').catch(() => '{}')) as Record<string, unknown> : {};
       const config = resolvePretrainConfig(saved, file, fromFlags(flags));
       const { initProcessGroup } = await import('../distributed/process_group.js');
-      const group = Number(process.env.WORLD_SIZE ?? 1) > 1 ? await initProcessGroup({ timeoutMs: Math.round((flags.distTimeout ?? 1800) * 1000) }) : undefined;
+      const group = Number(process.env.WORLD_SIZE ?? 1) > 1 ? await initProcessGroup({ backend: config.device.startsWith('cuda') ? 'nccl' : 'gloo', timeoutMs: Math.round((flags.distTimeout ?? 1800) * 1000) }) : undefined;
       const bar = progress(config);
       const interrupt = stopOnInterrupt('step');
       const started = Date.now();

@@ -1,6 +1,6 @@
 /**
  * Process groups on LibTorch's c10d (native/distributed.cc): rendezvous configured like torchrun (RANK, WORLD_SIZE,
- * LOCAL_RANK, MASTER_ADDR, MASTER_PORT), collectives on Gloo. PyTorch's names: `initProcessGroup`
+ * LOCAL_RANK, MASTER_ADDR, MASTER_PORT), collectives on Gloo (NCCL with a CUDA LibTorch). PyTorch's names: `initProcessGroup`
  * (`init_process_group`), `allReduce` and `broadcast` in place, `allGather` (differentiable, `all_gather_into_tensor`
  * with torch.distributed.nn's gradient), `barrier`, `destroy` (`destroy_process_group`).
  *
@@ -12,6 +12,8 @@ import { native } from '../native.js';
 import { Tensor } from '../torch/tensor.js';
 
 export interface ProcessGroupOptions {
+  /** 'gloo' (CPU tensors, and CUDA ones through the host) or 'nccl' (CUDA tensors; a CUDA LibTorch). Default 'gloo'. */
+  backend?: 'gloo' | 'nccl';
   /** Default: $RANK, else 0. */
   rank?: number;
   /** Default: $WORLD_SIZE, else 1. */
@@ -56,7 +58,7 @@ export function resolveGroupOptions(options: ProcessGroupOptions = {}): Required
   const timeoutMs = checkInt(OP, 'timeoutMs', o.timeoutMs ?? 1_800_000);
   if (timeoutMs < 1) throw invalidArg(OP, 'timeoutMs', 'at least 1 ms', timeoutMs);
   return {
-    rank, worldSize, masterPort, timeoutMs,
+    rank, worldSize, masterPort, timeoutMs, backend: checkOneOf(OP, 'backend', o.backend ?? 'gloo', ['gloo', 'nccl']),
     localRank: checkInt(OP, 'localRank', o.localRank ?? envInt('LOCAL_RANK', rank)),
     masterAddr: o.masterAddr ?? process.env.MASTER_ADDR ?? '127.0.0.1',
     file: o.file, interface: o.interface ?? (process.env.GLOO_SOCKET_IFNAME || undefined),
@@ -72,7 +74,7 @@ export async function initProcessGroup(options: ProcessGroupOptions = {}): Promi
   }
   try {
     const handle = await native.distInit!({
-      host: o.masterAddr, port: o.masterPort, file: o.file, interface: o.interface, rank: o.rank, size: o.worldSize, threads: o.threads, timeoutMs: o.timeoutMs,
+      backend: o.backend, host: o.masterAddr, port: o.masterPort, file: o.file, interface: o.interface, rank: o.rank, size: o.worldSize, threads: o.threads, timeoutMs: o.timeoutMs,
     });
     return new ProcessGroup(handle, o.rank, o.worldSize, o.localRank, o.timeoutMs);
   } catch (e) {

@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 
 import { FileError, StateDictError, checkBool, checkInt, checkOptions, invalidArg, isObject } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { type Metadata, checkPath, loadFileWithMetadata, serializeChunks } from '../io/safetensors.js';
+import { type Metadata, checkPath, loadFileWithMetadata, readMetadata, serializeChunks } from '../io/safetensors.js';
 import { type Device, cuda } from '../torch/device.js';
 import { getRngState, setRngState } from '../torch/runtime.js';
 import { tidy } from '../torch/scope.js';
@@ -374,4 +374,17 @@ export async function loadCheckpoint(path: string, targets: CheckpointTargets, o
   } finally {
     tensors.forEach((t) => t.dispose());
   }
+}
+
+/**
+ * What a weights file or checkpoint says of itself, reading only its header: its `mmssl` metadata and, for a
+ * checkpoint, the step, epoch and extra state (no tensors are read).
+ */
+export async function peekWeights(path: string): Promise<{ metadata: WeightsMetadata; checkpoint?: { step: number; epoch: number; extra: unknown } }> {
+  const metadata = await readMetadata(path);
+  const weights = readWeightsMetadata(path, metadata);
+  if (metadata.checkpoint === undefined) return { metadata: weights };
+  const record = jsonEntry(path, metadata, 'checkpoint', 'saveCheckpoint');
+  if (!isObject(record) || !Number.isSafeInteger(record.step) || !Number.isSafeInteger(record.epoch)) throw new FileError(path, "corrupt 'checkpoint' metadata: expected {step, epoch, extra, state}");
+  return { metadata: weights, checkpoint: { step: record.step as number, epoch: record.epoch as number, extra: decode(record.extra, new Map(), path) } };
 }

@@ -4,30 +4,23 @@
  * one array per modality. Written as .npy (float32, [samples, width]) with an index (JSON: ids, splits, labels, and
  * which columns hold which modality), each file atomically.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
-import { FileError, invalidArg } from '../errors.js';
+import { invalidArg } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { softmax } from '../nn/functional.js';
-import type { Module } from '../nn/module.js';
-import { FusionClassifier, type MultiModalModel } from '../nn/models/multimodal.js';
 import { noGrad } from '../torch/autograd.js';
 import type { Device } from '../torch/device.js';
 import { tidy } from '../torch/scope.js';
-import type { Tensor } from '../torch/tensor.js';
 import type { Dataset } from '../data/dataset.js';
 import { encodeNpy } from '../data/formats/npy.js';
 import { DataLoader } from '../data/loader.js';
 import { openManifest } from '../data/manifest.js';
 import { openPath } from '../data/open.js';
-import type { NormalizationStats } from '../data/stats.js';
-import { loadCheckpoint, loadWeights, type ModuleLike } from './checkpoint.js';
-import { type FinetuneConfig, resolvePretrainConfig } from './config.js';
-import { classNamesOf, FINETUNE_FILES } from './finetune.js';
-import { buildModel, checkModalities, RUN_FILES } from './pretrain.js';
+import { checkModalities } from './pretrain.js';
+import { loadRun } from './run.js';
 
 export interface EmbedOptions {
   /** A pre-training run folder, or a fine-tuning output folder. */
@@ -56,76 +49,17 @@ export interface EmbedIndex {
   classNames?: string[];
 }
 
-/** What a run folder holds, loaded: per modality a feature extractor, optionally a classifier, and the statistics. */
-interface Loaded {
-  modalities: string[];
-  features: (m: string, x: Tensor) => Tensor;
-  logits?: (inputs: Record<string, Tensor>) => Tensor;
-  classNames?: string[];
-  normalization: NormalizationStats;
-  dispose: () => void;
-}
-
-async function loadRun(init: string, dataset: Dataset, wanted: readonly string[] | undefined): Promise<Loaded> {
-  if (existsSync(join(init, FINETUNE_FILES.model))) {
-    const config = JSON.parse(readFileSync(join(init, FINETUNE_FILES.config), 'utf8')) as FinetuneConfig;
-    const modalities = chosen(wanted, config.modalities);
-    const classNames = classNamesOf(config);
-    const whole = modalities.length === config.modalities.length;
-    // The whole classifier in its trained order (its weights follow the concatenation), or the chosen backbones.
-    const model = new FusionClassifier({ modalities: checkModalities(whole ? config.modalities : modalities, dataset), numClasses: classNames.length, backbones: config.backbones, alexnetHidden: config.alexnetHidden });
-    const { metadata: saved } = await loadWeights(whole ? model : modalityParts(model.backbones), join(init, FINETUNE_FILES.model));
-    model.eval();
-    return {
-      modalities, classNames, normalization: JSON.parse(saved.normalizationPerModality as string) as NormalizationStats,
-      features: (m, x) => model.backbones.get(m)!.features(x), logits: whole ? (inputs) => model.forward(inputs) : undefined, dispose: () => model.dispose(),
-    };
-  }
-  const checkpoint = join(init, RUN_FILES.checkpoint);
-  if (!existsSync(checkpoint)) throw new FileError(init, 'holds neither a pre-training checkpoint nor a fine-tuned model');
-  const config = resolvePretrainConfig(JSON.parse(readFileSync(join(init, RUN_FILES.config), 'utf8')) as Record<string, unknown>);
-  const modalities = chosen(wanted, config.modalities);
-  const model: MultiModalModel = buildModel({ ...config, modalities }, dataset);
-  const { extra } = await loadCheckpoint(checkpoint, { model: modalityParts(model.encoders) });
-  model.eval();
-  return {
-    modalities, normalization: (extra as { normalization: NormalizationStats }).normalization,
-    features: (m, x) => model.encoder(m).features(x), dispose: () => model.dispose(),
-  };
-}
-
-/** The modalities to embed: `wanted` (all among the run's), or the run's. */
-function chosen(wanted: readonly string[] | undefined, run: readonly string[]): string[] {
-  const absent = (wanted ?? []).filter((m) => !run.includes(m));
-  if (absent.length > 0) throw invalidArg('embed', 'modalities', `among the run's (${run.join(', ')})`, absent.join(', '));
-  return [...(wanted ?? run)];
-}
-
-/**
- * The modality modules of a model holding some of a run's modalities, loading from the run's state dict the keys
- * `<modality>.*` of theirs, strictly; the other modalities' keys, and a classifier's, are not theirs.
- */
-function modalityParts(modules: ReadonlyMap<string, Module>): ModuleLike {
-  return {
-    stateDict: () => new Map([...modules].flatMap(([m, module]) => [...module.stateDict()].map(([k, t]): [string, Tensor] => [`${m}.${k}`, t]))),
-    loadStateDict(state, options) {
-      const entries = state instanceof Map ? [...state] : Object.entries(state as Record<string, Tensor>);
-      for (const [m, module] of modules) {
-        module.loadStateDict(new Map(entries.filter(([k]) => k.startsWith(`${m}.`)).map(([k, t]) => [k.slice(m.length + 1), t])), options);
-      }
-      return { missingKeys: [], unexpectedKeys: [] };
-    },
-  };
-}
-
 /** Writes the embeddings (and probabilities, from a fine-tuned model) of every sample; returns the index. */
 export async function embed(options: EmbedOptions): Promise<EmbedIndex> {
   const { init, data, out, perModality = false, batchSize = 64, device = 'cpu', workers = 2, onProgress } = options;
   const { dataset, cleanup } = await openData(data, options.modalities);
-  const run = await loadRun(init, dataset, options.modalities).catch(async (e: unknown) => { await cleanup(); throw e; });
+  const run = await loadRun(init, { modalities: options.modalities, device }).catch(async (e: unknown) => { await cleanup(); throw e; });
   try {
     const { modalities } = run;
-    const config = JSON.parse(readFileSync(join(init, RUN_FILES.config), 'utf8')) as { sizes: Record<string, [number, number]>; memoryFormat: 'channelsLast' | 'contiguousFormat' };
+    const bands = checkModalities(modalities, dataset);
+    const differing = modalities.find((m) => bands[m] !== run.channels[m]);
+    if (differing) throw invalidArg('embed', 'data', `${run.channels[differing]} bands of ${differing}, as the run was trained on`, `${bands[differing]} bands`);
+    const config = { sizes: run.sizes, memoryFormat: run.memoryFormat };
     await using loader = new DataLoader(dataset, {
       modalities: modalities.map((name) => ({ name, size: config.sizes[name] })), batchSize, splits: ['train', 'val', 'test'], shuffle: false,
       normalization: run.normalization, workers, device, onBadSample: 'skip',

@@ -100,7 +100,7 @@ async function initialise(model: FusionClassifier, init: string, dataset: Datase
 }
 
 /** The run's architecture where fine-tuning starts from one (its backbones must be the same). */
-function architecture(config: FinetuneConfig): Pick<FinetuneConfig, 'backbones' | 'alexnetHidden'> {
+export function architecture(config: FinetuneConfig): Pick<FinetuneConfig, 'backbones' | 'alexnetHidden'> {
   if (config.init === null) return { backbones: config.backbones, alexnetHidden: config.alexnetHidden };
   const path = join(config.init, RUN_FILES.config);
   if (!existsSync(path)) throw new FileError(path, 'missing: --init must be a pre-training run folder (mmssl pretrain --out)');
@@ -141,7 +141,8 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   if (config.threads !== null) setNumThreads(config.threads);
   const classNames = classNamesOf(config);
   manualSeed(config.seed);
-  using model = new FusionClassifier({ modalities: channels, numClasses: classNames.length, ...architecture(config) });
+  const spec = architecture(config);
+  using model = new FusionClassifier({ modalities: channels, numClasses: classNames.length, ...spec });
   const fromRun = config.init === null ? {} : await initialise(model, config.init, dataset);
   const missing = config.modalities.filter((m) => !(m in fromRun));
   const computed = missing.length === 0 ? {} : await loadOrComputeBandStats(dataset, { modalities: missing, maxSamples: config.statsSamples, seed: config.seed, workers: config.workers, onBadSample: 'skip' });
@@ -192,7 +193,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
     onEpoch?.(metrics);
   }
   const result: FinetuneResult = { classNames, val: await evaluate(model, val, config, classNames), test: await evaluate(model, test, config, classNames), trainSamples: subset.size, epochs: epoch };
-  await saveWeights(model, join(out, FINETUNE_FILES.model), { metadata: { architecture: 'FusionClassifier', config: JSON.stringify(config), classNames, normalizationPerModality: JSON.stringify(normalization) } });
+  await saveWeights(model, join(out, FINETUNE_FILES.model), { metadata: { architecture: 'FusionClassifier', ...spec, config: JSON.stringify(config), classNames, normalizationPerModality: JSON.stringify(normalization) } });
   await writeFileAtomic(join(out, FINETUNE_FILES.report), [new TextEncoder().encode(`${JSON.stringify(result, null, 1)}\n`)]);
   return result;
 }

@@ -186,14 +186,16 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
   const normalization: NormalizationStats = writer ? await stats() : (group!.barrier(), await stats());
   if (writer) group?.barrier();
   manualSeed(config.seed);
-  using model = buildModel(config, dataset).train().to({ device: config.device as Device, dtype: config.dtype, memoryFormat: config.memoryFormat });
+  // With several GPUs on a machine, each rank takes its own (torchrun's LOCAL_RANK convention).
+  const device = (group && config.device === 'cuda' ? `cuda:${group.localRank}` : config.device) as Device;
+  using model = buildModel(config, dataset).train().to({ device, dtype: config.dtype, memoryFormat: config.memoryFormat });
   if (group && worldSize > 1) {
     if (config.syncBatchNorm) convertSyncBatchNorm(model, group);
     noGrad(() => group.broadcast([...model.stateDict().values()], 0));   // the same start even if seeds were to differ
   }
   await using loader = new DataLoader(dataset, {
     modalities: config.modalities.map((name) => ({ name, size: config.sizes[name] })), batchSize: config.batchSize / worldSize, dropLast: true,
-    augmentation: config.augment, normalization, seed: config.seed, workers: config.workers, device: config.device as Device, onBadSample: 'skip',
+    augmentation: config.augment, normalization, seed: config.seed, workers: config.workers, device, onBadSample: 'skip',
     shard: { rank: group?.rank ?? 0, worldSize },
   });
   const batches = loader.batches(0).length;

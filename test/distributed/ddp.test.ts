@@ -163,9 +163,13 @@ test('a rank that dies ends the other with a DistributedError at once; one that 
   t.true(h.elapsedMs >= 2500 && h.elapsedMs < 15000, `ended after ${h.elapsedMs} ms`);
 });
 
-test('a group that cannot form says where it waited; collectives after destroy() say so', async (t) => {
+test('a group that cannot form says where it waited; NCCL without CUDA and unknown backends are refused; collectives after destroy() say so', async (t) => {
   const port = await freePort();
   await t.throwsAsync(distributed.initProcessGroup({ rank: 1, worldSize: 2, masterPort: port, timeoutMs: 1500 }), { code: 'ERR_MMSSL_DIST', message: new RegExp(`rendezvous at 127\\.0\\.0\\.1:${port} failed within 1500 ms`) });
+  if (!torch.cuda.isAvailable()) {
+    await t.throwsAsync(distributed.initProcessGroup({ backend: 'nccl', rank: 0, worldSize: 1, masterPort: await freePort(), timeoutMs: 5000 }), { code: 'ERR_MMSSL_DIST', message: /NCCL needs a LibTorch with CUDA|no NCCL/ });
+  }
+  t.throws(() => distributed.resolveGroupOptions({ backend: 'mpi' as 'gloo' }), { code: 'ERR_MMSSL_ARG', message: /backend/ });
   const solo = await distributed.initProcessGroup({ rank: 0, worldSize: 1, masterPort: await freePort(), timeoutMs: 5000 });
   const x = torch.tensor([2, 3], { dtype: 'float64' });
   solo.allReduce(x);

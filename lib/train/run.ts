@@ -1,0 +1,139 @@
+/**
+ * A run folder loaded for inference: a pre-training run (its encoders' backbone features) or a fine-tuning output
+ * (the same, plus the classifier's logits), in eval mode, with what its inputs need: per modality the band count, the
+ * input size the run trained at (none: any) and the band statistics to standardise with. `describeRun` reads only
+ * the folder's JSON and the weights file's header; `loadRun` builds and loads the model for some or all of its
+ * modalities (the whole classifier only when all are asked for).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { FileError, invalidArg } from '../errors.js';
+import type { Module } from '../nn/module.js';
+import { type BackboneName, defaultBackbone, FusionClassifier, MultiModalModel } from '../nn/models/multimodal.js';
+import type { Device } from '../torch/device.js';
+import type { MemoryFormat, Tensor } from '../torch/tensor.js';
+import type { NormalizationStats } from '../data/stats.js';
+import { loadCheckpoint, loadWeights, type ModuleLike, peekWeights } from './checkpoint.js';
+import { type FinetuneConfig, type PretrainConfig, resolvePretrainConfig } from './config.js';
+import { architecture, classNamesOf, FINETUNE_FILES } from './finetune.js';
+import { RUN_FILES } from './pretrain.js';
+
+export interface RunDescription {
+  kind: 'pretrain' | 'finetune';
+  /** Each modality's backbone, and AlexNet's fc width. */
+  backbones: Record<string, BackboneName>;
+  alexnetHidden: number;
+  /** In the order the classifier concatenates their features. */
+  modalities: string[];
+  channels: Record<string, number>;
+  /** Input [H, W] the run trained at, per modality that had one fixed (others took their native grid). */
+  sizes: Record<string, [number, number]>;
+  normalization: NormalizationStats;
+  memoryFormat: MemoryFormat;
+  /** A fine-tuned run's classes. */
+  classNames?: string[];
+}
+
+export interface LoadedRun extends RunDescription {
+  /** F per modality: the width of its backbone's features. */
+  featureDims: Record<string, number>;
+  /** Backbone features [N, F] of a standardised batch of one modality. */
+  features(modality: string, x: Tensor): Tensor;
+  /** Logits [N, classes] from one batch per modality (a fine-tuned run loaded with all its modalities). */
+  logits?(inputs: Record<string, Tensor>): Tensor;
+  dispose(): void;
+}
+
+function readJson<T>(path: string): T {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch (e) {
+    throw new FileError(path, `cannot be read as JSON: ${(e as Error).message}`);
+  }
+}
+
+const channelsOf = (normalization: NormalizationStats, modalities: readonly string[], path: string) => Object.fromEntries(modalities.map((m) => {
+  if (!normalization[m]) throw new FileError(path, `holds no band statistics for ${m}`);
+  return [m, normalization[m].mean.length];
+}));
+
+/** What the run in `init` expects of its inputs, from its config and its weights file's header. */
+export async function describeRun(init: string): Promise<RunDescription> {
+  if (existsSync(join(init, FINETUNE_FILES.model))) {
+    const path = join(init, FINETUNE_FILES.model);
+    const config = readJson<FinetuneConfig>(join(init, FINETUNE_FILES.config));
+    const { metadata } = await peekWeights(path);
+    if (typeof metadata.normalizationPerModality !== 'string') throw new FileError(path, 'is not a fine-tuned model of mmssl (no normalizationPerModality)');
+    const normalization = JSON.parse(metadata.normalizationPerModality) as NormalizationStats;
+    // The architecture as saved with the weights (models fine-tuned before it was saved: their pre-training run's).
+    const spec = metadata.backbones !== undefined ? { backbones: metadata.backbones as Record<string, BackboneName>, alexnetHidden: metadata.alexnetHidden as number } : architecture(config);
+    return { kind: 'finetune', ...withDefaults(spec, config.modalities), modalities: config.modalities, channels: channelsOf(normalization, config.modalities, path), sizes: config.sizes, normalization, memoryFormat: config.memoryFormat, classNames: classNamesOf(config) };
+  }
+  const path = join(init, RUN_FILES.checkpoint);
+  if (!existsSync(path)) throw new FileError(init, 'holds neither a pre-training checkpoint nor a fine-tuned model');
+  const config = resolvePretrainConfig(readJson<Record<string, unknown>>(join(init, RUN_FILES.config)));
+  const { checkpoint } = await peekWeights(path);
+  const normalization = (checkpoint?.extra as { normalization?: NormalizationStats } | undefined)?.normalization;
+  if (!normalization) throw new FileError(path, 'is not a pre-training checkpoint of mmssl (no band statistics)');
+  return { kind: 'pretrain', ...withDefaults(config, config.modalities), modalities: config.modalities, channels: channelsOf(normalization, config.modalities, path), sizes: config.sizes, normalization, memoryFormat: config.memoryFormat };
+}
+
+/** Every modality's backbone named (the defaults filled in). */
+const withDefaults = ({ backbones, alexnetHidden }: { backbones: Record<string, BackboneName>; alexnetHidden: number }, modalities: readonly string[]) => ({
+  backbones: Object.fromEntries(modalities.map((m) => [m, backbones[m] ?? defaultBackbone(m)])), alexnetHidden,
+});
+
+/** The modalities to load: `wanted` (all among the run's), or the run's. */
+function chosen(wanted: readonly string[] | undefined, run: readonly string[]): string[] {
+  const absent = (wanted ?? []).filter((m) => !run.includes(m));
+  if (absent.length > 0) throw invalidArg('loadRun', 'modalities', `among the run's (${run.join(', ')})`, absent.join(', '));
+  return [...(wanted ?? run)];
+}
+
+/**
+ * The modality modules of a model holding some of a run's modalities, loading from the run's state dict the keys
+ * `<modality>.*` of theirs, strictly; the other modalities' keys, and a classifier's, are not theirs.
+ */
+function modalityParts(modules: ReadonlyMap<string, Module>): ModuleLike {
+  return {
+    stateDict: () => new Map([...modules].flatMap(([m, module]) => [...module.stateDict()].map(([k, t]): [string, Tensor] => [`${m}.${k}`, t]))),
+    loadStateDict(state, options) {
+      const entries = state instanceof Map ? [...state] : Object.entries(state as Record<string, Tensor>);
+      for (const [m, module] of modules) {
+        module.loadStateDict(new Map(entries.filter(([k]) => k.startsWith(`${m}.`)).map(([k, t]) => [k.slice(m.length + 1), t])), options);
+      }
+      return { missingKeys: [], unexpectedKeys: [] };
+    },
+  };
+}
+
+/** Loads the run in `init` for inference, for `modalities` (default all of the run's), on `device`. */
+export async function loadRun(init: string, options: { modalities?: readonly string[]; device?: Device } = {}): Promise<LoadedRun> {
+  const description = await describeRun(init);
+  const modalities = chosen(options.modalities, description.modalities);
+  const whole = modalities.length === description.modalities.length;
+  const pick = (names: readonly string[]) => Object.fromEntries(names.map((m) => [m, description.channels[m]]));
+  const to = { device: options.device ?? 'cpu', memoryFormat: description.memoryFormat } as const;
+  if (description.kind === 'finetune') {
+    // The whole classifier in its trained order (its weights follow the concatenation), or the chosen backbones.
+    const names = whole ? description.modalities : modalities;
+    const model = new FusionClassifier({ modalities: pick(names), numClasses: description.classNames!.length, backbones: Object.fromEntries(names.map((m) => [m, description.backbones[m]])), alexnetHidden: description.alexnetHidden });
+    await loadWeights(whole ? model : modalityParts(model.backbones), join(init, FINETUNE_FILES.model)).catch((e: unknown) => { model.dispose(); throw e; });
+    model.eval().to(to);
+    return {
+      ...description, modalities, featureDims: Object.fromEntries(modalities.map((m) => [m, model.backbones.get(m)!.featureDim])),
+      features: (m, x) => model.backbones.get(m)!.features(x),
+      logits: whole ? (inputs) => model.forward(inputs) : undefined,
+      dispose: () => model.dispose(),
+    };
+  }
+  const config: PretrainConfig = resolvePretrainConfig(readJson<Record<string, unknown>>(join(init, RUN_FILES.config)));
+  const model = new MultiModalModel({ modalities: pick(modalities), backbones: Object.fromEntries(modalities.map((m) => [m, description.backbones[m]])), embeddingDim: config.embeddingDim, hiddenDim: config.hiddenDim, alexnetHidden: description.alexnetHidden });
+  await loadCheckpoint(join(init, RUN_FILES.checkpoint), { model: modalityParts(model.encoders) }).catch((e: unknown) => { model.dispose(); throw e; });
+  model.eval().to(to);
+  return {
+    ...description, modalities, featureDims: Object.fromEntries(modalities.map((m) => [m, model.encoder(m).backbone.featureDim])),
+    features: (m, x) => model.encoder(m).features(x), dispose: () => model.dispose(),
+  };
+}
