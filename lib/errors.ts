@@ -11,7 +11,8 @@ export type ErrorCode =
   | 'ERR_MMSSL_DEVICE'
   | 'ERR_MMSSL_IO'
   | 'ERR_MMSSL_STATE_DICT'
-  | 'ERR_MMSSL_DIST';
+  | 'ERR_MMSSL_DIST'
+  | 'ERR_MMSSL_BUSY';
 
 export class MmsslError extends Error {
   readonly code: ErrorCode;

@@ -137,6 +137,15 @@ c10d::ReduceOp reduceOp(const Args& a, size_t i) {
 
 // ---- rendezvous: off the JS thread, it waits for every rank ------------------------------------------------------
 
+// LibTorch 2.4 made TCPStore's libuv backend the default, and a LibTorch built without libuv (Debian's) then refuses
+// to start a store at all: ask for the classic backend, which every version has, where the option exists.
+template <typename Options>
+auto classicTcpStore(Options& options, int) -> decltype(options.useLibUV = false, void()) {
+  options.useLibUV = false;
+}
+template <typename Options>
+void classicTcpStore(Options&, long) {}
+
 struct InitOptions {
   std::string backend = "gloo", host, file, interface;
   uint16_t port = 29500;
@@ -163,6 +172,7 @@ class InitWorker : public Napi::AsyncWorker {
         tcp.isServer = o.rank == 0;
         tcp.numWorkers = o.size;
         tcp.timeout = o.timeout;
+        classicTcpStore(tcp, 0);
         store = c10::make_intrusive<c10d::TCPStore>(o.host, tcp);
       }
       store->setTimeout(o.timeout);

@@ -9,6 +9,7 @@ import { MmsslError } from '../errors.js';
 import { embedCommand } from './embed.js';
 import { finetuneCommand } from './finetune.js';
 import { pretrainCommand } from './pretrain.js';
+import { serveCommand } from './serve.js';
 import { synthCommand } from './synth.js';
 import { table1Command } from './table1.js';
 
@@ -24,6 +25,7 @@ pretrainCommand(program);
 finetuneCommand(program);
 table1Command(program);
 embedCommand(program);
+serveCommand(program);
 
 try {
   await program.parseAsync(process.argv);
