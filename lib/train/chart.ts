@@ -11,7 +11,7 @@ export interface GroupedBarChartOptions {
   groups: readonly string[];
   /** values[i] is the bar for groups[i]; null: not run (a dash instead of a bar). */
   series: readonly { name: string; values: readonly (number | null)[] }[];
-  /** Default: 0 unless the data sit far above it (then the tens below the smallest value), up to the tens above the largest. */
+  /** Default: 0 (the tens below the smallest value if it is negative); yMax: the tens above the largest. */
   yMin?: number;
   yMax?: number;
   width?: number;
@@ -34,11 +34,11 @@ function check(o: GroupedBarChartOptions): void {
   });
 }
 
-/** The y range: the options', or tens around the data. */
+/** The y range: the options', or from zero (bars are read by their length) to the tens above the data. */
 function yRange(o: GroupedBarChartOptions): [number, number] {
   const values = o.series.flatMap((s) => s.values.filter((v): v is number => v !== null));
   const low = values.length ? Math.min(...values) : 0, high = values.length ? Math.max(...values) : 1;
-  const yMin = o.yMin ?? Math.max(0, Math.floor((low - 5) / 10) * 10);
+  const yMin = o.yMin ?? Math.min(0, Math.floor(low / 10) * 10);
   const yMax = o.yMax ?? Math.max(yMin + 10, Math.ceil((high + 1) / 10) * 10);
   if (!(yMin < yMax)) throw invalidArg('groupedBarChart', 'yMin', `less than yMax (${yMax})`, yMin);
   return [yMin, yMax];

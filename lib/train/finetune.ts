@@ -99,6 +99,16 @@ async function initialise(model: FusionClassifier, init: string, dataset: Datase
   return (extra as { normalization: NormalizationStats }).normalization;
 }
 
+/**
+ * Saves a fine-tuned model as `out`/model.safetensors with what inference needs to use it alone: its architecture,
+ * configuration, classes and the band statistics its inputs were standardised with.
+ */
+export async function saveFinetuned(model: FusionClassifier, out: string, config: FinetuneConfig, normalization: NormalizationStats): Promise<void> {
+  await saveWeights(model, join(out, FINETUNE_FILES.model), {
+    metadata: { architecture: 'FusionClassifier', ...architecture(config), config: JSON.stringify(config), classNames: classNamesOf(config), normalizationPerModality: JSON.stringify(normalization) },
+  });
+}
+
 /** The run's architecture where fine-tuning starts from one (its backbones must be the same). */
 export function architecture(config: FinetuneConfig): Pick<FinetuneConfig, 'backbones' | 'alexnetHidden'> {
   if (config.init === null) return { backbones: config.backbones, alexnetHidden: config.alexnetHidden };
@@ -141,8 +151,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   if (config.threads !== null) setNumThreads(config.threads);
   const classNames = classNamesOf(config);
   manualSeed(config.seed);
-  const spec = architecture(config);
-  using model = new FusionClassifier({ modalities: channels, numClasses: classNames.length, ...spec });
+  using model = new FusionClassifier({ modalities: channels, numClasses: classNames.length, ...architecture(config) });
   const fromRun = config.init === null ? {} : await initialise(model, config.init, dataset);
   const missing = config.modalities.filter((m) => !(m in fromRun));
   const computed = missing.length === 0 ? {} : await loadOrComputeBandStats(dataset, { modalities: missing, maxSamples: config.statsSamples, seed: config.seed, workers: config.workers, onBadSample: 'skip' });
@@ -193,7 +202,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
     onEpoch?.(metrics);
   }
   const result: FinetuneResult = { classNames, val: await evaluate(model, val, config, classNames), test: await evaluate(model, test, config, classNames), trainSamples: subset.size, epochs: epoch };
-  await saveWeights(model, join(out, FINETUNE_FILES.model), { metadata: { architecture: 'FusionClassifier', ...spec, config: JSON.stringify(config), classNames, normalizationPerModality: JSON.stringify(normalization) } });
+  await saveFinetuned(model, out, config, normalization);
   await writeFileAtomic(join(out, FINETUNE_FILES.report), [new TextEncoder().encode(`${JSON.stringify(result, null, 1)}\n`)]);
   return result;
 }
