@@ -59,6 +59,7 @@ if newer_than build/Release/mmssl.node native CMakeLists.txt scripts/find-libtor
 fi
 if newer_than dist/.built lib test scripts tsconfig.json; then
   echo "mmssl setup: compiling TypeScript" >&2
-  npx --no-install tsc -p tsconfig.json >&2
+  # (npm ci linked the bin before dist existed: the build makes it executable, so `npx mmssl` works)
+  npm run --silent build:ts >&2
   touch dist/.built
 fi

@@ -100,9 +100,15 @@ test('mistakes: exit code 1, one line naming what is wrong, no stack trace, no r
 });
 
 test('each command explains itself', (t) => {
-  for (const [command, option] of [['pretrain', '--resume'], ['finetune', '--linear-probe'], ['table1', '--scale'], ['embed', '--per-modality']]) {
+  for (const [command, option] of [['pretrain', '--resume'], ['finetune', '--linear-probe'], ['table1', '--scale'], ['embed', '--per-modality'], ['serve', '--max-batch']]) {
     const { status, stdout } = mmssl(command, '--help');
     t.is(status, 0);
     t.true(stdout.includes(option), `${command} --help mentions ${option}`);
   }
+});
+
+test('the built command is executable, as `npx mmssl` (the README) runs it', (t) => {
+  const { status, stdout, stderr, error } = spawnSync(main, ['--help'], { encoding: 'utf8' });
+  t.is(status, 0, error ? `${error.message} (npm run build:ts makes it executable)` : stderr);
+  t.regex(stdout, /Usage: mmssl/);
 });
