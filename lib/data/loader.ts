@@ -15,7 +15,7 @@ import { applyTransforms, checkAugmentation, sampleTransform, type AugmentationO
 import { type Dataset, multiHot, type Raster, type SampleRecord, type Split } from './dataset.js';
 import { asFileError, WorkerPool } from './pool.js';
 import { Random } from './random.js';
-import type { NormalizationStats } from './stats.js';
+import { type NormalizationStats, standardize } from './stats.js';
 import type { ReadRequest } from './worker.js';
 
 export interface ModalityOptions {
@@ -202,7 +202,7 @@ export class DataLoader {
     let x = fromBuffer(stacked, [rasters.length, m.channels, h, w]);
     if (device !== 'cpu') x = x.pinMemory().to({ device, nonBlocking: true });
     const stats = normalization?.[m.name];
-    if (stats) x = x.sub(tensor(stats.mean, { device }).reshape([m.channels, 1, 1])).div(tensor(stats.std, { device }).reshape([m.channels, 1, 1]));
+    if (stats) x = standardize(x, stats);
     const { augmentation, views } = this.#resolved;
     if (!augmentation) return Array.from({ length: views }, () => x);
     const aspect = w / h;

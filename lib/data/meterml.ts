@@ -29,7 +29,7 @@ import { type Dataset, type ModalityInfo, parseType, type Raster, type SampleRec
 import { parseFeatureCollection } from './formats/geojson.js';
 import { decodeNpy } from './formats/npy.js';
 import { decodePng } from './formats/png.js';
-import { handleInvalid, INVALID_POLICIES, type InvalidPolicy } from './pixels.js';
+import { bandsFirst, handleInvalid, INVALID_POLICIES, type InvalidPolicy } from './pixels.js';
 
 /** Each modality's file in a sample folder, default band names (file order) and native grid [H, W]. */
 export const METERML_MODALITIES = {
@@ -106,12 +106,7 @@ function channelsFirst({ shape, data }: Interleaved, modality: MeterMLModality, 
     throw new FileError(file, `shape [${shape.join(', ')}], expected [${height}, ${width}, ${bands.length}] (height, width, bands) for ${modality}`);
   }
   if (shape[2] !== bands.length) throw new FileError(file, `${shape[2]} bands, expected ${bands.length} (${bands.join(', ')}) for ${modality}`);
-  const count = bands.length, plane = height * width;
-  const out = new Float32Array(count * plane);
-  for (let b = 0; b < count; b++) {
-    for (let p = 0; p < plane; p++) out[b * plane + p] = data[p * count + b];
-  }
-  return { shape: [count, height, width], data: out };
+  return { shape: [bands.length, height, width], data: bandsFirst(data, [height, width, bands.length]) };
 }
 
 function decodeNaip(bytes: Uint8Array, file: string, bands: readonly string[]): Raster {

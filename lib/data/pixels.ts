@@ -37,6 +37,15 @@ export function handleInvalid(raster: Raster, bands: readonly string[], file: st
   return raster;
 }
 
+/** float32 [bands, H, W] from values interleaved as [H, W, bands] (how image files store them). */
+export function bandsFirst(data: ArrayLike<number>, [height, width, bands]: readonly [number, number, number]): Float32Array {
+  const plane = height * width, out = new Float32Array(bands * plane);
+  for (let b = 0; b < bands; b++) {
+    for (let p = 0; p < plane; p++) out[b * plane + p] = data[p * bands + b];
+  }
+  return out;
+}
+
 /** The raster resampled to `size` (bilinear, antialiased when shrinking: LibTorch's), in a buffer of its own. */
 export function resized({ shape: [c, h, w], data }: Raster, size: readonly [number, number]): Raster {
   const out = tidy(() => interpolate(fromBuffer(data, [1, c, h, w]), { size: [...size], mode: 'bilinear', alignCorners: false, antialias: true }).toTypedArray());

@@ -11,6 +11,8 @@ import { writeFileAtomic } from '../io/atomic.js';
 import type { Dataset, Raster, Split } from './dataset.js';
 import { asFileError, WorkerPool } from './pool.js';
 import { Random } from './random.js';
+import { tensor } from '../torch/creation.js';
+import type { Tensor } from '../torch/tensor.js';
 
 export interface BandStats {
   mean: number[];
@@ -19,6 +21,12 @@ export interface BandStats {
 
 /** Per modality. */
 export type NormalizationStats = Record<string, BandStats>;
+
+/** A batch [N, bands, H, W] standardised band by band: (x - mean) / std, on x's device. */
+export function standardize(x: Tensor, { mean, std }: BandStats): Tensor {
+  const shape = [mean.length, 1, 1], device = x.device;
+  return x.sub(tensor(mean, { device }).reshape(shape)).div(tensor(std, { device }).reshape(shape));
+}
 
 export interface BandStatsOptions {
   modalities: readonly string[];

@@ -8,7 +8,7 @@ import type { Raster } from '../data/dataset.js';
 import { decodeGeoTiff } from '../data/formats/geotiff.js';
 import { decodeNpy } from '../data/formats/npy.js';
 import { decodePng } from '../data/formats/png.js';
-import { resized } from '../data/pixels.js';
+import { bandsFirst, resized } from '../data/pixels.js';
 
 /** A bad request input: `field` names it (a modality, or the request's part that is wrong). */
 export class InputError extends MmsslError {
@@ -36,9 +36,8 @@ function fromValues(field: string, data: ArrayLike<number>, shape: readonly numb
   if (data.length !== count) throw new InputError(field, `${data.length} values for shape [${shape.join(', ')}] (${count})`);
   if (shape[0] === channels) return { shape: [shape[0], shape[1], shape[2]], data: Float32Array.from(data) };
   if (shape[2] !== channels) throw new InputError(field, `${shape[0]} or ${shape[2]} bands (shape [${shape.join(', ')}]), the run expects ${channels}`);
-  const [h, w, c] = shape, out = new Float32Array(count);
-  for (let b = 0; b < c; b++) for (let p = 0; p < h * w; p++) out[b * h * w + p] = data[p * c + b];
-  return { shape: [c, h, w], data: out };
+  const [h, w, c] = shape;
+  return { shape: [c, h, w], data: bandsFirst(data, [h, w, c]) };
 }
 
 async function decodeFile(field: string, bytes: Uint8Array, channels: number): Promise<Raster> {

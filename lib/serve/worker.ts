@@ -7,10 +7,11 @@ import { parentPort, workerData } from 'node:worker_threads';
 
 import { softmax } from '../nn/functional.js';
 import { noGrad } from '../torch/autograd.js';
-import { cat, fromBuffer, tensor } from '../torch/creation.js';
+import { cat, fromBuffer } from '../torch/creation.js';
 import { setNumThreads } from '../torch/runtime.js';
 import { tidy } from '../torch/scope.js';
 import type { Raster } from '../data/dataset.js';
+import { standardize } from '../data/stats.js';
 import { loadRun } from '../train/run.js';
 import { InputError, type ModalityInput, prepareInput } from './inputs.js';
 
@@ -37,9 +38,8 @@ const run = await loadRun(config.init, { modalities: config.modalities });
 function batchOf(rasters: Record<string, Raster>[]): Record<string, ReturnType<typeof cat>> {
   return Object.fromEntries(run.modalities.map((m) => {
     const [c, h, w] = rasters[0][m].shape;
-    const stats = run.normalization[m];
     const x = cat(rasters.map((r) => fromBuffer(r[m].data, [1, c, h, w])));
-    return [m, x.sub(tensor(stats.mean).reshape([c, 1, 1])).div(tensor(stats.std).reshape([c, 1, 1])).contiguous({ memoryFormat: run.memoryFormat })];
+    return [m, standardize(x, run.normalization[m]).contiguous({ memoryFormat: run.memoryFormat })];
   }));
 }
 

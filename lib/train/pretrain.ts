@@ -136,9 +136,10 @@ function agree(group: ProcessGroup | undefined, loss: number, stop: boolean): { 
   return { loss: sum / group.worldSize, stop: stops > 0 };
 }
 
-function readJson(path: string): unknown {
+/** A JSON file's value; a FileError naming the file when it cannot be read or parsed. */
+export function readJson<T = unknown>(path: string): T {
   try {
-    return JSON.parse(readFileSync(path, 'utf8'));
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
   } catch (e) {
     throw new FileError(path, `cannot be read as JSON: ${(e as Error).message}`);
   }
@@ -155,7 +156,7 @@ async function runConfig(out: string, config: PretrainConfig, resume: boolean, w
     return config;
   }
   if (!existsSync(join(out, RUN_FILES.checkpoint))) throw new FileError(join(out, RUN_FILES.checkpoint), 'missing: there is no run to resume here');
-  const saved = readJson(path) as PretrainConfig;
+  const saved = readJson<PretrainConfig>(path);
   if (JSON.stringify(saved) !== JSON.stringify(config)) {
     const differing = Object.keys({ ...saved, ...config }).filter((k) => JSON.stringify(saved[k as keyof PretrainConfig]) !== JSON.stringify(config[k as keyof PretrainConfig]));
     throw new FileError(path, `the run was configured differently (${differing.join(', ')}); a resumed run keeps its configuration`);

@@ -5,7 +5,7 @@
  * the folder's JSON and the weights file's header; `loadRun` builds and loads the model for some or all of its
  * modalities (the whole classifier only when all are asked for).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { FileError, invalidArg } from '../errors.js';
@@ -15,9 +15,9 @@ import type { Device } from '../torch/device.js';
 import type { MemoryFormat, Tensor } from '../torch/tensor.js';
 import type { NormalizationStats } from '../data/stats.js';
 import { loadCheckpoint, loadWeights, type ModuleLike, peekWeights } from './checkpoint.js';
-import { type FinetuneConfig, type PretrainConfig, resolvePretrainConfig } from './config.js';
+import { type FinetuneConfig, resolvePretrainConfig } from './config.js';
 import { architecture, classNamesOf, FINETUNE_FILES } from './finetune.js';
-import { RUN_FILES } from './pretrain.js';
+import { readJson, RUN_FILES } from './pretrain.js';
 
 export interface RunDescription {
   kind: 'pretrain' | 'finetune';
@@ -33,6 +33,8 @@ export interface RunDescription {
   memoryFormat: MemoryFormat;
   /** A fine-tuned run's classes. */
   classNames?: string[];
+  /** A pre-training run's projection heads (the widths its checkpoint holds). */
+  heads?: { embeddingDim: number; hiddenDim: number };
 }
 
 export interface LoadedRun extends RunDescription {
@@ -43,14 +45,6 @@ export interface LoadedRun extends RunDescription {
   /** Logits [N, classes] from one batch per modality (a fine-tuned run loaded with all its modalities). */
   logits?(inputs: Record<string, Tensor>): Tensor;
   dispose(): void;
-}
-
-function readJson<T>(path: string): T {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
-  } catch (e) {
-    throw new FileError(path, `cannot be read as JSON: ${(e as Error).message}`);
-  }
 }
 
 const channelsOf = (normalization: NormalizationStats, modalities: readonly string[], path: string) => Object.fromEntries(modalities.map((m) => {
@@ -76,7 +70,7 @@ export async function describeRun(init: string): Promise<RunDescription> {
   const { checkpoint } = await peekWeights(path);
   const normalization = (checkpoint?.extra as { normalization?: NormalizationStats } | undefined)?.normalization;
   if (!normalization) throw new FileError(path, 'is not a pre-training checkpoint of mmssl (no band statistics)');
-  return { kind: 'pretrain', ...withDefaults(config, config.modalities), modalities: config.modalities, channels: channelsOf(normalization, config.modalities, path), sizes: config.sizes, normalization, memoryFormat: config.memoryFormat };
+  return { kind: 'pretrain', ...withDefaults(config, config.modalities), modalities: config.modalities, channels: channelsOf(normalization, config.modalities, path), sizes: config.sizes, normalization, memoryFormat: config.memoryFormat, heads: { embeddingDim: config.embeddingDim, hiddenDim: config.hiddenDim } };
 }
 
 /** Every modality's backbone named (the defaults filled in). */
@@ -128,8 +122,7 @@ export async function loadRun(init: string, options: { modalities?: readonly str
       dispose: () => model.dispose(),
     };
   }
-  const config: PretrainConfig = resolvePretrainConfig(readJson<Record<string, unknown>>(join(init, RUN_FILES.config)));
-  const model = new MultiModalModel({ modalities: pick(modalities), backbones: Object.fromEntries(modalities.map((m) => [m, description.backbones[m]])), embeddingDim: config.embeddingDim, hiddenDim: config.hiddenDim, alexnetHidden: description.alexnetHidden });
+  const model = new MultiModalModel({ modalities: pick(modalities), backbones: Object.fromEntries(modalities.map((m) => [m, description.backbones[m]])), ...description.heads!, alexnetHidden: description.alexnetHidden });
   await loadCheckpoint(join(init, RUN_FILES.checkpoint), { model: modalityParts(model.encoders) }).catch((e: unknown) => { model.dispose(); throw e; });
   model.eval().to(to);
   return {

@@ -10,25 +10,16 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { nn, safetensors, torch } from '../../lib/index.js';
+import { freePort } from '../../lib/distributed/launch.js';
 import { costRow, PYTHON, pytorchVersion, rateRow, report } from './harness.js';
 
 const BATCH = Number(process.env.BENCH_DDP_BATCH ?? 32);
 const REPEATS = Number(process.env.BENCH_DDP_REPEATS ?? 5);
 const CORES = availableParallelism();
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Runs `argv` as `nproc` ranks with `threads` each; resolves with rank 0's JSON line. */
 async function ranks<T>(argv: string[], nproc: number, threads: number): Promise<T> {

@@ -16,6 +16,7 @@ import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
 
 import { nn, torch } from '../../lib/index.js';
+import { freePort } from '../../lib/distributed/launch.js';
 import { createServer } from '../../lib/serve/server.js';
 import { resolveFinetuneConfig } from '../../lib/train/config.js';
 import { saveFinetuned } from '../../lib/train/finetune.js';
@@ -48,7 +49,7 @@ async function load(url: string, payload: string): Promise<{ rps: number; p50: n
 }
 
 async function python(run: string): Promise<{ child: ChildProcess; url: string }> {
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = await freePort();
   const child = spawn(PYTHON, [new URL('../../../scripts/bench/serve.py', import.meta.url).pathname, run, String(port), String(THREADS)], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', () => resolve());

@@ -4,25 +4,16 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { distributed, loss, nn, torch } from '../../lib/index.js';
 import { shardOf } from '../../lib/data/loader.js';
+import { freePort } from '../../lib/distributed/launch.js';
 
 const worker = new URL('../fixtures/ddp-worker.js', import.meta.url).pathname;
 const scratch = mkdtempSync(join(tmpdir(), 'mmssl-ddp-'));
 test.after.always(() => rmSync(scratch, { recursive: true, force: true }));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 interface RankRun { code: number | null; signal: NodeJS.Signals | null; result?: Record<string, unknown>; stderr: string }
 
