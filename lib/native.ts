@@ -5,7 +5,7 @@
  * looked for, where, and the command that fixes it. It then checks that the LibTorch found at run time is the one
  * the addon was compiled against.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -114,6 +114,7 @@ export interface Binding {
   min(a: H, dim?: Opt<number>, keepdim?: boolean): H | [H, H];
   argmax(a: H, dim: Opt<number>, keepdim: boolean): H;
   argmin(a: H, dim: Opt<number>, keepdim: boolean): H;
+  topk(a: H, k: number, dim: number, largest: boolean, sorted: boolean): [H, H];
   reshape(a: H, shape: number[]): H;
   view(a: H, shape: number[]): H;
   flatten(a: H, startDim: number, endDim: number): H;
@@ -219,12 +220,22 @@ export interface Binding {
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-const BUILD_HELP = `Build it with: npm run build   (needs LibTorch: apt-get install libtorch-dev on Debian/Ubuntu, ` +
-  `or LIBTORCH=/path/to/libtorch, or LIBTORCH_USE_PYTORCH=1; see the README's "LibTorch" section)`;
+/** This package's version (package.json). */
+export const packageVersion: string = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')).version;
 
-/** MMSSL_ADDON names the one addon to load (no fallback, so a broken override is never masked); else the build's. */
+const BUILD_HELP = `Build it with: npm run build:native   (needs LibTorch: apt-get install libtorch-dev on Debian/Ubuntu, ` +
+  `or LIBTORCH=/path/to/libtorch, or LIBTORCH_USE_PYTORCH=1; see the README's "LibTorch" section). Installed as a ` +
+  `dependency (or with --ignore-scripts): npm rebuild mmssl, which uses a prebuilt addon when one matches your LibTorch.`;
+
+/**
+ * The one addon to load (no fallback, so a broken choice is never masked): MMSSL_ADDON when set; else the prebuild
+ * that the install chose for this machine's LibTorch (scripts/install.mjs records it); else the build from source.
+ */
 function candidates(): string[] {
-  return [process.env.MMSSL_ADDON || join(packageRoot, 'build', 'Release', 'mmssl.node')];
+  if (process.env.MMSSL_ADDON) return [process.env.MMSSL_ADDON];
+  const record = join(packageRoot, 'build', 'prebuild.json');
+  if (existsSync(record)) return [join(packageRoot, (JSON.parse(readFileSync(record, 'utf8')) as { addon: string }).addon)];
+  return [join(packageRoot, 'build', 'Release', 'mmssl.node')];
 }
 
 // Libraries a CUDA LibTorch needs at run time that are not part of LibTorch itself.
@@ -246,7 +257,7 @@ export function diagnose(path: string, error: Error): string {
   }
   if (/undefined symbol/.test(error.message)) {
     return `${path}: the addon does not match the LibTorch found at run time (${error.message.split('\n')[0]}). ` +
-      `Rebuild it against that LibTorch: npm run build`;
+      `Rebuild it against that LibTorch: npm run build:native`;
   }
   return `${path}: ${error.message.split('\n')[0]}`;
 }
@@ -280,7 +291,7 @@ function majorMinor(version: string): string {
 export function versionMismatch(built: string, runtime: string): string | null {
   if (!runtime || majorMinor(runtime) === majorMinor(built)) return null;
   return `mmssl: the addon was built against LibTorch ${built} but LibTorch ${runtime} was loaded at run time. ` +
-    `Rebuild against the LibTorch you run (npm run build, with LIBTORCH or LIBTORCH_USE_PYTORCH set as when you run), ` +
+    `Rebuild against the LibTorch you run (npm run build:native, with LIBTORCH or LIBTORCH_USE_PYTORCH set as when you run), ` +
     `or make the ${built} libraries the ones found first.`;
 }
 
@@ -296,7 +307,10 @@ function defaultThreads(): number {
   return Number.isSafeInteger(fromEnv) && fromEnv > 0 ? fromEnv : availableParallelism();
 }
 
-export const native: Binding = loadAddon(candidates());
+const chosen = candidates();
+export const native: Binding = loadAddon(chosen);
+/** The addon file loaded: a prebuild or a build from source. */
+export const addonPath = resolve(chosen[0]);
 checkVersion(native);
 native.setErrorClasses(TorchError, DisposedError);
 native.setNumThreads(defaultThreads());

@@ -114,6 +114,10 @@ const Export kExports[] = {
                                          [](const at::Tensor& t, int64_t d, bool k) { return at::min(t, d, k); }); }},
     MMSSL_TENSOR_OP("argmax", at::argmax(a.tensor(0), a.optInt64(1), a.boolean(2))),
     MMSSL_TENSOR_OP("argmin", at::argmin(a.tensor(0), a.optInt64(1), a.boolean(2))),
+    {"topk", [](Args& a) {
+       auto [values, indices] = at::topk(a.tensor(0), a.int64(1), a.int64(2), a.boolean(3), a.boolean(4));
+       return a.wrapList({values, indices});
+     }},
     // views and re-arrangements
     MMSSL_TENSOR_OP("reshape", a.tensor(0).reshape(a.ints(1))),
     MMSSL_TENSOR_OP("view", a.tensor(0).view(a.ints(1))),

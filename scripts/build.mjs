@@ -1,47 +1,99 @@
 #!/usr/bin/env node
-// Builds the native addon: `node scripts/build.mjs` with cmake-js into build/Release/mmssl.node, or
-// `node scripts/build.mjs --gyp [DIR]` with node-gyp from binding.gyp in a scratch copy (DIR, default a temporary
-// folder), to prove the second build path works. Both use scripts/find-libtorch.mjs; a missing LibTorch stops here
-// with the discovery's message.
+// Builds the native addon from source, against the LibTorch scripts/find-libtorch.mjs finds (a missing LibTorch stops
+// here with the discovery's message):
+//   node scripts/build.mjs                  cmake-js into build/Release/mmssl.node (npm run build:native)
+//   node scripts/build.mjs --gyp [DIR]      node-gyp from binding.gyp in a scratch copy (DIR, default a temporary
+//                                           folder), proving the second build path works (npm run build:gyp)
+//   node scripts/build.mjs --prebuild [OUT] prebuildify (node-gyp, binding.gyp) in a scratch copy, stripped, into
+//                                           OUT/prebuilds/<platform>-<arch>/mmssl.<flavour>.<libc>.node, OUT
+//                                           defaulting to this package (npm run prebuild)
+// <flavour> names the LibTorch linked (find-libtorch.mjs --flavour: torch-1_13-cpu, torch-2_6-cuda, ...);
+// scripts/install.mjs picks the prebuild matching the LibTorch of the machine it installs on.
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { availableParallelism, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { PREBUILD_RECORD } from './install.mjs';
+
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+// Resolved as Node resolves them: installed as a dependency, the build tools sit in the app's node_modules.
+const require = createRequire(import.meta.url);
 const jobs = String(availableParallelism());
 
-function run(command, args, cwd = root) {
-  const result = spawnSync(command, args, { cwd, stdio: 'inherit', env: { ...process.env, JOBS: jobs } });
+function run(command, args, cwd = root, env = {}) {
+  const result = spawnSync(command, args, { cwd, stdio: 'inherit', env: { ...process.env, JOBS: jobs, ...env } });
   if (result.status !== 0) process.exit(result.status ?? 1);
+}
+
+function findLibTorch(flag) {
+  const found = spawnSync(process.execPath, [join(root, 'scripts', 'find-libtorch.mjs'), flag], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (found.status !== 0) process.exit(found.status ?? 1);
+  return found.stdout.trim();
 }
 
 // node-gyp downloads Node's headers unless told where they are: use npm's setting, else the headers that ship with
 // the running Node (Debian's nodejs and the official tarballs both have <prefix>/include/node).
 function nodedir() {
   const prefix = process.env.npm_config_nodedir ?? join(dirname(process.execPath), '..');
-  return existsSync(join(prefix, 'include', 'node', 'node_api.h')) ? [`--nodedir=${prefix}`] : [];
+  return existsSync(join(prefix, 'include', 'node', 'node_api.h')) ? prefix : undefined;
 }
 
-const found = spawnSync(process.execPath, [join(root, 'scripts', 'find-libtorch.mjs'), '--report'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-if (found.status !== 0) process.exit(found.status ?? 1);
-const libtorch = found.stdout.trim();
-console.log(libtorch);
-
-if (process.argv[2] === '--gyp') {
-  const dir = process.argv[3] ?? mkdtempSync(join(tmpdir(), 'mmssl-gyp-'));
+// node-gyp rebuilds in place and deletes build/ first: it works on a copy, so cmake-js's build/ stays.
+function gypWorkspace(dir) {
   mkdirSync(dir, { recursive: true });
   for (const entry of ['binding.gyp', 'package.json', 'native', 'scripts']) {
     cpSync(join(root, entry), join(dir, entry), { recursive: true });
   }
   try { symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules')); } catch { /* already linked */ }
-  run(process.execPath, [join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'), 'rebuild', `--jobs=${jobs}`, ...nodedir()], dir);
+  return dir;
+}
+
+function buildGyp(dir = mkdtempSync(join(tmpdir(), 'mmssl-gyp-'))) {
+  gypWorkspace(dir);
+  const headers = nodedir();
+  run(process.execPath, [require.resolve('node-gyp/bin/node-gyp.js'), 'rebuild', `--jobs=${jobs}`,
+    ...(headers ? [`--nodedir=${headers}`] : [])], dir);
   console.log(`node-gyp build: ${join(dir, 'build', 'Release', 'mmssl.node')}`);
-} else {
+}
+
+async function buildPrebuild(out = root) {
+  const flavour = findLibTorch('--flavour');
+  // prebuildify moves its output with rename(2): the scratch copy must be on the output's file system.
+  mkdirSync(resolve(out), { recursive: true });
+  const dir = gypWorkspace(mkdtempSync(join(resolve(out), '.prebuild-')));
+  const prebuildify = require('prebuildify');
+  const headers = nodedir();
+  const options = {
+    cwd: dir, out: resolve(out), name: `mmssl.${flavour}`, napi: true, strip: true, tagLibc: true,
+    targets: [process.versions.node],
+    nodeGyp: require.resolve('node-gyp/bin/node-gyp.js'),
+  };
+  process.env.JOBS = jobs;
+  if (headers) process.env.npm_config_nodedir = headers;
+  try {
+    await new Promise((done, fail) => prebuildify(options, (error) => (error ? fail(error) : done())));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  console.log(`prebuild: ${join(resolve(out), 'prebuilds', `${process.platform}-${process.arch}`)}/mmssl.${flavour}.*.node`);
+}
+
+function buildCmake(libtorch) {
   // CMake caches the LibTorch it configured with: when discovery now finds another one, configure afresh.
   const stamp = join(root, 'build', '.libtorch');
   const stale = !existsSync(stamp) || readFileSync(stamp, 'utf8') !== libtorch;
-  run(process.execPath, [join(root, 'node_modules', 'cmake-js', 'bin', 'cmake-js'), stale ? 'rebuild' : 'build', '--parallel', jobs, '--log-level', 'warn']);
+  run(process.execPath, [require.resolve('cmake-js/bin/cmake-js'), stale ? 'rebuild' : 'build', '--parallel', jobs, '--log-level', 'warn']);
   writeFileSync(stamp, libtorch);
+  // A build from source is the addon to load from now on, not a prebuild chosen at install.
+  rmSync(join(root, PREBUILD_RECORD), { force: true });
 }
+
+const libtorch = findLibTorch('--report');
+console.log(libtorch);
+const [mode, dir] = process.argv.slice(2);
+if (mode === '--gyp') buildGyp(dir);
+else if (mode === '--prebuild') await buildPrebuild(dir);
+else buildCmake(libtorch);

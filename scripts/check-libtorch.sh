@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # npm run check:libtorch [-- cpu|cuda ...]: builds and tests this checkout against the LibTorch builds Debian 12 does
 # not have, in Debian 13 roots made with debootstrap (cached, rebuilt when missing or when their package list changes):
-#   cpu   LibTorch 2.6 CPU: the addon built with cmake-js and with node-gyp, then the whole ava suite against it.
-#   cuda  LibTorch 2.6 CUDA: the addon built with cmake-js and with node-gyp, every CUDA-guarded source compiled in;
-#         checks that it links torch_cuda and c10_cuda and holds our CUDA code. It cannot run here (no GPU, and
-#         cuDNN is a stand-in package, see below), and the output says so.
+#   cpu   LibTorch 2.6 CPU: the addon built with cmake-js and as a prebuild (node-gyp), then the whole ava suite
+#         against it.
+#   cuda  LibTorch 2.6 CUDA: the addon built with cmake-js and as a prebuild (node-gyp), every CUDA-guarded source
+#         compiled in; checks that it links torch_cuda and c10_cuda and holds our CUDA code. It cannot run here (no
+#         GPU, and cuDNN is a stand-in package, see below), and the output says so.
 # The checkout (with the node_modules and dist/ set up on the host: no registry is needed inside) is bind-mounted at
-# /mmssl; builds go to build/debian13-<flavour>/. Results are TAP lines on stdout ("ok"/"not ok", ava's lines tagged
+# /mmssl; builds go to build/debian13-<flavour>/, prebuilds to prebuilds/linux-x64/mmssl.torch-2_6-<flavour>.*. Results are TAP lines on stdout ("ok"/"not ok", ava's lines tagged
 # with the flavour); progress goes to stderr. Needs root and debootstrap; without them it says so and exits 2.
 #
 # Variables: MMSSL_ROOTS (where the roots live, default /var/cache/mmssl/debian13), MMSSL_DEBIAN_MIRROR (default: the
@@ -141,17 +142,13 @@ in_root() {
 
 # ---- checks -----------------------------------------------------------------------------------------------------
 
-passed=0 failed=0
-result() { # result OK|FAIL DESCRIPTION
-  if [[ $1 == OK ]]; then echo "ok - $2"; passed=$((passed + 1)); else echo "not ok - $2"; failed=$((failed + 1)); fi
-}
-check() { # check DESCRIPTION COMMAND...: the command's output goes to stderr
-  local what=$1; shift
-  if "$@" >&2; then result OK "$what"; else result FAIL "$what"; fi
-}
+source scripts/tap.sh
 
 build_cmake() { in_root "$1" node node_modules/cmake-js/bin/cmake-js build -O "build/debian13-$2" --parallel "$(nproc)" --log-level warn; }
-build_gyp() { in_root "$1" bash -c "rm -rf /tmp/gyp && node scripts/build.mjs --gyp /tmp/gyp"; }
+# The prebuild (prebuildify, node-gyp, binding.gyp) lands in the checkout's prebuilds/, so a package packed afterwards
+# ships it beside the host's (npm run prebuild).
+build_prebuild() { in_root "$1" node scripts/build.mjs --prebuild; }
+prebuild_of() { echo "prebuilds/linux-x64/mmssl.torch-2_6-$1.glibc.node"; }
 smoke() { # smoke ROOT ADDON: load the addon and compute with it
   in_root "$1" env MMSSL_ADDON="$2" node --input-type=module -e '
     const { torch } = await import("./dist/lib/index.js");
@@ -171,8 +168,8 @@ check_cpu() {
   local root=$roots/cpu tag="[LibTorch 2.6 CPU]" addon=/mmssl/build/debian13-cpu/Release/mmssl.node
   mount_root "$root"
   check "$tag cmake-js build" build_cmake "$root" cpu
-  check "$tag node-gyp build of binding.gyp" build_gyp "$root"
-  check "$tag node-gyp addon loads and computes" smoke "$root" /tmp/gyp/build/Release/mmssl.node
+  check "$tag prebuild with node-gyp from binding.gyp" build_prebuild "$root"
+  check "$tag prebuild loads and computes" smoke "$root" "/mmssl/$(prebuild_of cpu)"
   check "$tag addon loaded on this host's LibTorch 1.13 is refused with the reason" cross_load "$checkout${addon#/mmssl}"
   if [[ -f $root$addon ]]; then
     say "running the ava suite against LibTorch 2.6"
@@ -199,7 +196,7 @@ cuda_exports() {
   local names symbols missing=()
   names=$(grep -hoE 'MMSSL_[A-Z_]*OP\("[A-Za-z0-9]+"|\{"[A-Za-z0-9]+", ' native/cuda/*.cc | grep -oE '"[A-Za-z0-9]+"' | tr -d '"')
   for n in $names; do grep -qaw "$n" "$1" || missing+=("$n"); done
-  symbols=$(nm -C "$1")   # captured first: grep -q closing the pipe early would fail the pipeline under pipefail
+  symbols=$(nm -DC "$1")   # the dynamic symbols: prebuilds are stripped   # captured first: grep -q closing the pipe early would fail the pipeline under pipefail
   grep -q 'T mmssl::initCuda' <<<"$symbols" || missing+=("mmssl::initCuda")
   echo "CUDA exports: $(echo $names)${missing:+; missing: ${missing[*]}}"
   ((${#missing[@]} == 0))
@@ -217,9 +214,9 @@ check_cuda() {
   check "$tag cmake-js build with native/cuda/*.cc" build_cmake "$root" cuda
   check "$tag cmake-js addon links torch_cuda and c10_cuda" linkage "$addon"
   check "$tag cmake-js addon holds every CUDA export" cuda_exports "$addon"
-  check "$tag node-gyp build of binding.gyp" build_gyp "$root"
-  check "$tag node-gyp addon links torch_cuda and c10_cuda" linkage "$root/tmp/gyp/build/Release/mmssl.node"
-  check "$tag node-gyp addon holds every CUDA export" cuda_exports "$root/tmp/gyp/build/Release/mmssl.node"
+  check "$tag prebuild with node-gyp from binding.gyp" build_prebuild "$root"
+  check "$tag prebuild links torch_cuda and c10_cuda" linkage "$(prebuild_of cuda)"
+  check "$tag prebuild holds every CUDA export" cuda_exports "$(prebuild_of cuda)"
   check "$tag loading without cuDNN fails with a LoadError that names it" load_diagnosis "$root" "/mmssl/$addon"
   echo "# $tag not run: this machine has no GPU, and the root's nvidia-cudnn is a stand-in, so LibTorch's CUDA" \
     "libraries cannot load here. On a GPU machine: LIBTORCH=/path/to/libtorch-cuda npm test (see the README)."

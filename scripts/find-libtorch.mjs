@@ -4,6 +4,7 @@
 // installed Python torch), then the system one (Debian's libtorch-dev).
 //
 //   node scripts/find-libtorch.mjs --json | --cmake-dir | --include-dirs | --libraries | --defines | --sources | --report
+//                                  | --flavour
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -11,20 +12,18 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-const FIXES = `Fix it with one of:
+export const FIXES = `Fix it with one of:
   - Debian/Ubuntu: sudo apt-get install libtorch-dev   (or run: npm run setup)
   - the official LibTorch zip (CPU or CUDA): unzip it and set LIBTORCH=/path/to/libtorch
   - a pip-installed torch: set LIBTORCH_USE_PYTORCH=1 (and PYTHON=/path/to/python if it is not python3)
-then rebuild with: npm run build`;
+then rebuild with: npm run build:native`;
 
 export class LibTorchNotFound extends Error {}
 
+// Debian's multiarch tuple, from Node's arch: no compiler is asked, since installing a prebuild needs none.
 function multiarch() {
-  try {
-    return execFileSync('gcc', ['-print-multiarch'], { encoding: 'utf8' }).trim() || 'x86_64-linux-gnu';
-  } catch {
-    return `${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`;
-  }
+  const tuples = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu', ppc64: 'powerpc64le-linux-gnu', s390x: 's390x-linux-gnu' };
+  return tuples[process.arch] ?? `${process.arch}-linux-gnu`;
 }
 
 function readVersion(includeDirs) {
@@ -78,6 +77,13 @@ function fromSystem() {
   return { source: 'system', prefix, cmakeDir, libDir, includeDirs };
 }
 
+// The libstdc++ ABI LibTorch was built with, as its TorchConfig.cmake tells dependants (pip wheels before 2.7 and
+// the "pre-cxx11" zips use the old one); undefined when the file does not say.
+function readCxx11Abi(cmakeDir) {
+  const flag = readFileSync(join(cmakeDir, 'TorchConfig.cmake'), 'utf8').match(/_GLIBCXX_USE_CXX11_ABI=([01])/)?.[1];
+  return flag === undefined ? undefined : flag === '1';
+}
+
 export function findLibTorch(env = process.env) {
   const found = env.LIBTORCH ? fromPrefix(env.LIBTORCH, 'LIBTORCH')
     : env.LIBTORCH_USE_PYTORCH === '1' ? fromPython()
@@ -85,7 +91,23 @@ export function findLibTorch(env = process.env) {
   const cuda = existsSync(join(found.libDir, 'libtorch_cuda.so'));
   const cudaHome = env.CUDA_HOME || env.CUDA_PATH || '/usr/local/cuda';
   const cudaIncludes = cuda && existsSync(join(cudaHome, 'include')) ? [join(cudaHome, 'include')] : [];
-  return { ...found, includeDirs: [...found.includeDirs, ...cudaIncludes], version: readVersion(found.includeDirs), cuda };
+  return {
+    cxx11abi: readCxx11Abi(found.cmakeDir),
+    ...found,
+    includeDirs: [...found.includeDirs, ...cudaIncludes],
+    version: readVersion(found.includeDirs),
+    cuda,
+  };
+}
+
+/**
+ * What a prebuilt addon is tagged with: the LibTorch it links, as far as binary compatibility goes (major.minor,
+ * CPU or CUDA, and the old libstdc++ ABI when LibTorch uses it), e.g. torch-1_13-cpu or torch-2_6-cuda. No dots:
+ * node-gyp-build reads dot-separated tags in prebuild names and ignores ones it does not know, like this one.
+ */
+export function flavourTag({ version, cuda, cxx11abi }) {
+  const [major, minor] = version.split('.');
+  return `torch-${major}_${minor}-${cuda ? 'cuda' : 'cpu'}${cxx11abi === false ? '-abi0' : ''}`;
 }
 
 // The addon's sources: every native/*.cc, and native/cuda/*.cc only against a CUDA LibTorch.
@@ -124,6 +146,7 @@ function main(flag) {
     '--libraries': () => linkFlags(torch).join(' '),
     '--defines': () => defines(torch).join(' '),
     '--sources': () => nativeSources(torch).map((s) => relative(root, join(root, s))).join(' '),
+    '--flavour': () => flavourTag(torch),
     '--report': () => `LibTorch ${torch.version} (${torch.cuda ? 'CUDA' : 'CPU'}) from ${torch.source}: ${torch.libDir}`,
   };
   const out = outputs[flag ?? '--report'];

@@ -57,6 +57,9 @@ if newer_than build/Release/mmssl.node native CMakeLists.txt scripts/find-libtor
   node scripts/build.mjs >&2
   touch build/Release/mmssl.node
 fi
+# A checkout runs its build from source: a prebuild that npm ci's install script chose (when prebuilds/ holds one
+# for this LibTorch) could be older than the sources.
+rm -f build/prebuild.json
 if newer_than dist/.built lib test scripts tsconfig.json; then
   echo "mmssl setup: compiling TypeScript" >&2
   # (npm ci linked the bin before dist existed: the build makes it executable, so `npx mmssl` works)

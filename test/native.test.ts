@@ -17,7 +17,7 @@ test('a missing or broken addon file lists every candidate and the build command
   const error = t.throws(() => loadAddon([join(dir, 'missing.node'), broken]), { instanceOf: LoadError });
   t.regex(error!.message, /missing\.node: not found/);
   t.regex(error!.message, /broken\.node: .*(invalid ELF|too short)/);
-  t.regex(error!.message, /npm run build/);
+  t.regex(error!.message, /npm run build:native/);
   t.regex(error!.message, /LIBTORCH/);
 });
 
@@ -35,7 +35,7 @@ test('a LibTorch of another minor version at run time is refused, naming both ve
   t.is(versionMismatch('2.6.0', '2.6.1'), null);
   const message = versionMismatch('2.6.0', '1.13.1');
   t.regex(message!, /built against LibTorch 2\.6\.0 but LibTorch 1\.13\.1 was loaded at run time/);
-  t.regex(message!, /npm run build, with LIBTORCH or LIBTORCH_USE_PYTORCH/);
+  t.regex(message!, /npm run build:native, with LIBTORCH or LIBTORCH_USE_PYTORCH/);
   t.truthy(versionMismatch('2.5.1', '2.6.0'));
 });
 

@@ -6,6 +6,8 @@
 import { Command, CommanderError } from 'commander';
 
 import { MmsslError } from '../errors.js';
+import { packageVersion } from '../native.js';
+import { version } from '../torch/runtime.js';
 import { embedCommand } from './embed.js';
 import { finetuneCommand } from './finetune.js';
 import { pretrainCommand } from './pretrain.js';
@@ -16,8 +18,10 @@ import { table1Command } from './table1.js';
 /** mmssl's own errors (bad arguments, files, ...), as opposed to bugs. */
 const isUserError = (e: unknown) => e instanceof MmsslError || String((e as { code?: unknown })?.code).startsWith('ERR_MMSSL_');
 
+const { runtime, cuda, addon } = version();
 const program = new Command('mmssl')
   .description('multi-modal self-supervised pre-training for remote sensing')
+  .version(`mmssl ${packageVersion}, LibTorch ${runtime} ${cuda ? 'CUDA' : 'CPU'}, addon ${addon}`)
   .exitOverride()
   .showHelpAfterError('(mmssl --help lists the commands and options)');
 synthCommand(program);

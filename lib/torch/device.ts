@@ -20,7 +20,7 @@ export function optDevice(op: string, device: unknown): Device | undefined {
 function requireCudaBuild(op: string): void {
   if (!native.cudaMemoryStats) {
     throw new MmsslError('ERR_MMSSL_DEVICE', `cuda.${op}: this mmssl addon was built against a LibTorch without CUDA; ` +
-      'rebuild it against a CUDA LibTorch (LIBTORCH=/path/to/libtorch-cuda npm run build)');
+      'rebuild it against a CUDA LibTorch (LIBTORCH=/path/to/libtorch-cuda npm run build:native)');
   }
 }
 

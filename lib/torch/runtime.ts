@@ -1,6 +1,6 @@
 /** Process-wide settings and statistics: threads, seeds, versions, live tensor memory. */
 import { checkInt, invalidArg } from '../errors.js';
-import { native } from '../native.js';
+import { addonPath, native } from '../native.js';
 import { type Device, checkDevice } from './device.js';
 import { Tensor } from './tensor.js';
 
@@ -64,8 +64,10 @@ export interface VersionInfo {
   cuda: boolean;
   /** LibTorch's parallel backend and thread settings. */
   parallelInfo: string;
+  /** The addon file loaded: the prebuild the install chose, a build from source, or MMSSL_ADDON. */
+  addon: string;
 }
 
 export function version(): VersionInfo {
-  return native.version();
+  return { ...native.version(), addon: addonPath };
 }

@@ -88,6 +88,15 @@ export interface ReduceOptions {
   keepdim?: boolean;
 }
 
+export interface TopkOptions {
+  /** Default -1, the last. */
+  dim?: number;
+  /** The largest elements (default) or the smallest. */
+  largest?: boolean;
+  /** Values in order (default true). */
+  sorted?: boolean;
+}
+
 export interface StdOptions extends ReduceOptions {
   /** Bessel's correction (divide by N - 1); default true, as in PyTorch. */
   unbiased?: boolean;
@@ -399,6 +408,18 @@ export class Tensor {
 
   argmin(dim?: number, options: ReduceOptions = {}): Tensor {
     return new Tensor(native.argmin(this.handle, dim === undefined ? undefined : checkInt('argmin', 'dim', dim), checkBool('argmin', 'keepdim', checkOptions('argmin', options).keepdim ?? false)));
+  }
+
+  /** The k largest (or smallest) elements along `dim` (default the last) and their indices, as PyTorch's `topk`. */
+  topk(k: number, options: TopkOptions = {}): { values: Tensor; indices: Tensor } {
+    const { dim = -1, largest = true, sorted = true } = checkOptions('topk', options);
+    const shape = this.shape;
+    const d = checkInt('topk', 'dim', dim);
+    if (d < -shape.length || d >= Math.max(shape.length, 1)) throw invalidArg('topk', 'dim', `in [${-shape.length}, ${shape.length})`, dim);
+    const size = shape.length === 0 ? 1 : shape[d < 0 ? d + shape.length : d];
+    if (checkInt('topk', 'k', k) < 0 || k > size) throw invalidArg('topk', 'k', `in [0, ${size}] (the size of dim ${dim} of shape [${shape}])`, k);
+    const [values, indices] = native.topk(this.handle, k, d, checkBool('topk', 'largest', largest), checkBool('topk', 'sorted', sorted));
+    return { values: new Tensor(values), indices: new Tensor(indices) };
   }
 
   // ---- views and re-arrangements ----------------------------------------------------------------------------------

@@ -12,10 +12,10 @@
  *   have dots), and the rest of the tree is JSON in the `checkpoint` metadata entry, each tensor replaced by a
  *   reference to its entry.
  */
-import { readFileSync } from 'node:fs';
 
 import { FileError, StateDictError, checkBool, checkInt, checkOptions, invalidArg, isObject } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { packageVersion } from '../native.js';
 import { type Metadata, checkPath, loadFileWithMetadata, readMetadata, serializeChunks } from '../io/safetensors.js';
 import { type Device, cuda } from '../torch/device.js';
 import { getRngState, setRngState } from '../torch/runtime.js';
@@ -56,8 +56,6 @@ export interface LoadedWeights {
 }
 
 
-const MMSSL_VERSION: string = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')).version;
-
 // ---- the mmssl metadata entry -----------------------------------------------------------------------------------
 
 /** What is wrong with `m`, as [field, expected, value], or undefined. */
@@ -85,7 +83,7 @@ function weightsMetadata(op: string, metadata: unknown = {}): Metadata {
   const problem = metadataProblem(metadata);
   if (problem) throw invalidArg(op, `metadata.${problem[0]}`, problem[1], problem[2]);
   try {
-    return { format: 'pt', mmssl: JSON.stringify({ ...metadata, version: MMSSL_VERSION }) };
+    return { format: 'pt', mmssl: JSON.stringify({ ...metadata, version: packageVersion }) };
   } catch (e) {
     throw invalidArg(op, 'metadata', `JSON-serialisable (${(e as Error).message})`, metadata);
   }

@@ -119,6 +119,29 @@ test('float32 matmul is close to the float64 reference', (t) => {
   });
 });
 
+test('topk along a dim, largest and smallest, against sorting in TypeScript; k out of range names the size', (t) => {
+  tidy(() => {
+    const shape = [4, 7];
+    const a = randomArray(numel(shape), 21, -3, 3);   // distinct values: no ties to order
+    const x = t64(a, shape);
+    for (const largest of [true, false]) {
+      const { values: v, indices: i } = x.topk(3, { largest });
+      t.deepEqual(v.shape, [4, 3]);
+      for (let r = 0; r < 4; r++) {
+        const row = a.slice(r * 7, r * 7 + 7);
+        const order = row.map((_, j) => j).sort((p, q) => (largest ? row[q] - row[p] : row[p] - row[q])).slice(0, 3);
+        t.deepEqual(values(i).slice(r * 3, r * 3 + 3), order);
+        t.deepEqual(values(v).slice(r * 3, r * 3 + 3), order.map((j) => row[j]));
+      }
+    }
+    const down = x.topk(2, { dim: 0 });
+    t.deepEqual(down.values.shape, [2, 7]);
+    t.is(x.topk(0).values.numel(), 0);
+    t.throws(() => x.topk(8), { message: /topk: k must be in \[0, 7\] \(the size of dim -1 of shape \[4,7\]\)/ });
+    t.throws(() => x.topk(1, { dim: 2 }), { message: /topk: dim/ });
+  });
+});
+
 test('reductions over all elements, one dim and several dims, with keepdim', (t) => {
   tidy(() => {
     const shape = [3, 4, 5];
