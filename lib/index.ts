@@ -11,3 +11,5 @@ export * as train from './train/index.js';
 export * as loss from './loss/index.js';
 export * as data from './data/index.js';
 export * as distributed from './distributed/index.js';
+export * as evaluation from './eval/index.js';
+export * as report from './report/index.js';

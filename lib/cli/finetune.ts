@@ -19,6 +19,8 @@ interface FinetuneFlags extends RunFlags {
   includeNegative?: boolean;
   augment: boolean;
   alexnetHidden?: number;
+  modalityDropout?: number;
+  missingToken?: 'learned' | 'zero';
 }
 
 export function finetuneCommand(program: Command): void {
@@ -37,7 +39,9 @@ export function finetuneCommand(program: Command): void {
     .option('--label-fraction <x>', 'share of the training labels used, per class, seeded (default 1)', fraction)
     .option('--include-negative', 'train and evaluate Negative samples as a seventh class')
     .option('--no-augment', 'no flips and crops while training')
-    .option('--alexnet-hidden <n>', "AlexNet's fc6/fc7 width without --init (default 4096)", integer(1)))
+    .option('--alexnet-hidden <n>', "AlexNet's fc6/fc7 width without --init (default 4096)", integer(1))
+    .option('--modality-dropout <p>', "drop each modality of a training sample with probability p (never all): learns to classify with modalities missing (default 0)", fraction)
+    .addOption(new Option('--missing-token <kind>', "what replaces a dropped modality's features: a learned vector per modality, or zeros (default learned)").choices(['learned', 'zero'])))
     .action(async (f: FinetuneFlags) => {
       const { readConfigFile, resolveFinetuneConfig } = await import('../train/config.js');
       const { finetune } = await import('../train/finetune.js');
@@ -47,7 +51,7 @@ export function finetuneCommand(program: Command): void {
         data: f.data, modalities: f.modalities, init: f.init === undefined ? undefined : f.init === 'none' ? null : f.init,
         epochs: f.epochs, batchSize: f.batchSize, optimizer: Object.keys(optimizer).length > 0 ? optimizer : undefined,
         linearProbe: f.linearProbe, labelFraction: f.labelFraction, includeNegative: f.includeNegative, augment: f.augment ? undefined : false,
-        alexnetHidden: f.alexnetHidden, sizes: f.size, seed: f.seed, device: f.device, threads: f.threads, workers: f.workers,
+        alexnetHidden: f.alexnetHidden, modalityDropout: f.modalityDropout, missingToken: f.missingToken, sizes: f.size, seed: f.seed, device: f.device, threads: f.threads, workers: f.workers,
       });
       const interrupt = stopOnInterrupt('epoch');
       const result = await finetune({

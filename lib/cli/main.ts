@@ -9,8 +9,10 @@ import { MmsslError } from '../errors.js';
 import { packageVersion } from '../native.js';
 import { version } from '../torch/runtime.js';
 import { embedCommand } from './embed.js';
+import { evaluateCommand } from './evaluate.js';
 import { finetuneCommand } from './finetune.js';
 import { pretrainCommand } from './pretrain.js';
+import { reportCommand } from './report.js';
 import { serveCommand } from './serve.js';
 import { synthCommand } from './synth.js';
 import { table1Command } from './table1.js';
@@ -29,7 +31,9 @@ pretrainCommand(program);
 finetuneCommand(program);
 table1Command(program);
 embedCommand(program);
+evaluateCommand(program);
 serveCommand(program);
+reportCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -3,6 +3,7 @@ import { Option, type Command } from 'commander';
 import { SingleBar } from 'cli-progress';
 
 import type { PretrainConfig } from '../train/config.js';
+import type { KnnMetrics } from '../train/knn_monitor.js';
 import type { StepMetrics } from '../train/pretrain.js';
 import { integer, list, positiveNumber, type RunFlags, runOptions, stopOnInterrupt } from './options.js';
 
@@ -23,6 +24,7 @@ interface PretrainFlags extends RunFlags {
   syncBatchNorm: boolean;
   nproc?: number;
   distTimeout?: number;
+  knnEvery?: number | 'auto';
 }
 
 /** The command-line values as a partial configuration (unset ones left out, so a file or the defaults apply). */
@@ -33,21 +35,25 @@ function fromFlags(f: PretrainFlags): Record<string, unknown> {
     optimizer: Object.values(optimizer).some((v) => v !== undefined) ? JSON.parse(JSON.stringify(optimizer)) : undefined,
     temperature: f.temperature, embeddingDim: f.embeddingDim, alexnetHidden: f.alexnetHidden, sizes: f.size, seed: f.seed,
     device: f.device, threads: f.threads, workers: f.workers, syncBatchNorm: f.syncBatchNorm ? undefined : false,
+    knn: f.knnEvery === undefined ? undefined : { every: f.knnEvery },
   };
 }
 
+const knnText = (m: KnnMetrics) => `${(100 * m.knn.accuracy).toFixed(1)}%`;
+
 /** A bar on a terminal; a line per epoch otherwise (logs, CI). */
-function progress(config: PretrainConfig): { update: (m: StepMetrics) => void; stop: () => void } {
+function progress(config: PretrainConfig): { update: (m: StepMetrics) => void; knn: (m: KnnMetrics) => void; stop: () => void } {
   const total = (m: StepMetrics) => config.epochs * m.batches;
   if (process.stderr.isTTY) {
-    const bar = new SingleBar({ format: 'pretrain [{bar}] epoch {epoch}/{epochs} step {value}/{total} | loss {loss} | {rate} loc/s | data wait {wait}% | ETA {eta_formatted}', stream: process.stderr, etaBuffer: 20 });
-    let started = false;
+    const bar = new SingleBar({ format: 'pretrain [{bar}] epoch {epoch}/{epochs} step {value}/{total} | loss {loss} | k-NN {knn} | {rate} loc/s | data wait {wait}% | ETA {eta_formatted}', stream: process.stderr, etaBuffer: 20 });
+    let started = false, knn = '-';
     return {
       update: (m) => {
-        const payload = { epoch: m.epoch + 1, epochs: config.epochs, loss: m.loss.toFixed(4), rate: m.locationsPerSecond.toFixed(1), wait: (100 * m.dataWait).toFixed(0) };
+        const payload = { epoch: m.epoch + 1, epochs: config.epochs, loss: m.loss.toFixed(4), knn, rate: m.locationsPerSecond.toFixed(1), wait: (100 * m.dataWait).toFixed(0) };
         if (!started) bar.start(total(m), m.step - 1, payload), started = true;
         bar.update(m.step, payload);
       },
+      knn: (m) => { knn = knnText(m); bar.update({ knn }); },
       stop: () => bar.stop(),
     };
   }
@@ -59,6 +65,7 @@ function progress(config: PretrainConfig): { update: (m: StepMetrics) => void; s
       console.error(`epoch ${m.epoch + 1}/${config.epochs}: loss ${(sum / count).toFixed(4)}, ${m.locationsPerSecond.toFixed(1)} locations/s, embedding std ${Object.entries(m.std).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(' ')}`);
       sum = 0, count = 0;
     },
+    knn: (m) => console.error(`epoch ${m.epoch}/${config.epochs}: ${m.knn.k}-NN accuracy ${knnText(m)} (val ${m.knn.queries} against ${m.knn.gallery} train, ${m.knn.seconds.toFixed(1)} s)`),
     stop: () => undefined,
   };
 }
@@ -81,6 +88,7 @@ export function pretrainCommand(program: Command): void {
     .option('--alexnet-hidden <n>', "AlexNet's fc6/fc7 width (default 4096, torchvision's)", integer(1))
     .option('--nproc <k>', 'data-parallel: launch k processes on this machine (on a cluster, set RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT instead)', integer(1))
     .option('--no-sync-batch-norm', 'with several processes: BatchNorm statistics per process instead of over all')
+    .option('--knn-every <n>', "the k-NN monitor's interval in epochs: 'auto' (default, within 10% of training time), n, or 0 (off)", (v: string) => (v === 'auto' ? v : integer(0)(v)))
     .option('--dist-timeout <s>', 'with several processes: how long to wait for the others before failing (default 1800)', positiveNumber))
     .action(async (flags: PretrainFlags) => {
       if (flags.nproc !== undefined && flags.nproc > 1 && process.env.WORLD_SIZE === undefined) {
@@ -102,7 +110,7 @@ export function pretrainCommand(program: Command): void {
       const bar = progress(config);
       const interrupt = stopOnInterrupt('step');
       const started = Date.now();
-      const result = await pretrain({ config, out: flags.out, resume: flags.resume, signal: interrupt.signal, onStep: bar.update, group })
+      const result = await pretrain({ config, out: flags.out, resume: flags.resume, signal: interrupt.signal, onStep: bar.update, onEpoch: bar.knn, group })
         .finally(() => { bar.stop(); interrupt.dispose(); group?.destroy(); });
       if ((group?.rank ?? 0) !== 0) return;
       const minutes = ((Date.now() - started) / 60000).toFixed(1);

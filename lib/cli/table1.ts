@@ -10,7 +10,9 @@ interface Table1Flags {
   rows?: string[];
   columns?: string[];
   labelFraction?: number;
-  linearProbe?: boolean;
+  protocol: 'finetune' | 'linear' | 'knn';
+  runs?: string;
+  report: boolean;
   seed?: number;
   threads?: number;
   workers?: number;
@@ -26,7 +28,9 @@ export function table1Command(program: Command): void {
     .option('--rows <list>', "pre-training rows, comma-separated (e.g. none,S1+S2+NAIP,S1+S2*; default all)", list)
     .option('--columns <list>', 'downstream sets, comma-separated (e.g. S2,NAIP,S2+NAIP; default all)', list)
     .option('--label-fraction <x>', 'share of the training labels fine-tuning uses (default 1)', fraction)
-    .option('--linear-probe', 'fine-tune the classifier only, on frozen backbones')
+    .addOption(new Option('--protocol <protocol>', 'each cell: finetune (the paper\'s), linear (a classifier on frozen backbones) or knn (k-NN on frozen features, no training)').choices(['finetune', 'linear', 'knn']).default('finetune'))
+    .option('--runs <dir>', 'where runs are cached (default <out>/runs): tables naming the same folder share their pre-training runs')
+    .option('--no-report', 'do not write report.html')
     .option('--seed <n>', 'random seed (default 0)', integer(0))
     .option('--threads <n>', "LibTorch's threads", integer(1))
     .option('--workers <n>', 'data decoding threads (default 2)', integer(1))
@@ -37,11 +41,17 @@ export function table1Command(program: Command): void {
       const started = Date.now();
       const clock = () => `${((Date.now() - started) / 60000).toFixed(1)} min`;
       const results = await table1({
-        data: f.data, out: f.out, scale: f.scale, rows: f.rows, columns: f.columns, signal: interrupt.signal,
+        data: f.data, out: f.out, scale: f.scale, protocol: f.protocol, runs: f.runs, rows: f.rows, columns: f.columns, signal: interrupt.signal,
         common: { seed: f.seed, threads: f.threads, workers: f.workers, device: f.device },
-        finetune: { labelFraction: f.labelFraction, linearProbe: f.linearProbe },
+        finetune: { labelFraction: f.labelFraction },
         onRun: (e) => console.error(`[${clock()}] ${e.kind} ${e.row}${e.column ? ` -> ${e.column}` : ''}${e.cached ? ' (cached)' : ''}`),
       }).finally(interrupt.dispose);
       console.log(`\n${formatTable1(results)}\n${f.out}: results.md, results.json, results.svg (${clock()})`);
+      if (f.report && !interrupt.signal.aborted) {
+        const { writeReport } = await import('../report/build.js');
+        const { join } = await import('node:path');
+        const report = await writeReport({ runs: [f.out], out: join(f.out, 'report.html'), onProgress: (what) => console.error(`[${clock()}] report: ${what}`) });
+        console.log(`report: ${report.path}`);
+      }
     });
 }

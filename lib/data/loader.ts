@@ -10,7 +10,7 @@ import { checkBool, checkInt, checkOneOf, checkOptions, FileError, invalidArg } 
 import { fromBuffer, tensor } from '../torch/creation.js';
 import type { Device } from '../torch/device.js';
 import { tidy } from '../torch/scope.js';
-import type { Tensor } from '../torch/tensor.js';
+import type { MemoryFormat, Tensor } from '../torch/tensor.js';
 import { applyTransforms, checkAugmentation, sampleTransform, type AugmentationOptions } from './augment.js';
 import { type Dataset, multiHot, type Raster, type SampleRecord, type Split } from './dataset.js';
 import { asFileError, WorkerPool } from './pool.js';
@@ -77,6 +77,11 @@ export interface Batch {
   /** The batch's index in its epoch (`batches(epoch)[index]`). */
   index: number;
   [Symbol.dispose](): void;
+}
+
+/** The batch's first view of each modality, in `memoryFormat`: a model's inputs where one view is used. */
+export function firstViews(batch: Batch, modalities: readonly string[], memoryFormat: MemoryFormat): Record<string, Tensor> {
+  return Object.fromEntries(modalities.map((m) => [m, batch.views[m][0].contiguous({ memoryFormat })]));
 }
 
 export interface SkippedSample {

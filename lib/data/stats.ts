@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 
 import { checkOneOf, checkOptions, invalidArg } from '../errors.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { writeJsonAtomic } from '../io/atomic.js';
 import type { Dataset, Raster, Split } from './dataset.js';
 import { asFileError, WorkerPool } from './pool.js';
 import { Random } from './random.js';
@@ -118,6 +118,6 @@ export async function loadOrComputeBandStats(dataset: Dataset, options: BandStat
   const cached = await readFile(path, 'utf8').then((text) => JSON.parse(text) as { key: string; stats: NormalizationStats }).catch(() => undefined);
   if (cached?.key === key) return cached.stats;
   const stats = await computeBandStats(dataset, options);
-  await writeFileAtomic(path, [new TextEncoder().encode(`${JSON.stringify({ key, stats }, null, 1)}\n`)]);
+  await writeJsonAtomic(path, { key, stats });
   return stats;
 }

@@ -104,3 +104,8 @@ export async function writeFileAtomic(path: string, chunks: readonly Uint8Array[
     throw ioError(path, 'write', e);
   }
 }
+
+/** `value` as indented JSON, written atomically (configurations, reports, results). */
+export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  await writeFileAtomic(path, [new TextEncoder().encode(`${JSON.stringify(value, null, 1)}\n`)]);
+}

@@ -14,6 +14,7 @@ import { LRScheduler, WarmupCosineLR } from '../optim/lr_scheduler.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { SGD } from '../optim/sgd.js';
 import type { MemoryFormat, Tensor } from '../torch/tensor.js';
+import type { KnnConfig } from './knn_monitor.js';
 
 export const OPTIMIZERS = ['sgd', 'adam', 'adamw', 'lars'] as const;
 /** Any of them, as the loop and the schedules see it. */
@@ -70,6 +71,8 @@ export interface PretrainConfig extends CommonConfig {
   syncBatchNorm: boolean;
   /** The model's and the loss's dtype: float64 for reproducibility checks (the data are cast to it). */
   dtype: 'float32' | 'float64';
+  /** The online k-NN monitor (lib/train/knn_monitor.ts). */
+  knn: KnnConfig;
 }
 
 export interface FinetuneConfig extends CommonConfig {
@@ -81,6 +84,14 @@ export interface FinetuneConfig extends CommonConfig {
   labelFraction: number;
   /** Train and evaluate Negative samples as a seventh class (default: left out). */
   includeNegative: boolean;
+  /**
+   * Probability of dropping each modality of each training sample (never all of a sample's): its features are
+   * replaced by the missing token, so the model learns to classify with modalities absent (cloudy Sentinel-2, no
+   * NAIP). Default 0.
+   */
+  modalityDropout: number;
+  /** The missing token when modalityDropout > 0: a learned vector per modality, or zeros. */
+  missingToken: 'learned' | 'zero';
 }
 
 const COMMON_DEFAULTS: Omit<CommonConfig, 'data' | 'modalities'> = {
@@ -109,6 +120,7 @@ export const PRETRAIN_DEFAULTS: Omit<PretrainConfig, 'data' | 'modalities'> = {
   hiddenDim: 512,
   syncBatchNorm: true,
   dtype: 'float32',
+  knn: { every: 'auto', k: 20, temperature: 0.07, gallerySize: 1000 },   // k and temperature: solo-learn's and DINO's
 };
 
 export const FINETUNE_DEFAULTS: Omit<FinetuneConfig, 'data' | 'modalities'> = {
@@ -119,6 +131,8 @@ export const FINETUNE_DEFAULTS: Omit<FinetuneConfig, 'data' | 'modalities'> = {
   linearProbe: false,
   labelFraction: 1,
   includeNegative: false,
+  modalityDropout: 0,
+  missingToken: 'learned',
 };
 
 const positiveInt = (op: string, name: string, v: unknown) => {
@@ -190,6 +204,15 @@ function checkCommon(op: string, c: CommonConfig): void {
   checkOneOf(op, 'memoryFormat', c.memoryFormat, ['contiguousFormat', 'channelsLast']);
 }
 
+function checkKnn(op: string, knn: KnnConfig): void {
+  if (!isObject(knn)) throw invalidArg(op, 'knn', 'an object', knn);
+  checkKeys(op, 'knn.', knn as unknown as Record<string, unknown>, ['every', 'k', 'temperature', 'gallerySize']);
+  if (knn.every !== 'auto' && !(Number.isSafeInteger(knn.every) && knn.every >= 0)) throw invalidArg(op, 'knn.every', "'auto' or an integer >= 0 (0: off)", knn.every);
+  positiveInt(op, 'knn.k', knn.k);
+  positive(op, 'knn.temperature', knn.temperature);
+  positiveInt(op, 'knn.gallerySize', knn.gallerySize);
+}
+
 /** The pre-training configuration: defaults, then `values` in order (a file, the command line), checked. */
 export function resolvePretrainConfig(...values: Record<string, unknown>[]): PretrainConfig {
   const op = 'pretrain config';
@@ -200,6 +223,7 @@ export function resolvePretrainConfig(...values: Record<string, unknown>[]): Pre
   positiveInt(op, 'hiddenDim', c.hiddenDim);
   checkBool(op, 'syncBatchNorm', c.syncBatchNorm);
   checkOneOf(op, 'dtype', c.dtype, ['float32', 'float64']);
+  checkKnn(op, c.knn);
   return structuredClone(c);
 }
 
@@ -212,6 +236,9 @@ export function resolveFinetuneConfig(...values: Record<string, unknown>[]): Fin
   checkBool(op, 'linearProbe', c.linearProbe);
   if (!(checkNumber(op, 'labelFraction', c.labelFraction) > 0) || c.labelFraction > 1) throw invalidArg(op, 'labelFraction', 'a number in (0, 1]', c.labelFraction);
   checkBool(op, 'includeNegative', c.includeNegative);
+  if (!(checkNumber(op, 'modalityDropout', c.modalityDropout) >= 0) || c.modalityDropout >= 1) throw invalidArg(op, 'modalityDropout', 'a probability in [0, 1)', c.modalityDropout);
+  if (c.modalityDropout > 0 && c.modalities.length < 2) throw invalidArg(op, 'modalityDropout', '0 with one modality (a sample keeps one modality at least)', c.modalityDropout);
+  checkOneOf(op, 'missingToken', c.missingToken, ['learned', 'zero']);
   return structuredClone(c);
 }
 

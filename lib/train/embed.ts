@@ -16,7 +16,7 @@ import type { Device } from '../torch/device.js';
 import { tidy } from '../torch/scope.js';
 import type { Dataset } from '../data/dataset.js';
 import { encodeNpy } from '../data/formats/npy.js';
-import { DataLoader } from '../data/loader.js';
+import { DataLoader, firstViews } from '../data/loader.js';
 import { openManifest } from '../data/manifest.js';
 import { openPath } from '../data/open.js';
 import { checkModalities } from './pretrain.js';
@@ -71,7 +71,7 @@ export async function embed(options: EmbedOptions): Promise<EmbedIndex> {
     for await (const batch of loader.epoch(0)) {
       using b = batch;
       tidy(() => noGrad(() => {
-        const inputs = Object.fromEntries(modalities.map((m) => [m, b.views[m][0].contiguous({ memoryFormat: config.memoryFormat })]));
+        const inputs = firstViews(b, modalities, config.memoryFormat);
         for (const m of modalities) rows[m].push(run.features(m, inputs[m]).cpu().toTypedArray() as Float32Array);
         if (run.logits) rows.probabilities.push(softmax(run.logits(inputs), 1).cpu().toTypedArray() as Float32Array);
       }));

@@ -12,21 +12,24 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { FileError, invalidArg } from '../errors.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { writeJsonAtomic } from '../io/atomic.js';
 import { crossEntropy } from '../nn/functional.js';
 import { FusionClassifier } from '../nn/models/multimodal.js';
 import { noGrad } from '../torch/autograd.js';
-import { tensor } from '../torch/creation.js';
+import { cat, tensor } from '../torch/creation.js';
+import type { Tensor } from '../torch/tensor.js';
+import { knnPredict } from '../eval/knn.js';
 import type { Device } from '../torch/device.js';
 import { tidy } from '../torch/scope.js';
 import { manualSeed, setNumThreads } from '../torch/runtime.js';
 import { CLASSES, type Dataset, NEGATIVE, type SampleRecord, type Split } from '../data/dataset.js';
-import { type Batch, DataLoader } from '../data/loader.js';
+import { type Batch, DataLoader, firstViews } from '../data/loader.js';
 import { openPath } from '../data/open.js';
 import { Random } from '../data/random.js';
 import { loadOrComputeBandStats, type NormalizationStats } from '../data/stats.js';
 import { loadCheckpoint, saveWeights } from './checkpoint.js';
 import { buildOptimizer, buildScheduler, type FinetuneConfig, type PretrainConfig, resolvePretrainConfig } from './config.js';
+import { writeEnvironment } from './environment.js';
 import { type ClassificationReport, classificationReport, confusionMatrix } from './metrics.js';
 import { buildModel, checkModalities, RUN_FILES } from './pretrain.js';
 
@@ -109,13 +112,29 @@ export async function saveFinetuned(model: FusionClassifier, out: string, config
   });
 }
 
-/** The run's architecture where fine-tuning starts from one (its backbones must be the same). */
-export function architecture(config: FinetuneConfig): Pick<FinetuneConfig, 'backbones' | 'alexnetHidden'> {
-  if (config.init === null) return { backbones: config.backbones, alexnetHidden: config.alexnetHidden };
+/**
+ * The model's architecture: the backbones of the run fine-tuning starts from, if any (they must be the same), and
+ * the missing token (learned only when trained with modality dropout).
+ */
+export function architecture(config: FinetuneConfig): Pick<FinetuneConfig, 'backbones' | 'alexnetHidden' | 'missingToken'> {
+  const missingToken = config.modalityDropout > 0 ? config.missingToken : 'zero';
+  if (config.init === null) return { backbones: config.backbones, alexnetHidden: config.alexnetHidden, missingToken };
   const path = join(config.init, RUN_FILES.config);
   if (!existsSync(path)) throw new FileError(path, 'missing: --init must be a pre-training run folder (mmssl pretrain --out)');
   const run = JSON.parse(readFileSync(path, 'utf8')) as PretrainConfig;
-  return { backbones: run.backbones, alexnetHidden: run.alexnetHidden };
+  return { backbones: run.backbones, alexnetHidden: run.alexnetHidden, missingToken };
+}
+
+/**
+ * Which modalities of each of `n` samples modality dropout replaces (row i, column j: sample i, modality j): each
+ * with probability `p`, and where that would drop all of a sample's, all but one drawn uniformly.
+ */
+export function dropMask(random: Random, n: number, modalities: number, p: number): boolean[][] {
+  return Array.from({ length: n }, () => {
+    const row = Array.from({ length: modalities }, () => random.bernoulli(p));
+    if (row.every(Boolean)) row[random.int(modalities)] = false;
+    return row;
+  });
 }
 
 /** Targets of a batch (class per sample, -1 left out) and which rows count. */
@@ -125,8 +144,39 @@ function batchTargets(batch: Batch, includeNegative: boolean): number[] {
   return labels.map((label, i) => classOf({ label, negative: negative[i] }, includeNegative));
 }
 
-function inputs(batch: Batch, modalities: readonly string[], memoryFormat: FinetuneConfig['memoryFormat']) {
-  return Object.fromEntries(modalities.map((m) => [m, batch.views[m][0].contiguous({ memoryFormat })]));
+
+/**
+ * The k-NN probe (`mmssl table1 --protocol knn`): no training; the backbones' fused features, frozen as
+ * initialised, of the labelled training subset vote (weighted k-NN, lib/eval/knn.ts) for each validation and test
+ * sample. Representation quality without the confound of fine-tuning.
+ */
+export async function knnProbe(config: FinetuneConfig, options: { k?: number; temperature?: number } = {}): Promise<FinetuneResult> {
+  const prepared = await prepare(config);
+  const { dataset, classNames, subset, loaderOptions } = prepared;
+  using model = prepared.model.eval();
+  await using val = prepared.val;
+  await using test = prepared.test;
+  await using train = new DataLoader(dataset, { ...loaderOptions, filter: (_, i) => subset.has(i), shuffle: false });
+  const embed = async (loader: DataLoader, split: string) => {
+    const parts: Tensor[] = [], targets: number[] = [];
+    for await (const batch of loader.epoch(0)) {
+      using b = batch;
+      const inputs = firstViews(b, config.modalities, config.memoryFormat);
+      parts.push(tidy(() => noGrad(() => cat([...model.backbones].map(([m, backbone]) => backbone.features(inputs[m])), 1).float().cpu())));
+      targets.push(...batchTargets(b, config.includeNegative));
+    }
+    if (parts.length === 0) throw invalidArg('knnProbe', 'data', `labelled samples in the ${split} split`, config.data);
+    const rows = cat(parts, 0);
+    parts.forEach((p) => p.dispose());
+    return { rows, targets, [Symbol.dispose]: () => rows.dispose() };
+  };
+  using gallery = await embed(train, 'train');
+  const report = async (loader: DataLoader, split: string) => {
+    using queries = await embed(loader, split);
+    const predictions = knnPredict(gallery.rows, gallery.targets, queries.rows, { numClasses: classNames.length, ...options });
+    return classificationReport(confusionMatrix(queries.targets, predictions, classNames.length), classNames);
+  };
+  return { classNames, val: await report(val, 'val'), test: await report(test, 'test'), trainSamples: subset.size, epochs: 0 };
 }
 
 /** Predictions on every labelled sample of `split`: the classification report. */
@@ -136,45 +186,65 @@ export async function evaluate(model: FusionClassifier, loader: DataLoader, conf
   for await (const batch of loader.epoch(0)) {
     using b = batch;
     const t = batchTargets(b, config.includeNegative);
-    const predicted = tidy(() => noGrad(() => Array.from(model.forward(inputs(b, config.modalities, config.memoryFormat)).argmax(1).toTypedArray() as ArrayLike<number | bigint>, Number)));
+    const predicted = tidy(() => noGrad(() => Array.from(model.forward(firstViews(b, config.modalities, config.memoryFormat)).argmax(1).toTypedArray() as ArrayLike<number | bigint>, Number)));
     t.forEach((c, i) => { if (c >= 0) [targets[targets.length], predictions[predictions.length]] = [c, predicted[i]]; });
   }
   return classificationReport(confusionMatrix(targets, predictions, classNames.length), classNames);
 }
 
-/** Fine-tunes as configured and evaluates on the official validation and test splits; see the file's comment. */
-export async function finetune(options: FinetuneOptions): Promise<FinetuneResult> {
-  const { config, out, signal, onEpoch } = options;
+/**
+ * What fine-tuning and the k-NN probe share: the model initialised as configured (seeded; a run's backbones copied
+ * in), the band statistics, the labelled training subset and the validation and test loaders.
+ */
+async function prepare(config: FinetuneConfig) {
   const dataset = await openPath(config.data);
   const channels = checkModalities(config.modalities, dataset);
-  if (existsSync(join(out, FINETUNE_FILES.model))) throw new FileError(out, 'holds a fine-tuned model already: choose another folder');
   if (config.threads !== null) setNumThreads(config.threads);
   const classNames = classNamesOf(config);
   manualSeed(config.seed);
-  using model = new FusionClassifier({ modalities: channels, numClasses: classNames.length, ...architecture(config) });
-  const fromRun = config.init === null ? {} : await initialise(model, config.init, dataset);
-  const missing = config.modalities.filter((m) => !(m in fromRun));
-  const computed = missing.length === 0 ? {} : await loadOrComputeBandStats(dataset, { modalities: missing, maxSamples: config.statsSamples, seed: config.seed, workers: config.workers, onBadSample: 'skip' });
-  const normalization: NormalizationStats = { ...fromRun, ...computed };
-  manualSeed(config.seed);   // the classifier's and dropout's randomness do not depend on whether a run was loaded
-  model.to({ device: config.device as Device, memoryFormat: config.memoryFormat });
-  const subset = trainingSubset(dataset, config.labelFraction, config.seed, config.includeNegative);
-  if (subset.size === 0) throw invalidArg('finetune', 'data', 'a training split with labelled samples', config.data);
-  const loaderOptions = {
-    modalities: config.modalities.map((name) => ({ name, size: config.sizes[name] })), batchSize: config.batchSize, normalization,
-    seed: config.seed, workers: config.workers, device: config.device as Device, onBadSample: 'skip' as const,
-  };
+  const model = new FusionClassifier({ modalities: channels, numClasses: classNames.length, ...architecture(config) });
+  try {
+    const fromRun = config.init === null ? {} : await initialise(model, config.init, dataset);
+    const missing = config.modalities.filter((m) => !(m in fromRun));
+    const computed = missing.length === 0 ? {} : await loadOrComputeBandStats(dataset, { modalities: missing, maxSamples: config.statsSamples, seed: config.seed, workers: config.workers, onBadSample: 'skip' });
+    const normalization: NormalizationStats = { ...fromRun, ...computed };
+    manualSeed(config.seed);   // the classifier's and dropout's randomness do not depend on whether a run was loaded
+    model.to({ device: config.device as Device, memoryFormat: config.memoryFormat });
+    const subset = trainingSubset(dataset, config.labelFraction, config.seed, config.includeNegative);
+    if (subset.size === 0) throw invalidArg('finetune', 'data', 'a training split with labelled samples', config.data);
+    const loaderOptions = {
+      modalities: config.modalities.map((name) => ({ name, size: config.sizes[name] })), batchSize: config.batchSize, normalization,
+      seed: config.seed, workers: config.workers, device: config.device as Device, onBadSample: 'skip' as const,
+    };
+    const labelled = (split: Split) => (s: SampleRecord) => s.split === split && classOf(s, config.includeNegative) >= 0;
+    const evaluation = (split: Split) => new DataLoader(dataset, { ...loaderOptions, splits: [split], filter: labelled(split), shuffle: false });
+    return { dataset, classNames, model, normalization, subset, loaderOptions, val: evaluation('val'), test: evaluation('test') };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+/** Fine-tunes as configured and evaluates on the official validation and test splits; see the file's comment. */
+export async function finetune(options: FinetuneOptions): Promise<FinetuneResult> {
+  const { config, out, signal, onEpoch } = options;
+  if (existsSync(join(out, FINETUNE_FILES.model))) throw new FileError(out, 'holds a fine-tuned model already: choose another folder');
+  const prepared = await prepare(config);
+  const { dataset, classNames, normalization, subset, loaderOptions } = prepared;
+  using model = prepared.model;
+  await using val = prepared.val;
+  await using test = prepared.test;
   // BatchNorm needs two samples a batch: the last, smaller batch is dropped when there is more than one.
   await using train = new DataLoader(dataset, { ...loaderOptions, filter: (_, i) => subset.has(i), augmentation: config.augment, views: 1, dropLast: subset.size > config.batchSize });
-  const labelled = (split: Split) => (s: SampleRecord) => s.split === split && classOf(s, config.includeNegative) >= 0;
-  await using val = new DataLoader(dataset, { ...loaderOptions, splits: ['val'], filter: labelled('val'), shuffle: false });
-  await using test = new DataLoader(dataset, { ...loaderOptions, splits: ['test'], filter: labelled('test'), shuffle: false });
   const backboneParameters = new Set([...model.backbones.values()].flatMap((b) => b.parameters()));
   if (config.linearProbe) backboneParameters.forEach((p) => p.requiresGrad_(false));
-  using optimizer = buildOptimizer(config.linearProbe ? model.classifier.parameters() : model.parameters(), config.optimizer);
+  const probed = [...model.classifier.parameters(), ...(model.missing?.parameters() ?? [])];
+  using optimizer = buildOptimizer(config.linearProbe ? probed : model.parameters(), config.optimizer);
   const scheduler = buildScheduler(optimizer, config.schedule, train.batches(0).length, config.epochs);
   await mkdir(out, { recursive: true });
-  await writeFileAtomic(join(out, FINETUNE_FILES.config), [new TextEncoder().encode(`${JSON.stringify(config, null, 1)}\n`)]);
+  await writeJsonAtomic(join(out, FINETUNE_FILES.config), config);
+  await writeEnvironment(out, config.device);
+  const dropRandom = new Random(config.seed).fork(13);
   let epoch = 0;
   for (; epoch < config.epochs && !signal?.aborted; epoch++) {
     const started = performance.now(), lr = optimizer.paramGroups[0].lr;
@@ -186,7 +256,8 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
       const targets = batchTargets(b, config.includeNegative);
       lossSum += tidy(() => {
         optimizer.zeroGrad();
-        const loss = crossEntropy(model.forward(inputs(b, config.modalities, config.memoryFormat)), tensor(targets, { dtype: 'int64', device: config.device as Device }), { ignoreIndex: -1 });
+        const dropped = config.modalityDropout > 0 ? tensor(dropMask(dropRandom.fork(epoch).fork(b.index), targets.length, config.modalities.length, config.modalityDropout), { device: config.device as Device }) : null;
+        const loss = crossEntropy(model.forward(firstViews(b, config.modalities, config.memoryFormat), { dropped }), tensor(targets, { dtype: 'int64', device: config.device as Device }), { ignoreIndex: -1 });
         loss.backward();
         optimizer.step();
         return (loss.item() as number) * targets.length;
@@ -203,6 +274,6 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   }
   const result: FinetuneResult = { classNames, val: await evaluate(model, val, config, classNames), test: await evaluate(model, test, config, classNames), trainSamples: subset.size, epochs: epoch };
   await saveFinetuned(model, out, config, normalization);
-  await writeFileAtomic(join(out, FINETUNE_FILES.report), [new TextEncoder().encode(`${JSON.stringify(result, null, 1)}\n`)]);
+  await writeJsonAtomic(join(out, FINETUNE_FILES.report), result);
   return result;
 }

@@ -5,7 +5,8 @@
  *
  * A run folder holds config.json (the resolved configuration), checkpoint.safetensors (written atomically after
  * every epoch and when stopped; it holds the position, so a resumed run repeats no batch and skips none) and
- * metrics.jsonl (one line per step). On CPU a resumed run's losses equal an uninterrupted run's.
+ * metrics.jsonl (one line per step, and one per evaluation of the k-NN monitor, lib/train/knn_monitor.ts). On CPU
+ * a resumed run's losses equal an uninterrupted run's.
  *
  * With a process group (data parallelism, lib/distributed): each rank reads its shard of every batch (batchSize is
  * the global batch, divided among the ranks), the loss sees every rank's embeddings (infoNCEAcrossRanks), BatchNorm
@@ -18,7 +19,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { FileError, invalidArg } from '../errors.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { infoNCEAcrossRanks } from '../loss/distributed.js';
 import { infoNCE } from '../loss/infonce.js';
 import { convertSyncBatchNorm } from '../nn/modules/batchnorm.js';
@@ -35,6 +36,8 @@ import { loadOrComputeBandStats, type NormalizationStats } from '../data/stats.j
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { buildOptimizer, buildScheduler, type PretrainConfig, type TrainOptimizer } from './config.js';
 import { ProcessGroup } from '../distributed/process_group.js';
+import { writeEnvironment } from './environment.js';
+import { KnnMonitor, type KnnMetrics } from './knn_monitor.js';
 import { embeddingHealth, type EmbeddingHealth } from './monitor.js';
 import { anchorRows, viewGroups, viewLayout, type ViewLayout } from './views.js';
 
@@ -65,6 +68,8 @@ export interface PretrainOptions {
   /** Data-parallel training with the other ranks of this group (see the file's comment). */
   group?: ProcessGroup;
   onStep?: (metrics: StepMetrics) => void;
+  /** After each k-NN evaluation (the writer only). */
+  onEpoch?: (metrics: KnnMetrics) => void;
 }
 
 export interface PretrainResult {
@@ -152,7 +157,8 @@ async function runConfig(out: string, config: PretrainConfig, resume: boolean, w
     if (existsSync(join(out, RUN_FILES.checkpoint))) throw new FileError(out, 'holds a run already: resume it (--resume) or choose another folder');
     if (!writer) return config;
     await mkdir(out, { recursive: true });
-    await writeFileAtomic(path, [new TextEncoder().encode(`${JSON.stringify(config, null, 1)}\n`)]);
+    await writeJsonAtomic(path, config);
+    await writeEnvironment(out, config.device);
     return config;
   }
   if (!existsSync(join(out, RUN_FILES.checkpoint))) throw new FileError(join(out, RUN_FILES.checkpoint), 'missing: there is no run to resume here');
@@ -173,7 +179,7 @@ async function truncateMetrics(path: string, step: number): Promise<void> {
 
 /** Pre-trains as configured, writing the run folder `out`; see the file's comment. */
 export async function pretrain(options: PretrainOptions): Promise<PretrainResult> {
-  const { out, resume = false, signal, onStep, group } = options;
+  const { out, resume = false, signal, onStep, onEpoch, group } = options;
   const worldSize = group?.worldSize ?? 1, writer = (group?.rank ?? 0) === 0;
   // Everything that can be refused is checked before the run folder is touched.
   const layout = viewLayout(options.config.modalities, options.config.augment);
@@ -215,9 +221,11 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
     model, optimizer, scheduler, step, epoch: position.epoch, extra: { position, normalization, modalities: config.modalities },
     metadata: { config: JSON.stringify(config) },
   });
+  await using monitor = writer ? KnnMonitor.create({ dataset, config, normalization, device }) : undefined;
   let stop = false;
   while (position.epoch < config.epochs && !stop) {
     let waitStart = performance.now(), stopped = false;
+    const epochStart = waitStart;
     for await (const batch of loader.epoch(position.epoch, { from: position.batch })) {
       using b = batch;
       const stepStart = performance.now(), lr = optimizer.paramGroups[0].lr, commStart = group ? ProcessGroup.waitSeconds() : 0;
@@ -249,6 +257,13 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
     }
     if (!stopped) position = { epoch: position.epoch + 1, batch: 0 };
     await save();
+    if (!stopped && monitor?.due((performance.now() - epochStart) / 1000)) {
+      const knn = await monitor.evaluate(model, position.epoch, step);
+      if (knn) {
+        appendFileSync(metricsPath, `${JSON.stringify(knn)}\n`);
+        onEpoch?.(knn);
+      }
+    }
   }
   return { epochs: position.epoch, steps: step, interrupted: position.epoch < config.epochs, checkpoint };
 }

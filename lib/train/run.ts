@@ -33,6 +33,8 @@ export interface RunDescription {
   memoryFormat: MemoryFormat;
   /** A fine-tuned run's classes. */
   classNames?: string[];
+  /** A fine-tuned run's stand-in for missing modalities (learned when it was fine-tuned with modality dropout). */
+  missingToken?: 'zero' | 'learned';
   /** A pre-training run's projection heads (the widths its checkpoint holds). */
   heads?: { embeddingDim: number; hiddenDim: number };
 }
@@ -44,6 +46,10 @@ export interface LoadedRun extends RunDescription {
   features(modality: string, x: Tensor): Tensor;
   /** Logits [N, classes] from one batch per modality (a fine-tuned run loaded with all its modalities). */
   logits?(inputs: Record<string, Tensor>): Tensor;
+  /** Logits from backbone features, missing modalities' replaced by the missing token (as `logits`). */
+  fuse?(features: Record<string, Tensor>): Tensor;
+  /** A pre-training run's embeddings [N, embeddingDim] of a batch of one modality: the space InfoNCE compared. */
+  project?(modality: string, x: Tensor): Tensor;
   dispose(): void;
 }
 
@@ -62,7 +68,8 @@ export async function describeRun(init: string): Promise<RunDescription> {
     const normalization = JSON.parse(metadata.normalizationPerModality) as NormalizationStats;
     // The architecture as saved with the weights (models fine-tuned before it was saved: their pre-training run's).
     const spec = metadata.backbones !== undefined ? { backbones: metadata.backbones as Record<string, BackboneName>, alexnetHidden: metadata.alexnetHidden as number } : architecture(config);
-    return { kind: 'finetune', ...withDefaults(spec, config.modalities), modalities: config.modalities, channels: channelsOf(normalization, config.modalities, path), sizes: config.sizes, normalization, memoryFormat: config.memoryFormat, classNames: classNamesOf(config) };
+    const missingToken = (metadata.missingToken as 'zero' | 'learned' | undefined) ?? 'zero';
+    return { kind: 'finetune', ...withDefaults(spec, config.modalities), modalities: config.modalities, channels: channelsOf(normalization, config.modalities, path), sizes: config.sizes, normalization, memoryFormat: config.memoryFormat, classNames: classNamesOf(config), missingToken };
   }
   const path = join(init, RUN_FILES.checkpoint);
   if (!existsSync(path)) throw new FileError(init, 'holds neither a pre-training checkpoint nor a fine-tuned model');
@@ -112,13 +119,14 @@ export async function loadRun(init: string, options: { modalities?: readonly str
   if (description.kind === 'finetune') {
     // The whole classifier in its trained order (its weights follow the concatenation), or the chosen backbones.
     const names = whole ? description.modalities : modalities;
-    const model = new FusionClassifier({ modalities: pick(names), numClasses: description.classNames!.length, backbones: Object.fromEntries(names.map((m) => [m, description.backbones[m]])), alexnetHidden: description.alexnetHidden });
+    const model = new FusionClassifier({ modalities: pick(names), numClasses: description.classNames!.length, backbones: Object.fromEntries(names.map((m) => [m, description.backbones[m]])), alexnetHidden: description.alexnetHidden, missingToken: whole ? description.missingToken : 'zero' });
     await loadWeights(whole ? model : modalityParts(model.backbones), join(init, FINETUNE_FILES.model)).catch((e: unknown) => { model.dispose(); throw e; });
     model.eval().to(to);
     return {
       ...description, modalities, featureDims: Object.fromEntries(modalities.map((m) => [m, model.backbones.get(m)!.featureDim])),
       features: (m, x) => model.backbones.get(m)!.features(x),
       logits: whole ? (inputs) => model.forward(inputs) : undefined,
+      fuse: whole ? (features) => model.fuse(features) : undefined,
       dispose: () => model.dispose(),
     };
   }
@@ -127,6 +135,6 @@ export async function loadRun(init: string, options: { modalities?: readonly str
   model.eval().to(to);
   return {
     ...description, modalities, featureDims: Object.fromEntries(modalities.map((m) => [m, model.encoder(m).backbone.featureDim])),
-    features: (m, x) => model.encoder(m).features(x), dispose: () => model.dispose(),
+    features: (m, x) => model.encoder(m).features(x), project: (m, x) => model.encoder(m).forward(x), dispose: () => model.dispose(),
   };
 }

@@ -13,10 +13,11 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { checkOneOf, invalidArg } from '../errors.js';
-import { writeFileAtomic } from '../io/atomic.js';
-import { groupedBarChart } from './chart.js';
+import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
+import { groupedBars, renderSvg } from '../report/charts.js';
 import { type FinetuneConfig, type PretrainConfig, resolveFinetuneConfig, resolvePretrainConfig } from './config.js';
-import { finetune, type FinetuneResult } from './finetune.js';
+import { writeEnvironment } from './environment.js';
+import { finetune, FINETUNE_FILES, type FinetuneResult, knnProbe } from './finetune.js';
 import { pretrain, RUN_FILES, type StepMetrics } from './pretrain.js';
 
 export interface Table1Row {
@@ -40,6 +41,8 @@ export const TABLE1_ROWS: readonly Table1Row[] = [
 export const TABLE1_COLUMNS: readonly string[][] = SETS;
 
 export type Table1Scale = 'demo' | 'paper';
+export const TABLE1_PROTOCOLS = ['finetune', 'linear', 'knn'] as const;
+export type Table1Protocol = (typeof TABLE1_PROTOCOLS)[number];
 
 /** Per scale, what pre-training and fine-tuning use beyond the defaults (the paper's: 120 and 100 epochs). */
 const SCALES: Record<Table1Scale, { pretrain: Record<string, unknown>; finetune: Record<string, unknown> }> = {
@@ -59,6 +62,16 @@ export interface Table1Options {
   rows?: readonly string[];
   /** Downstream sets to run, as labels ('S2', 'S2+NAIP'; default all). */
   columns?: readonly string[];
+  /**
+   * How each cell measures the representation: 'finetune' (the paper's: the whole model trained), 'linear' (a linear
+   * classifier on frozen backbones) or 'knn' (weighted k-NN on frozen features, no training). Default 'finetune'.
+   */
+  protocol?: Table1Protocol;
+  /**
+   * The folder runs are cached in (default `out`/runs): several tables (protocols, label fractions) can share their
+   * pre-training runs by naming the same one.
+   */
+  runs?: string;
   /** Applied to both stages (seed, threads, workers, device, ...). */
   common?: Record<string, unknown>;
   pretrain?: Record<string, unknown>;
@@ -79,6 +92,7 @@ export interface Table1Cell {
 
 export interface Table1Results {
   scale: Table1Scale;
+  protocol: Table1Protocol;
   rows: { name: string; modalities: string[]; augment: boolean; cells: Record<string, Table1Cell> }[];
   columns: string[];
 }
@@ -90,8 +104,8 @@ function pick<T extends { name: string }>(what: string, all: readonly T[], names
   return names.map((n) => all.find((x) => x.name === n) ?? (() => { throw invalidArg('table1', what, `names among ${all.map((x) => x.name).join(', ')}`, n); })());
 }
 
-async function cachedPretrain(config: PretrainConfig, out: string, options: Table1Options, row: string): Promise<string> {
-  const dir = join(out, 'runs', `pretrain-${hash(config)}`), done = join(dir, 'done.json');
+async function cachedPretrain(config: PretrainConfig, runs: string, options: Table1Options, row: string): Promise<string> {
+  const dir = join(runs, `pretrain-${hash(config)}`), done = join(dir, 'done.json');
   const cached = existsSync(done);
   options.onRun?.({ kind: 'pretrain', row, cached, dir });
   if (cached) return dir;
@@ -111,12 +125,23 @@ async function freshFinetune(config: FinetuneConfig, dir: string, signal: AbortS
   return result;
 }
 
+/** The k-NN probe's configuration and reports, in a folder of its own like a fine-tuning run's (report.json last). */
+async function freshKnn(config: FinetuneConfig, dir: string): Promise<FinetuneResult> {
+  const result = await knnProbe(config);
+  await mkdir(dir, { recursive: true });
+  await writeJsonAtomic(join(dir, FINETUNE_FILES.config), config);
+  await writeEnvironment(dir, config.device);
+  await writeJsonAtomic(join(dir, FINETUNE_FILES.report), result);
+  return result;
+}
+
 /** The cell, or undefined when the signal stopped its run. */
-async function cachedFinetune(config: FinetuneConfig, out: string, options: Table1Options, row: string, column: string): Promise<Table1Cell | undefined> {
-  const dir = join(out, 'runs', `finetune-${hash(config)}`), report = join(dir, 'report.json');
+async function cachedFinetune(config: FinetuneConfig, protocol: Table1Protocol, runs: string, options: Table1Options, row: string, column: string): Promise<Table1Cell | undefined> {
+  const dir = join(runs, `${protocol === 'knn' ? 'knn' : 'finetune'}-${hash(config)}`), report = join(dir, 'report.json');
   const cached = existsSync(report);
   options.onRun?.({ kind: 'finetune', row, column, cached, dir });
-  const result: FinetuneResult | undefined = cached ? JSON.parse(readFileSync(report, 'utf8')) : await freshFinetune(config, dir, options.signal);
+  const result: FinetuneResult | undefined = cached ? JSON.parse(readFileSync(report, 'utf8'))
+    : protocol === 'knn' ? await freshKnn(config, dir) : await freshFinetune(config, dir, options.signal);
   return result && { valAccuracy: result.val.accuracy, valMacroF1: result.val.macroF1, testAccuracy: result.test.accuracy, run: dir };
 }
 
@@ -124,26 +149,29 @@ async function cachedFinetune(config: FinetuneConfig, out: string, options: Tabl
 export function formatTable1(results: Table1Results): string {
   const header = `| pre-training | ${results.columns.join(' | ')} |\n|---|${results.columns.map(() => '---:').join('|')}|`;
   const rows = results.rows.map((r) => `| ${r.name} | ${results.columns.map((c) => (r.cells[c] ? (100 * r.cells[c].valAccuracy).toFixed(2) : '-')).join(' | ')} |`);
-  return `Validation accuracy (%) by pre-training (rows; * without augmentations) and downstream modalities (columns); ${results.scale} scale.\n\n${header}\n${rows.join('\n')}\n`;
+  return `Validation accuracy (%) by pre-training (rows; * without augmentations) and downstream modalities (columns); ${PROTOCOL_NAMES[results.protocol]}, ${results.scale} scale.\n\n${header}\n${rows.join('\n')}\n`;
 }
+
+const PROTOCOL_NAMES: Record<Table1Protocol, string> = { finetune: 'fine-tuned', linear: 'linear probe on frozen backbones', knn: 'k-NN on frozen features' };
 
 /** Runs the matrix (or the chosen rows and columns) and writes the results; see the file's comment. */
 export async function table1(options: Table1Options): Promise<Table1Results> {
-  const { data, out, scale = 'demo', common = {}, signal } = options;
+  const { data, out, scale = 'demo', protocol = 'finetune', runs = join(out, 'runs'), common = {}, signal } = options;
   checkOneOf('table1', 'scale', scale, ['demo', 'paper']);
+  checkOneOf('table1', 'protocol', protocol, TABLE1_PROTOCOLS);
   const rows = pick('rows', TABLE1_ROWS, options.rows);
   const columns = pick('columns', TABLE1_COLUMNS.map((modalities) => ({ name: label(modalities), modalities })), options.columns);
   await mkdir(out, { recursive: true });
-  const results: Table1Results = { scale, columns: columns.map((c) => c.name), rows: [] };
+  const results: Table1Results = { scale, protocol, columns: columns.map((c) => c.name), rows: [] };
   for (const row of rows) {
     if (signal?.aborted) break;
     const init = row.modalities.length === 0 ? null : await cachedPretrain(
-      resolvePretrainConfig(SCALES[scale].pretrain, common, options.pretrain ?? {}, { data, modalities: row.modalities, augment: row.augment }), out, options, row.name);
+      resolvePretrainConfig(SCALES[scale].pretrain, common, options.pretrain ?? {}, { data, modalities: row.modalities, augment: row.augment }), runs, options, row.name);
     const cells: Record<string, Table1Cell> = {};
     for (const column of columns.filter((c) => c.modalities.every((m) => row.modalities.length === 0 || row.modalities.includes(m)))) {
       if (signal?.aborted) break;
-      const config = resolveFinetuneConfig(SCALES[scale].finetune, common, options.finetune ?? {}, { data, modalities: column.modalities, init });
-      const cell = await cachedFinetune(config, out, options, row.name, column.name);
+      const config = resolveFinetuneConfig(SCALES[scale].finetune, common, options.finetune ?? {}, { data, modalities: column.modalities, init }, protocol === 'linear' ? { linearProbe: true } : {});
+      const cell = await cachedFinetune(config, protocol, runs, options, row.name, column.name);
       if (cell) cells[column.name] = cell;
     }
     results.rows.push({ ...row, cells });
@@ -154,11 +182,10 @@ export async function table1(options: Table1Options): Promise<Table1Results> {
 
 async function write(out: string, results: Table1Results): Promise<void> {
   const text = (s: string) => [new TextEncoder().encode(s)];
-  await writeFileAtomic(join(out, 'results.json'), text(`${JSON.stringify(results, null, 1)}\n`));
+  await writeJsonAtomic(join(out, 'results.json'), results);
   await writeFileAtomic(join(out, 'results.md'), text(formatTable1(results)));
-  await writeFileAtomic(join(out, 'results.svg'), text(groupedBarChart({
-    title: `Table 1 (${results.scale} scale): validation accuracy by pre-training`, yLabel: 'validation accuracy (%)',
-    groups: results.columns,
-    series: results.rows.map((r) => ({ name: r.name === 'none' ? 'none (random init)' : r.name, values: results.columns.map((c) => (r.cells[c] ? 100 * r.cells[c].valAccuracy : null)) })),
-  })));
+  await writeFileAtomic(join(out, 'results.svg'), text(await renderSvg(groupedBars(
+    `Table 1 (${PROTOCOL_NAMES[results.protocol]}, ${results.scale} scale): validation accuracy by pre-training`, 'validation accuracy (%)', results.columns,
+    results.rows.map((r) => ({ name: r.name === 'none' ? 'none (random init)' : r.name, values: results.columns.map((c) => (r.cells[c] ? 100 * r.cells[c].valAccuracy : null)) })),
+  ))));
 }

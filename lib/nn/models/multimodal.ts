@@ -6,6 +6,7 @@
  * State-dict keys: `<modality>.backbone.<torchvision keys>` and `<modality>.head.<i>.weight`.
  */
 import { checkOneOf, checkOptions, invalidArg, isObject } from '../../errors.js';
+import { where, zeros } from '../../torch/creation.js';
 import type { Tensor } from '../../torch/tensor.js';
 import { Module } from '../module.js';
 import { checkPositiveInt } from '../modules/utils.js';
@@ -111,19 +112,35 @@ export interface FusionClassifierSpec {
   numClasses: number;
   backbones?: Record<string, BackboneName>;
   alexnetHidden?: number;
+  /**
+   * What stands in for a missing modality's features: zeros (default), or a learned vector per modality
+   * (`missing.<modality>`, trained by fine-tuning with modality dropout).
+   */
+  missingToken?: 'zero' | 'learned';
+}
+
+export interface FusionOptions {
+  /** Modalities missing from the whole batch: their features are the missing token. */
+  absent?: readonly string[];
+  /** Per sample and modality (bool [N, modalities], the spec's order), true where the features are replaced by the token. */
+  dropped?: Tensor | null;
 }
 
 /**
  * Fine-tuning's model: the chosen modalities' backbones, their features concatenated into one vector, a linear
- * classifier (late fusion). Keys `<modality>.<torchvision keys>` and `classifier.fc.weight`.
+ * classifier (late fusion). Keys `<modality>.<torchvision keys>`, `classifier.fc.weight` and, with learned missing
+ * tokens, `missing.<modality>`.
  */
 export class FusionClassifier extends Module {
   readonly backbones: ReadonlyMap<string, Backbone>;
   readonly classifier: ClassifierHead;
+  /** The learned missing tokens, one [featureDim] vector per modality, or null for zeros. */
+  readonly missing: MissingTokens | null;
 
   constructor(readonly spec: FusionClassifierSpec) {
-    const { modalities, numClasses, backbones = {}, alexnetHidden = 4096 } = checkOptions('FusionClassifier', spec);
+    const { modalities, numClasses, backbones = {}, alexnetHidden = 4096, missingToken = 'zero' } = checkOptions('FusionClassifier', spec);
     if (!isObject(modalities) || Object.keys(modalities).length === 0) throw invalidArg('FusionClassifier', 'modalities', 'an object of input channels per modality', modalities);
+    checkOneOf('FusionClassifier', 'missingToken', missingToken, ['zero', 'learned']);
     super();
     this.backbones = new Map(Object.entries(modalities).map(([name, inChannels]) => {
       const kind = backbones[name] ?? defaultBackbone(name);
@@ -132,14 +149,48 @@ export class FusionClassifier extends Module {
     }));
     // Standardised features: the backbones' scales differ, and pre-training leaves them free (BN in its heads).
     this.classifier = this.registerModule('classifier', new ClassifierHead([...this.backbones.values()].map((b) => b.featureDim), numClasses, { batchNorm: true }));
+    this.missing = this.registerModule('missing', missingToken === 'learned' ? new MissingTokens(this.backbones) : null);
   }
 
-  /** Logits [N, numClasses] from one batch per modality, in the spec's order. */
-  forward(inputs: Record<string, Tensor>): Tensor {
-    const features = [...this.backbones].map(([name, backbone]) => {
-      if (!(name in inputs)) throw invalidArg('FusionClassifier', 'inputs', `a batch for each of ${[...this.backbones.keys()].join(', ')}`, Object.keys(inputs));
-      return backbone.features(inputs[name]);
-    });
-    return this.classifier.forward(...features);
+  /** Logits [N, numClasses] from one batch per modality present (see FusionOptions for missing ones). */
+  forward(inputs: Record<string, Tensor>, options: FusionOptions = {}): Tensor {
+    const absent = new Set(options.absent ?? []);
+    const features = Object.fromEntries([...this.backbones].filter(([name]) => !absent.has(name)).map(([name, backbone]) => {
+      if (!(name in inputs)) throw invalidArg('FusionClassifier', 'inputs', `a batch for each of ${[...this.backbones.keys()].filter((m) => !absent.has(m)).join(', ')} (or options.absent naming what is missing)`, Object.keys(inputs));
+      return [name, backbone.features(inputs[name])];
+    }));
+    return this.fuse(features, options.dropped);
+  }
+
+  /**
+   * Logits from the modalities' features (what `forward` computes), a missing modality's replaced by its token: so
+   * one set of features serves every subset of modalities.
+   */
+  fuse(features: Record<string, Tensor>, dropped?: Tensor | null): Tensor {
+    const present = Object.values(features);
+    if (present.length === 0) throw invalidArg('FusionClassifier', 'inputs', 'at least one modality', 'none');
+    const [n] = present[0].shape;
+    return this.classifier.forward(...[...this.backbones].map(([name, backbone], j) => {
+      const token = () => (this.missing ? this.missing.forward(name).unsqueeze(0).expand([n, backbone.featureDim])
+        : zeros([n, backbone.featureDim], { dtype: present[0].dtype, device: present[0].device }));
+      const f = features[name];
+      if (!f) return token();
+      return dropped ? where(dropped.narrow(1, j, 1), token(), f) : f;
+    }));
+  }
+}
+
+/** A learned [featureDim] vector per modality, initialised to zero (the 'zero' token it starts as). */
+class MissingTokens extends Module {
+  readonly #tokens = new Map<string, Tensor>();
+
+  constructor(backbones: ReadonlyMap<string, Backbone>) {
+    super();
+    for (const [name, backbone] of backbones) this.#tokens.set(name, this.registerParameter(name, zeros([backbone.featureDim]).requiresGrad_()));
+  }
+
+  /** The token of `modality`, [featureDim]. */
+  forward(modality: string): Tensor {
+    return this.#tokens.get(modality)!;
   }
 }

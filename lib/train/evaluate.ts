@@ -1,0 +1,175 @@
+/**
+ * `mmssl evaluate`: what a run has learned, beyond fine-tuned accuracy.
+ *
+ * A pre-training run: cross-modal retrieval on a split. Every location's embedding of one modality (the projection
+ * space InfoNCE compared, un-augmented inputs) queries every location's embedding of another, for every ordered pair
+ * (S1 -> S2, S2 -> S1, ...), and each modality's first augmented view queries its second (flips and a resized crop,
+ * as in pre-training): recall@1/5/10 and the median rank (lib/eval/retrieval.ts). The same for the same architecture
+ * at random initialisation (seeded, eval mode), so that the gain from pre-training is visible.
+ *
+ * A fine-tuned run: accuracy on the split's labelled samples for every non-empty subset of its modalities, absent
+ * ones replaced by the missing token (learned with `modalityDropout`, else zeros): how the model degrades when, say,
+ * NAIP is missing.
+ */
+import { join } from 'node:path';
+
+import { checkOneOf, checkOptions } from '../errors.js';
+import { retrieval, type RetrievalResult } from '../eval/retrieval.js';
+import { MultiModalModel } from '../nn/models/multimodal.js';
+import { noGrad } from '../torch/autograd.js';
+import { cat } from '../torch/creation.js';
+import type { Device } from '../torch/device.js';
+import { manualSeed } from '../torch/runtime.js';
+import { tidy } from '../torch/scope.js';
+import type { Tensor } from '../torch/tensor.js';
+import { CLASSES, type Dataset, type Split } from '../data/dataset.js';
+import { DataLoader, type DataLoaderOptions } from '../data/loader.js';
+import { openPath } from '../data/open.js';
+import { type ClassificationReport, classificationReport, confusionMatrix } from './metrics.js';
+import { checkModalities } from './pretrain.js';
+import { type LoadedRun, loadRun } from './run.js';
+
+export interface EvaluateOptions {
+  /** A pre-training run folder or a fine-tuning output folder. */
+  init: string;
+  data: string;
+  split?: Split;
+  batchSize?: number;
+  device?: Device;
+  workers?: number;
+  /** Seeds the augmented views and the random initialisation (default 0). */
+  seed?: number;
+  onProgress?: (what: string) => void;
+}
+
+/** Retrieval of one initialisation: per ordered pair 's1->s2', and per modality between its two augmented views. */
+export interface RetrievalTable {
+  crossModal: Record<string, RetrievalResult>;
+  views: Record<string, RetrievalResult>;
+}
+
+export interface SubsetAccuracy {
+  modalities: string[];
+  accuracy: number;
+  macroF1: number;
+  report: ClassificationReport;
+}
+
+export interface Evaluation {
+  init: string;
+  kind: 'pretrain' | 'finetune';
+  split: Split;
+  locations: number;
+  retrieval?: { pretrained: RetrievalTable; random: RetrievalTable };
+  subsets?: SubsetAccuracy[];
+}
+
+/** Evaluates the run in `init` on a split of `data`; see the file's comment. */
+export async function evaluateRun(options: EvaluateOptions): Promise<Evaluation> {
+  const { init, data, split = 'val', batchSize = 64, device = 'cpu', workers = 2, seed = 0, onProgress } = checkOptions('evaluateRun', options);
+  checkOneOf('evaluateRun', 'split', split, ['train', 'val', 'test']);
+  const dataset = await openPath(data);
+  const run = await loadRun(init, { device });
+  try {
+    checkModalities(run.modalities, dataset);
+    const loaderOptions = (extra: Partial<DataLoaderOptions>): DataLoaderOptions => ({
+      modalities: run.modalities.map((name) => ({ name, size: run.sizes[name] })), batchSize, splits: [split], shuffle: false,
+      normalization: run.normalization, workers, device, seed, onBadSample: 'skip', ...extra,
+    });
+    if (run.kind === 'pretrain') {
+      onProgress?.('pre-trained');
+      const pretrained = await retrievalTable(run, dataset, loaderOptions, (m, x) => run.project!(m, x));
+      onProgress?.('random initialisation');
+      manualSeed(seed);
+      using random = new MultiModalModel({ modalities: run.channels, backbones: run.backbones, ...run.heads!, alexnetHidden: run.alexnetHidden })
+        .eval().to({ device, memoryFormat: run.memoryFormat });
+      const randomTable = await retrievalTable(run, dataset, loaderOptions, (m, x) => random.forward(m, x));
+      return { init, kind: 'pretrain', split, locations: pretrained.locations, retrieval: { pretrained: pretrained.table, random: randomTable.table } };
+    }
+    onProgress?.('modality subsets');
+    const classNames = run.classNames!;
+    const labelled = (s: { label: number; negative: boolean }) => s.label >= 0 || (classNames.length > CLASSES.length && s.negative);   // Negative: a class when trained as one
+    const { features, targets } = await collect(dataset, loaderOptions({ filter: labelled }), run.modalities, run, (m, x) => run.features(m, x));
+    try {
+      const subsets = nonEmptySubsets(run.modalities).map((modalities) => {
+        const predictions = tidy(() => noGrad(() => Array.from(run.fuse!(Object.fromEntries(modalities.map((m) => [m, features[m][0]]))).argmax(1).toTypedArray() as ArrayLike<number | bigint>, Number)));
+        const report = classificationReport(confusionMatrix(targets, predictions, classNames.length), classNames);
+        return { modalities, accuracy: report.accuracy, macroF1: report.macroF1, report };
+      });
+      return { init, kind: 'finetune', split, locations: targets.length, subsets };
+    } finally {
+      Object.values(features).flat().forEach((t) => t.dispose());
+    }
+  } finally {
+    run.dispose();
+  }
+}
+
+/** Every non-empty subset of `items`, larger ones first, each in `items`' order. */
+export function nonEmptySubsets<T>(items: readonly T[]): T[][] {
+  const subsets: T[][] = [];
+  for (let mask = 1; mask < 1 << items.length; mask++) subsets.push(items.filter((_, i) => mask & (1 << i)));
+  return subsets.sort((a, b) => b.length - a.length);
+}
+
+type Embed = (modality: string, x: Tensor) => Tensor;
+
+/** Each modality's outputs of `embed` for every view of every sample `loader` yields, and the samples' classes. */
+async function collect(dataset: Dataset, options: DataLoaderOptions, modalities: readonly string[], run: LoadedRun, embed: Embed) {
+  await using loader = new DataLoader(dataset, options);
+  const parts: Record<string, Tensor[][]> = Object.fromEntries(modalities.map((m) => [m, []]));
+  const targets: number[] = [];
+  for await (const batch of loader.epoch(0)) {
+    using b = batch;
+    noGrad(() => {
+      for (const m of modalities) {
+        parts[m].push(b.views[m].map((view) => tidy(() => embed(m, view.contiguous({ memoryFormat: run.memoryFormat })).float())));
+      }
+    });
+    const labels = Array.from(b.labels.toTypedArray() as ArrayLike<number | bigint>, Number);
+    const negative = Array.from(b.negative.toTypedArray() as ArrayLike<number | boolean>, Boolean);
+    targets.push(...labels.map((l, i) => (l >= 0 ? l : negative[i] ? CLASSES.length : -1)));
+  }
+  const features = Object.fromEntries(modalities.map((m) => {
+    const views = parts[m][0]?.length ?? 0;
+    const joined = Array.from({ length: views }, (_, v) => cat(parts[m].map((batch) => batch[v]), 0));
+    parts[m].flat().forEach((t) => t.dispose());
+    return [m, joined];
+  }));
+  return { features, targets };
+}
+
+async function retrievalTable(run: LoadedRun, dataset: Dataset, loaderOptions: (extra: Partial<DataLoaderOptions>) => DataLoaderOptions, embed: Embed): Promise<{ table: RetrievalTable; locations: number }> {
+  const plain = await collect(dataset, loaderOptions({}), run.modalities, run, embed);
+  const augmented = await collect(dataset, loaderOptions({ augmentation: true, views: 2 }), run.modalities, run, embed);
+  try {
+    const crossModal: Record<string, RetrievalResult> = {};
+    for (const a of run.modalities) {
+      for (const b of run.modalities) if (a !== b) crossModal[`${a}->${b}`] = retrieval(plain.features[a][0], plain.features[b][0]);
+    }
+    const views = Object.fromEntries(run.modalities.map((m) => [m, retrieval(augmented.features[m][0], augmented.features[m][1])]));
+    return { table: { crossModal, views }, locations: plain.targets.length };
+  } finally {
+    [...Object.values(plain.features), ...Object.values(augmented.features)].flat().forEach((t) => t.dispose());
+  }
+}
+
+/** The evaluation as a printed table. */
+export function formatEvaluation(e: Evaluation): string {
+  const pct = (x: number) => (100 * x).toFixed(1).padStart(6);
+  const lines = [`${e.init}, ${e.split} split, ${e.locations} locations`];
+  if (e.retrieval) {
+    lines.push('', 'retrieval             | pre-trained: R@1    R@5   R@10  med.rank | random init: R@1    R@5   R@10  med.rank');
+    const row = (name: string, p: RetrievalResult, r: RetrievalResult) => `${name.padEnd(21)} | ${[p, r].map((x) => `${pct(x.recall[1])} ${pct(x.recall[5])} ${pct(x.recall[10])} ${String(x.medianRank).padStart(9)}`).join(' | ')}`;
+    for (const [pair, result] of Object.entries(e.retrieval.pretrained.crossModal)) lines.push(row(pair.replace('->', ' -> '), result, e.retrieval.random.crossModal[pair]));
+    for (const [m, result] of Object.entries(e.retrieval.pretrained.views)) lines.push(row(`${m} view -> view`, result, e.retrieval.random.views[m]));
+  }
+  if (e.subsets) {
+    lines.push('', 'modalities present    | accuracy  macro-F1');
+    for (const s of e.subsets) lines.push(`${s.modalities.join('+').padEnd(21)} | ${pct(s.accuracy)}    ${pct(s.macroF1)}`);
+  }
+  return lines.join('\n');
+}
+
+/** Where `mmssl evaluate` writes by default: evaluation-<split>.json in the run folder. */
+export const evaluationPath = (init: string, split: Split) => join(init, `evaluation-${split}.json`);
