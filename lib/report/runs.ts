@@ -98,9 +98,11 @@ export function readTable1(dir: string): Table1Folder {
   const results = readJson<Table1Results>(join(dir, 'results.json'));
   const pretrain = new Map<string, PretrainRun>();
   const cells: FinetuneRun[] = [];
+  // Cells of tables with other protocols share row and column names: the protocol tells them apart.
+  const protocol = results.protocol && results.protocol !== 'finetune' ? ` (${results.protocol})` : '';
   for (const row of results.rows) {
     for (const [column, cell] of Object.entries(row.cells)) {
-      const run = readRun(cell.run, `${row.name} -> ${column}`) as FinetuneRun;
+      const run = readRun(cell.run, `${row.name} -> ${column}${protocol}`) as FinetuneRun;
       cells.push(run);
       const init = run.config.init as string | null;
       if (init && !pretrain.has(init)) pretrain.set(init, readRun(init, row.name) as PretrainRun);

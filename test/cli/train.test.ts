@@ -23,7 +23,7 @@ function mmssl(...args: string[]) {
 }
 const STACK = /^\s+at /m;
 
-test.serial('pretrain (options from YAML, the command line over them), finetune from the run, embed', async (t) => {
+test.serial('pretrain (options from YAML, the command line over them, the k-NN monitor), finetune from the run, embed, evaluate, report', async (t) => {
   await ready;
   const config = join(scratch, 'pretrain.yaml');
   writeFileSync(config, 'epochs: 5\nembeddingDim: 16\nhiddenDim: 32\noptimizer:\n  name: adam\n  lr: 0.001\n');
@@ -45,6 +45,15 @@ test.serial('pretrain (options from YAML, the command line over them), finetune 
   const emb = mmssl('embed', '--init', ft, '--data', data, '--out', join(scratch, 'emb', 'x'), '--workers', '1');
   t.is(emb.status, 0, emb.stderr);
   t.true(existsSync(join(scratch, 'emb', 'x.npy')) && existsSync(join(scratch, 'emb', 'x.probabilities.npy')) && existsSync(join(scratch, 'emb', 'x.index.json')));
+  t.regex(pre.stderr, /epoch 1\/1: 20-NN accuracy \d+\.\d% \(val \d+ against \d+ train, [\d.]+ s\)/, 'the k-NN monitor after the first epoch');
+
+  const evaluation = mmssl('evaluate', '--init', run, '--data', data, '--split', 'val', '--workers', '1');
+  t.is(evaluation.status, 0, evaluation.stderr);
+  t.regex(evaluation.stdout, /s1 -> s2 +\| +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+ \|/);
+  t.true(existsSync(join(run, 'evaluation-val.json')));
+  const report = mmssl('report', run, ft, '--out', join(scratch, 'report.html'), '--no-maps');
+  t.is(report.status, 0, report.stderr);
+  t.regex(report.stdout, /report\.html: \d+ sections, \d+ charts/);
 });
 
 test.serial('Ctrl-C stops after the current step with a checkpoint that --resume continues from', async (t) => {
@@ -100,7 +109,7 @@ test('mistakes: exit code 1, one line naming what is wrong, no stack trace, no r
 });
 
 test('each command explains itself', (t) => {
-  for (const [command, option] of [['pretrain', '--resume'], ['finetune', '--linear-probe'], ['table1', '--scale'], ['embed', '--per-modality'], ['serve', '--max-batch']]) {
+  for (const [command, option] of [['pretrain', '--resume'], ['finetune', '--linear-probe'], ['table1', '--scale'], ['embed', '--per-modality'], ['serve', '--max-batch'], ['evaluate', '--split'], ['report', '--no-maps'], ['finetune', '--modality-dropout'], ['table1', '--protocol'], ['pretrain', '--knn-every']]) {
     const { status, stdout } = mmssl(command, '--help');
     t.is(status, 0);
     t.true(stdout.includes(option), `${command} --help mentions ${option}`);

@@ -21,6 +21,7 @@ const config = join(scratch, 'config.json');
 writeFileSync(config, JSON.stringify({
   backbones: { s1: 'resnet18', s2: 'resnet18' }, sizes: { s1: [32, 32], s2: [32, 32] }, epochs: 2, batchSize: 4,
   statsSamples: 50, workers: 1, dtype: 'float64', embeddingDim: 16, hiddenDim: 32,
+  knn: { every: 0 },   // the monitor's 'auto' schedule follows measured times, which runs do not repeat
 }));
 const args = (out: string, ...more: string[]) => [main, 'pretrain', '--data', data, '--modalities', 's1,s2', '--config', config, '--out', out, ...more];
 const env = { ...process.env, MMSSL_NUM_THREADS: '1' };
@@ -29,7 +30,8 @@ function mmssl(argv: string[]) {
   const { status, stdout, stderr } = spawnSync(process.execPath, argv, { encoding: 'utf8', timeout: 300_000, env });
   return { status, stdout, stderr };
 }
-const losses = (run: string) => readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { loss: number }).loss);
+const losses = (run: string) => readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { loss?: number | null })
+  .filter((m) => 'loss' in m).map((m) => m.loss as number);   // null where a step's loss was NaN
 
 /** Per tensor of the checkpoints' models: |a - b| / |b| (norms over the tensor), the worst. */
 async function worstModelGap(a: string, b: string): Promise<{ gap: number; key: string; tensors: number }> {
