@@ -1,6 +1,7 @@
 /** `mmssl embed`: embeddings (and class probabilities) for every sample of a dataset (lib/train/embed.ts). */
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 
+import type { Split } from '../data/dataset.js';
 import { integer, list } from './options.js';
 
 interface EmbedFlags {
@@ -9,6 +10,7 @@ interface EmbedFlags {
   out: string;
   modalities?: string[];
   perModality?: boolean;
+  splits?: Split[];
   batchSize?: number;
   workers?: number;
 }
@@ -21,12 +23,16 @@ export function embedCommand(program: Command): void {
     .requiredOption('--out <path>', 'output path without extension: PATH.npy (or PATH.<modality>.npy), PATH.index.json')
     .option('--modalities <list>', "modalities, comma-separated (default the run's)", list)
     .option('--per-modality', 'one array per modality instead of the fused one')
+    .option('--splits <list>', 'the splits embedded, comma-separated (default train,val,test)', (v: string) => list(v).map((s) => {
+      if (!['train', 'val', 'test'].includes(s)) throw new InvalidArgumentError(`'${s}' is not a split (train, val, test).`);
+      return s as Split;
+    }))
     .option('--batch-size <n>', 'samples per batch (default 64)', integer(1))
     .option('--workers <n>', 'data decoding threads (default 2)', integer(1))
     .action(async (f: EmbedFlags) => {
       const { embed } = await import('../train/embed.js');
       const data = f.data.length === 1 && !/\.tiff?$/i.test(f.data[0]) ? f.data[0] : f.data;
-      const index = await embed({ init: f.init, data, out: f.out, modalities: f.modalities, perModality: f.perModality, batchSize: f.batchSize, workers: f.workers });
+      const index = await embed({ init: f.init, data, out: f.out, modalities: f.modalities, perModality: f.perModality, splits: f.splits, batchSize: f.batchSize, workers: f.workers });
       console.log(`${index.ids.length} samples: ${index.files.join(', ')}, ${f.out}.index.json`);
     });
 }

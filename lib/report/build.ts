@@ -156,8 +156,8 @@ function retrievalSection(runs: PretrainRun[], split: Split): Section {
 async function features(run: Run, data: string, split: Split, limit: number) {
   const dir = await mkdtemp(join(tmpdir(), 'mmssl-report-'));
   try {
-    const index = await embed({ init: run.dir, data, out: join(dir, 'emb'), perModality: true, workers: 2 });
-    const chosen = index.ids.flatMap((_, i) => (index.splits[i] === split ? [i] : []));
+    const index = await embed({ init: run.dir, data, out: join(dir, 'emb'), perModality: true, splits: [split], workers: 2 });
+    const chosen = index.ids.map((_, i) => i);
     const kept = chosen.length > limit ? new Random(0).shuffle([...chosen]).slice(0, limit).sort((a, b) => a - b) : chosen;
     const className = (i: number) => (index.labels[i] >= 0 ? CLASSES[index.labels[i]] : NEGATIVE);
     const modalities = Object.keys(index.columns);

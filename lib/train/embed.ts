@@ -14,7 +14,7 @@ import { softmax } from '../nn/functional.js';
 import { noGrad } from '../torch/autograd.js';
 import type { Device } from '../torch/device.js';
 import { tidy } from '../torch/scope.js';
-import type { Dataset } from '../data/dataset.js';
+import type { Dataset, Split } from '../data/dataset.js';
 import { encodeNpy } from '../data/formats/npy.js';
 import { DataLoader, firstViews } from '../data/loader.js';
 import { openManifest } from '../data/manifest.js';
@@ -33,6 +33,8 @@ export interface EmbedOptions {
   modalities?: readonly string[];
   /** One array per modality instead of the fused one. */
   perModality?: boolean;
+  /** The splits embedded (default all three). */
+  splits?: readonly Split[];
   batchSize?: number;
   device?: Device;
   workers?: number;
@@ -51,7 +53,7 @@ export interface EmbedIndex {
 
 /** Writes the embeddings (and probabilities, from a fine-tuned model) of every sample; returns the index. */
 export async function embed(options: EmbedOptions): Promise<EmbedIndex> {
-  const { init, data, out, perModality = false, batchSize = 64, device = 'cpu', workers = 2, onProgress } = options;
+  const { init, data, out, perModality = false, splits = ['train', 'val', 'test'], batchSize = 64, device = 'cpu', workers = 2, onProgress } = options;
   const { dataset, cleanup } = await openData(data, options.modalities);
   const run = await loadRun(init, { modalities: options.modalities, device }).catch(async (e: unknown) => { await cleanup(); throw e; });
   try {
@@ -61,7 +63,7 @@ export async function embed(options: EmbedOptions): Promise<EmbedIndex> {
     if (differing) throw invalidArg('embed', 'data', `${run.channels[differing]} bands of ${differing}, as the run was trained on`, `${bands[differing]} bands`);
     const config = { sizes: run.sizes, memoryFormat: run.memoryFormat };
     await using loader = new DataLoader(dataset, {
-      modalities: modalities.map((name) => ({ name, size: config.sizes[name] })), batchSize, splits: ['train', 'val', 'test'], shuffle: false,
+      modalities: modalities.map((name) => ({ name, size: config.sizes[name] })), batchSize, splits, shuffle: false,
       normalization: run.normalization, workers, device, onBadSample: 'skip',
     });
     const rows: Record<string, Float32Array[]> = Object.fromEntries([...modalities, 'probabilities'].map((m) => [m, []]));

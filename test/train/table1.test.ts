@@ -111,6 +111,8 @@ test.serial('embed: fused features of a pre-training run, one row per readable s
   t.is(perModality.ids.length, index.ids.length + 1);
   const row = perModality.ids.indexOf(index.ids[0]);
   t.deepEqual(Array.from(s2.data as Float32Array).slice(row * 32, row * 32 + 32), Array.from(fused.data as Float32Array).slice(32, 64), 'the same features, fused or not');
+  const val = await embed({ init: run, data, out: join(scratch, 'emb', 'val'), splits: ['val'], workers: 1 });
+  t.deepEqual(val.ids, index.ids.filter((_, i) => index.splits[i] === 'val'), 'one split: its samples, in the same order');
 
   // loose GeoTIFF files of one modality: the same features as the same rasters read from the dataset
   const dataset = await openMeterML(data);
