@@ -16,6 +16,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { describeLibTorch, flavourTag } from './find-libtorch.mjs';
 import { PREBUILD_RECORD } from './install.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -23,15 +24,16 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const jobs = String(availableParallelism());
 
-function run(command, args, cwd = root, env = {}) {
-  const result = spawnSync(command, args, { cwd, stdio: 'inherit', env: { ...process.env, JOBS: jobs, ...env } });
+function run(command, args, cwd = root) {
+  const result = spawnSync(command, args, { cwd, stdio: 'inherit', env: { ...process.env, JOBS: jobs } });
   if (result.status !== 0) process.exit(result.status ?? 1);
 }
 
-function findLibTorch(flag) {
-  const found = spawnSync(process.execPath, [join(root, 'scripts', 'find-libtorch.mjs'), flag], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+// Discovery runs once, in its own process, whose message and exit status stop the build when LibTorch is unusable.
+function findLibTorch() {
+  const found = spawnSync(process.execPath, [join(root, 'scripts', 'find-libtorch.mjs'), '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   if (found.status !== 0) process.exit(found.status ?? 1);
-  return found.stdout.trim();
+  return JSON.parse(found.stdout);
 }
 
 // node-gyp downloads Node's headers unless told where they are: use npm's setting, else the headers that ship with
@@ -59,8 +61,7 @@ function buildGyp(dir = mkdtempSync(join(tmpdir(), 'mmssl-gyp-'))) {
   console.log(`node-gyp build: ${join(dir, 'build', 'Release', 'mmssl.node')}`);
 }
 
-async function buildPrebuild(out = root) {
-  const flavour = findLibTorch('--flavour');
+async function buildPrebuild(flavour, out = root) {
   // prebuildify moves its output with rename(2): the scratch copy must be on the output's file system.
   mkdirSync(resolve(out), { recursive: true });
   const dir = gypWorkspace(mkdtempSync(join(resolve(out), '.prebuild-')));
@@ -91,9 +92,10 @@ function buildCmake(libtorch) {
   rmSync(join(root, PREBUILD_RECORD), { force: true });
 }
 
-const libtorch = findLibTorch('--report');
+const torch = findLibTorch();
+const libtorch = describeLibTorch(torch);
 console.log(libtorch);
 const [mode, dir] = process.argv.slice(2);
 if (mode === '--gyp') buildGyp(dir);
-else if (mode === '--prebuild') await buildPrebuild(dir);
+else if (mode === '--prebuild') await buildPrebuild(flavourTag(torch), dir);
 else buildCmake(libtorch);

@@ -110,6 +110,11 @@ export function flavourTag({ version, cuda, cxx11abi }) {
   return `torch-${major}_${minor}-${cuda ? 'cuda' : 'cpu'}${cxx11abi === false ? '-abi0' : ''}`;
 }
 
+// One line on the LibTorch found: what build logs and the CMake stamp of the configured LibTorch show.
+export function describeLibTorch(torch) {
+  return `LibTorch ${torch.version} (${torch.cuda ? 'CUDA' : 'CPU'}) from ${torch.source}: ${torch.libDir}`;
+}
+
 // The addon's sources: every native/*.cc, and native/cuda/*.cc only against a CUDA LibTorch.
 export function nativeSources(torch) {
   const list = (dir) => readdirSync(join(root, dir)).filter((f) => f.endsWith('.cc')).sort().map((f) => `${dir}/${f}`);
@@ -147,7 +152,7 @@ function main(flag) {
     '--defines': () => defines(torch).join(' '),
     '--sources': () => nativeSources(torch).map((s) => relative(root, join(root, s))).join(' '),
     '--flavour': () => flavourTag(torch),
-    '--report': () => `LibTorch ${torch.version} (${torch.cuda ? 'CUDA' : 'CPU'}) from ${torch.source}: ${torch.libDir}`,
+    '--report': () => describeLibTorch(torch),
   };
   const out = outputs[flag ?? '--report'];
   if (!out) {

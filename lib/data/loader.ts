@@ -7,7 +7,8 @@
 import { availableParallelism } from 'node:os';
 
 import { checkBool, checkInt, checkOneOf, checkOptions, FileError, invalidArg } from '../errors.js';
-import { fromBuffer, tensor } from '../torch/creation.js';
+import { noGrad } from '../torch/autograd.js';
+import { cat, fromBuffer, tensor } from '../torch/creation.js';
 import type { Device } from '../torch/device.js';
 import { tidy } from '../torch/scope.js';
 import type { MemoryFormat, Tensor } from '../torch/tensor.js';
@@ -82,6 +83,31 @@ export interface Batch {
 /** The batch's first view of each modality, in `memoryFormat`: a model's inputs where one view is used. */
 export function firstViews(batch: Batch, modalities: readonly string[], memoryFormat: MemoryFormat): Record<string, Tensor> {
   return Object.fromEntries(modalities.map((m) => [m, batch.views[m][0].contiguous({ memoryFormat })]));
+}
+
+/** What `collectRows` gathered: row i of each column is the i-th sample's; dispose it (`using`). */
+export interface CollectedRows extends Disposable {
+  /** Each tensor `f` returned, concatenated over the batches (float32, CPU); none when no batch came. */
+  columns: Tensor[];
+  labels: number[];
+  negative: boolean[];
+}
+
+/**
+ * `f` of every batch of the loader's first epoch, without gradients (embeddings, features): each tensor it returns,
+ * [B, ...], concatenated over the batches, with the samples' labels and Negative flags.
+ */
+export async function collectRows(loader: DataLoader, f: (batch: Batch) => Tensor[]): Promise<CollectedRows> {
+  const parts: Tensor[][] = [], labels: number[] = [], negative: boolean[] = [];
+  for await (const batch of loader.epoch(0)) {
+    using b = batch;
+    parts.push(tidy(() => noGrad(() => f(b).map((t) => t.float().cpu()))));
+    labels.push(...Array.from(b.labels.toTypedArray() as ArrayLike<number | bigint>, Number));
+    negative.push(...Array.from(b.negative.toTypedArray() as ArrayLike<number | boolean>, Boolean));
+  }
+  const columns = parts.length === 0 ? [] : parts[0].map((_, k) => cat(parts.map((p) => p[k]), 0));
+  parts.flat().forEach((t) => t.dispose());
+  return { columns, labels, negative, [Symbol.dispose]: () => columns.forEach((c) => c.dispose()) };
 }
 
 export interface SkippedSample {

@@ -12,7 +12,7 @@ import type { Evaluation } from '../train/evaluate.js';
 import type { Environment } from '../train/environment.js';
 import type { FinetuneEpochMetrics, FinetuneResult } from '../train/finetune.js';
 import type { KnnMetrics } from '../train/knn_monitor.js';
-import type { StepMetrics } from '../train/pretrain.js';
+import { readJson, type StepMetrics } from '../train/pretrain.js';
 import type { Table1Results } from '../train/table1.js';
 
 interface RunBase {
@@ -44,14 +44,6 @@ export interface Table1Folder {
   /** Its pre-training runs, labelled by row, and its fine-tuned cells, labelled 'row -> column'. */
   pretrain: PretrainRun[];
   cells: FinetuneRun[];
-}
-
-function readJson<T>(path: string): T {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
-  } catch (e) {
-    throw new FileError(path, `cannot be read as JSON: ${(e as Error).message}`);
-  }
 }
 
 function readLines<T>(path: string): T[] {

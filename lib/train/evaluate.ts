@@ -17,13 +17,13 @@ import { checkOneOf, checkOptions } from '../errors.js';
 import { retrieval, type RetrievalResult } from '../eval/retrieval.js';
 import { MultiModalModel } from '../nn/models/multimodal.js';
 import { noGrad } from '../torch/autograd.js';
-import { cat } from '../torch/creation.js';
 import type { Device } from '../torch/device.js';
 import { manualSeed } from '../torch/runtime.js';
 import { tidy } from '../torch/scope.js';
 import type { Tensor } from '../torch/tensor.js';
 import { CLASSES, type Dataset, type Split } from '../data/dataset.js';
-import { DataLoader, type DataLoaderOptions } from '../data/loader.js';
+import { collectRows, DataLoader, type DataLoaderOptions } from '../data/loader.js';
+import { classOf } from './finetune.js';
 import { openPath } from '../data/open.js';
 import { type ClassificationReport, classificationReport, confusionMatrix } from './metrics.js';
 import { checkModalities } from './pretrain.js';
@@ -88,18 +88,15 @@ export async function evaluateRun(options: EvaluateOptions): Promise<Evaluation>
     }
     onProgress?.('modality subsets');
     const classNames = run.classNames!;
-    const labelled = (s: { label: number; negative: boolean }) => s.label >= 0 || (classNames.length > CLASSES.length && s.negative);   // Negative: a class when trained as one
-    const { features, targets } = await collect(dataset, loaderOptions({ filter: labelled }), run.modalities, run, (m, x) => run.features(m, x));
-    try {
-      const subsets = nonEmptySubsets(run.modalities).map((modalities) => {
-        const predictions = tidy(() => noGrad(() => Array.from(run.fuse!(Object.fromEntries(modalities.map((m) => [m, features[m][0]]))).argmax(1).toTypedArray() as ArrayLike<number | bigint>, Number)));
-        const report = classificationReport(confusionMatrix(targets, predictions, classNames.length), classNames);
-        return { modalities, accuracy: report.accuracy, macroF1: report.macroF1, report };
-      });
-      return { init, kind: 'finetune', split, locations: targets.length, subsets };
-    } finally {
-      Object.values(features).flat().forEach((t) => t.dispose());
-    }
+    const includeNegative = classNames.length > CLASSES.length;   // Negative: a class when trained as one
+    using rows = await collect(dataset, loaderOptions({ filter: (s) => classOf(s, includeNegative) >= 0 }), run, (m, x) => run.features(m, x));
+    const targets = rows.labels.map((label, i) => classOf({ label, negative: rows.negative[i] }, includeNegative));
+    const subsets = nonEmptySubsets(run.modalities).map((modalities) => {
+      const predictions = tidy(() => noGrad(() => Array.from(run.fuse!(Object.fromEntries(modalities.map((m) => [m, rows.features[m][0]]))).argmax(1).toTypedArray() as ArrayLike<number | bigint>, Number)));
+      const report = classificationReport(confusionMatrix(targets, predictions, classNames.length), classNames);
+      return { modalities, accuracy: report.accuracy, macroF1: report.macroF1, report };
+    });
+    return { init, kind: 'finetune', split, locations: targets.length, subsets };
   } finally {
     run.dispose();
   }
@@ -114,44 +111,24 @@ export function nonEmptySubsets<T>(items: readonly T[]): T[][] {
 
 type Embed = (modality: string, x: Tensor) => Tensor;
 
-/** Each modality's outputs of `embed` for every view of every sample `loader` yields, and the samples' classes. */
-async function collect(dataset: Dataset, options: DataLoaderOptions, modalities: readonly string[], run: LoadedRun, embed: Embed) {
+/** Each modality's outputs of `embed` for every view of every sample of `options`' loader; dispose it (`using`). */
+async function collect(dataset: Dataset, options: DataLoaderOptions, run: LoadedRun, embed: Embed) {
   await using loader = new DataLoader(dataset, options);
-  const parts: Record<string, Tensor[][]> = Object.fromEntries(modalities.map((m) => [m, []]));
-  const targets: number[] = [];
-  for await (const batch of loader.epoch(0)) {
-    using b = batch;
-    noGrad(() => {
-      for (const m of modalities) {
-        parts[m].push(b.views[m].map((view) => tidy(() => embed(m, view.contiguous({ memoryFormat: run.memoryFormat })).float())));
-      }
-    });
-    const labels = Array.from(b.labels.toTypedArray() as ArrayLike<number | bigint>, Number);
-    const negative = Array.from(b.negative.toTypedArray() as ArrayLike<number | boolean>, Boolean);
-    targets.push(...labels.map((l, i) => (l >= 0 ? l : negative[i] ? CLASSES.length : -1)));
-  }
-  const features = Object.fromEntries(modalities.map((m) => {
-    const views = parts[m][0]?.length ?? 0;
-    const joined = Array.from({ length: views }, (_, v) => cat(parts[m].map((batch) => batch[v]), 0));
-    parts[m].flat().forEach((t) => t.dispose());
-    return [m, joined];
-  }));
-  return { features, targets };
+  const views = options.views ?? (options.augmentation ? 2 : 1);
+  const rows = await collectRows(loader, (b) => run.modalities.flatMap((m) => b.views[m].map((view) => embed(m, view.contiguous({ memoryFormat: run.memoryFormat })))));
+  const features = Object.fromEntries(run.modalities.map((m, k) => [m, rows.columns.slice(k * views, (k + 1) * views)]));
+  return { ...rows, features };
 }
 
 async function retrievalTable(run: LoadedRun, dataset: Dataset, loaderOptions: (extra: Partial<DataLoaderOptions>) => DataLoaderOptions, embed: Embed): Promise<{ table: RetrievalTable; locations: number }> {
-  const plain = await collect(dataset, loaderOptions({}), run.modalities, run, embed);
-  const augmented = await collect(dataset, loaderOptions({ augmentation: true, views: 2 }), run.modalities, run, embed);
-  try {
-    const crossModal: Record<string, RetrievalResult> = {};
-    for (const a of run.modalities) {
-      for (const b of run.modalities) if (a !== b) crossModal[`${a}->${b}`] = retrieval(plain.features[a][0], plain.features[b][0]);
-    }
-    const views = Object.fromEntries(run.modalities.map((m) => [m, retrieval(augmented.features[m][0], augmented.features[m][1])]));
-    return { table: { crossModal, views }, locations: plain.targets.length };
-  } finally {
-    [...Object.values(plain.features), ...Object.values(augmented.features)].flat().forEach((t) => t.dispose());
+  using plain = await collect(dataset, loaderOptions({}), run, embed);
+  using augmented = await collect(dataset, loaderOptions({ augmentation: true, views: 2 }), run, embed);
+  const crossModal: Record<string, RetrievalResult> = {};
+  for (const a of run.modalities) {
+    for (const b of run.modalities) if (a !== b) crossModal[`${a}->${b}`] = retrieval(plain.features[a][0], plain.features[b][0]);
   }
+  const views = Object.fromEntries(run.modalities.map((m) => [m, retrieval(augmented.features[m][0], augmented.features[m][1])]));
+  return { table: { crossModal, views }, locations: plain.labels.length };
 }
 
 /** The evaluation as a printed table. */

@@ -17,13 +17,12 @@ import { crossEntropy } from '../nn/functional.js';
 import { FusionClassifier } from '../nn/models/multimodal.js';
 import { noGrad } from '../torch/autograd.js';
 import { cat, tensor } from '../torch/creation.js';
-import type { Tensor } from '../torch/tensor.js';
 import { knnPredict } from '../eval/knn.js';
 import type { Device } from '../torch/device.js';
 import { tidy } from '../torch/scope.js';
 import { manualSeed, setNumThreads } from '../torch/runtime.js';
 import { CLASSES, type Dataset, NEGATIVE, type SampleRecord, type Split } from '../data/dataset.js';
-import { type Batch, DataLoader, firstViews } from '../data/loader.js';
+import { type Batch, collectRows, DataLoader, firstViews } from '../data/loader.js';
 import { openPath } from '../data/open.js';
 import { Random } from '../data/random.js';
 import { loadOrComputeBandStats, type NormalizationStats } from '../data/stats.js';
@@ -67,7 +66,7 @@ export function classNamesOf(config: Pick<FinetuneConfig, 'includeNegative'>): s
 }
 
 /** The class of a sample for fine-tuning, or -1 when it is left out. */
-function classOf(sample: Pick<SampleRecord, 'label' | 'negative'>, includeNegative: boolean): number {
+export function classOf(sample: Pick<SampleRecord, 'label' | 'negative'>, includeNegative: boolean): number {
   return sample.label >= 0 ? sample.label : includeNegative && sample.negative ? CLASSES.length : -1;
 }
 
@@ -158,22 +157,17 @@ export async function knnProbe(config: FinetuneConfig, options: { k?: number; te
   await using test = prepared.test;
   await using train = new DataLoader(dataset, { ...loaderOptions, filter: (_, i) => subset.has(i), shuffle: false });
   const embed = async (loader: DataLoader, split: string) => {
-    const parts: Tensor[] = [], targets: number[] = [];
-    for await (const batch of loader.epoch(0)) {
-      using b = batch;
+    const rows = await collectRows(loader, (b) => {
       const inputs = firstViews(b, config.modalities, config.memoryFormat);
-      parts.push(tidy(() => noGrad(() => cat([...model.backbones].map(([m, backbone]) => backbone.features(inputs[m])), 1).float().cpu())));
-      targets.push(...batchTargets(b, config.includeNegative));
-    }
-    if (parts.length === 0) throw invalidArg('knnProbe', 'data', `labelled samples in the ${split} split`, config.data);
-    const rows = cat(parts, 0);
-    parts.forEach((p) => p.dispose());
-    return { rows, targets, [Symbol.dispose]: () => rows.dispose() };
+      return [cat([...model.backbones].map(([m, backbone]) => backbone.features(inputs[m])), 1)];
+    });
+    if (rows.columns.length === 0) throw invalidArg('knnProbe', 'data', `labelled samples in the ${split} split`, config.data);
+    return { ...rows, targets: rows.labels.map((label, i) => classOf({ label, negative: rows.negative[i] }, config.includeNegative)) };
   };
   using gallery = await embed(train, 'train');
   const report = async (loader: DataLoader, split: string) => {
     using queries = await embed(loader, split);
-    const predictions = knnPredict(gallery.rows, gallery.targets, queries.rows, { numClasses: classNames.length, ...options });
+    const predictions = knnPredict(gallery.columns[0], gallery.targets, queries.columns[0], { numClasses: classNames.length, ...options });
     return classificationReport(confusionMatrix(queries.targets, predictions, classNames.length), classNames);
   };
   return { classNames, val: await report(val, 'val'), test: await report(test, 'test'), trainSamples: subset.size, epochs: 0 };

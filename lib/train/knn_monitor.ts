@@ -8,16 +8,13 @@
  * 10% of the measured training time: how representation quality moves, at a bounded price.
  */
 import { CLASSES, type Dataset } from '../data/dataset.js';
-import { DataLoader, firstViews } from '../data/loader.js';
+import { type CollectedRows, collectRows, DataLoader, firstViews } from '../data/loader.js';
 import { Random } from '../data/random.js';
 import type { NormalizationStats } from '../data/stats.js';
 import { knnAccuracy } from '../eval/knn.js';
 import type { MultiModalModel } from '../nn/models/multimodal.js';
-import { noGrad } from '../torch/autograd.js';
 import { cat } from '../torch/creation.js';
 import type { Device } from '../torch/device.js';
-import { tidy } from '../torch/scope.js';
-import type { Tensor } from '../torch/tensor.js';
 import type { PretrainConfig } from './config.js';
 
 export interface KnnConfig {
@@ -89,9 +86,9 @@ export class KnnMonitor {
     try {
       using gallery = await this.#embed(model, this.gallery);
       using queries = await this.#embed(model, this.queries);
-      if (!gallery.rows || !queries.rows) return undefined;
+      if (gallery.columns.length === 0 || queries.columns.length === 0) return undefined;
       const { k, temperature } = this.config;
-      const accuracy = knnAccuracy(gallery.rows, gallery.labels, queries.rows, queries.labels, { numClasses: CLASSES.length, k, temperature });
+      const accuracy = knnAccuracy(gallery.columns[0], gallery.labels, queries.columns[0], queries.labels, { numClasses: CLASSES.length, k, temperature });
       const seconds = (performance.now() - start) / 1000;
       this.#schedule(seconds);
       return { epoch, step, knn: { accuracy, k, gallery: gallery.labels.length, queries: queries.labels.length, seconds } };
@@ -107,21 +104,12 @@ export class KnnMonitor {
   }
 
   /** The fused backbone features of every sample `loader` yields, and their labels. */
-  async #embed(model: MultiModalModel, loader: DataLoader) {
-    const { config } = this.setting;
-    const rows: Tensor[] = [];
-    const labels: number[] = [];
-    for await (const batch of loader.epoch(0)) {
-      using b = batch;
-      rows.push(tidy(() => noGrad(() => {
-        const inputs = firstViews(b, config.modalities, config.memoryFormat);
-        return cat(config.modalities.map((m) => model.encoder(m).features(inputs[m].to({ dtype: config.dtype })).float()), 1).cpu();
-      })));
-      labels.push(...Array.from(b.labels.toTypedArray() as ArrayLike<number | bigint>, Number));
-    }
-    const all = rows.length > 0 ? cat(rows, 0) : undefined;
-    rows.forEach((r) => r.dispose());
-    return { rows: all, labels, [Symbol.dispose]: () => all?.dispose() };
+  #embed(model: MultiModalModel, loader: DataLoader): Promise<CollectedRows> {
+    const { modalities, memoryFormat, dtype } = this.setting.config;
+    return collectRows(loader, (b) => {
+      const inputs = firstViews(b, modalities, memoryFormat);
+      return [cat(modalities.map((m) => model.encoder(m).features(inputs[m].to({ dtype }))), 1)];
+    });
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
