@@ -177,7 +177,9 @@ class InfoNCE : public torch::autograd::Function<InfoNCE> {
     auto [unique, inverse, counts] = at::_unique2(groups, /*sorted=*/false, /*return_inverse=*/true, /*return_counts=*/true);
     at::Tensor ua = u.to(acc);
     at::Tensor positives = counts.index_select(0, inverse).sub(1).to(acc);
-    at::Tensor weight = sum ? at::ones_like(positives) : positives.reciprocal();
+    // A view without a positive can only be a non-anchor (the TypeScript side checks anchors): its weight is 1
+    // rather than 1/0, so that its zero terms stay zero instead of 0 * inf = NaN, forward and backward.
+    at::Tensor weight = sum ? at::ones_like(positives) : positives.clamp_min(1).reciprocal();
     at::Tensor anchors = anchorMask.to(acc);
     at::Tensor lse = rowLogSumExps(u, tau, rows, acc, fused);
     at::Tensor positiveSim = (groupSums(ua, inverse, unique.size(0)).index_select(0, inverse) - ua).mul(ua).sum(1).div(tau);

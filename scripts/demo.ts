@@ -23,7 +23,7 @@ if (!existsSync(join(dataset, 'synth_report.json'))) {
 }
 const results = await train.table1({
   data: dataset, out: join(out, 'table1'), scale: 'demo', rows: ['none', 'S1+S2', 'S1+S2*'], columns: ['S1', 'S2', 'S1+S2'],
-  common: { seed: 0 }, finetune: { labelFraction: 0.1 },
+  common: { seed: 0, onBadSample: 'skip' }, finetune: { labelFraction: 0.1 },   // (synth breaks two samples on purpose)
   onRun: (e) => console.log(`[${clock()}] ${e.kind === 'pretrain' ? `pre-training ${e.row}` : `fine-tuning ${e.column} from ${e.row === 'none' ? 'random initialisation' : `${e.row} pre-training`}`}${e.cached ? ' (cached)' : ''}`),
   onStep: (m) => {
     if (m.batch === m.batches - 1 && (m.epoch + 1) % 10 === 0) console.log(`[${clock()}]   epoch ${m.epoch + 1}: loss ${m.loss.toFixed(3)}, ${m.locationsPerSecond.toFixed(0)} locations/s`);

@@ -2,7 +2,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
 
 import type { Split } from '../data/dataset.js';
-import { integer, list } from './options.js';
+import { badSampleOption, integer, list } from './options.js';
 
 interface EmbedFlags {
   init: string;
@@ -13,6 +13,7 @@ interface EmbedFlags {
   splits?: Split[];
   batchSize?: number;
   workers?: number;
+  onBadSample?: 'raise' | 'skip';
 }
 
 export function embedCommand(program: Command): void {
@@ -29,10 +30,13 @@ export function embedCommand(program: Command): void {
     }))
     .option('--batch-size <n>', 'samples per batch (default 64)', integer(1))
     .option('--workers <n>', 'data decoding threads (default 2)', integer(1))
+    .addOption(badSampleOption())
     .action(async (f: EmbedFlags) => {
       const { embed } = await import('../train/embed.js');
       const data = f.data.length === 1 && !/\.tiff?$/i.test(f.data[0]) ? f.data[0] : f.data;
-      const index = await embed({ init: f.init, data, out: f.out, modalities: f.modalities, perModality: f.perModality, splits: f.splits, batchSize: f.batchSize, workers: f.workers });
+      const index = await embed({ init: f.init, data, out: f.out, modalities: f.modalities, perModality: f.perModality, splits: f.splits, batchSize: f.batchSize, workers: f.workers, onBadSample: f.onBadSample });
+      const { describeSkipped } = await import('../train/skipped.js');
+      if (index.skipped.length > 0) console.log(`${describeSkipped(index.skipped)} (all in ${f.out}.index.json)`);
       console.log(`${index.ids.length} samples: ${index.files.join(', ')}, ${f.out}.index.json`);
     });
 }

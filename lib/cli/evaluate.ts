@@ -2,7 +2,7 @@
 import { Option, type Command } from 'commander';
 
 import type { Split } from '../data/dataset.js';
-import { integer } from './options.js';
+import { badSampleOption, integer } from './options.js';
 
 interface EvaluateFlags {
   init: string;
@@ -12,6 +12,7 @@ interface EvaluateFlags {
   batchSize?: number;
   workers?: number;
   seed?: number;
+  onBadSample?: 'raise' | 'skip';
 }
 
 export function evaluateCommand(program: Command): void {
@@ -24,10 +25,11 @@ export function evaluateCommand(program: Command): void {
     .option('--batch-size <n>', 'samples per batch (default 64)', integer(1))
     .option('--workers <n>', 'data decoding threads (default 2)', integer(1))
     .option('--seed <n>', 'seeds the augmented views and the random initialisation (default 0)', integer(0))
+    .addOption(badSampleOption())
     .action(async (f: EvaluateFlags) => {
       const { evaluateRun, evaluationPath, formatEvaluation } = await import('../train/evaluate.js');
       const { writeJsonAtomic } = await import('../io/atomic.js');
-      const evaluation = await evaluateRun({ init: f.init, data: f.data, split: f.split, batchSize: f.batchSize, workers: f.workers, seed: f.seed, onProgress: (what) => console.error(`evaluating ${what}`) });
+      const evaluation = await evaluateRun({ init: f.init, data: f.data, split: f.split, batchSize: f.batchSize, workers: f.workers, seed: f.seed, onBadSample: f.onBadSample, onProgress: (what) => console.error(`evaluating ${what}`) });
       const out = f.out ?? evaluationPath(f.init, f.split);
       await writeJsonAtomic(out, evaluation);
       console.log(`${formatEvaluation(evaluation)}\n\n${out}`);

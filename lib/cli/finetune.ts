@@ -52,13 +52,21 @@ export function finetuneCommand(program: Command): void {
         epochs: f.epochs, batchSize: f.batchSize, optimizer: Object.keys(optimizer).length > 0 ? optimizer : undefined,
         linearProbe: f.linearProbe, labelFraction: f.labelFraction, includeNegative: f.includeNegative, augment: f.augment ? undefined : false,
         alexnetHidden: f.alexnetHidden, modalityDropout: f.modalityDropout, missingToken: f.missingToken, sizes: f.size, seed: f.seed, device: f.device, threads: f.threads, workers: f.workers,
+        onBadSample: f.onBadSample,
       });
+      const { describeSkipped } = await import('../train/skipped.js');
+      const { join } = await import('node:path');
+      const skippedLog = join(f.out, 'skipped.jsonl');
       const interrupt = stopOnInterrupt('epoch');
       const result = await finetune({
         config, out: f.out, signal: interrupt.signal,
-        onEpoch: (m) => console.error(`epoch ${m.epoch + 1}/${config.epochs}: loss ${m.loss.toFixed(4)}, val accuracy ${(100 * m.valAccuracy).toFixed(2)}%, macro F1 ${(100 * m.valMacroF1).toFixed(2)}%, ${m.locationsPerSecond.toFixed(1)} samples/s`),
+        onEpoch: (m) => {
+          console.error(`epoch ${m.epoch + 1}/${config.epochs}: loss ${m.loss.toFixed(4)}, val accuracy ${(100 * m.valAccuracy).toFixed(2)}%, macro F1 ${(100 * m.valMacroF1).toFixed(2)}%, ${m.locationsPerSecond.toFixed(1)} samples/s`);
+          if (m.skipped.length > 0) console.log(`epoch ${m.epoch + 1}/${config.epochs}: ${describeSkipped(m.skipped)} (all in ${skippedLog})`);
+        },
       }).finally(interrupt.dispose);
       console.log(`validation (${result.val.total} samples)\n${formatConfusionMatrix(result.val)}\n\ntest (${result.test.total} samples)\n${formatConfusionMatrix(result.test)}`);
-      console.log(`\n${f.out}: model.safetensors, report.json (${result.epochs} epochs on ${result.trainSamples} labelled samples)`);
+      const skipped = result.skipped > 0 ? `; ${result.skipped} samples skipped (${skippedLog})` : '';
+      console.log(`\n${f.out}: model.safetensors, report.json (${result.epochs} epochs on ${result.trainSamples} labelled samples${skipped})`);
     });
 }

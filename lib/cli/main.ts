@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 
 import { MmsslError } from '../errors.js';
+import { EXIT } from '../exit.js';
 import { packageVersion } from '../native.js';
 import { version } from '../torch/runtime.js';
 import { embedCommand } from './embed.js';
@@ -41,5 +42,5 @@ try {
   if (e instanceof CommanderError) process.exit(e.exitCode);   // commander has printed its message
   if (!isUserError(e)) throw e;   // a bug: keep the stack
   console.error(`mmssl: ${(e as Error).message}`);
-  process.exit(1);
+  process.exit(EXIT.error);
 }

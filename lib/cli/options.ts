@@ -2,7 +2,9 @@
  * What the commands share: commander parsers (each throws commander's InvalidArgumentError saying what is expected)
  * and the Ctrl-C handling of long runs.
  */
-import { type Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+
+import { EXIT } from '../exit.js';
 
 /** Integers >= min. */
 export const integer = (min: number) => (value: string) => {
@@ -30,17 +32,24 @@ export const size = (value: string, previous: Record<string, [number, number]> =
   return { ...previous, [match[1]]: [Number(match[2]), Number(match[3])] as [number, number] };
 };
 
-/** Ctrl-C once: stop after the current `unit` (step, epoch) with what it saves; twice: leave at once. */
+/**
+ * Ctrl-C once: stop after the current `unit` (step, epoch) with what it saves, and exit with status 130 (so that a
+ * script can tell a stopped run from a finished one); twice: leave at once.
+ */
 export function stopOnInterrupt(unit: string): { signal: AbortSignal; dispose: () => void } {
   const controller = new AbortController();
   const onInterrupt = () => {
-    if (controller.signal.aborted) process.exit(130);
+    if (controller.signal.aborted) process.exit(EXIT.interrupted);
     controller.abort();
+    process.exitCode = EXIT.interrupted;
     console.error(`\nmmssl: stopping after this ${unit} (Ctrl-C again to quit at once)`);
   };
   process.on('SIGINT', onInterrupt);
   return { signal: controller.signal, dispose: () => process.off('SIGINT', onInterrupt) };
 }
+
+/** --on-bad-sample, for every command that reads a dataset. */
+export const badSampleOption = () => new Option('--on-bad-sample <policy>', 'a sample that cannot be read: raise (stop with its error, the default) or skip (leave it out, reported)').choices(['raise', 'skip']);
 
 /** What `runOptions` parses. */
 export interface RunFlags {
@@ -49,6 +58,7 @@ export interface RunFlags {
   device?: string;
   threads?: number;
   workers?: number;
+  onBadSample?: 'raise' | 'skip';
 }
 
 /** The options every training command takes: input sizes, seed, device, threads. */
@@ -58,5 +68,6 @@ export function runOptions(command: Command): Command {
     .option('--seed <n>', 'random seed (default 0)', integer(0))
     .option('--device <device>', 'cpu, cuda or cuda:N (default cpu)')
     .option('--threads <n>', "LibTorch's threads", integer(1))
-    .option('--workers <n>', 'data decoding threads (default 2)', integer(1));
+    .option('--workers <n>', 'data decoding threads (default 2)', integer(1))
+    .addOption(badSampleOption());
 }

@@ -4,7 +4,7 @@ import { SingleBar } from 'cli-progress';
 
 import type { PretrainConfig } from '../train/config.js';
 import type { KnnMetrics } from '../train/knn_monitor.js';
-import type { StepMetrics } from '../train/pretrain.js';
+import type { EpochSummary, StepMetrics } from '../train/pretrain.js';
 import { integer, list, positiveNumber, type RunFlags, runOptions, stopOnInterrupt } from './options.js';
 
 interface PretrainFlags extends RunFlags {
@@ -34,7 +34,7 @@ function fromFlags(f: PretrainFlags): Record<string, unknown> {
     data: f.data, modalities: f.modalities, augment: f.augment ? undefined : false, epochs: f.epochs, batchSize: f.batchSize,
     optimizer: Object.values(optimizer).some((v) => v !== undefined) ? JSON.parse(JSON.stringify(optimizer)) : undefined,
     temperature: f.temperature, embeddingDim: f.embeddingDim, alexnetHidden: f.alexnetHidden, sizes: f.size, seed: f.seed,
-    device: f.device, threads: f.threads, workers: f.workers, syncBatchNorm: f.syncBatchNorm ? undefined : false,
+    device: f.device, threads: f.threads, workers: f.workers, onBadSample: f.onBadSample, syncBatchNorm: f.syncBatchNorm ? undefined : false,
     knn: f.knnEvery === undefined ? undefined : { every: f.knnEvery },
   };
 }
@@ -99,6 +99,7 @@ export function pretrainCommand(program: Command): void {
       }
       const { readConfigFile, resolvePretrainConfig } = await import('../train/config.js');
       const { pretrain, RUN_FILES } = await import('../train/pretrain.js');
+      const { describeSkipped } = await import('../train/skipped.js');
       const { readFile } = await import('node:fs/promises');
       const { join } = await import('node:path');
       const file = flags.config ? await readConfigFile(flags.config) : {};
@@ -110,12 +111,17 @@ export function pretrainCommand(program: Command): void {
       const bar = progress(config);
       const interrupt = stopOnInterrupt('step');
       const started = Date.now();
-      const result = await pretrain({ config, out: flags.out, resume: flags.resume, signal: interrupt.signal, onStep: bar.update, onEpoch: bar.knn, group })
+      const skippedLog = join(flags.out, RUN_FILES.skipped);
+      const onEpochEnd = ({ epoch, skipped }: EpochSummary) => {
+        if (skipped.length > 0) console.log(`epoch ${epoch + 1}/${config.epochs}: ${describeSkipped(skipped)} (all in ${skippedLog})`);
+      };
+      const result = await pretrain({ config, out: flags.out, resume: flags.resume, signal: interrupt.signal, onStep: bar.update, onEpoch: bar.knn, onEpochEnd, group })
         .finally(() => { bar.stop(); interrupt.dispose(); group?.destroy(); });
       if ((group?.rank ?? 0) !== 0) return;
       const minutes = ((Date.now() - started) / 60000).toFixed(1);
+      const skipped = result.skipped > 0 ? `; ${result.skipped} samples skipped (${skippedLog})` : '';
       console.log(result.interrupted
-        ? `${flags.out}: stopped after ${result.steps} steps (epoch ${result.epochs + 1} of ${config.epochs}); continue with --resume. ${minutes} min`
-        : `${flags.out}: ${result.epochs} epochs, ${result.steps} steps, checkpoint ${result.checkpoint}. ${minutes} min`);
+        ? `${flags.out}: stopped after ${result.steps} steps (epoch ${result.epochs + 1} of ${config.epochs}); continue with --resume${skipped}. ${minutes} min`
+        : `${flags.out}: ${result.epochs} epochs, ${result.steps} steps, checkpoint ${result.checkpoint}${skipped}. ${minutes} min`);
     });
 }

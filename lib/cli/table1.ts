@@ -1,7 +1,7 @@
 /** `mmssl table1`: the paper's experiment matrix (lib/train/table1.ts), resumable, with a table and a chart. */
 import { Option, type Command } from 'commander';
 
-import { fraction, integer, list, stopOnInterrupt } from './options.js';
+import { badSampleOption, fraction, integer, list, stopOnInterrupt } from './options.js';
 
 interface Table1Flags {
   data: string;
@@ -17,6 +17,7 @@ interface Table1Flags {
   threads?: number;
   workers?: number;
   device?: string;
+  onBadSample?: 'raise' | 'skip';
 }
 
 export function table1Command(program: Command): void {
@@ -35,6 +36,7 @@ export function table1Command(program: Command): void {
     .option('--threads <n>', "LibTorch's threads", integer(1))
     .option('--workers <n>', 'data decoding threads (default 2)', integer(1))
     .option('--device <device>', 'cpu, cuda or cuda:N (default cpu)')
+    .addOption(badSampleOption())
     .action(async (f: Table1Flags) => {
       const { table1, formatTable1 } = await import('../train/table1.js');
       const interrupt = stopOnInterrupt('run');
@@ -42,7 +44,7 @@ export function table1Command(program: Command): void {
       const clock = () => `${((Date.now() - started) / 60000).toFixed(1)} min`;
       const results = await table1({
         data: f.data, out: f.out, scale: f.scale, protocol: f.protocol, runs: f.runs, rows: f.rows, columns: f.columns, signal: interrupt.signal,
-        common: { seed: f.seed, threads: f.threads, workers: f.workers, device: f.device },
+        common: { seed: f.seed, threads: f.threads, workers: f.workers, device: f.device, onBadSample: f.onBadSample },
         finetune: { labelFraction: f.labelFraction },
         onRun: (e) => console.error(`[${clock()}] ${e.kind} ${e.row}${e.column ? ` -> ${e.column}` : ''}${e.cached ? ' (cached)' : ''}`),
       }).finally(interrupt.dispose);

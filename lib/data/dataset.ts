@@ -58,6 +58,16 @@ export interface Raster {
   data: Float32Array;
 }
 
+/** A sample left out under `onBadSample: 'skip'`, and why; where it was to be read when a loader skipped it. */
+export interface SkippedSample {
+  id: string;
+  /** The file that could not be read, when known. */
+  file?: string;
+  message: string;
+  epoch?: number;
+  batch?: number;
+}
+
 export type DatasetSpec =
   | { kind: 'meterml'; root: string; options?: Record<string, unknown> }
   | { kind: 'manifest'; path: string; options?: Record<string, unknown> };

@@ -13,7 +13,7 @@ import type { Device } from '../torch/device.js';
 import { tidy } from '../torch/scope.js';
 import type { MemoryFormat, Tensor } from '../torch/tensor.js';
 import { applyTransforms, checkAugmentation, sampleTransform, type AugmentationOptions } from './augment.js';
-import { type Dataset, multiHot, type Raster, type SampleRecord, type Split } from './dataset.js';
+import { type Dataset, multiHot, type Raster, type SampleRecord, type SkippedSample, type Split } from './dataset.js';
 import { asFileError, WorkerPool } from './pool.js';
 import { Random } from './random.js';
 import { type NormalizationStats, standardize } from './stats.js';
@@ -110,12 +110,6 @@ export async function collectRows(loader: DataLoader, f: (batch: Batch) => Tenso
   return { columns, labels, negative, [Symbol.dispose]: () => columns.forEach((c) => c.dispose()) };
 }
 
-export interface SkippedSample {
-  id: string;
-  file?: string;
-  message: string;
-}
-
 interface Resolved {
   modalities: { name: string; size: [number, number]; channels: number; native: [number, number] }[];
   views: number;
@@ -142,7 +136,7 @@ function resolveModalities(dataset: Dataset, wanted: DataLoaderOptions['modaliti
 
 export class DataLoader {
   readonly dataset: Dataset;
-  /** Samples left out so far under onBadSample 'skip'. */
+  /** Samples left out so far under onBadSample 'skip', in the order found, with the epoch and batch of each. */
   readonly skipped: SkippedSample[] = [];
   readonly #options: Required<Omit<DataLoaderOptions, 'normalization' | 'augmentation' | 'views' | 'modalities' | 'filter'>> & { normalization?: NormalizationStats };
   readonly #resolved: Resolved;
@@ -197,7 +191,7 @@ export class DataLoader {
   }
 
   /** Every modality of every sample of a batch, read by the workers; failed samples raise or are skipped. */
-  async #read(indices: number[]): Promise<{ index: number; rasters: Raster[] }[]> {
+  async #read(indices: number[], epoch: number, batch: number): Promise<{ index: number; rasters: Raster[] }[]> {
     const pool = this.#workers();
     const samples = await Promise.allSettled(indices.map(async (index) => ({
       index,
@@ -207,7 +201,7 @@ export class DataLoader {
       if (result.status === 'fulfilled' && this.#shapesFit(result.value.rasters)) return [result.value];
       const error = (result.status === 'rejected' ? result.reason : this.#shapeError(indices[i], result.value.rasters)) as Error & { path?: string };
       if (this.#options.onBadSample === 'raise') throw asFileError(error);
-      this.skipped.push({ id: this.dataset.samples[indices[i]].id, file: error.path, message: error.message });
+      this.skipped.push({ id: this.dataset.samples[indices[i]].id, file: error.path, message: error.message, epoch, batch });
       return [];
     });
   }
@@ -269,7 +263,7 @@ export class DataLoader {
     let next = from;
     const fill = () => {
       while (inFlight.length < this.#options.prefetch && next < batches.length) {
-        const reading = this.#read(batches[next++]);
+        const reading = this.#read(batches[next], epoch, next++);
         reading.catch(() => undefined);   // awaited in order below; this only silences the ones never reached
         inFlight.push(reading);
       }

@@ -1,14 +1,17 @@
 /**
  * Per-band normalisation statistics (mean and standard deviation over every pixel of the training split), computed
- * once in the data workers and cached next to the dataset; checkpoints store them with the weights later.
+ * once in the data workers and cached; checkpoints store them with the weights later. Datasets are read-only to
+ * mmssl (a shared METER-ML on a cluster usually is): a cache file beside the dataset is read when present, never
+ * written; computed statistics go to the user cache directory and the run folder.
  */
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 
 import { checkOneOf, checkOptions, invalidArg } from '../errors.js';
 import { writeJsonAtomic } from '../io/atomic.js';
-import type { Dataset, Raster, Split } from './dataset.js';
+import type { Dataset, Raster, SkippedSample, Split } from './dataset.js';
 import { asFileError, WorkerPool } from './pool.js';
 import { Random } from './random.js';
 import { tensor } from '../torch/creation.js';
@@ -36,8 +39,10 @@ export interface BandStatsOptions {
   maxSamples?: number;
   seed?: number;
   workers?: number;
-  /** A sample that cannot be read: 'raise' (default) stops with its FileError; 'skip' leaves it out. */
+  /** A sample that cannot be read: 'raise' (default) stops with its FileError; 'skip' leaves it out (see onSkip). */
   onBadSample?: 'raise' | 'skip';
+  /** Told of each sample left out under 'skip' (a cached result tells those its computation left out). */
+  onSkip?: (sample: SkippedSample) => void;
   /** Called after each sample with (done, total). */
   onProgress?: (done: number, total: number) => void;
 }
@@ -82,7 +87,7 @@ function chosenSamples(dataset: Dataset, splits: readonly Split[], maxSamples: n
 
 /** Mean and population standard deviation of every band of every chosen modality. */
 export async function computeBandStats(dataset: Dataset, options: BandStatsOptions): Promise<NormalizationStats> {
-  const { modalities, splits = ['train'], maxSamples, seed = 0, workers = Math.min(4, availableParallelism()), onBadSample = 'raise', onProgress } = checkOptions('computeBandStats', options);
+  const { modalities, splits = ['train'], maxSamples, seed = 0, workers = Math.min(4, availableParallelism()), onBadSample = 'raise', onSkip, onProgress } = checkOptions('computeBandStats', options);
   checkOneOf('computeBandStats', 'onBadSample', onBadSample, ['raise', 'skip']);
   const infos = modalities.map((name) => dataset.modalities.find((m) => m.name === name) ?? (() => {
     throw invalidArg('computeBandStats', 'modalities', `names among ${dataset.modalities.map((m) => m.name).join(', ')}`, name);
@@ -94,6 +99,7 @@ export async function computeBandStats(dataset: Dataset, options: BandStatsOptio
   await Promise.all(indices.map(async (index) => {
     const rasters = await Promise.all(infos.map((m) => pool.run<Raster>({ index, modality: m.name }))).catch((e: unknown) => {
       if (onBadSample === 'raise') throw asFileError(e);
+      onSkip?.({ id: dataset.samples[index].id, file: (e as { path?: string }).path, message: (e as Error).message });
       return undefined;
     });
     rasters?.forEach((r, k) => moments[k].add(r));
@@ -102,22 +108,61 @@ export async function computeBandStats(dataset: Dataset, options: BandStatsOptio
   return Object.fromEntries(infos.map((m, k) => [m.name, moments[k].stats()]));
 }
 
-/** Where a dataset's statistics are cached: beside METER-ML's geojson files, or beside a manifest. */
+/** Where a dataset's own statistics file would be: beside METER-ML's geojson files, or beside a manifest (read only). */
 export function bandStatsCachePath(dataset: Dataset): string {
   return dataset.spec.kind === 'meterml' ? join(dataset.spec.root, 'mmssl-band-stats.json') : join(dirname(dataset.spec.path), 'mmssl-band-stats.json');
 }
 
-/**
- * The cached statistics if they were computed for the same dataset description, modalities, splits, sample count and
- * subset; otherwise computed and cached (atomically).
- */
-export async function loadOrComputeBandStats(dataset: Dataset, options: BandStatsOptions): Promise<NormalizationStats> {
+/** mmssl's cache directory: $MMSSL_CACHE_DIR, else $XDG_CACHE_HOME/mmssl, else ~/.cache/mmssl. */
+export function userCacheDir(): string {
+  return process.env.MMSSL_CACHE_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'mmssl');
+}
+
+/** What a statistics file holds: the computation it answers (dataset, modalities, splits, subset), its result. */
+interface BandStatsFile {
+  key: string;
+  stats: NormalizationStats;
+  skipped: SkippedSample[];
+}
+
+function cacheKey(dataset: Dataset, options: BandStatsOptions): string {
   const { modalities, splits = ['train'], maxSamples = null, seed = 0, onBadSample = 'raise' } = options;
-  const key = JSON.stringify({ spec: dataset.spec, modalities, splits, samples: dataset.samples.length, maxSamples, seed, onBadSample });
-  const path = bandStatsCachePath(dataset);
-  const cached = await readFile(path, 'utf8').then((text) => JSON.parse(text) as { key: string; stats: NormalizationStats }).catch(() => undefined);
-  if (cached?.key === key) return cached.stats;
-  const stats = await computeBandStats(dataset, options);
-  await writeJsonAtomic(path, { key, stats });
+  return JSON.stringify({ spec: dataset.spec, modalities, splits, samples: dataset.samples.length, maxSamples, seed, onBadSample });
+}
+
+const userCachePath = (key: string) => join(userCacheDir(), `band-stats-${createHash('sha256').update(key).digest('hex').slice(0, 16)}.json`);
+
+async function readCached(path: string, key: string): Promise<BandStatsFile | undefined> {
+  const file = await readFile(path, 'utf8').then((text) => JSON.parse(text) as BandStatsFile).catch(() => undefined);
+  return file?.key === key ? file : undefined;
+}
+
+/**
+ * Writes statistics computed with `options` as a file that `loadOrComputeBandStats` reads back (`lookIn`): a run
+ * folder's copy, atomically.
+ */
+export async function writeBandStats(path: string, dataset: Dataset, options: BandStatsOptions, stats: NormalizationStats, skipped: readonly SkippedSample[]): Promise<void> {
+  await writeJsonAtomic(path, { key: cacheKey(dataset, options), stats, skipped: [...skipped] } satisfies BandStatsFile);
+}
+
+/**
+ * The statistics for the same dataset description, modalities, splits, sample count and subset, from the first file
+ * that holds them: the `lookIn` files (a run folder's), the dataset's own (`bandStatsCachePath`), the user cache;
+ * otherwise computed and kept in the user cache (best effort: an unwritable cache costs a recomputation later, never
+ * the run). The dataset's folder is never written.
+ */
+export async function loadOrComputeBandStats(dataset: Dataset, options: BandStatsOptions & { lookIn?: readonly string[] }): Promise<NormalizationStats> {
+  const { lookIn = [], ...rest } = options;
+  const key = cacheKey(dataset, rest);
+  for (const path of [...lookIn, bandStatsCachePath(dataset), userCachePath(key)]) {
+    const cached = await readCached(path, key);
+    if (cached) {
+      (cached.skipped ?? []).forEach((s) => rest.onSkip?.(s));   // (files written before skips were kept hold none)
+      return cached.stats;
+    }
+  }
+  const skipped: SkippedSample[] = [];
+  const stats = await computeBandStats(dataset, { ...rest, onSkip: (s) => { skipped.push(s); rest.onSkip?.(s); } });
+  await writeBandStats(userCachePath(key), dataset, rest, stats, skipped).catch(() => undefined);
   return stats;
 }

@@ -2,8 +2,8 @@
  * The local launcher behind `--nproc K`, torchrun's job on one machine: K copies of this command, each told its place
  * through torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), LibTorch's
  * threads shared out (MMSSL_NUM_THREADS) unless set. Rank 0 writes to this terminal; the others' stderr comes
- * prefixed with their rank. Ctrl-C reaches every rank once (they stop together, after the same step); a rank that
- * fails stops the others, and the launcher exits with its code.
+ * prefixed with their rank. Ctrl-C reaches every rank once (they stop together, after the same step, and exit with
+ * status 130, as the launcher then does); a rank that fails stops the others, and the launcher exits with its code.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -11,6 +11,7 @@ import { availableParallelism } from 'node:os';
 import { createInterface } from 'node:readline';
 
 import { checkInt, invalidArg } from '../errors.js';
+import { EXIT } from '../exit.js';
 
 export interface LaunchOptions {
   nproc: number;
@@ -42,6 +43,7 @@ export async function launch(options: LaunchOptions): Promise<number> {
   const threads = process.env.MMSSL_NUM_THREADS ?? String(Math.max(1, Math.floor(availableParallelism() / nproc)));
   const children: ChildProcess[] = [];
   let failure: { rank: number; code: number } | undefined;
+  let interrupted = false;
   const exited = Array.from({ length: nproc }, (_, rank) => new Promise<void>((done) => {
     const env = {
       ...process.env, RANK: String(rank), WORLD_SIZE: String(nproc), LOCAL_RANK: String(rank), LOCAL_WORLD_SIZE: String(nproc),
@@ -52,7 +54,8 @@ export async function launch(options: LaunchOptions): Promise<number> {
     if (child.stderr) createInterface({ input: child.stderr }).on('line', (line) => console.error(`[rank ${rank}] ${line}`));
     child.on('exit', (code, signal) => {
       const status = code ?? 128 + (signal === 'SIGKILL' ? 9 : 15);
-      if (status !== 0 && !failure) {
+      const stopped = interrupted && status === EXIT.interrupted;   // as asked: not a failure
+      if (status !== 0 && !stopped && !failure) {
         failure = { rank, code: status };
         console.error(`mmssl: rank ${rank} of ${nproc} ${code !== null ? `exited with code ${code}` : `was killed by ${signal}`}; stopping the others`);
         stopAll(children, graceMs);
@@ -62,7 +65,7 @@ export async function launch(options: LaunchOptions): Promise<number> {
     children.push(child);
   }));
   const forward = (signal: NodeJS.Signals) => () => children.forEach((c) => c.exitCode === null && c.kill(signal));
-  const onInt = forward('SIGINT'), onTerm = forward('SIGTERM');
+  const onInt = () => { interrupted = true; forward('SIGINT')(); }, onTerm = forward('SIGTERM');
   const onExit = () => children.forEach((c) => c.exitCode === null && c.kill('SIGKILL'));
   process.on('SIGINT', onInt).on('SIGTERM', onTerm).on('exit', onExit);
   try {
@@ -70,7 +73,7 @@ export async function launch(options: LaunchOptions): Promise<number> {
   } finally {
     process.off('SIGINT', onInt).off('SIGTERM', onTerm).off('exit', onExit);
   }
-  return failure?.code ?? 0;
+  return failure?.code ?? (interrupted && children.some((c) => c.exitCode === EXIT.interrupted) ? EXIT.interrupted : EXIT.ok);
 }
 
 function stopAll(children: ChildProcess[], graceMs: number): void {

@@ -23,7 +23,10 @@ export type ModalityInput = Uint8Array | { data: ArrayLike<number>; shape: reado
 /** What the run expects of a modality. */
 export interface InputSpec {
   channels: number;
+  /** The size the run trained at, which inputs are resampled to (none recorded: any size from `minSize` up). */
   size?: readonly [number, number];
+  /** The smallest side the backbone takes. */
+  minSize: number;
 }
 
 const startsWith = (bytes: Uint8Array, signature: readonly number[]) => signature.every((b, i) => bytes[i] === b);
@@ -71,5 +74,6 @@ export async function prepareInput(field: string, input: ModalityInput, spec: In
   if (bad >= 0) throw new InputError(field, `value ${bad} is ${raster.data[bad]} (NaN, nodata or infinite): inputs must be finite`);
   const [, h, w] = raster.shape;
   if (h < 8 || w < 8) throw new InputError(field, `${h}x${w} pixels: at least 8x8 are needed`);
+  if (!spec.size && (h < spec.minSize || w < spec.minSize)) throw new InputError(field, `${h}x${w} pixels: this model takes at least ${spec.minSize}x${spec.minSize}`);
   return spec.size && (spec.size[0] !== h || spec.size[1] !== w) ? resized(raster, spec.size) : raster;
 }

@@ -6,6 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 
 import { softmax } from '../nn/functional.js';
+import { MIN_INPUT_SIZE } from '../nn/models/multimodal.js';
 import { noGrad } from '../torch/autograd.js';
 import { cat, fromBuffer } from '../torch/creation.js';
 import { setNumThreads } from '../torch/runtime.js';
@@ -51,7 +52,7 @@ async function answer({ kind, items }: BatchRequest): Promise<ItemReply[]> {
       if (unknown) throw new InputError(unknown, `not a modality of this model (${run.modalities.join(', ')})`);
       const missing = run.modalities.find((m) => inputs[m] === undefined);
       if (missing) throw new InputError(missing, 'missing: the model needs every one of its modalities');
-      const entries = await Promise.all(run.modalities.map(async (m) => [m, await prepareInput(m, inputs[m], { channels: run.channels[m], size: run.sizes[m] })] as const));
+      const entries = await Promise.all(run.modalities.map(async (m) => [m, await prepareInput(m, inputs[m], { channels: run.channels[m], size: run.sizes[m], minSize: MIN_INPUT_SIZE[run.backbones[m]] })] as const));
       return Object.fromEntries(entries) as Record<string, Raster>;
     } catch (e) {
       replies[i] = { ok: false, error: { field: (e as InputError).field, message: (e as Error).message } };

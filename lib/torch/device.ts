@@ -17,6 +17,19 @@ export function optDevice(op: string, device: unknown): Device | undefined {
   return device === undefined ? undefined : checkDevice(op, device);
 }
 
+/** `device`, checked to exist on this machine (a CUDA device needs a CUDA LibTorch and that GPU). */
+export function checkAvailable(op: string, device: unknown): Device {
+  const d = checkDevice(op, device);
+  if (d === 'cpu') return d;
+  const index = d === 'cuda' ? 0 : Number(d.slice(5));
+  if (!native.cudaIsAvailable()) {
+    throw new MmsslError('ERR_MMSSL_DEVICE', `${op}: device '${d}' is not available: ${native.cudaMemoryStats ? 'no CUDA GPU is visible' : "this mmssl addon's LibTorch has no CUDA (rebuild it against a CUDA LibTorch)"}`);
+  }
+  const count = native.cudaDeviceCount();
+  if (index >= count) throw new MmsslError('ERR_MMSSL_DEVICE', `${op}: device '${d}' is not available: this machine has ${count} CUDA device${count === 1 ? '' : 's'}`);
+  return d;
+}
+
 function requireCudaBuild(op: string): void {
   if (!native.cudaMemoryStats) {
     throw new MmsslError('ERR_MMSSL_DEVICE', `cuda.${op}: this mmssl addon was built against a LibTorch without CUDA; ` +

@@ -13,8 +13,10 @@ import { LARS, larsParamGroups } from '../optim/lars.js';
 import { LRScheduler, WarmupCosineLR } from '../optim/lr_scheduler.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { SGD } from '../optim/sgd.js';
+import { checkDevice } from '../torch/device.js';
 import type { MemoryFormat, Tensor } from '../torch/tensor.js';
 import type { KnnConfig } from './knn_monitor.js';
+import { BAD_SAMPLE_POLICIES, type BadSamplePolicy } from './skipped.js';
 
 export const OPTIMIZERS = ['sgd', 'adam', 'adamw', 'lars'] as const;
 /** Any of them, as the loop and the schedules see it. */
@@ -61,6 +63,11 @@ export interface CommonConfig {
   /** Samples the per-band statistics are computed from (seeded subset of the training split). */
   statsSamples: number;
   memoryFormat: MemoryFormat;
+  /**
+   * A sample that cannot be read (missing or corrupt file, NaN pixels): 'raise' stops the run with its error; 'skip'
+   * leaves it out, reported at the end of each epoch and listed in the run folder's skipped.jsonl.
+   */
+  onBadSample: BadSamplePolicy;
 }
 
 export interface PretrainConfig extends CommonConfig {
@@ -109,6 +116,7 @@ const COMMON_DEFAULTS: Omit<CommonConfig, 'data' | 'modalities'> = {
   workers: 2,
   statsSamples: 2000,
   memoryFormat: 'channelsLast',   // oneDNN's convolutions are 1.1-1.3x faster on CPU in this layout
+  onBadSample: 'raise',
 };
 
 export const PRETRAIN_DEFAULTS: Omit<PretrainConfig, 'data' | 'modalities'> = {
@@ -197,11 +205,12 @@ function checkCommon(op: string, c: CommonConfig): void {
   for (const [m, b] of Object.entries(c.backbones)) checkOneOf(op, `backbones.${m}`, b, BACKBONES);
   positiveInt(op, 'alexnetHidden', c.alexnetHidden);
   checkInt(op, 'seed', c.seed);
-  if (typeof c.device !== 'string') throw invalidArg(op, 'device', "'cpu', 'cuda' or 'cuda:N'", c.device);
+  checkDevice(op, c.device);
   if (c.threads !== null) positiveInt(op, 'threads', c.threads);
   positiveInt(op, 'workers', c.workers);
   positiveInt(op, 'statsSamples', c.statsSamples);
   checkOneOf(op, 'memoryFormat', c.memoryFormat, ['contiguousFormat', 'channelsLast']);
+  checkOneOf(op, 'onBadSample', c.onBadSample, BAD_SAMPLE_POLICIES);
 }
 
 function checkKnn(op: string, knn: KnnConfig): void {

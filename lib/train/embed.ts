@@ -14,13 +14,14 @@ import { softmax } from '../nn/functional.js';
 import { noGrad } from '../torch/autograd.js';
 import type { Device } from '../torch/device.js';
 import { tidy } from '../torch/scope.js';
-import type { Dataset, Split } from '../data/dataset.js';
+import type { Dataset, SkippedSample, Split } from '../data/dataset.js';
 import { encodeNpy } from '../data/formats/npy.js';
 import { DataLoader, firstViews } from '../data/loader.js';
 import { openManifest } from '../data/manifest.js';
 import { openPath } from '../data/open.js';
 import { checkModalities } from './pretrain.js';
 import { loadRun } from './run.js';
+import type { BadSamplePolicy } from './skipped.js';
 
 export interface EmbedOptions {
   /** A pre-training run folder, or a fine-tuning output folder. */
@@ -38,6 +39,8 @@ export interface EmbedOptions {
   batchSize?: number;
   device?: Device;
   workers?: number;
+  /** A sample that cannot be read: 'raise' (default) stops with its error; 'skip' leaves it out (listed in the index). */
+  onBadSample?: BadSamplePolicy;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -49,11 +52,13 @@ export interface EmbedIndex {
   columns: Record<string, [number, number]>;
   files: string[];
   classNames?: string[];
+  /** The samples left out (onBadSample 'skip'), with why: no row of the arrays is theirs. */
+  skipped: SkippedSample[];
 }
 
 /** Writes the embeddings (and probabilities, from a fine-tuned model) of every sample; returns the index. */
 export async function embed(options: EmbedOptions): Promise<EmbedIndex> {
-  const { init, data, out, perModality = false, splits = ['train', 'val', 'test'], batchSize = 64, device = 'cpu', workers = 2, onProgress } = options;
+  const { init, data, out, perModality = false, splits = ['train', 'val', 'test'], batchSize = 64, device = 'cpu', workers = 2, onBadSample = 'raise', onProgress } = options;
   const { dataset, cleanup } = await openData(data, options.modalities);
   const run = await loadRun(init, { modalities: options.modalities, device }).catch(async (e: unknown) => { await cleanup(); throw e; });
   try {
@@ -64,10 +69,10 @@ export async function embed(options: EmbedOptions): Promise<EmbedIndex> {
     const config = { sizes: run.sizes, memoryFormat: run.memoryFormat };
     await using loader = new DataLoader(dataset, {
       modalities: modalities.map((name) => ({ name, size: config.sizes[name] })), batchSize, splits, shuffle: false,
-      normalization: run.normalization, workers, device, onBadSample: 'skip',
+      normalization: run.normalization, workers, device, onBadSample,
     });
     const rows: Record<string, Float32Array[]> = Object.fromEntries([...modalities, 'probabilities'].map((m) => [m, []]));
-    const index: EmbedIndex = { ids: [], splits: [], labels: [], columns: {}, files: [], classNames: run.classNames };
+    const index: EmbedIndex = { ids: [], splits: [], labels: [], columns: {}, files: [], classNames: run.classNames, skipped: [] };
     const total = loader.batches(0).length;
     let done = 0;
     for await (const batch of loader.epoch(0)) {
@@ -83,6 +88,7 @@ export async function embed(options: EmbedOptions): Promise<EmbedIndex> {
       index.labels.push(...records.map((r) => r.label));
       onProgress?.(++done, total);
     }
+    index.skipped = loader.skipped.map(({ id, file, message }) => ({ id, file, message }));
     await writeArrays(out, modalities, rows, index, perModality);
     return index;
   } finally {

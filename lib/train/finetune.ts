@@ -8,7 +8,6 @@
  * configuration, class names and normalisation in the metadata) and report.json (validation and test reports).
  */
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { FileError, invalidArg } from '../errors.js';
@@ -18,19 +17,20 @@ import { FusionClassifier } from '../nn/models/multimodal.js';
 import { noGrad } from '../torch/autograd.js';
 import { cat, tensor } from '../torch/creation.js';
 import { knnPredict } from '../eval/knn.js';
-import type { Device } from '../torch/device.js';
+import { checkAvailable } from '../torch/device.js';
 import { tidy } from '../torch/scope.js';
 import { manualSeed, setNumThreads } from '../torch/runtime.js';
-import { CLASSES, type Dataset, NEGATIVE, type SampleRecord, type Split } from '../data/dataset.js';
+import { CLASSES, type Dataset, NEGATIVE, type SampleRecord, type SkippedSample, type Split } from '../data/dataset.js';
 import { type Batch, collectRows, DataLoader, firstViews } from '../data/loader.js';
 import { openPath } from '../data/open.js';
 import { Random } from '../data/random.js';
 import { loadOrComputeBandStats, type NormalizationStats } from '../data/stats.js';
 import { loadCheckpoint, saveWeights } from './checkpoint.js';
 import { buildOptimizer, buildScheduler, type FinetuneConfig, type PretrainConfig, resolvePretrainConfig } from './config.js';
-import { writeEnvironment } from './environment.js';
+import { ENVIRONMENT_FILE, writeEnvironment } from './environment.js';
 import { type ClassificationReport, classificationReport, confusionMatrix } from './metrics.js';
-import { buildModel, checkModalities, RUN_FILES } from './pretrain.js';
+import { buildModel, checkModalities, inputSizes, RUN_FILES, startRunFolder } from './pretrain.js';
+import { SKIPPED_FILE, SkipLog, type SkipRecord } from './skipped.js';
 
 export interface FinetuneEpochMetrics {
   epoch: number;
@@ -39,6 +39,8 @@ export interface FinetuneEpochMetrics {
   locationsPerSecond: number;
   valAccuracy: number;
   valMacroF1: number;
+  /** Samples left out in this epoch (onBadSample 'skip': training, validation; band statistics in the first). */
+  skipped: SkipRecord[];
 }
 
 export interface FinetuneOptions {
@@ -56,9 +58,11 @@ export interface FinetuneResult {
   /** Labelled training samples used. */
   trainSamples: number;
   epochs: number;
+  /** Distinct samples left out (onBadSample 'skip') in any phase; listed in skipped.jsonl. */
+  skipped: number;
 }
 
-export const FINETUNE_FILES = { config: 'config.json', model: 'model.safetensors', metrics: 'metrics.jsonl', report: 'report.json' } as const;
+export const FINETUNE_FILES = { config: 'config.json', model: 'model.safetensors', metrics: 'metrics.jsonl', report: 'report.json', skipped: SKIPPED_FILE } as const;
 
 /** The classifier's classes: METER-ML's six, and Negative when it is a class. */
 export function classNamesOf(config: Pick<FinetuneConfig, 'includeNegative'>): string[] {
@@ -105,9 +109,12 @@ async function initialise(model: FusionClassifier, init: string, dataset: Datase
  * Saves a fine-tuned model as `out`/model.safetensors with what inference needs to use it alone: its architecture,
  * configuration, classes and the band statistics its inputs were standardised with.
  */
-export async function saveFinetuned(model: FusionClassifier, out: string, config: FinetuneConfig, normalization: NormalizationStats): Promise<void> {
+export async function saveFinetuned(model: FusionClassifier, out: string, config: FinetuneConfig, normalization: NormalizationStats, sizes: Record<string, [number, number]>): Promise<void> {
   await saveWeights(model, join(out, FINETUNE_FILES.model), {
-    metadata: { architecture: 'FusionClassifier', ...architecture(config), config: JSON.stringify(config), classNames: classNamesOf(config), normalizationPerModality: JSON.stringify(normalization) },
+    metadata: {
+      architecture: 'FusionClassifier', ...architecture(config), config: JSON.stringify(config), classNames: classNamesOf(config),
+      normalizationPerModality: JSON.stringify(normalization), inputSizes: JSON.stringify(sizes),
+    },
   });
 }
 
@@ -149,28 +156,31 @@ function batchTargets(batch: Batch, includeNegative: boolean): number[] {
  * initialised, of the labelled training subset vote (weighted k-NN, lib/eval/knn.ts) for each validation and test
  * sample. Representation quality without the confound of fine-tuning.
  */
-export async function knnProbe(config: FinetuneConfig, options: { k?: number; temperature?: number } = {}): Promise<FinetuneResult> {
+export async function knnProbe(config: FinetuneConfig, options: { k?: number; temperature?: number; skipLog?: SkipLog } = {}): Promise<FinetuneResult> {
+  const { skipLog: skips = new SkipLog(undefined), ...knn } = options;
   const prepared = await prepare(config);
+  skips.add('stats', prepared.statsSkipped);
   const { dataset, classNames, subset, loaderOptions } = prepared;
   using model = prepared.model.eval();
   await using val = prepared.val;
   await using test = prepared.test;
   await using train = new DataLoader(dataset, { ...loaderOptions, filter: (_, i) => subset.has(i), shuffle: false });
-  const embed = async (loader: DataLoader, split: string) => {
+  const embed = async (loader: DataLoader, split: 'train' | 'val' | 'test') => {
     const rows = await collectRows(loader, (b) => {
       const inputs = firstViews(b, config.modalities, config.memoryFormat);
       return [cat([...model.backbones].map(([m, backbone]) => backbone.features(inputs[m])), 1)];
     });
+    skips.add(split, loader.skipped);
     if (rows.columns.length === 0) throw invalidArg('knnProbe', 'data', `labelled samples in the ${split} split`, config.data);
     return { ...rows, targets: rows.labels.map((label, i) => classOf({ label, negative: rows.negative[i] }, config.includeNegative)) };
   };
   using gallery = await embed(train, 'train');
-  const report = async (loader: DataLoader, split: string) => {
+  const report = async (loader: DataLoader, split: 'val' | 'test') => {
     using queries = await embed(loader, split);
-    const predictions = knnPredict(gallery.columns[0], gallery.targets, queries.columns[0], { numClasses: classNames.length, ...options });
+    const predictions = knnPredict(gallery.columns[0], gallery.targets, queries.columns[0], { numClasses: classNames.length, ...knn });
     return classificationReport(confusionMatrix(queries.targets, predictions, classNames.length), classNames);
   };
-  return { classNames, val: await report(val, 'val'), test: await report(test, 'test'), trainSamples: subset.size, epochs: 0 };
+  return { classNames, val: await report(val, 'val'), test: await report(test, 'test'), trainSamples: subset.size, epochs: 0, skipped: skips.count };
 }
 
 /** Predictions on every labelled sample of `split`: the classification report. */
@@ -188,9 +198,11 @@ export async function evaluate(model: FusionClassifier, loader: DataLoader, conf
 
 /**
  * What fine-tuning and the k-NN probe share: the model initialised as configured (seeded; a run's backbones copied
- * in), the band statistics, the labelled training subset and the validation and test loaders.
+ * in), the band statistics (and the samples they left out), the labelled training subset and the validation and
+ * test loaders.
  */
 async function prepare(config: FinetuneConfig) {
+  const device = checkAvailable('finetune', config.device);
   const dataset = await openPath(config.data);
   const channels = checkModalities(config.modalities, dataset);
   if (config.threads !== null) setNumThreads(config.threads);
@@ -200,19 +212,22 @@ async function prepare(config: FinetuneConfig) {
   try {
     const fromRun = config.init === null ? {} : await initialise(model, config.init, dataset);
     const missing = config.modalities.filter((m) => !(m in fromRun));
-    const computed = missing.length === 0 ? {} : await loadOrComputeBandStats(dataset, { modalities: missing, maxSamples: config.statsSamples, seed: config.seed, workers: config.workers, onBadSample: 'skip' });
+    const statsSkipped: SkippedSample[] = [];
+    const computed = missing.length === 0 ? {} : await loadOrComputeBandStats(dataset, {
+      modalities: missing, maxSamples: config.statsSamples, seed: config.seed, workers: config.workers, onBadSample: config.onBadSample, onSkip: (s) => statsSkipped.push(s),
+    });
     const normalization: NormalizationStats = { ...fromRun, ...computed };
     manualSeed(config.seed);   // the classifier's and dropout's randomness do not depend on whether a run was loaded
-    model.to({ device: config.device as Device, memoryFormat: config.memoryFormat });
+    model.to({ device, memoryFormat: config.memoryFormat });
     const subset = trainingSubset(dataset, config.labelFraction, config.seed, config.includeNegative);
     if (subset.size === 0) throw invalidArg('finetune', 'data', 'a training split with labelled samples', config.data);
     const loaderOptions = {
       modalities: config.modalities.map((name) => ({ name, size: config.sizes[name] })), batchSize: config.batchSize, normalization,
-      seed: config.seed, workers: config.workers, device: config.device as Device, onBadSample: 'skip' as const,
+      seed: config.seed, workers: config.workers, device, onBadSample: config.onBadSample,
     };
     const labelled = (split: Split) => (s: SampleRecord) => s.split === split && classOf(s, config.includeNegative) >= 0;
     const evaluation = (split: Split) => new DataLoader(dataset, { ...loaderOptions, splits: [split], filter: labelled(split), shuffle: false });
-    return { dataset, classNames, model, normalization, subset, loaderOptions, val: evaluation('val'), test: evaluation('test') };
+    return { dataset, classNames, model, normalization, statsSkipped, subset, loaderOptions, val: evaluation('val'), test: evaluation('test') };
   } catch (e) {
     model.dispose();
     throw e;
@@ -224,7 +239,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   const { config, out, signal, onEpoch } = options;
   if (existsSync(join(out, FINETUNE_FILES.model))) throw new FileError(out, 'holds a fine-tuned model already: choose another folder');
   const prepared = await prepare(config);
-  const { dataset, classNames, normalization, subset, loaderOptions } = prepared;
+  const { dataset, classNames, normalization, subset, loaderOptions, statsSkipped } = prepared;
   using model = prepared.model;
   await using val = prepared.val;
   await using test = prepared.test;
@@ -235,13 +250,22 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   const probed = [...model.classifier.parameters(), ...(model.missing?.parameters() ?? [])];
   using optimizer = buildOptimizer(config.linearProbe ? probed : model.parameters(), config.optimizer);
   const scheduler = buildScheduler(optimizer, config.schedule, train.batches(0).length, config.epochs);
-  await mkdir(out, { recursive: true });
+  await startRunFolder(out, [...Object.values(FINETUNE_FILES), ENVIRONMENT_FILE]);
   await writeJsonAtomic(join(out, FINETUNE_FILES.config), config);
   await writeEnvironment(out, config.device);
+  const skips = new SkipLog(join(out, FINETUNE_FILES.skipped));
+  let pendingSkips = skips.add('stats', statsSkipped);
+  /** The report on a split, its loader's new skips logged and kept for the epoch's summary. */
+  const report = async (loader: DataLoader, split: 'val' | 'test', into: SkipRecord[]) => {
+    const before = loader.skipped.length;
+    const result = await evaluate(model, loader, config, classNames);
+    into.push(...skips.add(split, loader.skipped.slice(before)));
+    return result;
+  };
   const dropRandom = new Random(config.seed).fork(13);
   let epoch = 0;
   for (; epoch < config.epochs && !signal?.aborted; epoch++) {
-    const started = performance.now(), lr = optimizer.paramGroups[0].lr;
+    const started = performance.now(), lr = optimizer.paramGroups[0].lr, skippedBefore = train.skipped.length;
     let lossSum = 0, seen = 0;
     model.train();
     if (config.linearProbe) model.backbones.forEach((b) => b.eval());   // frozen: running statistics and no dropout
@@ -250,8 +274,8 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
       const targets = batchTargets(b, config.includeNegative);
       lossSum += tidy(() => {
         optimizer.zeroGrad();
-        const dropped = config.modalityDropout > 0 ? tensor(dropMask(dropRandom.fork(epoch).fork(b.index), targets.length, config.modalities.length, config.modalityDropout), { device: config.device as Device }) : null;
-        const loss = crossEntropy(model.forward(firstViews(b, config.modalities, config.memoryFormat), { dropped }), tensor(targets, { dtype: 'int64', device: config.device as Device }), { ignoreIndex: -1 });
+        const dropped = config.modalityDropout > 0 ? tensor(dropMask(dropRandom.fork(epoch).fork(b.index), targets.length, config.modalities.length, config.modalityDropout), { device: loaderOptions.device }) : null;
+        const loss = crossEntropy(model.forward(firstViews(b, config.modalities, config.memoryFormat), { dropped }), tensor(targets, { dtype: 'int64', device: loaderOptions.device }), { ignoreIndex: -1 });
         loss.backward();
         optimizer.step();
         return (loss.item() as number) * targets.length;
@@ -259,15 +283,22 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
       seen += targets.length;
       scheduler.step();
     }
-    const report = await evaluate(model, val, config, classNames);
+    const trained = train.skipped.slice(skippedBefore);
+    skips.add('train', trained);
+    const skipped = [...pendingSkips, ...trained.map((s) => ({ phase: 'train' as const, ...s }))];
+    pendingSkips = [];
+    const valReport = await report(val, 'val', skipped);
     const metrics: FinetuneEpochMetrics = {
-      epoch, loss: lossSum / seen, lr, locationsPerSecond: seen / ((performance.now() - started) / 1000), valAccuracy: report.accuracy, valMacroF1: report.macroF1,
+      epoch, loss: lossSum / seen, lr, locationsPerSecond: seen / ((performance.now() - started) / 1000), valAccuracy: valReport.accuracy, valMacroF1: valReport.macroF1, skipped,
     };
-    appendFileSync(join(out, FINETUNE_FILES.metrics), `${JSON.stringify(metrics)}\n`);
+    appendFileSync(join(out, FINETUNE_FILES.metrics), `${JSON.stringify({ ...metrics, skipped: skipped.length })}\n`);
     onEpoch?.(metrics);
   }
-  const result: FinetuneResult = { classNames, val: await evaluate(model, val, config, classNames), test: await evaluate(model, test, config, classNames), trainSamples: subset.size, epochs: epoch };
-  await saveFinetuned(model, out, config, normalization);
+  const final: SkipRecord[] = [];
+  const result: FinetuneResult = {
+    classNames, val: await report(val, 'val', final), test: await report(test, 'test', final), trainSamples: subset.size, epochs: epoch, skipped: skips.count,
+  };
+  await saveFinetuned(model, out, config, normalization, inputSizes(config, dataset));
   await writeJsonAtomic(join(out, FINETUNE_FILES.report), result);
   return result;
 }

@@ -7,7 +7,7 @@
  * With `every: 'auto'` (the default) it runs after the first epoch, then as often as keeps its measured cost within
  * 10% of the measured training time: how representation quality moves, at a bounded price.
  */
-import { CLASSES, type Dataset } from '../data/dataset.js';
+import { CLASSES, type Dataset, type SkippedSample } from '../data/dataset.js';
 import { type CollectedRows, collectRows, DataLoader, firstViews } from '../data/loader.js';
 import { Random } from '../data/random.js';
 import type { NormalizationStats } from '../data/stats.js';
@@ -66,9 +66,14 @@ export class KnnMonitor {
     const loader = (indices: Set<number>) => new DataLoader(dataset, {
       modalities: config.modalities.map((name) => ({ name, size: config.sizes[name] })), batchSize: config.batchSize,
       splits: ['train', 'val'], filter: (_, i) => indices.has(i), shuffle: false, normalization, workers: config.workers,
-      device, onBadSample: 'skip',
+      device, onBadSample: config.onBadSample,
     });
     return new KnnMonitor(config.knn, setting, loader(new Set(train)), loader(new Set(queries)));
+  }
+
+  /** Samples its loaders left out so far (onBadSample 'skip'). */
+  get skipped(): SkippedSample[] {
+    return [...this.gallery.skipped, ...this.queries.skipped];
   }
 
   /** Records an epoch's training time; true when the monitor should run after it. */

@@ -15,7 +15,7 @@
  * requested on any rank stops all of them after the same step.
  */
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { FileError, invalidArg } from '../errors.js';
@@ -28,17 +28,18 @@ import { cat, tensor } from '../torch/creation.js';
 import { noGrad } from '../torch/autograd.js';
 import { tidy } from '../torch/scope.js';
 import { manualSeed, setNumThreads } from '../torch/runtime.js';
-import type { Device } from '../torch/device.js';
-import type { Dataset } from '../data/dataset.js';
+import { checkAvailable, type Device } from '../torch/device.js';
+import type { Dataset, SkippedSample } from '../data/dataset.js';
 import { DataLoader, type Batch } from '../data/loader.js';
 import { openPath } from '../data/open.js';
-import { loadOrComputeBandStats, type NormalizationStats } from '../data/stats.js';
+import { type BandStatsOptions, loadOrComputeBandStats, type NormalizationStats, writeBandStats } from '../data/stats.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { buildOptimizer, buildScheduler, type PretrainConfig, type TrainOptimizer } from './config.js';
 import { ProcessGroup } from '../distributed/process_group.js';
-import { writeEnvironment } from './environment.js';
+import { ENVIRONMENT_FILE, writeEnvironment } from './environment.js';
 import { KnnMonitor, type KnnMetrics } from './knn_monitor.js';
 import { embeddingHealth, type EmbeddingHealth } from './monitor.js';
+import { SKIPPED_FILE, SkipLog, type SkipRecord } from './skipped.js';
 import { anchorRows, viewGroups, viewLayout, type ViewLayout } from './views.js';
 
 export interface StepMetrics extends EmbeddingHealth {
@@ -55,6 +56,17 @@ export interface StepMetrics extends EmbeddingHealth {
   dataWait: number;
   /** With a process group: share of the step's wall time rank 0 spent waiting for collectives. */
   commWait?: number;
+  /** Samples left out (onBadSample 'skip') so far this epoch. */
+  skipped: number;
+}
+
+/** The end of an epoch, or of the part of it a stopped run did. */
+export interface EpochSummary {
+  epoch: number;
+  /** Whether the epoch ran to its end (false: the run was stopped in it). */
+  completed: boolean;
+  /** Samples left out in it (band statistics: at the session's first epoch; the k-NN monitor: where it ran). */
+  skipped: SkipRecord[];
 }
 
 export interface PretrainOptions {
@@ -70,6 +82,8 @@ export interface PretrainOptions {
   onStep?: (metrics: StepMetrics) => void;
   /** After each k-NN evaluation (the writer only). */
   onEpoch?: (metrics: KnnMetrics) => void;
+  /** After each epoch's checkpoint and k-NN evaluation (the writer only). */
+  onEpochEnd?: (summary: EpochSummary) => void;
 }
 
 export interface PretrainResult {
@@ -79,6 +93,8 @@ export interface PretrainResult {
   /** Stopped by the signal before the last epoch. */
   interrupted: boolean;
   checkpoint: string;
+  /** Distinct samples left out (onBadSample 'skip'), earlier sessions of a resumed run included; see skipped.jsonl. */
+  skipped: number;
 }
 
 /** Where a run stands: the next batch to train on. */
@@ -87,7 +103,7 @@ interface Position {
   batch: number;
 }
 
-export const RUN_FILES = { config: 'config.json', checkpoint: 'checkpoint.safetensors', metrics: 'metrics.jsonl' } as const;
+export const RUN_FILES = { config: 'config.json', checkpoint: 'checkpoint.safetensors', metrics: 'metrics.jsonl', bandStats: 'band-stats.json', skipped: SKIPPED_FILE } as const;
 
 /** Each modality's band count in `dataset`; an ArgumentError naming the dataset's modalities for an unknown one. */
 export function checkModalities(modalities: readonly string[], dataset: Dataset): Record<string, number> {
@@ -150,24 +166,30 @@ export function readJson<T = unknown>(path: string): T {
   }
 }
 
-/** The run's configuration: the saved one on resume (which must equal `config`), else `config`, saved (by the writer). */
-async function runConfig(out: string, config: PretrainConfig, resume: boolean, writer: boolean): Promise<PretrainConfig> {
-  const path = join(out, RUN_FILES.config);
-  if (!resume) {
-    if (existsSync(join(out, RUN_FILES.checkpoint))) throw new FileError(out, 'holds a run already: resume it (--resume) or choose another folder');
-    if (!writer) return config;
-    await mkdir(out, { recursive: true });
-    await writeJsonAtomic(path, config);
-    await writeEnvironment(out, config.device);
-    return config;
-  }
+/** The configuration of the run to resume in `out`, which must be `config`. */
+function resumedConfig(out: string, config: PretrainConfig): PretrainConfig {
   if (!existsSync(join(out, RUN_FILES.checkpoint))) throw new FileError(join(out, RUN_FILES.checkpoint), 'missing: there is no run to resume here');
+  const path = join(out, RUN_FILES.config);
   const saved = readJson<PretrainConfig>(path);
   if (JSON.stringify(saved) !== JSON.stringify(config)) {
     const differing = Object.keys({ ...saved, ...config }).filter((k) => JSON.stringify(saved[k as keyof PretrainConfig]) !== JSON.stringify(config[k as keyof PretrainConfig]));
     throw new FileError(path, `the run was configured differently (${differing.join(', ')}); a resumed run keeps its configuration`);
   }
   return saved;
+}
+
+/**
+ * A fresh run's folder (the caller has checked that it holds no run to keep): the files of a run that stopped
+ * before it could be resumed are removed, so that they are not mixed with the new run's (metrics.jsonl twice over).
+ */
+export async function startRunFolder(out: string, files: readonly string[]): Promise<void> {
+  await mkdir(out, { recursive: true });
+  await Promise.all(files.map((f) => rm(join(out, f), { force: true })));
+}
+
+/** Each modality's input [H, W]: its configured size, or its native grid. */
+export function inputSizes(config: Pick<PretrainConfig, 'modalities' | 'sizes'>, dataset: Dataset): Record<string, [number, number]> {
+  return Object.fromEntries(config.modalities.map((m) => [m, config.sizes[m] ?? dataset.modalities.find((i) => i.name === m)!.size]));
 }
 
 /** metrics.jsonl up to `step` (a resumed run rewrites what followed its checkpoint). */
@@ -177,39 +199,68 @@ async function truncateMetrics(path: string, step: number): Promise<void> {
   await writeFileAtomic(path, [new TextEncoder().encode(kept.map((l) => `${l}\n`).join(''))]);
 }
 
+/** Rank 0's band statistics on every rank, in one broadcast on `device` (the other ranks compute nothing). */
+async function sharedStats(group: ProcessGroup | undefined, dataset: Dataset, modalities: readonly string[], device: Device, compute: () => Promise<NormalizationStats>): Promise<NormalizationStats> {
+  if (!group || group.worldSize === 1) return compute();
+  const bands = checkModalities(modalities, dataset);
+  const own = group.rank === 0 ? await compute() : undefined;
+  const flat = own ? modalities.flatMap((m) => [...own[m].mean, ...own[m].std]) : modalities.flatMap((m) => new Array<number>(2 * bands[m]).fill(0));
+  using t = tensor(flat, { dtype: 'float64', device });
+  group.broadcast(t, 0);
+  const values = Array.from(t.cpu().toTypedArray() as Float64Array);
+  let at = 0;
+  const take = (n: number) => values.slice(at, (at += n));
+  return Object.fromEntries(modalities.map((m) => [m, { mean: take(bands[m]), std: take(bands[m]) }]));
+}
+
+/**
+ * Waits for the event loop's next turn: a signal (Ctrl-C) that arrived during a step is handled here, before the next
+ * step starts, even when the next batch is already read (awaiting it alone would not turn the loop).
+ */
+const nextTurn = () => new Promise<void>((resolve) => { setImmediate(resolve); });
+
 /** Pre-trains as configured, writing the run folder `out`; see the file's comment. */
 export async function pretrain(options: PretrainOptions): Promise<PretrainResult> {
-  const { out, resume = false, signal, onStep, onEpoch, group } = options;
+  const { out, resume = false, signal, onStep, onEpoch, onEpochEnd, group } = options;
   const worldSize = group?.worldSize ?? 1, writer = (group?.rank ?? 0) === 0;
   // Everything that can be refused is checked before the run folder is touched.
-  const layout = viewLayout(options.config.modalities, options.config.augment);
-  if (options.config.batchSize % worldSize !== 0) throw invalidArg('pretrain', 'batchSize', `a multiple of the ${worldSize} processes (it is the global batch)`, options.config.batchSize);
-  const dataset = await openPath(options.config.data);
-  checkModalities(options.config.modalities, dataset);
-  const config = await runConfig(out, options.config, resume, writer);
-  if (config.threads !== null) setNumThreads(config.threads);
-  // Rank 0 computes the statistics (and caches them beside the dataset) while the others wait, then read its cache.
-  const stats = () => loadOrComputeBandStats(dataset, { modalities: config.modalities, maxSamples: config.statsSamples, seed: config.seed, workers: config.workers, onBadSample: 'skip' });
-  const normalization: NormalizationStats = writer ? await stats() : (group!.barrier(), await stats());
-  if (writer) group?.barrier();
-  manualSeed(config.seed);
+  const config = resume ? resumedConfig(out, options.config) : options.config;
+  const layout = viewLayout(config.modalities, config.augment);
+  if (config.batchSize % worldSize !== 0) throw invalidArg('pretrain', 'batchSize', `a multiple of the ${worldSize} processes (it is the global batch)`, config.batchSize);
   // With several GPUs on a machine, each rank takes its own (torchrun's LOCAL_RANK convention).
-  const device = (group && config.device === 'cuda' ? `cuda:${group.localRank}` : config.device) as Device;
+  const device = checkAvailable('pretrain', group && config.device === 'cuda' ? `cuda:${group.localRank}` : config.device);
+  if (!resume && existsSync(join(out, RUN_FILES.checkpoint))) throw new FileError(out, 'holds a run already: resume it (--resume) or choose another folder');
+  const dataset = await openPath(config.data);
+  checkModalities(config.modalities, dataset);
+  if (config.threads !== null) setNumThreads(config.threads);
+  const statsOptions: BandStatsOptions = { modalities: config.modalities, maxSamples: config.statsSamples, seed: config.seed, workers: config.workers, onBadSample: config.onBadSample };
+  const statsSkipped: SkippedSample[] = [];
+  const statsPath = join(out, RUN_FILES.bandStats);
+  const normalization = await sharedStats(group, dataset, config.modalities, device, () => loadOrComputeBandStats(dataset, { ...statsOptions, lookIn: [statsPath], onSkip: (s) => statsSkipped.push(s) }));
+  await using loader = new DataLoader(dataset, {
+    modalities: config.modalities.map((name) => ({ name, size: config.sizes[name] })), batchSize: config.batchSize / worldSize, dropLast: true,
+    augmentation: config.augment, normalization, seed: config.seed, workers: config.workers, device, onBadSample: config.onBadSample,
+    shard: { rank: group?.rank ?? 0, worldSize },
+  });
+  const batches = loader.batches(0).length;
+  if (batches === 0) throw invalidArg('pretrain', 'batchSize', `at most the training split's ${dataset.samples.filter((s) => s.split === 'train').length} locations`, config.batchSize);
+  manualSeed(config.seed);
   using model = buildModel(config, dataset).train().to({ device, dtype: config.dtype, memoryFormat: config.memoryFormat });
   if (group && worldSize > 1) {
     if (config.syncBatchNorm) convertSyncBatchNorm(model, group);
     noGrad(() => group.broadcast([...model.stateDict().values()], 0));   // the same start even if seeds were to differ
   }
-  await using loader = new DataLoader(dataset, {
-    modalities: config.modalities.map((name) => ({ name, size: config.sizes[name] })), batchSize: config.batchSize / worldSize, dropLast: true,
-    augmentation: config.augment, normalization, seed: config.seed, workers: config.workers, device, onBadSample: 'skip',
-    shard: { rank: group?.rank ?? 0, worldSize },
-  });
-  const batches = loader.batches(0).length;
-  if (batches === 0) throw invalidArg('pretrain', 'batchSize', `at most the training split's ${dataset.samples.filter((s) => s.split === 'train').length} locations`, config.batchSize);
   using optimizer = buildOptimizer(model.parameters(), config.optimizer);
   const scheduler = buildScheduler(optimizer, config.schedule, batches, config.epochs);
   const checkpoint = join(out, RUN_FILES.checkpoint), metricsPath = join(out, RUN_FILES.metrics);
+  if (writer && !resume) {
+    await startRunFolder(out, [...Object.values(RUN_FILES), ENVIRONMENT_FILE]);
+    await writeJsonAtomic(join(out, RUN_FILES.config), config);
+    await writeEnvironment(out, config.device);
+  }
+  if (writer) await writeBandStats(statsPath, dataset, statsOptions, normalization, statsSkipped);
+  const skips = new SkipLog(writer ? join(out, RUN_FILES.skipped) : undefined);
+  let pendingSkips = skips.add('stats', statsSkipped);
   let position: Position = { epoch: 0, batch: 0 }, step = 0;
   if (resume) {
     const loaded = await loadCheckpoint(checkpoint, { model, optimizer, scheduler });
@@ -218,16 +269,22 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
     if (writer) await truncateMetrics(metricsPath, step);
   }
   const save = async () => writer && saveCheckpoint(checkpoint, {
-    model, optimizer, scheduler, step, epoch: position.epoch, extra: { position, normalization, modalities: config.modalities },
+    model, optimizer, scheduler, step, epoch: position.epoch, extra: { position, normalization, modalities: config.modalities, inputSizes: inputSizes(config, dataset) },
     metadata: { config: JSON.stringify(config) },
   });
   await using monitor = writer ? KnnMonitor.create({ dataset, config, normalization, device }) : undefined;
   let stop = false;
   while (position.epoch < config.epochs && !stop) {
     let waitStart = performance.now(), stopped = false;
-    const epochStart = waitStart;
+    const epochStart = waitStart, epoch = position.epoch, skippedBefore = loader.skipped.length;
     for await (const batch of loader.epoch(position.epoch, { from: position.batch })) {
       using b = batch;
+      await nextTurn();
+      // Without a group a stop takes effect before the next step; with one, after a step all ranks agree on.
+      if (!group && signal?.aborted) {
+        stopped = stop = true;
+        break;
+      }
       const stepStart = performance.now(), lr = optimizer.paramGroups[0].lr, commStart = group ? ProcessGroup.waitSeconds() : 0;
       const result = pretrainStep(model, b, layout, optimizer, { ...config, group });
       position = { epoch: position.epoch, batch: b.index + 1 };
@@ -242,7 +299,8 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
         const end = performance.now();
         const metrics: StepMetrics = {
           epoch: position.epoch, batch: b.index, batches, step, loss: agreed.loss, lr,
-          locationsPerSecond: b.ids.length * worldSize / ((end - waitStart) / 1000), dataWait: (stepStart - waitStart) / (end - waitStart), ...result.health,
+          locationsPerSecond: b.ids.length * worldSize / ((end - waitStart) / 1000), dataWait: (stepStart - waitStart) / (end - waitStart),
+          skipped: loader.skipped.length - skippedBefore, ...result.health,
           ...(group ? { commWait: (ProcessGroup.waitSeconds() - commStart) * 1000 / (end - waitStart) } : {}),
         };
         appendFileSync(metricsPath, `${JSON.stringify(metrics)}\n`);
@@ -257,13 +315,19 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
     }
     if (!stopped) position = { epoch: position.epoch + 1, batch: 0 };
     await save();
+    const trained = loader.skipped.slice(skippedBefore);
+    skips.add('train', trained);
+    const epochSkips = [...pendingSkips, ...trained.map((s) => ({ phase: 'train' as const, ...s }))];
+    pendingSkips = [];
     if (!stopped && monitor?.due((performance.now() - epochStart) / 1000)) {
       const knn = await monitor.evaluate(model, position.epoch, step);
+      epochSkips.push(...skips.add('knn', monitor.skipped));
       if (knn) {
         appendFileSync(metricsPath, `${JSON.stringify(knn)}\n`);
         onEpoch?.(knn);
       }
     }
+    if (writer) onEpochEnd?.({ epoch, completed: !stopped, skipped: epochSkips });
   }
-  return { epochs: position.epoch, steps: step, interrupted: position.epoch < config.epochs, checkpoint };
+  return { epochs: position.epoch, steps: step, interrupted: position.epoch < config.epochs, checkpoint, skipped: skips.count };
 }

@@ -27,7 +27,10 @@ export interface RunDescription {
   /** In the order the classifier concatenates their features. */
   modalities: string[];
   channels: Record<string, number>;
-  /** Input [H, W] the run trained at, per modality that had one fixed (others took their native grid). */
+  /**
+   * Input [H, W] the run trained at, per modality (runs made before mmssl recorded their native grids: only the
+   * modalities whose size was configured).
+   */
   sizes: Record<string, [number, number]>;
   normalization: NormalizationStats;
   memoryFormat: MemoryFormat;
@@ -69,15 +72,17 @@ export async function describeRun(init: string): Promise<RunDescription> {
     // The architecture as saved with the weights (models fine-tuned before it was saved: their pre-training run's).
     const spec = metadata.backbones !== undefined ? { backbones: metadata.backbones as Record<string, BackboneName>, alexnetHidden: metadata.alexnetHidden as number } : architecture(config);
     const missingToken = (metadata.missingToken as 'zero' | 'learned' | undefined) ?? 'zero';
-    return { kind: 'finetune', ...withDefaults(spec, config.modalities), modalities: config.modalities, channels: channelsOf(normalization, config.modalities, path), sizes: config.sizes, normalization, memoryFormat: config.memoryFormat, classNames: classNamesOf(config), missingToken };
+    const sizes = typeof metadata.inputSizes === 'string' ? JSON.parse(metadata.inputSizes) as Record<string, [number, number]> : config.sizes;
+    return { kind: 'finetune', ...withDefaults(spec, config.modalities), modalities: config.modalities, channels: channelsOf(normalization, config.modalities, path), sizes, normalization, memoryFormat: config.memoryFormat, classNames: classNamesOf(config), missingToken };
   }
   const path = join(init, RUN_FILES.checkpoint);
   if (!existsSync(path)) throw new FileError(init, 'holds neither a pre-training checkpoint nor a fine-tuned model');
   const config = resolvePretrainConfig(readJson<Record<string, unknown>>(join(init, RUN_FILES.config)));
   const { checkpoint } = await peekWeights(path);
-  const normalization = (checkpoint?.extra as { normalization?: NormalizationStats } | undefined)?.normalization;
+  const extra = checkpoint?.extra as { normalization?: NormalizationStats; inputSizes?: Record<string, [number, number]> } | undefined;
+  const normalization = extra?.normalization;
   if (!normalization) throw new FileError(path, 'is not a pre-training checkpoint of mmssl (no band statistics)');
-  return { kind: 'pretrain', ...withDefaults(config, config.modalities), modalities: config.modalities, channels: channelsOf(normalization, config.modalities, path), sizes: config.sizes, normalization, memoryFormat: config.memoryFormat, heads: { embeddingDim: config.embeddingDim, hiddenDim: config.hiddenDim } };
+  return { kind: 'pretrain', ...withDefaults(config, config.modalities), modalities: config.modalities, channels: channelsOf(normalization, config.modalities, path), sizes: extra.inputSizes ?? config.sizes, normalization, memoryFormat: config.memoryFormat, heads: { embeddingDim: config.embeddingDim, hiddenDim: config.hiddenDim } };
 }
 
 /** Every modality's backbone named (the defaults filled in). */

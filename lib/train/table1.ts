@@ -16,9 +16,10 @@ import { checkOneOf, invalidArg } from '../errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { groupedBars, renderSvg } from '../report/charts.js';
 import { type FinetuneConfig, type PretrainConfig, resolveFinetuneConfig, resolvePretrainConfig } from './config.js';
-import { writeEnvironment } from './environment.js';
+import { ENVIRONMENT_FILE, writeEnvironment } from './environment.js';
 import { finetune, FINETUNE_FILES, type FinetuneResult, knnProbe } from './finetune.js';
-import { pretrain, RUN_FILES, type StepMetrics } from './pretrain.js';
+import { pretrain, RUN_FILES, startRunFolder, type StepMetrics } from './pretrain.js';
+import { SkipLog } from './skipped.js';
 
 export interface Table1Row {
   /** 'none', 'S1', 'S1+S2', 'S1+S2*' (starred: without augmentations), ... */
@@ -127,8 +128,8 @@ async function freshFinetune(config: FinetuneConfig, dir: string, signal: AbortS
 
 /** The k-NN probe's configuration and reports, in a folder of its own like a fine-tuning run's (report.json last). */
 async function freshKnn(config: FinetuneConfig, dir: string): Promise<FinetuneResult> {
-  const result = await knnProbe(config);
-  await mkdir(dir, { recursive: true });
+  await startRunFolder(dir, [...Object.values(FINETUNE_FILES), ENVIRONMENT_FILE]);
+  const result = await knnProbe(config, { skipLog: new SkipLog(join(dir, FINETUNE_FILES.skipped)) });
   await writeJsonAtomic(join(dir, FINETUNE_FILES.config), config);
   await writeEnvironment(dir, config.device);
   await writeJsonAtomic(join(dir, FINETUNE_FILES.report), result);

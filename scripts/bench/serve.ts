@@ -35,7 +35,7 @@ async function writeRun(out: string): Promise<void> {
   using model = new nn.models.FusionClassifier({ modalities: CHANNELS, numClasses: 6 });
   const normalization = { s1: { mean: [-12, -19], std: [3, 3] }, s2: { mean: [1200, 1100, 1000, 2500], std: [500, 500, 500, 800] } };
   await writeFileAtomic(join(out, 'config.json'), [new TextEncoder().encode(JSON.stringify(config))]);
-  await saveFinetuned(model, out, config, normalization);
+  await saveFinetuned(model, out, config, normalization, { s1: [72, 72], s2: [72, 72] });
 }
 
 function body(): string {

@@ -14,7 +14,7 @@ const scratch = mkdtempSync(join(tmpdir(), 'mmssl-cli-train-'));
 test.after.always(() => rmSync(scratch, { recursive: true, force: true }));
 const data = join(scratch, 'data');
 const ready = synthesize({ out: data, perClass: 4, seed: 6, holdout: { val: 0.25, test: 0.25 } });
-const TINY = ['--alexnet-hidden', '32', '--size', 'naip=64x64', '--batch-size', '4', '--threads', '1', '--workers', '1'];
+const TINY = ['--alexnet-hidden', '32', '--size', 'naip=64x64', '--batch-size', '4', '--threads', '1', '--workers', '1', '--on-bad-sample', 'skip'];
 
 function mmssl(...args: string[]) {
   const { status, stdout, stderr, error } = spawnSync(process.execPath, [main, ...args], { encoding: 'utf8', timeout: 300_000 });
@@ -42,8 +42,9 @@ test.serial('pretrain (options from YAML, the command line over them, the k-NN m
   t.regex(fine.stdout, /accuracy \d+\.\d\d%\s+macro F1 \d+\.\d\d%/);
   t.true(existsSync(join(ft, 'model.safetensors')) && existsSync(join(ft, 'report.json')));
 
-  const emb = mmssl('embed', '--init', ft, '--data', data, '--out', join(scratch, 'emb', 'x'), '--workers', '1');
+  const emb = mmssl('embed', '--init', ft, '--data', data, '--out', join(scratch, 'emb', 'x'), '--workers', '1', '--on-bad-sample', 'skip');
   t.is(emb.status, 0, emb.stderr);
+  t.regex(emb.stdout, /^1 sample skipped: .*sentinel-2-10m\.npy: \d+ NaN.*\(all in .*x\.index\.json\)$/m, 'embed names what it skipped (an S2 model: the sample with NaN in S2)');
   t.true(existsSync(join(scratch, 'emb', 'x.npy')) && existsSync(join(scratch, 'emb', 'x.probabilities.npy')) && existsSync(join(scratch, 'emb', 'x.index.json')));
   t.regex(pre.stderr, /epoch 1\/1: 20-NN accuracy \d+\.\d% \(val \d+ against \d+ train, [\d.]+ s\)/, 'the k-NN monitor after the first epoch');
 
@@ -68,7 +69,7 @@ test.serial('Ctrl-C stops after the current step with a checkpoint that --resume
     if (/epoch 1\/20/.test(stderr) && !child.killed) child.kill('SIGINT');   // mid-run, after the first epoch's line
   });
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  t.is(code, 0, stderr);
+  t.is(code, 130, `a stopped run exits 130, as an interrupted program does: ${stderr}`);
   t.regex(stderr, /stopping after this step/);
   t.regex(stdout, /stopped after \d+ steps \(epoch \d+ of 20\); continue with --resume/);
   t.true(existsSync(join(run, 'checkpoint.safetensors')));
@@ -80,6 +81,16 @@ test.serial('Ctrl-C stops after the current step with a checkpoint that --resume
   t.is(again.status, 0, again.stderr);
   t.regex(again.stdout, /20 epochs, \d+ steps/);
   t.true(readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').length > steps);
+});
+
+test.serial('Ctrl-C during a step: no further step starts, even when the next batch is already read; the exit status is 130', async (t) => {
+  await ready;
+  const fixture = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'interrupt.js');
+  for (const at of [1, 3]) {
+    const { status, stdout, stderr } = spawnSync(process.execPath, [fixture, data, join(scratch, `interrupt-${at}`), String(at)], { encoding: 'utf8', timeout: 300_000 });
+    t.is(status, 130, stderr);
+    t.deepEqual(JSON.parse(stdout), { steps: at, interrupted: true, exitCode: 130 }, `SIGINT in step ${at}`);
+  }
 });
 
 test('mistakes: exit code 1, one line naming what is wrong, no stack trace, no run folder', async (t) => {

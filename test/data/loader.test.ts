@@ -1,6 +1,6 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -100,7 +100,7 @@ test('a bad sample raises a FileError naming its folder and file; bad options ar
   t.throws(() => new data.DataLoader(dataset, { modalities: ['s1'], batchSize: 2, normalization: { s1: { mean: [0], std: [1] } } }), { code: 'ERR_MMSSL_ARG', message: /normalization.s1 must be mean and std of 2 bands/ });
 });
 
-test('band statistics equal numpy\'s over the same files, and are cached beside the dataset', async (t) => {
+test('band statistics equal numpy\'s over the same files, and are cached in the user cache, never in the dataset', async (t) => {
   const dataset = await data.openMeterML(root, { splits: ['test'] });
   const stats = await data.computeBandStats(dataset, { modalities: ['s1', 'naip'], splits: ['test'], workers: 2, onBadSample: 'skip' });
   await t.throwsAsync(data.computeBandStats(dataset, { modalities: ['s1'], splits: ['test'] }), { code: 'ERR_MMSSL_IO', message: /sentinel-1\.npy/ });
@@ -121,13 +121,33 @@ print(json.dumps({m: {"mean": a.mean(axis=(0, 1, 2)).tolist(), "std": a.std(axis
   const copy = mkdtempSync(join(tmpdir(), 'mmssl-stats-'));
   t.teardown(() => rmSync(copy, { recursive: true, force: true }));
   cpSync(root, copy, { recursive: true });
+  const cache = mkdtempSync(join(tmpdir(), 'mmssl-cache-'));
+  const savedCache = process.env.MMSSL_CACHE_DIR;
+  process.env.MMSSL_CACHE_DIR = cache;
+  t.teardown(() => {
+    if (savedCache === undefined) delete process.env.MMSSL_CACHE_DIR; else process.env.MMSSL_CACHE_DIR = savedCache;
+    rmSync(cache, { recursive: true, force: true });
+  });
   const copied = await data.openMeterML(copy, { splits: ['test'] });
-  const options = { modalities: ['s1', 'naip'], splits: ['test' as const], workers: 2, onBadSample: 'skip' as const };
+  const skipped: data.SkippedSample[] = [];
+  const options = { modalities: ['s1', 'naip'], splits: ['test' as const], workers: 2, onBadSample: 'skip' as const, onSkip: (s: data.SkippedSample) => skipped.push(s) };
+  const before = readdirSync(copy, { recursive: true }).sort();
   t.deepEqual(await data.loadOrComputeBandStats(copied, options), stats);
-  t.true(existsSync(data.bandStatsCachePath(copied)));
+  t.deepEqual(readdirSync(copy, { recursive: true }).sort(), before, 'the dataset folder is not written (it may be read-only)');
+  t.false(existsSync(data.bandStatsCachePath(copied)));
+  t.is(readdirSync(cache).filter((f) => /^band-stats-[0-9a-f]{16}\.json$/.test(f)).length, 1, 'kept in the user cache');
+  const skippedWhenComputed = skipped.splice(0);
+  t.true(skippedWhenComputed.length > 0 && skippedWhenComputed.every((s) => /sentinel-1\.npy/.test(s.message)), 'the skipped samples are told, with their reasons');
   rmSync(join(copy, 'test_images'), { recursive: true });   // the cache answers without reading a file
   t.deepEqual(await data.loadOrComputeBandStats(copied, options), stats);
+  t.deepEqual(skipped, skippedWhenComputed, 'a cached result tells the samples its computation skipped');
   await t.throwsAsync(data.loadOrComputeBandStats(copied, { ...options, onBadSample: 'raise' }), { code: 'ERR_MMSSL_IO' }, 'other options: recomputed');
+  // a statistics file beside the dataset (written by hand, or by an older mmssl) is read when its key matches
+  const own = join(tmpdir(), `mmssl-stats-own-${process.pid}.json`);
+  t.teardown(() => rmSync(own, { force: true }));
+  await data.writeBandStats(own, copied, options, { s1: { mean: [1, 2], std: [3, 4] }, naip: { mean: [0, 0, 0, 0], std: [1, 1, 1, 1] } }, []);
+  cpSync(own, data.bandStatsCachePath(copied));
+  t.deepEqual((await data.loadOrComputeBandStats(copied, options)).s1, { mean: [1, 2], std: [3, 4] }, "the dataset's own file comes before the user cache");
 });
 
 test('close() settles in a plain Node process, mid-epoch with reads in flight, and the process exits by itself', (t) => {

@@ -84,29 +84,32 @@ test('collectives on 2 processes: all-reduce (sum, mean, max, channels-last), br
   }
 });
 
-for (const [name, sizes, negative] of [
-  ['equal shares', [4, 4], [false, true, false, false, false, false, true, false]],
-  ['uneven shares, and a rank holding only Negatives', [3, 2], [false, false, true, true, true]],
+for (const [name, sizes, negative, singles] of [
+  ['equal shares', [4, 4], [false, true, false, false, false, false, true, false], 0],
+  ['uneven shares, and a rank holding only Negatives', [3, 2], [false, false, true, true, true], 0],
+  ['Negatives seen once on every rank', [3, 2], [false, true, false, false, false], 2],
 ] as const) {
   test(`global negatives (${name}): the ranks' mean loss, z gradients and averaged parameter gradients are one process's on the whole batch`, async (t) => {
-    const runs = await runRanks('loss', { TEST_SIZES: JSON.stringify(sizes), TEST_NEGATIVE: JSON.stringify(negative) });
+    const runs = await runRanks('loss', { TEST_SIZES: JSON.stringify(sizes), TEST_NEGATIVE: JSON.stringify(negative), TEST_SINGLES: String(singles) });
     runs.forEach((r) => t.is(r.code, 0, r.stderr));
     // one process: the whole batch, ordered as the ranks gathered it (rank 0's rows, then rank 1's)
     const views = 3, total = sizes[0] + sizes[1];
     torch.manualSeed(7);
-    const x = torch.randn([views * total, 5], { dtype: 'float64' });
+    const x = torch.randn([views * total + 2 * singles, 5], { dtype: 'float64' });
     const linear = new nn.Linear(5, 6).to({ dtype: 'float64' });
     const index = runs.flatMap((r) => r.result!.index as number[]);
     const z = linear.forward(x.indexSelect(0, torch.tensor(index, { dtype: 'int64' })));
     z.retainGrad();
-    const ids = sizes.flatMap((n, r) => Array.from({ length: views * n }, (_, i) => 100 * r + (i % n)));
-    const mask = sizes.flatMap((n, r) => Array.from({ length: views * n }, (_, i) => !negative[r * sizes[0] + (i % n)]));
+    const rankRows = sizes.map((n) => views * n + singles);
+    const ids = sizes.flatMap((n, r) => Array.from({ length: rankRows[r] }, (_, i) => 100 * r + (i < views * n ? i % n : i)));
+    const mask = sizes.flatMap((n, r) => Array.from({ length: rankRows[r] }, (_, i) => i < views * n && !negative[r * sizes[0] + (i % n)]));
     const l = loss.infoNCE(z, ids, { temperature: 0.3, anchorMask: mask });
     l.backward();
+    t.true(Number.isFinite(l.item() as number), `the one-process loss is finite: ${l.item()}`);
     for (const [rank, run] of runs.entries()) {
       close(t, [run.result!.loss as number], [l.item() as number], `rank ${rank} loss`);
       // DDP's convention: a rank's z gradient is worldSize times its share; averaging the parameter gradients makes it exact
-      const rows = values(z.grad!.narrow(0, rank * views * sizes[0], views * sizes[rank])).map((g) => 2 * g);
+      const rows = values(z.grad!.narrow(0, rank * rankRows[0], rankRows[rank])).map((g) => 2 * g);
       close(t, run.result!.zGrad as number[], rows, `rank ${rank} z gradient`);
       close(t, run.result!.weightGrad as number[], values(linear.weight.grad!), `rank ${rank} weight gradient`);
       close(t, run.result!.biasGrad as number[], values(linear.bias!.grad!), `rank ${rank} bias gradient`);

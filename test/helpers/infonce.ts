@@ -11,16 +11,19 @@ export interface BatchLimits {
 
 /**
  * Views of a few locations (uneven counts, each location seen at least twice), ~20% of them Negative (not anchors,
- * view 0 always is one), tau in [0.05, 1], both positive modes, normalisation on ~80% of the time, and a strip height
- * that may or may not divide V.
+ * view 0 always is an anchor), in half the batches some views of locations seen once (a Negative whose other
+ * modalities are missing: no positive, never an anchor), tau in [0.05, 1], both positive modes, normalisation on
+ * ~80% of the time, and a strip height that may or may not divide V.
  */
 export function randomBatch(seed: number, { maxViews, maxDim, skew = 1 }: BatchLimits) {
   const r = rng(seed);
   const v = 2 + Math.floor(r() ** skew * (maxViews - 1));
   const d = Math.max(1, Math.min(1 + Math.floor(r() ** Math.max(1, skew - 1) * maxDim), Math.floor(2e7 / (v * v))));
   const locations = 1 + Math.floor(r() * Math.floor(v / 2));
-  const groups = Array.from({ length: v }, (_, i) => (i < 2 * locations ? i % locations : Math.floor(r() * locations)));
-  const anchorMask = groups.map(() => r() < 0.8);
+  const singles = r() < 0.5 ? 0.3 : 0;   // the share of the views beyond two per location that are a location's only one
+  const single = Array.from({ length: v }, (_, i) => i >= 2 * locations && r() < singles);
+  const groups = single.map((alone, i) => (alone ? locations + i : i < 2 * locations ? i % locations : Math.floor(r() * locations)));
+  const anchorMask = single.map((alone) => !alone && r() < 0.8);
   anchorMask[0] = true;
   return {
     z: randomArray(v * d, seed + 1), shape: [v, d] as [number, number], groups, anchorMask,

@@ -3,11 +3,12 @@
 // keeps serving; a full queue is a 503; /healthz answers while the model is saturated; /metrics counts; close()
 // finishes the requests in flight.
 import test from 'ava';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { synthesize } from '../../lib/data/synth/index.js';
+import { loadFileWithMetadata, saveFile } from '../../lib/io/safetensors.js';
 import { loadClassifier, loadEncoder } from '../../lib/serve/model.js';
 import { createServer, type Server } from '../../lib/serve/server.js';
 import { resolveFinetuneConfig, resolvePretrainConfig } from '../../lib/train/config.js';
@@ -16,7 +17,7 @@ import { pretrain } from '../../lib/train/pretrain.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'mmssl-serve-'));
 const data = join(scratch, 'data'), pre = join(scratch, 'pre'), ft = join(scratch, 'ft');
-const common = { data, modalities: ['s1', 's2'], epochs: 1, batchSize: 4, alexnetHidden: 32, threads: 1, workers: 1, statsSamples: 20 };
+const common = { data, modalities: ['s1', 's2'], epochs: 1, batchSize: 4, alexnetHidden: 32, threads: 1, workers: 1, statsSamples: 20, onBadSample: 'skip' };
 const ready = (async () => {
   await synthesize({ out: data, perClass: 3, seed: 4, holdout: { val: 0.25, test: 0.25 } });
   await pretrain({ config: resolvePretrainConfig({ ...common, hiddenDim: 32, embeddingDim: 16 }), out: pre });
@@ -115,6 +116,27 @@ test.serial('every class of bad input answers 400 naming the field, and the serv
   t.is(huge.status, 413, 'a body over the limit');
   const fine = await post(`${url}/v1/classify`, form({ s1, s2 }));
   t.is(fine.status, 200, 'still serving');
+});
+
+test.serial("inputs of any size from 8x8 are resampled to the run's size; a run that recorded no size refuses small ones with a 400", async (t) => {
+  const { s2 } = location(0);
+  const small = { data: Array.from({ length: 2 * 10 * 10 }, (_, i) => -15 + Math.sin(i)), shape: [2, 10, 10] };
+  for (const init of [ft, pre]) {
+    const { url } = await start(init);
+    const response = await post(`${url}/v1/embed`, { inputs: { s1: small, s2: { data: Array.from(npy.decodeNpy(s2, 's2').data as ArrayLike<number>, Number), shape: [72, 72, 4] } } });
+    t.is(response.status, 200, `${init}: a 2x10x10 Sentinel-1 input is resampled to 72x72 (${await response.clone().text()})`);
+  }
+  // a fine-tuned model written before mmssl recorded input sizes: S1's (its native grid) unknown
+  const old = join(scratch, 'ft-without-sizes');
+  cpSync(ft, old, { recursive: true });
+  const { tensors, metadata } = await loadFileWithMetadata(join(old, 'model.safetensors'));
+  const described = JSON.parse(metadata.mmssl) as Record<string, unknown>;
+  delete described.inputSizes;
+  await saveFile(tensors, join(old, 'model.safetensors'), { metadata: { ...metadata, mmssl: JSON.stringify(described) } });
+  const { url } = await start(old);
+  const response = await post(`${url}/v1/embed`, { inputs: { s1: small, s2: { data: new Array<number>(4 * 72 * 72).fill(1000), shape: [4, 72, 72] } } });
+  t.is(response.status, 400);
+  t.like(await response.json(), { field: 's1', error: 's1: 10x10 pixels: this model takes at least 63x63' });
 });
 
 test.serial('a full queue answers 503; /healthz answers while the model is saturated; /metrics counts', async (t) => {

@@ -20,7 +20,7 @@ import { buildModel, pretrain } from '../../lib/train/pretrain.js';
 const scratch = mkdtempSync(join(tmpdir(), 'mmssl-finetune-'));
 test.after.always(() => rmSync(scratch, { recursive: true, force: true }));
 const data = join(scratch, 'data');
-const small = { alexnetHidden: 32, sizes: { naip: [64, 64] }, threads: 1, workers: 1, seed: 2, batchSize: 4 };
+const small = { alexnetHidden: 32, sizes: { naip: [64, 64] }, threads: 1, workers: 1, seed: 2, batchSize: 4, onBadSample: 'skip' };
 const run = join(scratch, 'run');
 const ready = synthesize({ out: data, perClass: 6, seed: 4, format: 'geotiff', holdout: { val: 0.34, test: 0.17 } }).then(() => pretrain({
   config: resolvePretrainConfig(small, { data, modalities: ['s1', 's2'], epochs: 1, hiddenDim: 32, embeddingDim: 16, optimizer: { name: 'adam', lr: 1e-3 } }), out: run,

@@ -18,7 +18,7 @@ const ready = synthesize({ out: data, perClass: 4, seed: 3 });
 /** A model small enough for a test: narrow AlexNets, NAIP at 64x64, small heads. */
 const config = (overrides: Record<string, unknown> = {}) => resolvePretrainConfig({
   data, modalities: ['s1', 's2', 'naip'], epochs: 3, batchSize: 4, alexnetHidden: 32, hiddenDim: 32, embeddingDim: 16,
-  sizes: { naip: [64, 64] }, optimizer: { name: 'adam', lr: 1e-3 }, threads: 1, workers: 1, seed: 5,
+  sizes: { naip: [64, 64] }, optimizer: { name: 'adam', lr: 1e-3 }, threads: 1, workers: 1, seed: 5, onBadSample: 'skip',
   knn: { every: 1 },   // 'auto' follows measured times, which a resumed run does not repeat
 }, overrides);
 

@@ -1,7 +1,7 @@
 // The Table 1 runner on a few rows and columns at a tiny scale: which cells run, the paper's layout in results.md,
 // the chart, the cache that makes a second run instant, and embeddings from its runs.
 import test from 'ava';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -24,7 +24,7 @@ const ready = synthesize({ out: data, perClass: 4, seed: 8, holdout: { val: 0.25
 
 const options = (events: unknown[]): Table1Options => ({
   data, out: join(scratch, 'table'), scale: 'demo', rows: ['none', 'S2', 'S1+S2*'], columns: ['S2', 'NAIP', 'S1+S2'],
-  common: { alexnetHidden: 32, batchSize: 4, threads: 1, workers: 1, seed: 1 },
+  common: { alexnetHidden: 32, batchSize: 4, threads: 1, workers: 1, seed: 1, onBadSample: 'skip' },
   pretrain: { epochs: 1, hiddenDim: 32, embeddingDim: 16 }, finetune: { epochs: 1 },
   onRun: (e) => events.push(e),
 });
@@ -100,18 +100,23 @@ test.serial('embed: fused features of a pre-training run, one row per readable s
   const events: { kind: string; row: string; dir: string }[] = [];
   await table1({ ...options(events), rows: ['S1+S2*'], columns: ['S1+S2'] });
   const run = events.find((e) => e.kind === 'pretrain')!.dir;
-  const index = await embed({ init: run, data, out: join(scratch, 'emb', 'all'), workers: 1 });
+  await t.throwsAsync(embed({ init: run, data, out: join(scratch, 'emb', 'all'), workers: 1 }), { code: 'ERR_MMSSL_IO', message: /sentinel-/ }, "onBadSample 'raise' by default: synth's broken samples stop it");
+  t.false(existsSync(join(scratch, 'emb', 'all.index.json')), 'and nothing is written');
+  const index = await embed({ init: run, data, out: join(scratch, 'emb', 'all'), workers: 1, onBadSample: 'skip' });
   const fused = decodeNpy(readFileSync(join(scratch, 'emb', 'all.npy')), 'all.npy');
   t.deepEqual(index.columns, { s1: [0, 32], s2: [32, 64] });
   t.deepEqual(fused.shape, [index.ids.length, 64]);
-  t.true(index.ids.length >= 26 && index.ids.length <= 28, `${index.ids.length} of 28 samples (the broken ones skipped)`);
-  const perModality = await embed({ init: run, data, out: join(scratch, 'emb', 'each'), perModality: true, workers: 1, modalities: ['s2'] });
+  const synthReport = JSON.parse(readFileSync(join(data, 'synth_report.json'), 'utf8')) as { locations: number; defects: { folder: string }[] };
+  t.deepEqual(index.skipped.map((s) => s.id).sort(), synthReport.defects.map((d) => d.folder).sort(), 'the index lists exactly the broken samples');
+  t.true(index.skipped.every((s) => s.message.length > 0 && s.file !== undefined), 'each with its file and reason');
+  t.is(index.ids.length + index.skipped.length, synthReport.locations, 'every sample is a row or listed as skipped');
+  const perModality = await embed({ init: run, data, out: join(scratch, 'emb', 'each'), perModality: true, workers: 1, modalities: ['s2'], onBadSample: 'skip' });
   const s2 = decodeNpy(readFileSync(join(scratch, 'emb', 'each.s2.npy')), 'each.s2.npy');
   t.true(index.ids.every((id) => perModality.ids.includes(id)), 's2 alone reads every sample the fused s1+s2 does (and the one lacking s1)');
   t.is(perModality.ids.length, index.ids.length + 1);
   const row = perModality.ids.indexOf(index.ids[0]);
   t.deepEqual(Array.from(s2.data as Float32Array).slice(row * 32, row * 32 + 32), Array.from(fused.data as Float32Array).slice(32, 64), 'the same features, fused or not');
-  const val = await embed({ init: run, data, out: join(scratch, 'emb', 'val'), splits: ['val'], workers: 1 });
+  const val = await embed({ init: run, data, out: join(scratch, 'emb', 'val'), splits: ['val'], workers: 1, onBadSample: 'skip' });
   t.deepEqual(val.ids, index.ids.filter((_, i) => index.splits[i] === 'val'), 'one split: its samples, in the same order');
 
   // loose GeoTIFF files of one modality: the same features as the same rasters read from the dataset

@@ -17,6 +17,9 @@ import { ResNet, resnet18 } from './resnet.js';
 export type BackboneName = 'alexnet' | 'resnet18';
 export const BACKBONES: readonly BackboneName[] = ['alexnet', 'resnet18'];
 
+/** The smallest input side each backbone takes: AlexNet's three stride-2 max pools need 63 pixels. */
+export const MIN_INPUT_SIZE: Readonly<Record<BackboneName, number>> = { alexnet: 63, resnet18: 1 };
+
 /** The paper's choice: ResNet18 for the 1 m NAIP tiles, AlexNet for the 10 m Sentinel tiles (and anything else). */
 export function defaultBackbone(modality: string): BackboneName {
   return modality === 'naip' ? 'resnet18' : 'alexnet';
