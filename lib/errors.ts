@@ -1,6 +1,8 @@
 /**
- * mmssl's errors: every one carries a stable `code` and says what went wrong and where (op, argument, shape).
- * Argument errors are `TypeError`s thrown before any native code runs; LibTorch's own errors arrive as `TorchError`.
+ * mmssl's errors: one base class, `MmsslError`, and a stable `code` on every error the package throws, argument errors
+ * included (as Node's own errors carry `code`). Each says what went wrong and where (op, argument, file, field).
+ * The native addon throws these same classes (lib/native.ts registers them with it), and errors cross worker and
+ * process boundaries as plain data (`toErrorData`) rebuilt into their class (`fromErrorData`).
  */
 
 export type ErrorCode =
@@ -12,27 +14,48 @@ export type ErrorCode =
   | 'ERR_MMSSL_IO'
   | 'ERR_MMSSL_STATE_DICT'
   | 'ERR_MMSSL_DIST'
-  | 'ERR_MMSSL_BUSY';
+  | 'ERR_MMSSL_BUSY'
+  | 'ERR_MMSSL_INTERNAL';
+
+/** Where an error points: the op that raised it, the file, the request field; and what caused it. */
+export interface ErrorDetails {
+  op?: string;
+  path?: string;
+  field?: string;
+  cause?: unknown;
+}
 
 export class MmsslError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string) {
-    super(message);
+  // (declared, not initialised: an error has these own properties only where they say something)
+  declare readonly op?: string;
+  declare readonly path?: string;
+  declare readonly field?: string;
+
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = new.target.name;
     this.code = code;
+    for (const key of ['op', 'path', 'field'] as const) if (details[key] !== undefined) Object.defineProperty(this, key, { value: details[key], enumerable: true });
+  }
+}
+
+/** A wrong argument type or value, found before any work was done (in TypeScript, or by the native layer). */
+export class ArgumentError extends MmsslError {
+  constructor(message: string, details?: ErrorDetails) {
+    super('ERR_MMSSL_ARG', message, details);
   }
 }
 
 /** An error raised by LibTorch (c10::Error or a C++ exception), with the op that raised it. */
 export class TorchError extends MmsslError {
-  readonly op: string;
+  declare readonly op: string;
   constructor(message: string, op: string) {
-    super('ERR_MMSSL_TORCH', message);
-    this.op = op;
+    super('ERR_MMSSL_TORCH', message, { op });
   }
 }
 
-/** A tensor used after `dispose()` (or after the `tidy` scope that owned it ended). */
+/** A tensor, optimizer or process group used after it was disposed (or after the tidy() scope that owned it ended). */
 export class DisposedError extends MmsslError {
   constructor(message = 'tensor used after dispose() (or after the tidy() scope that owned it ended)') {
     super('ERR_MMSSL_DISPOSED', message);
@@ -46,12 +69,18 @@ export class LoadError extends MmsslError {
   }
 }
 
+/** A device this machine does not have (CUDA without a GPU, or with a CPU-only LibTorch), or a CUDA-only query. */
+export class DeviceError extends MmsslError {
+  constructor(message: string) {
+    super('ERR_MMSSL_DEVICE', message);
+  }
+}
+
 /** A file that cannot be read or written as asked (missing, truncated, corrupt, wrong format); names the file. */
 export class FileError extends MmsslError {
-  readonly path: string;
-  constructor(path: string, message: string) {
-    super('ERR_MMSSL_IO', `${path}: ${message}`);
-    this.path = path;
+  declare readonly path: string;
+  constructor(path: string, message: string, details: Omit<ErrorDetails, 'path'> = {}) {
+    super('ERR_MMSSL_IO', `${path}: ${message}`, { ...details, path });
   }
 }
 
@@ -69,32 +98,101 @@ export class StateDictError extends MmsslError {
 
 /** A process group that could not form, or a collective that failed: another rank died or did not arrive in time. */
 export class DistributedError extends MmsslError {
-  constructor(message: string) {
-    super('ERR_MMSSL_DIST', message);
+  constructor(message: string, details?: ErrorDetails) {
+    super('ERR_MMSSL_DIST', message, details);
   }
 }
 
-/** A wrong argument type or value, found before any native code ran. */
-export class ArgumentError extends TypeError {
-  readonly code = 'ERR_MMSSL_ARG' as const;
-  constructor(message: string) {
-    super(message);
-    this.name = 'ArgumentError';
+/** A bad input in a request to a model (serving): `field` names the modality, or the part of the request. */
+export class InputError extends MmsslError {
+  declare readonly field: string;
+  constructor(field: string, message: string) {
+    super('ERR_MMSSL_ARG', `${field}: ${message}`, { field });
   }
 }
 
-function describe(value: unknown): string {
+/** A bounded queue is full: retry later (HTTP 503). */
+export class QueueFullError extends MmsslError {
+  constructor(depth: number) {
+    super('ERR_MMSSL_BUSY', `the inference queue is full (${depth} requests waiting): retry later`);
+  }
+}
+
+/** A failure that is mmssl's own fault, not the caller's (a worker that died, a broken invariant): a bug to report. */
+export class InternalError extends MmsslError {
+  constructor(message: string, details?: ErrorDetails) {
+    super('ERR_MMSSL_INTERNAL', message, details);
+  }
+}
+
+const CLASSES: Record<string, abstract new (...args: never[]) => Error> = {
+  MmsslError, ArgumentError, TorchError, DisposedError, LoadError, DeviceError, FileError, StateDictError, DistributedError,
+  InputError, QueueFullError, InternalError, Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError,
+};
+
+/** An error as plain data, for structured cloning (worker threads) or JSON (child processes). */
+export interface ErrorData {
+  name: string;
+  message: string;
+  code?: string;
+  op?: string;
+  path?: string;
+  field?: string;
+  stack?: string;
+  /** StateDictError's key lists. */
+  keys?: { missingKeys: readonly string[]; unexpectedKeys: readonly string[]; shapeMismatches: readonly string[] };
+  cause?: ErrorData;
+}
+
+/** `error` as data: its class name, code, message, where it points, its stack and its cause. */
+export function toErrorData(error: unknown): ErrorData {
+  if (!(error instanceof Error)) return { name: 'Error', message: String(error) };
+  const { name, message, stack } = error;
+  const e = error as Partial<MmsslError> & { code?: unknown };
+  return {
+    name, message, stack,
+    ...(typeof e.code === 'string' ? { code: e.code } : {}),
+    ...(e.op !== undefined ? { op: e.op } : {}), ...(e.path !== undefined ? { path: e.path } : {}), ...(e.field !== undefined ? { field: e.field } : {}),
+    ...(error instanceof StateDictError ? { keys: { missingKeys: error.missingKeys, unexpectedKeys: error.unexpectedKeys, shapeMismatches: error.shapeMismatches } } : {}),
+    ...(error.cause !== undefined ? { cause: toErrorData(error.cause) } : {}),
+  };
+}
+
+/**
+ * The error `data` describes, rebuilt in its class (mmssl's, or Error) with its code, message, details and cause;
+ * its stack is the original one, where it was thrown (a worker's).
+ */
+export function fromErrorData(data: ErrorData): Error {
+  const ctor = Object.hasOwn(CLASSES, data.name) ? CLASSES[data.name] : data.code?.startsWith('ERR_MMSSL_') ? MmsslError : Error;
+  const error = Reflect.construct(Error, [data.message, ...(data.cause ? [{ cause: fromErrorData(data.cause) }] : [])], ctor) as Error & Record<string, unknown>;
+  Object.defineProperty(error, 'name', { value: data.name, writable: true, configurable: true });
+  for (const key of ['code', 'op', 'path', 'field'] as const) if (data[key] !== undefined) error[key] = data[key];
+  if (data.keys) Object.assign(error, data.keys);
+  if (data.stack) error.stack = data.stack;
+  return error;
+}
+
+/** Something that describes itself for error messages (a Tensor: its shape, dtype and device). */
+export const describeSelf: unique symbol = Symbol('mmssl.describe');
+
+/** A value as error messages show it: its kind and, where short, the value; a tensor as shape, dtype and device. */
+export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return `array of length ${value.length}`;
   if (typeof value === 'number') return `number ${value}`;
   if (typeof value === 'string') return `string '${value.length > 40 ? `${value.slice(0, 40)}…` : value}'`;
+  if (typeof value === 'object' && describeSelf in value) return (value as { [describeSelf](): string })[describeSelf]();
   if (typeof value === 'object') return (value as object).constructor?.name ?? 'object';
   return typeof value;
 }
 
-/** The one message shape for bad arguments: `op: name must be EXPECTED, got VALUE`. */
-export function invalidArg(op: string, name: string, expected: string, value: unknown): ArgumentError {
-  return new ArgumentError(`${op}: ${name} must be ${expected}, got ${describe(value)}`);
+/**
+ * The one message shape for bad arguments: `op: name must be EXPECTED, got VALUE` (with `path`: `op: name in PATH
+ * must be ...`, for a value read from a file).
+ */
+export function invalidArg(op: string, name: string, expected: string, value: unknown, path?: string): ArgumentError {
+  const where = path === undefined ? name : `${name} in ${path}`;
+  return new ArgumentError(`${op}: ${where} must be ${expected}, got ${describe(value)}`, { op, field: name, ...(path === undefined ? {} : { path }) });
 }
 
 export function checkInt(op: string, name: string, value: unknown): number {

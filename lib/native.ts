@@ -11,22 +11,26 @@ import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { DisposedError, LoadError, TorchError } from './errors.js';
+import { ArgumentError, DisposedError, DistributedError, LoadError, TorchError } from './errors.js';
 
 /** A native tensor handle: a slot number and generation in this thread's tensor table, owned by one `Tensor`. */
 export type Handle = number & { readonly __brand: 'mmssl.Handle' };
+/** A handle of another native object (an optimizer, a process group), in this thread's table of those. */
+export type ObjectHandle = number & { readonly __brand: 'mmssl.ObjectHandle' };
 type H = Handle;
+type O = ObjectHandle;
 type S = number | boolean;
 type Opt<T> = T | undefined | null;
 
 export interface Binding {
   dtypeCodes: Record<string, number>;
-  setErrorClasses(torchError: typeof TorchError, disposedError: typeof DisposedError): void;
+  /** The errors the addon throws: one factory (message, op) per kind, in native/common.h's ErrorKind order. */
+  setErrorFactories(factories: readonly ((message: string, op: string) => Error)[]): void;
   // tensor.cc
   /** True when the handle was live (and is now released); false for a stale or already disposed one. */
   dispose(t: H): boolean;
   disposeAll(handles: H[]): void;
-  memoryStats(): { tensors: number; bytes: Record<string, number> };
+  memoryStats(): { tensors: number; bytes: Record<string, number>; objects: { optimizer: number; processGroup: number } };
   shape(t: H): number[];
   dtype(t: H): number;
   device(t: H): string;
@@ -58,17 +62,12 @@ export interface Binding {
   fullLike(t: H, value: number | boolean, dtype: Opt<number>, device: Opt<string>): H;
   randLike(t: H, dtype: Opt<number>, device: Opt<string>): H;
   randnLike(t: H, dtype: Opt<number>, device: Opt<string>): H;
-  // ops.cc
-  add(a: H, b: H, alpha: number): H;
-  addScalar(a: H, b: S, alpha: number): H;
-  sub(a: H, b: H, alpha: number): H;
-  subScalar(a: H, b: S, alpha: number): H;
-  mul(a: H, b: H): H;
-  mulScalar(a: H, b: S): H;
-  div(a: H, b: H, roundingMode: Opt<string>): H;
-  divScalar(a: H, b: S, roundingMode: Opt<string>): H;
-  pow(a: H, exponent: H): H;
-  powScalar(a: H, exponent: number): H;
+  // ops.cc: a binary op's other operand is a tensor, or a number/boolean flagged by the argument after it
+  add(a: H, b: H | S, bIsScalar: boolean, alpha: number): H;
+  sub(a: H, b: H | S, bIsScalar: boolean, alpha: number): H;
+  mul(a: H, b: H | S, bIsScalar: boolean): H;
+  div(a: H, b: H | S, bIsScalar: boolean, roundingMode: Opt<string>): H;
+  pow(a: H, exponent: H | number, exponentIsScalar: boolean): H;
   neg(a: H): H;
   exp(a: H): H;
   log(a: H): H;
@@ -84,18 +83,12 @@ export interface Binding {
   relu(a: H): H;
   maximum(a: H, b: H): H;
   minimum(a: H, b: H): H;
-  eq(a: H, b: H): H;
-  eqScalar(a: H, b: S): H;
-  ne(a: H, b: H): H;
-  neScalar(a: H, b: S): H;
-  lt(a: H, b: H): H;
-  ltScalar(a: H, b: S): H;
-  le(a: H, b: H): H;
-  leScalar(a: H, b: S): H;
-  gt(a: H, b: H): H;
-  gtScalar(a: H, b: S): H;
-  ge(a: H, b: H): H;
-  geScalar(a: H, b: S): H;
+  eq(a: H, b: H | S, bIsScalar: boolean): H;
+  ne(a: H, b: H | S, bIsScalar: boolean): H;
+  lt(a: H, b: H | S, bIsScalar: boolean): H;
+  le(a: H, b: H | S, bIsScalar: boolean): H;
+  gt(a: H, b: H | S, bIsScalar: boolean): H;
+  ge(a: H, b: H | S, bIsScalar: boolean): H;
   where(condition: H, x: H | S, xIsScalar: boolean, y: H | S, yIsScalar: boolean): H;
   logicalNot(a: H): H;
   isnan(a: H): H;
@@ -132,14 +125,10 @@ export interface Binding {
   flip(a: H, dims: number[]): H;
   expand(a: H, shape: number[]): H;
   repeat(a: H, repeats: number[]): H;
-  add_(a: H, b: H, alpha: number): void;
-  addScalar_(a: H, b: S, alpha: number): void;
-  sub_(a: H, b: H, alpha: number): void;
-  subScalar_(a: H, b: S, alpha: number): void;
-  mul_(a: H, b: H): void;
-  mulScalar_(a: H, b: S): void;
-  div_(a: H, b: H): void;
-  divScalar_(a: H, b: S): void;
+  add_(a: H, b: H | S, bIsScalar: boolean, alpha: number): void;
+  sub_(a: H, b: H | S, bIsScalar: boolean, alpha: number): void;
+  mul_(a: H, b: H | S, bIsScalar: boolean): void;
+  div_(a: H, b: H | S, bIsScalar: boolean): void;
   relu_(a: H): void;
   clamp_(a: H, min: Opt<number>, max: Opt<number>): void;
   zero_(a: H): void;
@@ -179,25 +168,25 @@ export interface Binding {
   setData(t: H, src: H): void;
   isGradEnabled(): boolean;
   setGradEnabled(enabled: boolean): void;
-  // optim.cc: an optimizer is an opaque native object; options cross with their TypeScript names
-  optimizerCreate(kind: string, groups: { params: H[]; options: object }[]): unknown;
-  optimizerStep(optimizer: unknown, options: object[]): void;
-  optimizerState(optimizer: unknown): ({ tensors: Record<string, H>; numbers: Record<string, number> } | null)[];
-  optimizerLoadState(optimizer: unknown, states: (Record<string, H | number> | null)[]): void;
-  optimizerDispose(optimizer: unknown): void;
+  // optim.cc: options cross with their TypeScript names
+  optimizerCreate(kind: string, groups: { params: H[]; options: object }[]): O;
+  optimizerStep(optimizer: O, options: object[]): void;
+  optimizerState(optimizer: O): ({ tensors: Record<string, H>; numbers: Record<string, number> } | null)[];
+  optimizerLoadState(optimizer: O, states: (Record<string, H | number> | null)[]): void;
+  optimizerDispose(optimizer: O): void;
   clipGradNorm(params: H[], maxNorm: number, normType: number, errorIfNonfinite: boolean): number;
   // loss.cc
   infoNCE(u: H, groups: H, anchorMask: H, temperature: number, sum: boolean, stripRows: number, float64: boolean, fused: boolean): H;
-  // distributed.cc: a process group is an opaque native object; all but distAvailable exist only in builds with Gloo
+  // distributed.cc: all but distAvailable exist only in builds with Gloo
   distAvailable(): boolean;
-  distInit?(options: { backend: string; host: string; port: number; file?: string; interface?: string; rank: number; size: number; threads: number; timeoutMs: number }): Promise<unknown>;
-  distAllReduce?(group: unknown, tensors: H[], op: string): void;
-  distBroadcast?(group: unknown, tensors: H[], root: number): void;
-  distAllGather?(group: unknown, x: H): H;
-  distAllReduceSum?(group: unknown, x: H): H;
-  distAllReduceGradients?(group: unknown, params: H[], bucketBytes: number): void;
-  distBarrier?(group: unknown): void;
-  distDestroy?(group: unknown): void;
+  distInit?(options: { backend: string; host: string; port: number; file?: string; interface?: string; rank: number; size: number; threads: number; timeoutMs: number }): Promise<O>;
+  distAllReduce?(group: O, tensors: H[], op: string): void;
+  distBroadcast?(group: O, tensors: H[], root: number): void;
+  distAllGather?(group: O, x: H): H;
+  distAllReduceSum?(group: O, x: H): H;
+  distAllReduceGradients?(group: O, params: H[], bucketBytes: number): void;
+  distBarrier?(group: O): void;
+  distDestroy?(group: O): void;
   distWaitSeconds?(): number;
   // runtime.cc
   version(): { built: string; runtime: string; cuda: boolean; parallelInfo: string };
@@ -312,5 +301,10 @@ export const native: Binding = loadAddon(chosen);
 /** The addon file loaded: a prebuild or a build from source. */
 export const addonPath = resolve(chosen[0]);
 checkVersion(native);
-native.setErrorClasses(TorchError, DisposedError);
+native.setErrorFactories([
+  (message, op) => new ArgumentError(message, { op }),
+  (message) => new DisposedError(message),
+  (message, op) => new DistributedError(message, { op }),
+  (message, op) => new TorchError(message, op),
+]);
 native.setNumThreads(defaultThreads());

@@ -1,13 +1,9 @@
 #include "common.h"
 
-#include <cmath>
 #include <sstream>
 
 namespace mmssl {
 namespace {
-
-// handle = generation * kSlotSpan + index: exact in a double for 2^31 generations of 2^22 slots.
-constexpr double kSlotSpan = 4194304.0;  // 2^22
 
 void releasePendingRefs(Napi::Env env, EnvState& state) {
   std::vector<napi_ref> refs;
@@ -26,24 +22,12 @@ int64_t ownedBytes(const at::Tensor& t) {
   return storage.use_count() == 1 ? static_cast<int64_t>(storage.nbytes()) : 0;
 }
 
-void clearSlot(EnvState& state, Slot& slot, uint32_t index) {
-  slot.tensor.reset();
-  slot.externalBytes = 0;
-  ++slot.generation;
-  state.freeSlots.push_back(index);
-  --state.liveCount;
-}
-
-void throwTorchError(napi_env rawEnv, const char* op, const std::string& message) {
-  Napi::Env env(rawEnv);
-  EnvState& state = envState(env);
-  std::string text = std::string(op) + ": " + message;
-  if (state.torchError.IsEmpty()) {
-    Napi::Error::New(env, text).ThrowAsJavaScriptException();
-    return;
-  }
-  Napi::Value err = state.torchError.New({Napi::String::New(env, text), Napi::String::New(env, op)});
-  Napi::Error(env, err).ThrowAsJavaScriptException();
+// An error of the class registered for `kind`, from its factory (message, op); a plain Error before lib/native.ts
+// registered them.
+Napi::Value makeError(Napi::Env env, ErrorKind kind, const std::string& message, const char* op) {
+  Napi::FunctionReference& factory = envState(env).errorFactories[static_cast<size_t>(kind)];
+  if (factory.IsEmpty()) return Napi::Error::New(env, message).Value();
+  return factory.Call({Napi::String::New(env, message), Napi::String::New(env, op)});
 }
 
 napi_value trampoline(napi_env env, napi_callback_info cbinfo) {
@@ -54,20 +38,33 @@ napi_value trampoline(napi_env env, napi_callback_info cbinfo) {
     op = entry->name;
     Args args(info, op);
     return entry->fn(args);
-  } catch (const Napi::Error& e) {
-    // Throwing can itself fail (and throw) while a worker thread is being terminated: never let that escape.
-    try { e.ThrowAsJavaScriptException(); } catch (...) {}
-  } catch (const c10::Error& e) {
-    try { throwTorchError(env, op, e.what_without_backtrace()); } catch (...) {}
-  } catch (const std::exception& e) {
-    try { throwTorchError(env, op, e.what()); } catch (...) {}
   } catch (...) {
-    try { throwTorchError(env, op, "unknown native exception"); } catch (...) {}
+    // Throwing can itself fail (and throw) while a worker thread is being terminated: never let that escape.
+    try {
+      Napi::Error(env, errorValue(Napi::Env(env), op, std::current_exception())).ThrowAsJavaScriptException();
+    } catch (...) {
+    }
   }
   return nullptr;
 }
 
 }  // namespace
+
+Napi::Value errorValue(Napi::Env env, const char* op, std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const Napi::Error& e) {
+    return e.Value();
+  } catch (const JsError& e) {
+    return makeError(env, e.kind, e.what(), op);
+  } catch (const c10::Error& e) {
+    return makeError(env, ErrorKind::Torch, std::string(op) + ": " + e.what_without_backtrace(), op);
+  } catch (const std::exception& e) {
+    return makeError(env, ErrorKind::Torch, std::string(op) + ": " + e.what(), op);
+  } catch (...) {
+    return makeError(env, ErrorKind::Torch, std::string(op) + ": unknown native exception", op);
+  }
+}
 
 EnvState& envState(Napi::Env env) { return **env.GetInstanceData<std::shared_ptr<EnvState>>(); }
 
@@ -75,32 +72,24 @@ std::shared_ptr<EnvState> envStateShared(Napi::Env env) {
   return *env.GetInstanceData<std::shared_ptr<EnvState>>();
 }
 
-Slot* lookup(EnvState& state, double handle) {
-  if (!(handle >= 0) || handle != std::trunc(handle)) return nullptr;
-  double generation = std::floor(handle / kSlotSpan);
-  double index = handle - generation * kSlotSpan;
-  if (index >= static_cast<double>(state.slots.size())) return nullptr;
-  Slot& slot = state.slots[static_cast<size_t>(index)];
-  if (static_cast<double>(slot.generation) != generation || !slot.tensor.defined()) return nullptr;
-  return &slot;
+const at::Tensor* findTensor(Napi::Env env, const Napi::Value& handle) {
+  TensorEntry* entry = handle.IsNumber() ? envState(env).tensors.find(handle.As<Napi::Number>().DoubleValue()) : nullptr;
+  return entry ? &entry->tensor : nullptr;
 }
 
 bool release(Napi::Env env, double handle) {
   EnvState& state = envState(env);
-  Slot* slot = lookup(state, handle);
-  if (slot == nullptr) return false;
-  if (slot->externalBytes != 0) Napi::MemoryManagement::AdjustExternalMemory(env, -slot->externalBytes);
-  clearSlot(state, *slot, static_cast<uint32_t>(slot - state.slots.data()));
-  return true;
+  TensorEntry* entry = state.tensors.find(handle);
+  if (entry == nullptr) return false;
+  if (entry->externalBytes != 0) Napi::MemoryManagement::AdjustExternalMemory(env, -entry->externalBytes);
+  return state.tensors.erase(handle);
 }
 
 void releaseAll(EnvState& state) {
   state.alive = false;
-  for (size_t i = 0; i < state.slots.size(); ++i) {
-    if (state.slots[i].tensor.defined()) clearSlot(state, state.slots[i], static_cast<uint32_t>(i));
-  }
-  state.torchError.Reset();
-  state.disposedError.Reset();
+  state.tensors.clear();
+  state.objects.clear();
+  for (Napi::FunctionReference& factory : state.errorFactories) factory.Reset();
 }
 
 void releaseRefSoon(const std::shared_ptr<EnvState>& state, napi_env env, napi_ref ref) {
@@ -118,30 +107,20 @@ Napi::Value wrap(Napi::Env env, at::Tensor tensor) {
   if (!tensor.defined()) return env.Null();
   EnvState& state = envState(env);
   if (state.hasPendingRefs.load(std::memory_order_relaxed)) releasePendingRefs(env, state);
-  uint32_t index;
-  if (state.freeSlots.empty()) {
-    if (state.slots.size() >= static_cast<size_t>(kSlotSpan)) {
-      throw std::runtime_error("more than 4194304 live tensors in one thread: dispose tensors, or use tidy()");
-    }
-    index = static_cast<uint32_t>(state.slots.size());
-    state.slots.emplace_back();
-    state.slots.back().generation = 1;
-  } else {
-    index = state.freeSlots.back();
-    state.freeSlots.pop_back();
-  }
-  Slot& slot = state.slots[index];
-  slot.externalBytes = ownedBytes(tensor);
-  slot.tensor = std::move(tensor);
-  ++state.liveCount;
-  if (slot.externalBytes != 0) Napi::MemoryManagement::AdjustExternalMemory(env, slot.externalBytes);
-  return Napi::Number::New(env, static_cast<double>(slot.generation) * kSlotSpan + index);
+  int64_t bytes = ownedBytes(tensor);
+  double handle = state.tensors.insert({std::move(tensor), bytes});
+  if (bytes != 0) Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+  return Napi::Number::New(env, handle);
 }
 
 Napi::Value wrapList(Napi::Env env, const std::vector<at::Tensor>& tensors) {
   Napi::Array out = Napi::Array::New(env, tensors.size());
   for (size_t i = 0; i < tensors.size(); ++i) out.Set(static_cast<uint32_t>(i), wrap(env, tensors[i]));
   return out;
+}
+
+Napi::Value wrapObject(Napi::Env env, ObjectKind kind, std::shared_ptr<void> object) {
+  return Napi::Number::New(env, envState(env).objects.insert({kind, std::move(object)}));
 }
 
 std::string shapeString(at::IntArrayRef shape) {
@@ -152,17 +131,28 @@ std::string shapeString(at::IntArrayRef shape) {
   return s.str();
 }
 
+// ---- Args -----------------------------------------------------------------------------------------------------------
+
+namespace {
+
+std::string describeValue(const Napi::Value& v) {
+  return v.IsUndefined() ? "undefined"
+         : v.IsNull()    ? "null"
+         : v.IsNumber()  ? "number " + v.ToString().Utf8Value()
+         : v.IsString()  ? "string"
+         : v.IsBoolean() ? "boolean"
+         : v.IsArray()   ? "array"
+                         : "object";
+}
+
+bool isSafeInteger(double d) { return std::isfinite(d) && d == std::trunc(d) && std::fabs(d) <= 9007199254740992.0; }
+
+}  // namespace
+
+void Args::fail(ErrorKind kind, const std::string& message) const { throw JsError(kind, std::string(op_) + ": " + message); }
+
 void Args::typeError(size_t i, const std::string& expected) const {
-  Napi::Value v = info_[i];
-  std::string got = v.IsUndefined() ? "undefined"
-                    : v.IsNull()    ? "null"
-                    : v.IsNumber()  ? "number " + v.ToString().Utf8Value()
-                    : v.IsString()  ? "string"
-                    : v.IsBoolean() ? "boolean"
-                    : v.IsArray()   ? "array"
-                                     : "object";
-  throw Napi::TypeError::New(env(), std::string(op_) + ": argument " + std::to_string(i) + " must be " + expected +
-                                        ", got " + got);
+  fail(ErrorKind::Argument, "argument " + std::to_string(i) + " must be " + expected + ", got " + describeValue(info_[i]));
 }
 
 double Args::handle(size_t i) const {
@@ -171,14 +161,9 @@ double Args::handle(size_t i) const {
 }
 
 at::Tensor Args::tensor(size_t i) const {
-  Slot* slot = lookup(envState(env()), handle(i));
-  if (slot == nullptr) {
-    EnvState& state = envState(env());
-    std::string text = std::string(op_) + ": argument " + std::to_string(i) + " is a disposed tensor";
-    if (state.disposedError.IsEmpty()) throw Napi::Error::New(env(), text);
-    throw Napi::Error(env(), state.disposedError.New({Napi::String::New(env(), text)}));
-  }
-  return slot->tensor;
+  TensorEntry* entry = envState(env()).tensors.find(handle(i));
+  if (entry == nullptr) fail(ErrorKind::Disposed, "argument " + std::to_string(i) + " is a disposed tensor");
+  return entry->tensor;
 }
 
 c10::optional<at::Tensor> Args::optTensor(size_t i) const {
@@ -195,25 +180,31 @@ at::Tensor Args::wrappedScalar(size_t i) const {
 std::vector<at::Tensor> Args::tensors(size_t i) const {
   if (!info_[i].IsArray()) typeError(i, "an array of tensors");
   Napi::Array array = info_[i].As<Napi::Array>();
-  EnvState& state = envState(env());
   std::vector<at::Tensor> out;
   out.reserve(array.Length());
   for (uint32_t k = 0; k < array.Length(); ++k) {
-    Napi::Value v = array.Get(k);
-    Slot* slot = v.IsNumber() ? lookup(state, v.As<Napi::Number>().DoubleValue()) : nullptr;
-    if (slot == nullptr) typeError(i, "an array of live tensors (element " + std::to_string(k) + " is not one)");
-    out.push_back(slot->tensor);
+    const at::Tensor* t = findTensor(env(), array.Get(k));
+    if (t == nullptr) typeError(i, "an array of live tensors (element " + std::to_string(k) + " is not one)");
+    out.push_back(*t);
   }
   return out;
+}
+
+ObjectEntry& Args::objectEntry(size_t i, ObjectKind kind) const {
+  const char* what = kObjectKindDescriptions[static_cast<size_t>(kind)];
+  double number = info_[i].IsNumber() ? info_[i].As<Napi::Number>().DoubleValue() : 0;
+  if (!info_[i].IsNumber() || !decltype(EnvState::objects)::owns(number)) typeError(i, what);
+  ObjectEntry* entry = envState(env()).objects.find(number);
+  if (entry == nullptr) fail(ErrorKind::Disposed, "argument " + std::to_string(i) + " is " + what + " that was disposed");
+  if (entry->kind != kind) typeError(i, what);
+  return *entry;
 }
 
 at::Scalar Args::scalar(size_t i) const {
   Napi::Value v = info_[i];
   if (v.IsBoolean()) return at::Scalar(v.As<Napi::Boolean>().Value());
   double d = number(i);
-  if (std::isfinite(d) && d == std::trunc(d) && std::fabs(d) <= 9007199254740992.0) {
-    return at::Scalar(static_cast<int64_t>(d));
-  }
+  if (isSafeInteger(d)) return at::Scalar(static_cast<int64_t>(d));
   return at::Scalar(d);
 }
 
@@ -223,10 +214,8 @@ double Args::number(size_t i) const {
 }
 
 int64_t Args::int64(size_t i) const {
-  if (!info_[i].IsNumber()) typeError(i, "an integer");
-  double d = info_[i].As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || d != std::trunc(d) || std::fabs(d) > 9007199254740992.0) typeError(i, "an integer");
-  return static_cast<int64_t>(d);
+  if (!info_[i].IsNumber() || !isSafeInteger(info_[i].As<Napi::Number>().DoubleValue())) typeError(i, "an integer");
+  return static_cast<int64_t>(info_[i].As<Napi::Number>().DoubleValue());
 }
 
 c10::optional<int64_t> Args::optInt64(size_t i) const {
@@ -252,9 +241,7 @@ std::vector<int64_t> Args::ints(size_t i) const {
   for (uint32_t k = 0; k < array.Length(); ++k) {
     Napi::Value v = array.Get(k);
     double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
-    if (!std::isfinite(d) || d != std::trunc(d) || std::fabs(d) > 9007199254740992.0) {
-      typeError(i, "an array of integers (element " + std::to_string(k) + " is not one)");
-    }
+    if (!isSafeInteger(d)) typeError(i, "an array of integers (element " + std::to_string(k) + " is not one)");
     out[k] = static_cast<int64_t>(d);
   }
   return out;
@@ -286,8 +273,7 @@ at::Device Args::device(size_t i) const {
   try {
     return at::Device(name);
   } catch (const c10::Error&) {
-    throw Napi::TypeError::New(env(), std::string(op_) + ": unknown device '" + name +
-                                          "' (expected 'cpu', 'cuda' or 'cuda:N')");
+    fail(ErrorKind::Argument, "unknown device '" + name + "' (expected 'cpu', 'cuda' or 'cuda:N')");
   }
 }
 
@@ -303,6 +289,49 @@ at::TensorOptions Args::options(size_t i) const {
   return options;
 }
 
+// ---- Options --------------------------------------------------------------------------------------------------------
+
+Options::Options(const Args& a, size_t index) : a_(a), index_(index) {
+  if (!a[index].IsObject() || a[index].IsArray()) a.typeError(index, "an options object");
+  object_ = a[index].As<Napi::Object>();
+}
+
+void Options::wrongType(const char* key, const char* expected) const {
+  a_.fail(ErrorKind::Argument, "option '" + std::string(key) + "' (argument " + std::to_string(index_) + ") must be " +
+                                   expected + ", got " + describeValue(object_.Get(key)));
+}
+
+bool Options::has(const char* key) const {
+  Napi::Value v = object_.Get(key);
+  return !v.IsUndefined();
+}
+
+double Options::number(const char* key) const {
+  Napi::Value v = object_.Get(key);
+  if (!v.IsNumber()) wrongType(key, "a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+double Options::number(const char* key, double fallback) const { return has(key) ? number(key) : fallback; }
+
+bool Options::flag(const char* key) const {
+  Napi::Value v = object_.Get(key);
+  if (!v.IsBoolean()) wrongType(key, "a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+std::string Options::text(const char* key) const {
+  Napi::Value v = object_.Get(key);
+  if (!v.IsString()) wrongType(key, "a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+std::string Options::text(const char* key, const std::string& fallback) const {
+  return has(key) ? text(key) : fallback;
+}
+
+// ---- exports and async work -----------------------------------------------------------------------------------------
+
 void defineExports(Napi::Env env, Napi::Object exports, const Export* table, size_t count) {
   for (size_t i = 0; i < count; ++i) {
     napi_value fn = nullptr;
@@ -311,6 +340,41 @@ void defineExports(Napi::Env env, Napi::Object exports, const Export* table, siz
     NAPI_THROW_IF_FAILED_VOID(env, status);
     exports.Set(table[i].name, Napi::Value(env, fn));
   }
+}
+
+PromiseWorker::PromiseWorker(Napi::Env env, const char* op, std::function<Completion()> work)
+    : Napi::AsyncWorker(env, op), deferred_(Napi::Promise::Deferred::New(env)), op_(op), work_(std::move(work)) {}
+
+Napi::Value PromiseWorker::start(const Args& a, std::function<Completion()> work) {
+  auto* worker = new PromiseWorker(a.env(), a.op(), std::move(work));
+  Napi::Promise promise = worker->deferred_.Promise();
+  worker->Queue();
+  return promise;
+}
+
+void PromiseWorker::Execute() {
+  try {
+    completion_ = work_();
+  } catch (...) {
+    error_ = std::current_exception();
+  }
+  work_ = nullptr;  // what it captured (tensors, groups) is released off the JS thread's critical path
+}
+
+void PromiseWorker::OnOK() {
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  if (!error_) {
+    try {
+      deferred_.Resolve(completion_(env));
+      completion_ = nullptr;
+      return;
+    } catch (...) {
+      error_ = std::current_exception();
+    }
+  }
+  completion_ = nullptr;
+  deferred_.Reject(errorValue(env, op_, error_));
 }
 
 }  // namespace mmssl

@@ -45,35 +45,46 @@ int64_t nextId = 1;
 Group groupById(int64_t id) {
   std::lock_guard<std::mutex> lock(registryMutex);
   auto found = registry.find(id);
-  if (found == registry.end()) throw std::runtime_error("the process group was destroyed before the backward pass");
+  if (found == registry.end()) throw JsError(ErrorKind::Distributed, "the process group was destroyed before the backward pass");
   return found->second;
 }
 
-// Owned by a JS External; destroyed by distDestroy or, if JS drops it first, by the finaliser.
-struct Box {
-  static constexpr uint32_t kTag = 0x63313064;  // 'c10d'
-  uint32_t tag = kTag;
+// What a handle of ObjectKind::ProcessGroup owns: the group's place in the registry, given up by distDestroy or with
+// the environment.
+struct Held {
   int64_t id = 0;
-  int rank = 0, size = 1;
-  ~Box() {
+  ~Held() {
     std::lock_guard<std::mutex> lock(registryMutex);
     registry.erase(id);
   }
 };
 
-Box& box(const Args& a, size_t i) {
-  Napi::Value v = a[i];
-  Box* b = v.IsExternal() ? v.As<Napi::External<Box>>().Data() : nullptr;
-  if (!b || b->tag != Box::kTag) a.typeError(i, "a process group");
-  return *b;
+Group group(const Args& a, size_t i) {
+  int64_t id = a.object<Held>(i, ObjectKind::ProcessGroup).id;
+  std::lock_guard<std::mutex> lock(registryMutex);
+  auto found = registry.find(id);
+  if (found == registry.end()) a.fail(ErrorKind::Distributed, "the process group was destroyed");
+  return found->second;
 }
 
-Group group(const Args& a, size_t i) {
-  Box& b = box(a, i);
-  std::lock_guard<std::mutex> lock(registryMutex);
-  auto found = registry.find(b.id);
-  if (found == registry.end()) throw Napi::Error::New(a.env(), std::string(a.op()) + ": the process group was destroyed");
-  return found->second;
+// `f()`, any failure in it (a rank died, the timeout passed, a broken connection) made a DistributedError of `op`.
+template <typename F>
+auto asDistributed(const char* op, F f) {
+  try {
+    return f();
+  } catch (const JsError&) {
+    throw;
+  } catch (const c10::Error& e) {
+    throw JsError(ErrorKind::Distributed, std::string(op) + ": " + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw JsError(ErrorKind::Distributed, std::string(op) + ": " + e.what());
+  }
+}
+
+// Every export of this file runs through here: a collective's failure is a DistributedError, not a TorchError.
+template <NativeFn fn>
+Napi::Value guarded(Args& a) {
+  return asDistributed(a.op(), [&] { return fn(a); });
 }
 
 // Time this process has spent waiting for collectives: the communication share of a step that did not overlap.
@@ -81,7 +92,7 @@ std::atomic<int64_t> waitNanoseconds{0};
 
 void wait(const c10::intrusive_ptr<c10d::Work>& work) {
   auto start = std::chrono::steady_clock::now();
-  work->wait();
+  asDistributed("collective", [&] { return work->wait(); });  // (in a backward pass too, where no Args exist)
   waitNanoseconds += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
 }
 
@@ -153,87 +164,59 @@ struct InitOptions {
   std::chrono::milliseconds timeout{1800000};
 };
 
-class InitWorker : public Napi::AsyncWorker {
- public:
-  InitWorker(Napi::Env env, InitOptions options)
-      : Napi::AsyncWorker(env, "mmssl.initProcessGroup"), deferred_(Napi::Promise::Deferred::New(env)),
-        options_(std::move(options)) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
-
-  void Execute() override {
-    try {
-      const InitOptions& o = options_;
-      c10::intrusive_ptr<c10d::Store> store;
-      if (!o.file.empty()) {
-        store = c10::make_intrusive<c10d::FileStore>(o.file, o.size);
-      } else {
-        c10d::TCPStoreOptions tcp;
-        tcp.port = o.port;
-        tcp.isServer = o.rank == 0;
-        tcp.numWorkers = o.size;
-        tcp.timeout = o.timeout;
-        classicTcpStore(tcp, 0);
-        store = c10::make_intrusive<c10d::TCPStore>(o.host, tcp);
-      }
-      store->setTimeout(o.timeout);
-      if (o.backend == "nccl") {
+// The group InitOptions describe: rendezvous (which waits for every rank), then the backend.
+Group createGroup(const InitOptions& o) {
+  c10::intrusive_ptr<c10d::Store> store;
+  if (!o.file.empty()) {
+    store = c10::make_intrusive<c10d::FileStore>(o.file, o.size);
+  } else {
+    c10d::TCPStoreOptions tcp;
+    tcp.port = o.port;
+    tcp.isServer = o.rank == 0;
+    tcp.numWorkers = o.size;
+    tcp.timeout = o.timeout;
+    classicTcpStore(tcp, 0);
+    store = c10::make_intrusive<c10d::TCPStore>(o.host, tcp);
+  }
+  store->setTimeout(o.timeout);
+  if (o.backend == "nccl") {
 #ifdef MMSSL_WITH_CUDA
-        group_ = createNcclGroup(store, o.rank, o.size, o.timeout);
-        return;
+    return createNcclGroup(store, o.rank, o.size, o.timeout);
 #else
-        throw std::runtime_error("NCCL needs a LibTorch with CUDA; this addon was built against a CPU one (use gloo)");
+    throw JsError(ErrorKind::Distributed, "distInit: NCCL needs a LibTorch with CUDA; this addon was built against a CPU one (use gloo)");
 #endif
-      }
-      auto options = c10d::ProcessGroupGloo::Options::create(o.timeout);
-      options->devices.push_back(o.interface.empty() ? c10d::ProcessGroupGloo::createDefaultDevice()
-                                                     : c10d::ProcessGroupGloo::createDeviceForInterface(o.interface));
-      options->threads = o.threads;
-      group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store, o.rank, o.size, options);
-    } catch (const c10::Error& e) {
-      SetError(std::string("initProcessGroup: ") + e.what_without_backtrace());
-    } catch (const std::exception& e) {
-      SetError(std::string("initProcessGroup: ") + e.what());
-    }
   }
-  void OnOK() override {
-    auto* b = new Box();
-    b->rank = options_.rank;
-    b->size = options_.size;
-    {
-      std::lock_guard<std::mutex> lock(registryMutex);
-      b->id = nextId++;
-      registry.emplace(b->id, std::move(group_));
-    }
-    deferred_.Resolve(Napi::External<Box>::New(Env(), b, [](Napi::Env, Box* p) { delete p; }));
-  }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+  auto options = c10d::ProcessGroupGloo::Options::create(o.timeout);
+  options->devices.push_back(o.interface.empty() ? c10d::ProcessGroupGloo::createDefaultDevice()
+                                                 : c10d::ProcessGroupGloo::createDeviceForInterface(o.interface));
+  options->threads = o.threads;
+  return c10::make_intrusive<c10d::ProcessGroupGloo>(store, o.rank, o.size, options);
+}
 
- private:
-  Napi::Promise::Deferred deferred_;
-  InitOptions options_;
-  Group group_;
-};
-
-// distInit({backend, host, port, file, interface, rank, size, threads, timeoutMs}) -> Promise<group>
+// distInit({backend, host, port, file, interface, rank, size, threads, timeoutMs}) -> Promise<group>, off the JS
+// thread (rendezvous waits for every rank). TypeScript resolves every option; file and interface may be absent.
 Napi::Value init(Args& a) {
-  if (!a[0].IsObject()) a.typeError(0, "an options object");
-  Napi::Object o = a[0].As<Napi::Object>();
-  auto text = [&](const char* key) { return o.Get(key).IsString() ? o.Get(key).As<Napi::String>().Utf8Value() : std::string(); };
-  auto number = [&](const char* key, double fallback) { return o.Get(key).IsNumber() ? o.Get(key).As<Napi::Number>().DoubleValue() : fallback; };
+  Options o(a, 0);
   InitOptions options;
-  options.backend = text("backend").empty() ? "gloo" : text("backend");
-  options.host = text("host");
-  options.file = text("file");
-  options.interface = text("interface");
-  options.port = static_cast<uint16_t>(number("port", 29500));
-  options.rank = static_cast<int>(number("rank", 0));
-  options.size = static_cast<int>(number("size", 1));
-  options.threads = static_cast<int>(number("threads", 2));
-  options.timeout = std::chrono::milliseconds(static_cast<int64_t>(number("timeoutMs", 1800000)));
-  auto* worker = new InitWorker(a.env(), std::move(options));
-  Napi::Promise promise = worker->promise();
-  worker->Queue();
-  return promise;
+  options.backend = o.text("backend");
+  options.host = o.text("host");
+  options.file = o.text("file", "");
+  options.interface = o.text("interface", "");
+  options.port = static_cast<uint16_t>(o.number("port"));
+  options.rank = static_cast<int>(o.number("rank"));
+  options.size = static_cast<int>(o.number("size"));
+  options.threads = static_cast<int>(o.number("threads"));
+  options.timeout = std::chrono::milliseconds(static_cast<int64_t>(o.number("timeoutMs")));
+  return PromiseWorker::start(a, [options]() -> PromiseWorker::Completion {
+    Group created = asDistributed("distInit", [&] { return createGroup(options); });
+    return [created](Napi::Env env) -> Napi::Value {
+      auto held = std::make_shared<Held>();
+      std::lock_guard<std::mutex> lock(registryMutex);
+      held->id = nextId++;
+      registry.emplace(held->id, created);
+      return wrapObject(env, ObjectKind::ProcessGroup, held);
+    };
+  });
 }
 
 // distAllReduceGradients(group, params, bucketBytes): every parameter's gradient averaged over the ranks, in buckets
@@ -322,26 +305,34 @@ Napi::Value broadcast(Args& a) {
   return a.undefined();
 }
 
+// The registry id of the group at argument i (autograd's saved data holds plain values).
+int64_t groupId(const Args& a, size_t i) {
+  group(a, i);  // a destroyed group is refused here, not in the backward pass
+  return a.object<Held>(i, ObjectKind::ProcessGroup).id;
+}
+
+Napi::Value allGatherOp(Args& a) { return a.wrap(AllGather::apply(a.tensor(1), groupId(a, 0))); }
+Napi::Value allReduceSumOp(Args& a) { return a.wrap(AllReduceSum::apply(a.tensor(1), groupId(a, 0))); }
+Napi::Value barrier(Args& a) {
+  wait(group(a, 0)->barrier());
+  return a.undefined();
+}
+
 Napi::Value destroy(Args& a) {
-  Box& b = box(a, 0);
-  std::lock_guard<std::mutex> lock(registryMutex);
-  registry.erase(b.id);
+  a.object<Held>(0, ObjectKind::ProcessGroup);
+  envState(a.env()).objects.erase(a.handle(0));
   return a.undefined();
 }
 
 const Export kExports[] = {
     {"distAvailable", [](Args& a) -> Napi::Value { return a.value(true); }},
-    {"distInit", init},
-    {"distAllReduceGradients", allReduceGradients},
-    {"distAllReduce", allReduce},
-    {"distBroadcast", broadcast},
-    MMSSL_TENSOR_OP("distAllGather", AllGather::apply(a.tensor(1), box(a, 0).id)),
-    MMSSL_TENSOR_OP("distAllReduceSum", AllReduceSum::apply(a.tensor(1), box(a, 0).id)),
-    {"distBarrier",
-     [](Args& a) -> Napi::Value {
-       wait(group(a, 0)->barrier());
-       return a.undefined();
-     }},
+    {"distInit", guarded<init>},
+    {"distAllReduceGradients", guarded<allReduceGradients>},
+    {"distAllReduce", guarded<allReduce>},
+    {"distBroadcast", guarded<broadcast>},
+    {"distAllGather", guarded<allGatherOp>},
+    {"distAllReduceSum", guarded<allReduceSumOp>},
+    {"distBarrier", guarded<barrier>},
     {"distDestroy", destroy},
     {"distWaitSeconds", [](Args& a) -> Napi::Value { return a.value(waitNanoseconds.load() * 1e-9); }},
 };

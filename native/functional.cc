@@ -10,8 +10,7 @@ int64_t reduction(const Args& a, size_t i) {
   if (name == "none") return at::Reduction::None;
   if (name == "mean") return at::Reduction::Mean;
   if (name == "sum") return at::Reduction::Sum;
-  throw Napi::TypeError::New(a.env(), std::string(a.op()) + ": reduction must be 'none', 'mean' or 'sum', got '" +
-                                          name + "'");
+  a.fail(ErrorKind::Argument, "reduction must be 'none', 'mean' or 'sum', got '" + name + "'");
 }
 
 // x / max(||x||_p, eps) along dim, exactly as F.normalize computes it.
@@ -30,7 +29,7 @@ at::Tensor interpolate(const Args& a) {
   if (mode == "bilinear" && a.boolean(6)) return at::_upsample_bilinear2d_aa(x, size, a.boolean(3), sh, sw);
   if (mode == "bilinear") return at::upsample_bilinear2d(x, size, a.boolean(3), sh, sw);
   if (mode == "nearest") return at::upsample_nearest2d(x, size, sh, sw);
-  throw Napi::TypeError::New(a.env(), "interpolate: mode must be 'bilinear' or 'nearest', got '" + mode + "'");
+  a.fail(ErrorKind::Argument, "mode must be 'bilinear' or 'nearest', got '" + mode + "'");
 }
 
 // F.grid_sample's mode and padding_mode names, as ATen's enum values.
@@ -41,9 +40,8 @@ int64_t gridSampleEnum(const Args& a, size_t i, std::initializer_list<const char
     if (name == candidate) return value;
     ++value;
   }
-  throw Napi::TypeError::New(a.env(), std::string("gridSample: ") + what + " must be one of " +
-                                          c10::Join(", ", std::vector<std::string>(names.begin(), names.end())) +
-                                          ", got '" + name + "'");
+  a.fail(ErrorKind::Argument, std::string(what) + " must be one of " +
+                                  c10::Join(", ", std::vector<std::string>(names.begin(), names.end())) + ", got '" + name + "'");
 }
 
 const Export kExports[] = {

@@ -20,11 +20,11 @@ Napi::Value extreme(Args& a, All all, AlongDim alongDim) {
   return a.wrapList({values, indices});
 }
 
-// Division by a tensor or a scalar, with the optional rounding mode ('trunc' or 'floor') at argument 2.
+// Division with the optional rounding mode ('trunc' or 'floor') at argument 3.
 template <typename Other>
 at::Tensor divide(const Args& a, const Other& other) {
-  if (a.isAbsent(2)) return at::div(a.tensor(0), other);
-  std::string mode = a.string(2);
+  if (a.isAbsent(3)) return at::div(a.tensor(0), other);
+  std::string mode = a.string(3);
   return at::div(a.tensor(0), other, c10::string_view(mode));
 }
 
@@ -34,17 +34,12 @@ c10::optional<at::Scalar> bound(const Args& a, size_t i) {
 }
 
 const Export kExports[] = {
-    // pointwise arithmetic; each binary op has PyTorch's two overloads, `op` (Tensor other) and `opScalar`
-    MMSSL_TENSOR_OP("add", at::add(a.tensor(0), a.tensor(1), a.scalar(2))),
-    MMSSL_TENSOR_OP("addScalar", at::add(a.tensor(0), a.scalar(1), a.scalar(2))),
-    MMSSL_TENSOR_OP("sub", at::sub(a.tensor(0), a.tensor(1), a.scalar(2))),
-    MMSSL_TENSOR_OP("subScalar", at::sub(a.tensor(0), a.scalar(1), a.scalar(2))),
-    MMSSL_TENSOR_OP("mul", at::mul(a.tensor(0), a.tensor(1))),
-    MMSSL_TENSOR_OP("mulScalar", at::mul(a.tensor(0), a.scalar(1))),
-    MMSSL_TENSOR_OP("div", divide(a, a.tensor(1))),
-    MMSSL_TENSOR_OP("divScalar", divide(a, a.scalar(1))),
-    MMSSL_TENSOR_OP("pow", at::pow(a.tensor(0), a.tensor(1))),
-    MMSSL_TENSOR_OP("powScalar", at::pow(a.tensor(0), a.scalar(1))),
+    // pointwise arithmetic: (self, other, otherIsScalar, ...), other a tensor or a number (see binary())
+    MMSSL_TENSOR_OP("add", binary(a, 1, [&](const auto& o) { return at::add(a.tensor(0), o, a.scalar(3)); })),
+    MMSSL_TENSOR_OP("sub", binary(a, 1, [&](const auto& o) { return at::sub(a.tensor(0), o, a.scalar(3)); })),
+    MMSSL_TENSOR_OP("mul", binary(a, 1, [&](const auto& o) { return at::mul(a.tensor(0), o); })),
+    MMSSL_TENSOR_OP("div", binary(a, 1, [&](const auto& o) { return divide(a, o); })),
+    MMSSL_TENSOR_OP("pow", binary(a, 1, [&](const auto& o) { return at::pow(a.tensor(0), o); })),
     MMSSL_TENSOR_OP("neg", at::neg(a.tensor(0))),
     MMSSL_TENSOR_OP("exp", at::exp(a.tensor(0))),
     MMSSL_TENSOR_OP("log", at::log(a.tensor(0))),
@@ -61,18 +56,12 @@ const Export kExports[] = {
     MMSSL_TENSOR_OP("maximum", at::maximum(a.tensor(0), a.tensor(1))),
     MMSSL_TENSOR_OP("minimum", at::minimum(a.tensor(0), a.tensor(1))),
     // comparisons and selection
-    MMSSL_TENSOR_OP("eq", at::eq(a.tensor(0), a.tensor(1))),
-    MMSSL_TENSOR_OP("eqScalar", at::eq(a.tensor(0), a.scalar(1))),
-    MMSSL_TENSOR_OP("ne", at::ne(a.tensor(0), a.tensor(1))),
-    MMSSL_TENSOR_OP("neScalar", at::ne(a.tensor(0), a.scalar(1))),
-    MMSSL_TENSOR_OP("lt", at::lt(a.tensor(0), a.tensor(1))),
-    MMSSL_TENSOR_OP("ltScalar", at::lt(a.tensor(0), a.scalar(1))),
-    MMSSL_TENSOR_OP("le", at::le(a.tensor(0), a.tensor(1))),
-    MMSSL_TENSOR_OP("leScalar", at::le(a.tensor(0), a.scalar(1))),
-    MMSSL_TENSOR_OP("gt", at::gt(a.tensor(0), a.tensor(1))),
-    MMSSL_TENSOR_OP("gtScalar", at::gt(a.tensor(0), a.scalar(1))),
-    MMSSL_TENSOR_OP("ge", at::ge(a.tensor(0), a.tensor(1))),
-    MMSSL_TENSOR_OP("geScalar", at::ge(a.tensor(0), a.scalar(1))),
+    MMSSL_TENSOR_OP("eq", binary(a, 1, [&](const auto& o) { return at::eq(a.tensor(0), o); })),
+    MMSSL_TENSOR_OP("ne", binary(a, 1, [&](const auto& o) { return at::ne(a.tensor(0), o); })),
+    MMSSL_TENSOR_OP("lt", binary(a, 1, [&](const auto& o) { return at::lt(a.tensor(0), o); })),
+    MMSSL_TENSOR_OP("le", binary(a, 1, [&](const auto& o) { return at::le(a.tensor(0), o); })),
+    MMSSL_TENSOR_OP("gt", binary(a, 1, [&](const auto& o) { return at::gt(a.tensor(0), o); })),
+    MMSSL_TENSOR_OP("ge", binary(a, 1, [&](const auto& o) { return at::ge(a.tensor(0), o); })),
     // where(condition, x, xIsScalar, y, yIsScalar): either value may be a number
     MMSSL_TENSOR_OP("where", at::where(a.tensor(0), a.boolean(2) ? a.wrappedScalar(1) : a.tensor(1),
                                        a.boolean(4) ? a.wrappedScalar(3) : a.tensor(3))),
@@ -137,14 +126,10 @@ const Export kExports[] = {
     MMSSL_TENSOR_OP("expand", a.tensor(0).expand(a.ints(1))),
     MMSSL_TENSOR_OP("repeat", a.tensor(0).repeat(a.ints(1))),
     // in-place updates: the JS object keeps its handle, so these return nothing
-    MMSSL_INPLACE_OP("add_", a.tensor(0).add_(a.tensor(1), a.scalar(2))),
-    MMSSL_INPLACE_OP("addScalar_", a.tensor(0).add_(a.scalar(1), a.scalar(2))),
-    MMSSL_INPLACE_OP("sub_", a.tensor(0).sub_(a.tensor(1), a.scalar(2))),
-    MMSSL_INPLACE_OP("subScalar_", a.tensor(0).sub_(a.scalar(1), a.scalar(2))),
-    MMSSL_INPLACE_OP("mul_", a.tensor(0).mul_(a.tensor(1))),
-    MMSSL_INPLACE_OP("mulScalar_", a.tensor(0).mul_(a.scalar(1))),
-    MMSSL_INPLACE_OP("div_", a.tensor(0).div_(a.tensor(1))),
-    MMSSL_INPLACE_OP("divScalar_", a.tensor(0).div_(a.scalar(1))),
+    MMSSL_INPLACE_OP("add_", binary(a, 1, [&](const auto& o) { return a.tensor(0).add_(o, a.scalar(3)); })),
+    MMSSL_INPLACE_OP("sub_", binary(a, 1, [&](const auto& o) { return a.tensor(0).sub_(o, a.scalar(3)); })),
+    MMSSL_INPLACE_OP("mul_", binary(a, 1, [&](const auto& o) { return a.tensor(0).mul_(o); })),
+    MMSSL_INPLACE_OP("div_", binary(a, 1, [&](const auto& o) { return a.tensor(0).div_(o); })),
     MMSSL_INPLACE_OP("relu_", a.tensor(0).relu_()),
     MMSSL_INPLACE_OP("clamp_", a.tensor(0).clamp_(bound(a, 1), bound(a, 2))),
     MMSSL_INPLACE_OP("zero_", a.tensor(0).zero_()),

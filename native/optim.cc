@@ -104,50 +104,35 @@ at::Tensor Lars::step(LossClosure closure) {
 
 // ---- options and state as JS objects ----------------------------------------------------------------------------
 
-double number(const Args& a, const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) a.typeError(1, std::string("options with a numeric '") + key + "'");
-  return v.As<Napi::Number>().DoubleValue();
-}
-
-bool flag(const Args& a, const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsBoolean()) a.typeError(1, std::string("options with a boolean '") + key + "'");
-  return v.As<Napi::Boolean>().Value();
-}
-
-std::tuple<double, double> betas(const Args& a, const Napi::Object& o) {
-  Napi::Value v = o.Get("betas");
-  if (!v.IsArray() || v.As<Napi::Array>().Length() != 2) a.typeError(1, "options with 'betas' = [beta1, beta2]");
-  Napi::Array b = v.As<Napi::Array>();
-  if (!b.Get(0u).IsNumber() || !b.Get(1u).IsNumber()) a.typeError(1, "options with numeric 'betas'");
+std::tuple<double, double> betas(const Options& o) {
+  Napi::Value v = o.get("betas");
+  Napi::Array b = v.IsArray() ? v.As<Napi::Array>() : Napi::Array();
+  if (!v.IsArray() || b.Length() != 2 || !b.Get(0u).IsNumber() || !b.Get(1u).IsNumber()) o.wrongType("betas", "[beta1, beta2]");
   return {b.Get(0u).As<Napi::Number>().DoubleValue(), b.Get(1u).As<Napi::Number>().DoubleValue()};
 }
 
-at::Tensor stateTensor(const Args& a, const Napi::Object& o, const char* key, const at::Tensor& param) {
-  Napi::Value v = o.Get(key);
-  Slot* slot = v.IsNumber() ? lookup(envState(a.env()), v.As<Napi::Number>().DoubleValue()) : nullptr;
-  if (!slot) a.typeError(1, std::string("a state with a live tensor '") + key + "'");
-  TORCH_CHECK(slot->tensor.sizes() == param.sizes(), "state '", key, "' has shape ", shapeString(slot->tensor.sizes()),
+at::Tensor stateTensor(const Args& a, const Options& o, const char* key, const at::Tensor& param) {
+  const at::Tensor* t = findTensor(a.env(), o.get(key));
+  if (!t) o.wrongType(key, "a live tensor");
+  TORCH_CHECK(t->sizes() == param.sizes(), "state '", key, "' has shape ", shapeString(t->sizes()),
               " but its parameter has shape ", shapeString(param.sizes()));
   // As PyTorch's load_state_dict: the optimizer owns a copy, on the parameter's device and dtype.
-  return slot->tensor.to(param.options(), /*non_blocking=*/false, /*copy=*/true);
+  return t->to(param.options(), /*non_blocking=*/false, /*copy=*/true);
 }
 
 // What each optimizer kind needs: its options from JS, its construction, and its per-parameter state both ways.
 struct Kind {
   const char* name;
-  std::unique_ptr<OptimizerOptions> (*options)(const Args&, const Napi::Object&);
+  std::unique_ptr<OptimizerOptions> (*options)(const Options&);
   std::unique_ptr<torch::optim::Optimizer> (*create)(std::vector<OptimizerParamGroup>, const OptimizerOptions&);
   Napi::Value (*readState)(const Args&, OptimizerParamState&);
-  std::unique_ptr<OptimizerParamState> (*writeState)(const Args&, const Napi::Object&, const at::Tensor&);
+  std::unique_ptr<OptimizerParamState> (*writeState)(const Args&, const Options&, const at::Tensor&);
 };
 
-template <typename Options>
-std::unique_ptr<OptimizerOptions> adamOptions(const Args& a, const Napi::Object& o) {
-  auto opts = std::make_unique<Options>(number(a, o, "lr"));
-  opts->betas(betas(a, o)).eps(number(a, o, "eps")).weight_decay(number(a, o, "weightDecay"));
-  opts->amsgrad(flag(a, o, "amsgrad"));
+template <typename AdamOptions>
+std::unique_ptr<OptimizerOptions> adamOptions(const Options& o) {
+  auto opts = std::make_unique<AdamOptions>(o.number("lr"));
+  opts->betas(betas(o)).eps(o.number("eps")).weight_decay(o.number("weightDecay")).amsgrad(o.flag("amsgrad"));
   return opts;
 }
 
@@ -179,11 +164,11 @@ Napi::Value readAdamState(const Args& a, OptimizerParamState& s) {
 }
 
 template <typename State>
-std::unique_ptr<OptimizerParamState> writeAdamState(const Args& a, const Napi::Object& o, const at::Tensor& p) {
+std::unique_ptr<OptimizerParamState> writeAdamState(const Args& a, const Options& o, const at::Tensor& p) {
   auto state = std::make_unique<State>();
-  state->step(static_cast<int64_t>(number(a, o, "step")));
+  state->step(static_cast<int64_t>(o.number("step")));
   state->exp_avg(stateTensor(a, o, "exp_avg", p)).exp_avg_sq(stateTensor(a, o, "exp_avg_sq", p));
-  if (o.Has("max_exp_avg_sq")) state->max_exp_avg_sq(stateTensor(a, o, "max_exp_avg_sq", p));
+  if (o.has("max_exp_avg_sq")) state->max_exp_avg_sq(stateTensor(a, o, "max_exp_avg_sq", p));
   return state;
 }
 
@@ -194,7 +179,7 @@ Napi::Value readMomentumState(const Args& a, OptimizerParamState& s) {
 }
 
 template <typename State>
-std::unique_ptr<OptimizerParamState> writeMomentumState(const Args& a, const Napi::Object& o, const at::Tensor& p) {
+std::unique_ptr<OptimizerParamState> writeMomentumState(const Args& a, const Options& o, const at::Tensor& p) {
   auto state = std::make_unique<State>();
   state->momentum_buffer(stateTensor(a, o, "momentum_buffer", p));
   return state;
@@ -207,10 +192,10 @@ std::unique_ptr<torch::optim::Optimizer> create(std::vector<OptimizerParamGroup>
 
 const Kind kKinds[] = {
     {"sgd",
-     [](const Args& a, const Napi::Object& o) -> std::unique_ptr<OptimizerOptions> {
-       auto opts = std::make_unique<torch::optim::SGDOptions>(number(a, o, "lr"));
-       opts->momentum(number(a, o, "momentum")).dampening(number(a, o, "dampening"));
-       opts->weight_decay(number(a, o, "weightDecay")).nesterov(flag(a, o, "nesterov"));
+     [](const Options& o) -> std::unique_ptr<OptimizerOptions> {
+       auto opts = std::make_unique<torch::optim::SGDOptions>(o.number("lr"));
+       opts->momentum(o.number("momentum")).dampening(o.number("dampening"));
+       opts->weight_decay(o.number("weightDecay")).nesterov(o.flag("nesterov"));
        return opts;
      },
      create<torch::optim::SGD, torch::optim::SGDOptions>, readMomentumState<torch::optim::SGDParamState>,
@@ -220,11 +205,11 @@ const Kind kKinds[] = {
     {"adamw", adamOptions<torch::optim::AdamWOptions>, create<torch::optim::AdamW, torch::optim::AdamWOptions>,
      readAdamState<torch::optim::AdamWParamState>, writeAdamState<torch::optim::AdamWParamState>},
     {"lars",
-     [](const Args& a, const Napi::Object& o) -> std::unique_ptr<OptimizerOptions> {
-       auto opts = std::make_unique<LarsOptions>(number(a, o, "lr"));
-       opts->momentum(number(a, o, "momentum")).weight_decay(number(a, o, "weightDecay"));
-       opts->trust_coefficient(number(a, o, "trustCoefficient")).eps(number(a, o, "eps"));
-       opts->nesterov(flag(a, o, "nesterov")).exclude(flag(a, o, "exclude"));
+     [](const Options& o) -> std::unique_ptr<OptimizerOptions> {
+       auto opts = std::make_unique<LarsOptions>(o.number("lr"));
+       opts->momentum(o.number("momentum")).weight_decay(o.number("weightDecay"));
+       opts->trust_coefficient(o.number("trustCoefficient")).eps(o.number("eps"));
+       opts->nesterov(o.flag("nesterov")).exclude(o.flag("exclude"));
        return opts;
      },
      create<Lars, LarsOptions>, readMomentumState<LarsParamState>, writeMomentumState<LarsParamState>},
@@ -232,30 +217,24 @@ const Kind kKinds[] = {
 
 // ---- the optimizer object JS holds --------------------------------------------------------------------------------
 
-// Owned by a JS External: freed by optimizerDispose, or by the finaliser if JS drops it first.
-struct Box {
-  static constexpr uint32_t kTag = 0x6f70746d;  // recognises our externals among any a caller could pass
-  uint32_t tag = kTag;
+// What a handle of ObjectKind::Optimizer owns: freed by optimizerDispose, or with the environment.
+struct Held {
   const Kind* kind;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
 };
 
-torch::optim::Optimizer& optimizer(const Args& a, size_t i) {
-  Napi::Value v = a[i];
-  Box* box = v.IsExternal() ? v.As<Napi::External<Box>>().Data() : nullptr;
-  if (!box || box->tag != Box::kTag) a.typeError(i, "an optimizer");
-  if (!box->optimizer) throw Napi::Error::New(a.env(), std::string(a.op()) + ": the optimizer was disposed");
-  return *box->optimizer;
-}
+Held& held(const Args& a) { return a.object<Held>(0, ObjectKind::Optimizer); }
 
-const Kind& kindOf(const Args& a, size_t i) {
-  return *a[i].As<Napi::External<Box>>().Data()->kind;
-}
-
-Napi::Object objectAt(const Args& a, const Napi::Array& list, uint32_t i) {
-  Napi::Value v = list.Get(i);
-  if (!v.IsObject()) a.typeError(1, "an array of objects");
-  return v.As<Napi::Object>();
+// Argument i as an array of objects, each an Options.
+std::vector<Options> optionsList(const Args& a, size_t i, const char* what) {
+  if (!a[i].IsArray()) a.typeError(i, what);
+  Napi::Array list = a[i].As<Napi::Array>();
+  std::vector<Options> out;
+  for (uint32_t k = 0; k < list.Length(); k++) {
+    if (!list.Get(k).IsObject()) a.typeError(i, what);
+    out.emplace_back(a, i, list.Get(k).As<Napi::Object>());
+  }
+  return out;
 }
 
 // optimizerCreate(kind, [{params, options}]): every group's options are complete (TS merged the defaults in).
@@ -264,52 +243,45 @@ Napi::Value create(Args& a) {
   const Kind* kind = nullptr;
   for (const Kind& k : kKinds) if (name == k.name) kind = &k;
   if (!kind) a.typeError(0, "'sgd', 'adam', 'adamw' or 'lars'");
-  if (!a[1].IsArray() || a[1].As<Napi::Array>().Length() == 0) a.typeError(1, "a non-empty array of parameter groups");
-  Napi::Array list = a[1].As<Napi::Array>();
   std::vector<OptimizerParamGroup> groups;
-  for (uint32_t i = 0; i < list.Length(); i++) {
-    Napi::Object g = objectAt(a, list, i);
-    if (!g.Get("params").IsArray() || !g.Get("options").IsObject()) a.typeError(1, "groups of {params, options}");
-    Napi::Array params = g.Get("params").As<Napi::Array>();
+  for (const Options& g : optionsList(a, 1, "a non-empty array of parameter groups {params, options}")) {
+    Napi::Value params = g.get("params");
+    if (!params.IsArray()) g.wrongType("params", "an array of tensors");
     std::vector<at::Tensor> tensors;
-    EnvState& state = envState(a.env());
-    for (uint32_t j = 0; j < params.Length(); j++) {
-      Slot* slot = params.Get(j).IsNumber() ? lookup(state, params.Get(j).As<Napi::Number>().DoubleValue()) : nullptr;
-      if (!slot) a.typeError(1, "groups whose params are live tensors");
-      tensors.push_back(slot->tensor);
+    for (uint32_t j = 0; j < params.As<Napi::Array>().Length(); j++) {
+      const at::Tensor* t = findTensor(a.env(), params.As<Napi::Array>().Get(j));
+      if (!t) g.wrongType("params", "an array of live tensors");
+      tensors.push_back(*t);
     }
-    groups.emplace_back(std::move(tensors), kind->options(a, g.Get("options").As<Napi::Object>()));
+    if (!g.get("options").IsObject()) g.wrongType("options", "an object");
+    groups.emplace_back(std::move(tensors), kind->options(Options(a, 1, g.get("options").As<Napi::Object>())));
   }
+  if (groups.empty()) a.typeError(1, "a non-empty array of parameter groups {params, options}");
   std::unique_ptr<OptimizerOptions> defaults = groups.front().options().clone();
-  auto box = new Box{Box::kTag, kind, kind->create(std::move(groups), *defaults)};
-  return Napi::External<Box>::New(a.env(), box, [](Napi::Env, Box* b) { delete b; });
+  return wrapObject(a.env(), ObjectKind::Optimizer, std::make_shared<Held>(Held{kind, kind->create(std::move(groups), *defaults)}));
 }
 
 // optimizerStep(optimizer, [options per group]): applies the groups' current options (a scheduler may have changed
 // them), then updates every parameter.
 Napi::Value step(Args& a) {
-  torch::optim::Optimizer& opt = optimizer(a, 0);
-  const Kind& kind = kindOf(a, 0);
-  auto& groups = opt.param_groups();
-  if (!a[1].IsArray() || a[1].As<Napi::Array>().Length() != groups.size()) {
-    a.typeError(1, "one options object per parameter group");
-  }
-  Napi::Array list = a[1].As<Napi::Array>();
-  for (uint32_t i = 0; i < list.Length(); i++) groups[i].set_options(kind.options(a, objectAt(a, list, i)));
-  opt.step();
+  Held& h = held(a);
+  auto& groups = h.optimizer->param_groups();
+  std::vector<Options> options = optionsList(a, 1, "one options object per parameter group");
+  if (options.size() != groups.size()) a.typeError(1, "one options object per parameter group");
+  for (size_t i = 0; i < options.size(); i++) groups[i].set_options(h.kind->options(options[i]));
+  h.optimizer->step();
   return a.undefined();
 }
 
 // optimizerState(optimizer): per parameter, in group order, its state (PyTorch's keys, see StateOut) or null.
 Napi::Value state(Args& a) {
-  torch::optim::Optimizer& opt = optimizer(a, 0);
-  const Kind& kind = kindOf(a, 0);
+  Held& h = held(a);
   Napi::Array out = Napi::Array::New(a.env());
   uint32_t index = 0;
-  for (auto& group : opt.param_groups()) {
+  for (auto& group : h.optimizer->param_groups()) {
     for (auto& p : group.params()) {
-      OptimizerParamState* s = findState(opt, p);
-      out.Set(index++, s ? kind.readState(a, *s) : a.env().Null());
+      OptimizerParamState* s = findState(*h.optimizer, p);
+      out.Set(index++, s ? h.kind->readState(a, *s) : a.env().Null());
     }
   }
   return out;
@@ -318,30 +290,30 @@ Napi::Value state(Args& a) {
 // optimizerLoadState(optimizer, states): replaces every parameter's state (null clears it). All states are built
 // before any is installed, so a bad one leaves the optimizer as it was.
 Napi::Value loadState(Args& a) {
-  torch::optim::Optimizer& opt = optimizer(a, 0);
-  const Kind& kind = kindOf(a, 0);
+  Held& h = held(a);
   if (!a[1].IsArray()) a.typeError(1, "an array of per-parameter states");
   Napi::Array list = a[1].As<Napi::Array>();
   std::vector<std::pair<at::Tensor, std::unique_ptr<OptimizerParamState>>> states;
-  for (auto& group : opt.param_groups()) {
+  for (auto& group : h.optimizer->param_groups()) {
     for (auto& p : group.params()) {
       uint32_t i = static_cast<uint32_t>(states.size());
       if (i >= list.Length()) a.typeError(1, "one state (or null) per parameter");
       Napi::Value v = list.Get(i);
-      states.emplace_back(p, v.IsNull() ? nullptr : kind.writeState(a, objectAt(a, list, i), p));
+      if (!v.IsNull() && !v.IsObject()) a.typeError(1, "per-parameter states: objects or null");
+      states.emplace_back(p, v.IsNull() ? nullptr : h.kind->writeState(a, Options(a, 1, v.As<Napi::Object>()), p));
     }
   }
   if (states.size() != list.Length()) a.typeError(1, "one state (or null) per parameter");
-  opt.state().clear();
+  h.optimizer->state().clear();
   for (auto& [p, s] : states) {
-    if (s) opt.state()[stateKey<StateMap>(p)] = std::move(s);
+    if (s) h.optimizer->state()[stateKey<StateMap>(p)] = std::move(s);
   }
   return a.undefined();
 }
 
 Napi::Value dispose(Args& a) {
-  optimizer(a, 0);
-  a[0].As<Napi::External<Box>>().Data()->optimizer.reset();
+  held(a);
+  envState(a.env()).objects.erase(a.handle(0));
   return a.undefined();
 }
 

@@ -42,7 +42,7 @@ Napi::Value version(Args& a) {
 
 Napi::Value setNumThreads(Args& a) {
   int64_t n = a.int64(0);
-  if (n < 1) throw Napi::RangeError::New(a.env(), "setNumThreads: the thread count must be at least 1, got " + std::to_string(n));
+  if (n < 1) a.fail(ErrorKind::Argument, "the thread count must be at least 1, got " + std::to_string(n));
   at::set_num_threads(static_cast<int>(n));
   return a.undefined();
 }

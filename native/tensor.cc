@@ -45,13 +45,13 @@ TypedArrayView readTypedArray(const Args& a, size_t i) {
 void checkElementCount(const Args& a, const std::vector<int64_t>& shape, const TypedArrayView& view) {
   int64_t numel = 1;
   for (int64_t s : shape) {
-    if (s < 0) throw Napi::RangeError::New(a.env(), std::string(a.op()) + ": negative size in shape " + shapeString(shape));
+    if (s < 0) a.fail(ErrorKind::Argument, "negative size in shape " + shapeString(shape));
     numel *= s;
   }
   int64_t have = static_cast<int64_t>(view.bytes / at::elementSize(view.dtype));
   if (numel != have) {
-    throw Napi::RangeError::New(a.env(), std::string(a.op()) + ": shape " + shapeString(shape) + " needs " +
-                                             std::to_string(numel) + " elements, the array has " + std::to_string(have));
+    a.fail(ErrorKind::Argument, "shape " + shapeString(shape) + " needs " + std::to_string(numel) +
+                                    " elements, the array has " + std::to_string(have));
   }
 }
 
@@ -72,37 +72,6 @@ Napi::ArrayBuffer arrayBufferOver(Napi::Env env, at::Tensor host) {
   return Napi::ArrayBuffer::New(env, owner->data_ptr(), bytes, [](Napi::Env, void*, at::Tensor* t) { delete t; },
                                 owner);
 }
-
-class HostCopyWorker : public Napi::AsyncWorker {
- public:
-  HostCopyWorker(Napi::Env env, at::Tensor source)
-      : Napi::AsyncWorker(env, "mmssl.toArrayBufferAsync"), deferred_(Napi::Promise::Deferred::New(env)),
-        source_(std::move(source)) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
-
-  void Execute() override {
-    try {
-      host_ = hostCopy(source_);
-    } catch (const c10::Error& e) {
-      SetError(std::string("toArrayBufferAsync: ") + e.what_without_backtrace());
-    } catch (const std::exception& e) {
-      SetError(std::string("toArrayBufferAsync: ") + e.what());
-    }
-  }
-  void OnOK() override {
-    source_.reset();
-    deferred_.Resolve(arrayBufferOver(Env(), std::move(host_)));
-  }
-  void OnError(const Napi::Error& e) override {
-    source_.reset();
-    deferred_.Reject(e.Value());
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  at::Tensor source_;
-  at::Tensor host_;
-};
 
 Napi::Value fromTypedArray(Args& a) {
   TypedArrayView view = readTypedArray(a, 0);
@@ -126,9 +95,8 @@ Napi::Value fromBytes(Args& a) {
   at::Tensor t = at::empty(shape, at::TensorOptions().dtype(a.dtype(2)));
   size_t bytes = t.numel() * t.element_size();
   if (bytes != array.ByteLength()) {
-    throw Napi::RangeError::New(a.env(), std::string("fromBytes: shape ") + shapeString(shape) + " of " +
-                                             std::string(c10::toString(t.scalar_type())) + " needs " + std::to_string(bytes) +
-                                             " bytes, got " + std::to_string(array.ByteLength()));
+    a.fail(ErrorKind::Argument, "shape " + shapeString(shape) + " of " + std::string(c10::toString(t.scalar_type())) +
+                                    " needs " + std::to_string(bytes) + " bytes, got " + std::to_string(array.ByteLength()));
   }
   if (bytes) std::memcpy(t.data_ptr(), static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset(), bytes);
   return a.wrap(t);
@@ -149,8 +117,8 @@ Napi::Value fromBuffer(Args& a) {
 Napi::Value item(Args& a) {
   at::Tensor t = a.tensor(0);
   if (t.numel() != 1) {
-    throw Napi::RangeError::New(a.env(), "item: a tensor of " + std::to_string(t.numel()) +
-                                             " elements (shape " + shapeString(t.sizes()) + ") has no single value");
+    a.fail(ErrorKind::Argument, "a tensor of " + std::to_string(t.numel()) + " elements (shape " + shapeString(t.sizes()) +
+                                    ") has no single value");
   }
   at::Scalar s = t.item();
   if (s.isBoolean()) return a.value(s.toBool());
@@ -182,20 +150,28 @@ Napi::Value shape(Args& a) {
   return out;
 }
 
+// Live tensors, the bytes of their storages per device (each storage once), and the other native objects by kind.
 Napi::Value memoryStats(Args& a) {
   EnvState& state = envState(a.env());
   Napi::Object bytes = Napi::Object::New(a.env());
   std::unordered_set<const void*> seen;
-  for (const Slot& slot : state.slots) {
-    const at::Tensor& t = slot.tensor;
-    if (!t.defined() || !t.has_storage() || !seen.insert(t.storage().unsafeGetStorageImpl()).second) continue;
+  state.tensors.forEach([&](const TensorEntry& entry) {
+    const at::Tensor& t = entry.tensor;
+    if (!t.has_storage() || !seen.insert(t.storage().unsafeGetStorageImpl()).second) return;
     std::string device = t.device().str();
     double before = bytes.Has(device) ? bytes.Get(device).As<Napi::Number>().DoubleValue() : 0.0;
     bytes.Set(device, before + static_cast<double>(t.storage().nbytes()));
-  }
+  });
+  Napi::Object objects = Napi::Object::New(a.env());
+  for (const char* name : kObjectKindNames) objects.Set(name, 0.0);
+  state.objects.forEach([&](const ObjectEntry& entry) {
+    const char* name = kObjectKindNames[static_cast<size_t>(entry.kind)];
+    objects.Set(name, objects.Get(name).As<Napi::Number>().DoubleValue() + 1);
+  });
   Napi::Object out = Napi::Object::New(a.env());
-  out.Set("tensors", static_cast<double>(state.liveCount));
+  out.Set("tensors", static_cast<double>(state.tensors.size()));
   out.Set("bytes", bytes);
+  out.Set("objects", objects);
   return out;
 }
 
@@ -210,16 +186,20 @@ Napi::Value disposeAll(Args& a) {
   return a.undefined();
 }
 
-Napi::Value setErrorClasses(Args& a) {
+// setErrorFactories([argument, disposed, distributed, torch]): functions (message, op) => Error, in ErrorKind's order.
+Napi::Value setErrorFactories(Args& a) {
   EnvState& state = envState(a.env());
-  if (!a[0].IsFunction() || !a[1].IsFunction()) a.typeError(0, "two error constructors");
-  state.torchError = Napi::Persistent(a[0].As<Napi::Function>());
-  state.disposedError = Napi::Persistent(a[1].As<Napi::Function>());
+  if (!a[0].IsArray() || a[0].As<Napi::Array>().Length() != kErrorKinds) a.typeError(0, "an array of 4 error factories");
+  Napi::Array factories = a[0].As<Napi::Array>();
+  for (uint32_t i = 0; i < kErrorKinds; ++i) {
+    if (!factories.Get(i).IsFunction()) a.typeError(0, "an array of 4 error factories");
+  }
+  for (uint32_t i = 0; i < kErrorKinds; ++i) state.errorFactories[i] = Napi::Persistent(factories.Get(i).As<Napi::Function>());
   return a.undefined();
 }
 
 const Export kExports[] = {
-    {"setErrorClasses", setErrorClasses},
+    {"setErrorFactories", setErrorFactories},
     {"dispose", [](Args& a) -> Napi::Value { return a.value(release(a.env(), a.handle(0))); }},
     {"disposeAll", disposeAll},
     {"memoryStats", memoryStats},
@@ -240,10 +220,11 @@ const Export kExports[] = {
     {"toBytes", [](Args& a) -> Napi::Value { return arrayBufferOver(a.env(), hostCopy(a.tensor(0), false)); }},
     {"toArrayBufferAsync",
      [](Args& a) -> Napi::Value {
-       auto* worker = new HostCopyWorker(a.env(), a.tensor(0));
-       Napi::Promise promise = worker->promise();
-       worker->Queue();
-       return promise;
+       return PromiseWorker::start(a, [source = a.tensor(0)]() mutable -> PromiseWorker::Completion {
+         auto host = std::make_shared<at::Tensor>(hostCopy(source));
+         source.reset();
+         return [host](Napi::Env env) -> Napi::Value { return arrayBufferOver(env, std::move(*host)); };
+       });
      }},
     {"item", item},
     {"to", to},

@@ -10,7 +10,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-import { data, report as reports, train } from '../lib/index.js';
+import { data, evaluation as evaluations, experiments, report as reports } from '../lib/index.js';
 
 const out = resolve(process.argv[2] ?? 'demo');
 const started = Date.now();
@@ -21,7 +21,7 @@ if (!existsSync(join(dataset, 'synth_report.json'))) {
   console.log(`[${clock()}] writing the synthetic dataset to ${dataset} (280 locations, a quarter each in val and test)`);
   await data.synthesize({ out: dataset, perClass: 40, seed: 0, holdout: { val: 0.25, test: 0.25 } });
 }
-const results = await train.table1({
+const results = await experiments.table1({
   data: dataset, out: join(out, 'table1'), scale: 'demo', rows: ['none', 'S1+S2', 'S1+S2*'], columns: ['S1', 'S2', 'S1+S2'],
   common: { seed: 0, onBadSample: 'skip' }, finetune: { labelFraction: 0.1 },   // (synth breaks two samples on purpose)
   onRun: (e) => console.log(`[${clock()}] ${e.kind === 'pretrain' ? `pre-training ${e.row}` : `fine-tuning ${e.column} from ${e.row === 'none' ? 'random initialisation' : `${e.row} pre-training`}`}${e.cached ? ' (cached)' : ''}`),
@@ -29,7 +29,7 @@ const results = await train.table1({
     if (m.batch === m.batches - 1 && (m.epoch + 1) % 10 === 0) console.log(`[${clock()}]   epoch ${m.epoch + 1}: loss ${m.loss.toFixed(3)}, ${m.locationsPerSecond.toFixed(0)} locations/s`);
   },
 });
-console.log(`\n${train.formatTable1(results)}`);
+console.log(`\n${experiments.formatTable1(results)}`);
 const [random, ...pretrained] = results.rows;
 for (const row of pretrained) {
   const wins = results.columns.filter((c) => row.cells[c].valAccuracy > random.cells[c].valAccuracy);
@@ -38,18 +38,18 @@ for (const row of pretrained) {
 
 // The same rows by k-NN on frozen features, every training label voting (10% would leave two per class):
 // representation quality without fine-tuning's confound.
-const knn = await train.table1({
+const knn = await experiments.table1({
   data: dataset, out: join(out, 'table1-knn'), runs: join(out, 'table1', 'runs'), scale: 'demo', protocol: 'knn',
   rows: ['none', 'S1+S2', 'S1+S2*'], columns: ['S1', 'S2', 'S1+S2'], common: { seed: 0 },
 });
-console.log(`\n${train.formatTable1(knn)}`);
+console.log(`\n${experiments.formatTable1(knn)}`);
 
 const report = await reports.writeReport({
   runs: [join(out, 'table1'), join(out, 'table1-knn')], out: join(out, 'report.html'),
   onProgress: (what) => console.log(`[${clock()}] report: ${what}`),
 });
 for (const run of reports.readTable1(join(out, 'table1')).pretrain) {
-  const evaluation = JSON.parse(readFileSync(join(run.dir, 'evaluation-val.json'), 'utf8')) as train.Evaluation;
-  console.log(`\n${run.label} pre-training, ${train.formatEvaluation(evaluation)}`);
+  const evaluation = JSON.parse(readFileSync(join(run.dir, 'evaluation-val.json'), 'utf8')) as evaluations.Evaluation;
+  console.log(`\n${run.label} pre-training, ${evaluations.formatEvaluation(evaluation)}`);
 }
 console.log(`\nTables, charts and runs: ${join(out, 'table1')}, ${join(out, 'table1-knn')}. Report: ${report.path}. ${clock()} in all.`);

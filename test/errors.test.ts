@@ -1,7 +1,7 @@
 // A table of bad calls: every one must throw a clear, typed error and leave the process alive.
 import test from 'ava';
 
-import { ArgumentError, DisposedError, TorchError, nn, torch } from '../lib/index.js';
+import { ArgumentError, DeviceError, DisposedError, MmsslError, TorchError, nn, torch } from '../lib/index.js';
 import { native } from '../lib/native.js';
 
 const F = nn.functional;
@@ -144,11 +144,11 @@ const table: Bad[] = [
   ['where with a string branch', (x) => torch.where(x.gt(0), 'a' as unknown as number, 0), 'arg'],
   ['conv2d of a plain array', () => F.conv2d([1, 2] as unknown as torch.Tensor, torch.ones([1])), 'arg', /input must be a Tensor/],
   ['zerosLike of a number', () => torch.zerosLike(3 as unknown as torch.Tensor), 'arg'],
-  // the native layer's own checks, reached directly: still a TypeError, never an abort
-  ['native add with strings', () => anyArgs(native.add)('a', 'b', 1), 'arg', /^add: argument \d must be a tensor, got string/],
-  ['native add with a made-up handle', () => anyArgs(native.add)(123456789, 987654321, 1), 'disposed'],
-  ['native add with a negative handle', () => anyArgs(native.add)(-1, -1, 1), 'disposed'],
-  ['native add with NaN handles', () => anyArgs(native.add)(NaN, NaN, 1), 'disposed'],
+  // the native layer's own checks, reached directly: mmssl's errors too, never an abort
+  ['native add with strings', () => anyArgs(native.add)('a', 'b', false, 1), 'arg', /^add: argument \d must be a tensor, got string/],
+  ['native add with a made-up handle', () => anyArgs(native.add)(123456789, 987654321, false, 1), 'disposed'],
+  ['native add with a negative handle', () => anyArgs(native.add)(-1, -1, false, 1), 'disposed'],
+  ['native add with NaN handles', () => anyArgs(native.add)(NaN, NaN, false, 1), 'disposed'],
   ['native zeros with a string shape', () => anyArgs(native.zeros)('abc', undefined, undefined), 'arg'],
   ['native zeros with a bad dtype code', () => anyArgs(native.zeros)([2], 99, undefined), 'arg'],
   ['native zeros with an unknown device', () => anyArgs(native.zeros)([2], undefined, 'quantum'), 'arg', /unknown device 'quantum'/],
@@ -159,10 +159,13 @@ const table: Bad[] = [
   ['native setNumThreads(-5)', () => anyArgs(native.setNumThreads)(-5), 'arg'],
   ['native interpolate with a bad mode', (x) => anyArgs(native.interpolate)(x.handle, [2, 2], 'cubic', false, undefined, undefined), 'arg'],
   ['native crossEntropy with a bad reduction', (x) => anyArgs(native.crossEntropy)(x.handle, x.handle, undefined, 'avg', -100, 0), 'arg'],
-  ['native setErrorClasses with numbers', () => anyArgs(native.setErrorClasses)(1, 2), 'arg'],
+  ['native setErrorFactories with numbers', () => anyArgs(native.setErrorFactories)([1, 2, 3, 4]), 'arg'],
+  ['native optimizerStep with a tensor handle', (x) => anyArgs(native.optimizerStep)(x.handle, []), 'arg', /^optimizerStep: argument 0 must be an optimizer, got number/],
 ];
 
-const expected = { arg: ArgumentError, torch: TorchError, disposed: DisposedError } as const;
+const expected = {
+  arg: [ArgumentError, 'ERR_MMSSL_ARG'], torch: [TorchError, 'ERR_MMSSL_TORCH'], disposed: [DisposedError, 'ERR_MMSSL_DISPOSED'], device: [DeviceError, 'ERR_MMSSL_DEVICE'],
+} as const;
 
 test('the bad-call table has at least 100 cases', (t) => {
   t.true(table.length >= 100, `${table.length} cases`);
@@ -175,13 +178,10 @@ for (const [name, call, kind, message] of table) {
       const dead = torch.ones([2]);
       dead.dispose();
       const error = t.throws(() => call(x, dead)) as Error & { code?: string };
-      if (kind === 'arg') {
-        t.true(error instanceof TypeError || error instanceof RangeError, `${error.name}: ${error.message}`);
-      } else if (kind === 'device') {
-        t.is(error.code, 'ERR_MMSSL_DEVICE');
-      } else {
-        t.true(error instanceof expected[kind], `${error.name}: ${error.message}`);
-      }
+      const [cls, code] = expected[kind];
+      t.true(error instanceof MmsslError && error instanceof cls, `a ${cls.name}: ${error.name}: ${error.message}`);
+      t.is(error.code, code);
+      t.is(error.name, cls.name);
       if (message) t.regex(error.message, message);
       t.true(error.message.length > 10 && !/\n\s*frame #/.test(error.message), 'a short message without a C++ backtrace');
     });

@@ -2,7 +2,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
 
 import type { Split } from '../data/dataset.js';
-import { badSampleOption, integer, list } from './options.js';
+import { addConfigFlags, commonOptions, list } from './options.js';
 
 interface EmbedFlags {
   init: string;
@@ -17,7 +17,7 @@ interface EmbedFlags {
 }
 
 export function embedCommand(program: Command): void {
-  program.command('embed')
+  const command = program.command('embed')
     .description('write the embeddings of every sample (fused or per modality; probabilities too from a fine-tuned model) as .npy with an index')
     .requiredOption('--init <run>', 'a pre-training run folder or a fine-tuning output folder')
     .requiredOption('--data <paths...>', 'a dataset (METER-ML folder, folder with manifest.geojson, manifest file), or GeoTIFF files of one modality (with --modalities)')
@@ -27,15 +27,13 @@ export function embedCommand(program: Command): void {
     .option('--splits <list>', 'the splits embedded, comma-separated (default train,val,test)', (v: string) => list(v).map((s) => {
       if (!['train', 'val', 'test'].includes(s)) throw new InvalidArgumentError(`'${s}' is not a split (train, val, test).`);
       return s as Split;
-    }))
-    .option('--batch-size <n>', 'samples per batch (default 64)', integer(1))
-    .option('--workers <n>', 'data decoding threads (default 2)', integer(1))
-    .addOption(badSampleOption())
+    }));
+  addConfigFlags(command, commonOptions('batchSize', 'workers', 'onBadSample'))
     .action(async (f: EmbedFlags) => {
-      const { embed } = await import('../train/embed.js');
+      const { embed } = await import('../eval/embed.js');
       const data = f.data.length === 1 && !/\.tiff?$/i.test(f.data[0]) ? f.data[0] : f.data;
       const index = await embed({ init: f.init, data, out: f.out, modalities: f.modalities, perModality: f.perModality, splits: f.splits, batchSize: f.batchSize, workers: f.workers, onBadSample: f.onBadSample });
-      const { describeSkipped } = await import('../train/skipped.js');
+      const { describeSkipped } = await import('../runs/skipped.js');
       if (index.skipped.length > 0) console.log(`${describeSkipped(index.skipped)} (all in ${f.out}.index.json)`);
       console.log(`${index.ids.length} samples: ${index.files.join(', ')}, ${f.out}.index.json`);
     });

@@ -2,7 +2,7 @@
 import { Option, type Command } from 'commander';
 
 import type { Split } from '../data/dataset.js';
-import { badSampleOption, integer } from './options.js';
+import { addConfigFlags, commonOptions } from './options.js';
 
 interface EvaluateFlags {
   init: string;
@@ -16,21 +16,19 @@ interface EvaluateFlags {
 }
 
 export function evaluateCommand(program: Command): void {
-  program.command('evaluate')
+  const command = program.command('evaluate')
     .description("a pre-training run: cross-modal retrieval (recall@1/5/10, median rank) beside random initialisation; a fine-tuned run: accuracy for every subset of its modalities")
     .requiredOption('--init <run>', 'a pre-training run folder or a fine-tuning output folder')
     .requiredOption('--data <dir>', 'the dataset (METER-ML folder, folder with manifest.geojson, manifest file)')
     .addOption(new Option('--split <split>', 'the split evaluated').choices(['val', 'test', 'train']).default('val'))
-    .option('--out <file>', 'the JSON written (default <init>/evaluation-<split>.json)')
-    .option('--batch-size <n>', 'samples per batch (default 64)', integer(1))
-    .option('--workers <n>', 'data decoding threads (default 2)', integer(1))
-    .option('--seed <n>', 'seeds the augmented views and the random initialisation (default 0)', integer(0))
-    .addOption(badSampleOption())
+    .option('--out <file>', 'the JSON written (default <init>/evaluation-<split>.json)');
+  addConfigFlags(command, commonOptions('batchSize', 'workers', 'seed', 'onBadSample'))
     .action(async (f: EvaluateFlags) => {
-      const { evaluateRun, evaluationPath, formatEvaluation } = await import('../train/evaluate.js');
+      const { evaluateRun, formatEvaluation } = await import('../eval/evaluate.js');
+      const { RunFolder } = await import('../runs/folder.js');
       const { writeJsonAtomic } = await import('../io/atomic.js');
       const evaluation = await evaluateRun({ init: f.init, data: f.data, split: f.split, batchSize: f.batchSize, workers: f.workers, seed: f.seed, onBadSample: f.onBadSample, onProgress: (what) => console.error(`evaluating ${what}`) });
-      const out = f.out ?? evaluationPath(f.init, f.split);
+      const out = f.out ?? new RunFolder(f.init).evaluationPath(f.split);
       await writeJsonAtomic(out, evaluation);
       console.log(`${formatEvaluation(evaluation)}\n\n${out}`);
     });

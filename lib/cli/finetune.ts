@@ -1,62 +1,30 @@
 /** `mmssl finetune`: fine-tuning and evaluation (lib/train/finetune.ts), with a line per epoch and the final tables. */
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 
-import { formatConfusionMatrix } from '../train/metrics.js';
-import { fraction, integer, list, positiveNumber, type RunFlags, runOptions, stopOnInterrupt } from './options.js';
+import { FINETUNE_OPTIONS } from '../config/index.js';
+import { formatConfusionMatrix } from '../eval/metrics.js';
+import { addConfigFlags, commandLineValues, stopOnInterrupt } from './options.js';
 
-interface FinetuneFlags extends RunFlags {
-  data?: string;
-  init?: string;
-  modalities?: string[];
+/** The command's own flags (the configuration's come from FINETUNE_OPTIONS). */
+interface FinetuneFlags {
   config?: string;
   out: string;
-  epochs?: number;
-  batchSize?: number;
-  optimizer?: string;
-  lr?: number;
-  linearProbe?: boolean;
-  labelFraction?: number;
-  includeNegative?: boolean;
-  augment: boolean;
-  alexnetHidden?: number;
-  modalityDropout?: number;
-  missingToken?: 'learned' | 'zero';
 }
 
 export function finetuneCommand(program: Command): void {
-  runOptions(program.command('finetune')
+  const command = program.command('finetune')
     .description('fine-tune the chosen backbones with a linear classifier on their concatenated features; evaluate on val and test')
-    .option('--data <dir>', 'dataset: a METER-ML folder, a folder with manifest.geojson, or a manifest file')
-    .option('--init <run>', "a pre-training run folder, or 'none' for random initialisation (the baseline)")
-    .option('--modalities <list>', 'downstream modalities, comma-separated (e.g. s2,naip)', list)
     .option('--config <file>', 'a JSON or YAML file of options (the command line overrides it)')
-    .requiredOption('--out <dir>', 'the output folder (config.json, metrics.jsonl, model.safetensors, report.json)')
-    .option('--epochs <n>', 'epochs (default 100, the paper\'s)', integer(1))
-    .option('--batch-size <n>', 'samples per batch (default 64)', integer(1))
-    .addOption(new Option('--optimizer <name>', 'optimizer (default adam)').choices(['sgd', 'adam', 'adamw', 'lars']))
-    .option('--lr <x>', 'learning rate (default 1e-4)', positiveNumber)
-    .option('--linear-probe', 'freeze the backbones: train the classifier only')
-    .option('--label-fraction <x>', 'share of the training labels used, per class, seeded (default 1)', fraction)
-    .option('--include-negative', 'train and evaluate Negative samples as a seventh class')
-    .option('--no-augment', 'no flips and crops while training')
-    .option('--alexnet-hidden <n>', "AlexNet's fc6/fc7 width without --init (default 4096)", integer(1))
-    .option('--modality-dropout <p>', "drop each modality of a training sample with probability p (never all): learns to classify with modalities missing (default 0)", fraction)
-    .addOption(new Option('--missing-token <kind>', "what replaces a dropped modality's features: a learned vector per modality, or zeros (default learned)").choices(['learned', 'zero'])))
+    .requiredOption('--out <dir>', 'the output folder (config.json, metrics.jsonl, model.safetensors, report.json)');
+  addConfigFlags(command, FINETUNE_OPTIONS)
     .action(async (f: FinetuneFlags) => {
-      const { readConfigFile, resolveFinetuneConfig } = await import('../train/config.js');
+      const { readConfigFile, resolveFinetuneConfig } = await import('../config/index.js');
       const { finetune } = await import('../train/finetune.js');
       const file = f.config ? await readConfigFile(f.config) : {};
-      const optimizer = JSON.parse(JSON.stringify({ name: f.optimizer, lr: f.lr })) as Record<string, unknown>;
-      const config = resolveFinetuneConfig(file, {
-        data: f.data, modalities: f.modalities, init: f.init === undefined ? undefined : f.init === 'none' ? null : f.init,
-        epochs: f.epochs, batchSize: f.batchSize, optimizer: Object.keys(optimizer).length > 0 ? optimizer : undefined,
-        linearProbe: f.linearProbe, labelFraction: f.labelFraction, includeNegative: f.includeNegative, augment: f.augment ? undefined : false,
-        alexnetHidden: f.alexnetHidden, modalityDropout: f.modalityDropout, missingToken: f.missingToken, sizes: f.size, seed: f.seed, device: f.device, threads: f.threads, workers: f.workers,
-        onBadSample: f.onBadSample,
-      });
-      const { describeSkipped } = await import('../train/skipped.js');
-      const { join } = await import('node:path');
-      const skippedLog = join(f.out, 'skipped.jsonl');
+      const config = resolveFinetuneConfig(file, commandLineValues(command, FINETUNE_OPTIONS));
+      const { describeSkipped } = await import('../runs/skipped.js');
+      const { RunFolder } = await import('../runs/folder.js');
+      const skippedLog = new RunFolder(f.out).path('skipped');
       const interrupt = stopOnInterrupt('epoch');
       const result = await finetune({
         config, out: f.out, signal: interrupt.signal,

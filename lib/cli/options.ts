@@ -1,10 +1,33 @@
 /**
- * What the commands share: commander parsers (each throws commander's InvalidArgumentError saying what is expected)
- * and the Ctrl-C handling of long runs.
+ * What the commands share: the flags of an option table (lib/config/schema.ts) and the values given with them,
+ * commander parsers for the commands' own flags (each throws commander's InvalidArgumentError saying what is
+ * expected), and the Ctrl-C handling of long runs.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 
+import { COMMON_OPTIONS } from '../config/index.js';
+import { ConfigSource, flagParser, flagsOf, flagSyntax, helpOf, type Schema, valuesFromFlags } from '../config/schema.js';
 import { EXIT } from '../exit.js';
+
+/** A flag per option of `schema` that has one, with its help and default from the table. */
+export function addConfigFlags(command: Command, schema: Schema): Command {
+  for (const { flag, option } of flagsOf(schema)) {
+    const parse = flagParser(option);
+    command.addOption(parse ? new Option(flagSyntax(flag, option), helpOf(option)).argParser(parse) : new Option(flagSyntax(flag, option), helpOf(option)));
+  }
+  return command;
+}
+
+/** The flags of `schema` given on `command`'s line, as a configuration layer (flags not given are left out). */
+export function commandLineValues(command: Command, schema: Schema): ConfigSource {
+  const given = (flag: string) => command.getOptionValueSource(flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())) === 'cli';
+  return new ConfigSource('the command line', valuesFromFlags(schema, command.opts(), given));
+}
+
+/** The options of every command that reads data (a subset of COMMON_OPTIONS: same flags, help and defaults). */
+export function commonOptions<K extends keyof typeof COMMON_OPTIONS>(...keys: K[]): Pick<typeof COMMON_OPTIONS, K> {
+  return Object.fromEntries(keys.map((k) => [k, COMMON_OPTIONS[k]])) as Pick<typeof COMMON_OPTIONS, K>;
+}
 
 /** Integers >= min. */
 export const integer = (min: number) => (value: string) => {
@@ -19,18 +42,6 @@ export const positiveNumber = (value: string) => {
 };
 /** A comma-separated list. */
 export const list = (value: string) => value.split(',').map((s) => s.trim()).filter((s) => s !== '');
-/** A number in (0, 1]. */
-export const fraction = (value: string) => {
-  const n = Number(value);
-  if (!(n > 0 && n <= 1)) throw new InvalidArgumentError('a number in (0, 1] is expected.');
-  return n;
-};
-/** `naip=128x128` (repeatable) into {naip: [128, 128]}. */
-export const size = (value: string, previous: Record<string, [number, number]> = {}) => {
-  const match = /^([\w-]+)=(\d+)x(\d+)$/.exec(value);
-  if (!match || Number(match[2]) < 1 || Number(match[3]) < 1) throw new InvalidArgumentError('MODALITY=HxW is expected, e.g. naip=128x128.');
-  return { ...previous, [match[1]]: [Number(match[2]), Number(match[3])] as [number, number] };
-};
 
 /**
  * Ctrl-C once: stop after the current `unit` (step, epoch) with what it saves, and exit with status 130 (so that a
@@ -46,28 +57,4 @@ export function stopOnInterrupt(unit: string): { signal: AbortSignal; dispose: (
   };
   process.on('SIGINT', onInterrupt);
   return { signal: controller.signal, dispose: () => process.off('SIGINT', onInterrupt) };
-}
-
-/** --on-bad-sample, for every command that reads a dataset. */
-export const badSampleOption = () => new Option('--on-bad-sample <policy>', 'a sample that cannot be read: raise (stop with its error, the default) or skip (leave it out, reported)').choices(['raise', 'skip']);
-
-/** What `runOptions` parses. */
-export interface RunFlags {
-  size?: Record<string, [number, number]>;
-  seed?: number;
-  device?: string;
-  threads?: number;
-  workers?: number;
-  onBadSample?: 'raise' | 'skip';
-}
-
-/** The options every training command takes: input sizes, seed, device, threads. */
-export function runOptions(command: Command): Command {
-  return command
-    .option('--size <modality=HxW>', 'input size of a modality (repeatable; default naip=128x128, others native)', size)
-    .option('--seed <n>', 'random seed (default 0)', integer(0))
-    .option('--device <device>', 'cpu, cuda or cuda:N (default cpu)')
-    .option('--threads <n>', "LibTorch's threads", integer(1))
-    .option('--workers <n>', 'data decoding threads (default 2)', integer(1))
-    .addOption(badSampleOption());
 }

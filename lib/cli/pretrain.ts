@@ -1,42 +1,19 @@
 /** `mmssl pretrain`: joint multi-modal pre-training (lib/train/pretrain.ts) with a progress bar and clean Ctrl-C. */
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
 
-import type { PretrainConfig } from '../train/config.js';
-import type { KnnMetrics } from '../train/knn_monitor.js';
-import type { EpochSummary, StepMetrics } from '../train/pretrain.js';
-import { integer, list, positiveNumber, type RunFlags, runOptions, stopOnInterrupt } from './options.js';
+import { PRETRAIN_OPTIONS, type PretrainConfig } from '../config/index.js';
+import type { KnnMetrics, StepMetrics } from '../runs/records.js';
+import type { EpochSummary } from '../train/pretrain.js';
+import { addConfigFlags, commandLineValues, integer, positiveNumber, stopOnInterrupt } from './options.js';
 
-interface PretrainFlags extends RunFlags {
-  data?: string;
-  modalities?: string[];
-  augment: boolean;
+/** The command's own flags (the configuration's come from PRETRAIN_OPTIONS). */
+interface PretrainFlags {
   config?: string;
   out: string;
   resume?: boolean;
-  epochs?: number;
-  batchSize?: number;
-  optimizer?: PretrainConfig['optimizer']['name'];
-  lr?: number;
-  temperature?: number;
-  embeddingDim?: number;
-  alexnetHidden?: number;
-  syncBatchNorm: boolean;
   nproc?: number;
   distTimeout?: number;
-  knnEvery?: number | 'auto';
-}
-
-/** The command-line values as a partial configuration (unset ones left out, so a file or the defaults apply). */
-function fromFlags(f: PretrainFlags): Record<string, unknown> {
-  const optimizer = { name: f.optimizer, lr: f.lr };
-  return {
-    data: f.data, modalities: f.modalities, augment: f.augment ? undefined : false, epochs: f.epochs, batchSize: f.batchSize,
-    optimizer: Object.values(optimizer).some((v) => v !== undefined) ? JSON.parse(JSON.stringify(optimizer)) : undefined,
-    temperature: f.temperature, embeddingDim: f.embeddingDim, alexnetHidden: f.alexnetHidden, sizes: f.size, seed: f.seed,
-    device: f.device, threads: f.threads, workers: f.workers, onBadSample: f.onBadSample, syncBatchNorm: f.syncBatchNorm ? undefined : false,
-    knn: f.knnEvery === undefined ? undefined : { every: f.knnEvery },
-  };
 }
 
 const knnText = (m: KnnMetrics) => `${(100 * m.knn.accuracy).toFixed(1)}%`;
@@ -71,25 +48,14 @@ function progress(config: PretrainConfig): { update: (m: StepMetrics) => void; k
 }
 
 export function pretrainCommand(program: Command): void {
-  runOptions(program.command('pretrain')
+  const command = program.command('pretrain')
     .description('pre-train one backbone per modality jointly with the multi-positive InfoNCE loss')
-    .option('--data <dir>', 'dataset: a METER-ML folder, a folder with manifest.geojson, or a manifest file')
-    .option('--modalities <list>', 'modalities, comma-separated (e.g. s1,s2,naip)', list)
-    .option('--no-augment', 'no augmentations: one view per modality (needs two modalities at least)')
     .option('--config <file>', 'a JSON or YAML file of options (the command line overrides it)')
     .requiredOption('--out <dir>', 'the run folder (config.json, checkpoint.safetensors, metrics.jsonl)')
     .option('--resume', 'continue the run in --out from its checkpoint')
-    .option('--epochs <n>', 'epochs (default 120, the paper\'s)', integer(1))
-    .option('--batch-size <n>', 'locations per batch (default 64)', integer(1))
-    .addOption(new Option('--optimizer <name>', 'optimizer (default sgd)').choices(['sgd', 'adam', 'adamw', 'lars']))
-    .option('--lr <x>', 'learning rate (default 0.01)', positiveNumber)
-    .option('--temperature <x>', 'InfoNCE temperature (default 0.2)', positiveNumber)
-    .option('--embedding-dim <n>', 'width of the shared embedding space (default 128)', integer(1))
-    .option('--alexnet-hidden <n>', "AlexNet's fc6/fc7 width (default 4096, torchvision's)", integer(1))
     .option('--nproc <k>', 'data-parallel: launch k processes on this machine (on a cluster, set RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT instead)', integer(1))
-    .option('--no-sync-batch-norm', 'with several processes: BatchNorm statistics per process instead of over all')
-    .option('--knn-every <n>', "the k-NN monitor's interval in epochs: 'auto' (default, within 10% of training time), n, or 0 (off)", (v: string) => (v === 'auto' ? v : integer(0)(v)))
-    .option('--dist-timeout <s>', 'with several processes: how long to wait for the others before failing (default 1800)', positiveNumber))
+    .option('--dist-timeout <s>', 'with several processes: how long to wait for the others before failing (default 1800)', positiveNumber);
+  addConfigFlags(command, PRETRAIN_OPTIONS)
     .action(async (flags: PretrainFlags) => {
       if (flags.nproc !== undefined && flags.nproc > 1 && process.env.WORLD_SIZE === undefined) {
         const { launch } = await import('../distributed/launch.js');
@@ -97,21 +63,21 @@ export function pretrainCommand(program: Command): void {
         process.exitCode = await launch({ nproc: flags.nproc, argv });
         return;
       }
-      const { readConfigFile, resolvePretrainConfig } = await import('../train/config.js');
-      const { pretrain, RUN_FILES } = await import('../train/pretrain.js');
-      const { describeSkipped } = await import('../train/skipped.js');
-      const { readFile } = await import('node:fs/promises');
-      const { join } = await import('node:path');
+      const { ConfigSource, readConfigFile, resolvePretrainConfig } = await import('../config/index.js');
+      const { pretrain } = await import('../train/pretrain.js');
+      const { describeSkipped } = await import('../runs/skipped.js');
+      const { RunFolder } = await import('../runs/folder.js');
+      const folder = new RunFolder(flags.out);
       const file = flags.config ? await readConfigFile(flags.config) : {};
       // A resumed run starts from its own configuration; the command line may only repeat it.
-      const saved = flags.resume ? JSON.parse(await readFile(join(flags.out, RUN_FILES.config), 'utf8').catch(() => '{}')) as Record<string, unknown> : {};
-      const config = resolvePretrainConfig(saved, file, fromFlags(flags));
+      const saved = flags.resume && folder.has('config') ? new ConfigSource(folder.path('config'), folder.readJson('config')) : {};
+      const config = resolvePretrainConfig(saved, file, commandLineValues(command, PRETRAIN_OPTIONS));
       const { initProcessGroup } = await import('../distributed/process_group.js');
       const group = Number(process.env.WORLD_SIZE ?? 1) > 1 ? await initProcessGroup({ backend: config.device.startsWith('cuda') ? 'nccl' : 'gloo', timeoutMs: Math.round((flags.distTimeout ?? 1800) * 1000) }) : undefined;
       const bar = progress(config);
       const interrupt = stopOnInterrupt('step');
       const started = Date.now();
-      const skippedLog = join(flags.out, RUN_FILES.skipped);
+      const skippedLog = folder.path('skipped');
       const onEpochEnd = ({ epoch, skipped }: EpochSummary) => {
         if (skipped.length > 0) console.log(`epoch ${epoch + 1}/${config.epochs}: ${describeSkipped(skipped)} (all in ${skippedLog})`);
       };

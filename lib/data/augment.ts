@@ -83,7 +83,7 @@ function theta({ box: [x, y, w, h], horizontalFlip, verticalFlip }: ViewTransfor
  * input's size). Bilinear; points falling a rounding error outside the image take the border value.
  */
 export function applyTransforms(x: Tensor, transforms: readonly ViewTransform[], size?: readonly [number, number]): Tensor {
-  if (x.ndim !== 4) throw invalidArg('applyTransforms', 'x', 'a [N, C, H, W] tensor', `shape [${x.shape}]`);
+  if (x.ndim !== 4) throw invalidArg('applyTransforms', 'x', 'a [N, C, H, W] tensor', x);
   if (transforms.length !== x.shape[0]) throw invalidArg('applyTransforms', 'transforms', `one per image (${x.shape[0]})`, `${transforms.length} transforms`);
   const [n, c] = x.shape;
   const [height, width] = size ?? [x.shape[2], x.shape[3]];

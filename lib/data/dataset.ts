@@ -3,6 +3,7 @@
  * and the loader: a dataset is an index of samples (cheap, in memory) and a way to read one modality of one sample
  * as float32 [C, H, W]. A dataset is described by a plain `DatasetSpec`, so worker threads can open the same one.
  */
+import { invalidArg } from '../errors.js';
 
 /** The six methane-source classes, in METER-ML's spelling and the classifier's order. */
 export const CLASSES = ['CAFOs', 'Landfills', 'Mines', 'ProcessingPlants', 'RefineriesAndTerminals', 'WWTreatment'] as const;
@@ -58,6 +59,10 @@ export interface Raster {
   data: Float32Array;
 }
 
+/** What to do with a sample that cannot be read: stop with its FileError, or leave it out and say so. */
+export type BadSamplePolicy = 'raise' | 'skip';
+export const BAD_SAMPLE_POLICIES: readonly BadSamplePolicy[] = ['raise', 'skip'];
+
 /** A sample left out under `onBadSample: 'skip'`, and why; where it was to be read when a loader skipped it. */
 export interface SkippedSample {
   id: string;
@@ -71,6 +76,15 @@ export interface SkippedSample {
 export type DatasetSpec =
   | { kind: 'meterml'; root: string; options?: Record<string, unknown> }
   | { kind: 'manifest'; path: string; options?: Record<string, unknown> };
+
+/** Each modality's band count in `dataset`; an ArgumentError naming the dataset's modalities for an unknown one. */
+export function bandCounts(op: string, modalities: readonly string[], dataset: Dataset): Record<string, number> {
+  return Object.fromEntries(modalities.map((m) => {
+    const info = dataset.modalities.find((i) => i.name === m);
+    if (!info) throw invalidArg(op, 'modalities', `names among the dataset's (${dataset.modalities.map((i) => i.name).join(', ')})`, m);
+    return [m, info.bands.length];
+  }));
+}
 
 export interface Dataset {
   readonly spec: DatasetSpec;

@@ -14,7 +14,7 @@ import { tidy } from '../torch/scope.js';
 import type { MemoryFormat, Tensor } from '../torch/tensor.js';
 import { applyTransforms, checkAugmentation, sampleTransform, type AugmentationOptions } from './augment.js';
 import { type Dataset, multiHot, type Raster, type SampleRecord, type SkippedSample, type Split } from './dataset.js';
-import { asFileError, WorkerPool } from './pool.js';
+import { allInOrder, WorkerPool } from '../workers/pool.js';
 import { Random } from './random.js';
 import { type NormalizationStats, standardize } from './stats.js';
 import type { ReadRequest } from './worker.js';
@@ -102,8 +102,8 @@ export async function collectRows(loader: DataLoader, f: (batch: Batch) => Tenso
   for await (const batch of loader.epoch(0)) {
     using b = batch;
     parts.push(tidy(() => noGrad(() => f(b).map((t) => t.float().cpu()))));
-    labels.push(...Array.from(b.labels.toTypedArray() as ArrayLike<number | bigint>, Number));
-    negative.push(...Array.from(b.negative.toTypedArray() as ArrayLike<number | boolean>, Boolean));
+    labels.push(...b.labels.toNumbers());
+    negative.push(...b.negative.toBooleans());
   }
   const columns = parts.length === 0 ? [] : parts[0].map((_, k) => cat(parts.map((p) => p[k]), 0));
   parts.flat().forEach((t) => t.dispose());
@@ -141,7 +141,7 @@ export class DataLoader {
   readonly #options: Required<Omit<DataLoaderOptions, 'normalization' | 'augmentation' | 'views' | 'modalities' | 'filter'>> & { normalization?: NormalizationStats };
   readonly #resolved: Resolved;
   readonly #indices: number[];
-  #pool?: WorkerPool;
+  #pool?: WorkerPool<ReadRequest, Raster>;
   #epoch = 0;
 
   constructor(dataset: Dataset, options: DataLoaderOptions) {
@@ -176,7 +176,7 @@ export class DataLoader {
     return this.#options.dropLast ? Math.floor(n) : Math.ceil(n);
   }
 
-  #workers(): WorkerPool {
+  #workers(): WorkerPool<ReadRequest, Raster> {
     this.#pool ??= new WorkerPool(new URL('./worker.js', import.meta.url), this.#options.workers, this.dataset.spec);
     return this.#pool;
   }
@@ -195,12 +195,12 @@ export class DataLoader {
     const pool = this.#workers();
     const samples = await Promise.allSettled(indices.map(async (index) => ({
       index,
-      rasters: await Promise.all(this.#resolved.modalities.map((m) => pool.run<Raster>({ index, modality: m.name, size: resizes(m) ? m.size : undefined } satisfies ReadRequest))),
+      rasters: await allInOrder(this.#resolved.modalities.map((m) => pool.run({ index, modality: m.name, size: resizes(m) ? m.size : undefined }))),
     })));
     return samples.flatMap((result, i) => {
       if (result.status === 'fulfilled' && this.#shapesFit(result.value.rasters)) return [result.value];
       const error = (result.status === 'rejected' ? result.reason : this.#shapeError(indices[i], result.value.rasters)) as Error & { path?: string };
-      if (this.#options.onBadSample === 'raise') throw asFileError(error);
+      if (this.#options.onBadSample === 'raise') throw error;
       this.skipped.push({ id: this.dataset.samples[indices[i]].id, file: error.path, message: error.message, epoch, batch });
       return [];
     });

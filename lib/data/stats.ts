@@ -12,7 +12,8 @@ import { dirname, join } from 'node:path';
 import { checkOneOf, checkOptions, invalidArg } from '../errors.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import type { Dataset, Raster, SkippedSample, Split } from './dataset.js';
-import { asFileError, WorkerPool } from './pool.js';
+import { allInOrder, WorkerPool } from '../workers/pool.js';
+import type { ReadRequest } from './worker.js';
 import { Random } from './random.js';
 import { tensor } from '../torch/creation.js';
 import type { Tensor } from '../torch/tensor.js';
@@ -94,11 +95,11 @@ export async function computeBandStats(dataset: Dataset, options: BandStatsOptio
   })());
   const indices = chosenSamples(dataset, splits, maxSamples, seed);
   const moments = infos.map((m) => new Moments(m.bands.length));
-  await using pool = new WorkerPool(new URL('./worker.js', import.meta.url), workers, dataset.spec);
+  await using pool = new WorkerPool<ReadRequest, Raster>(new URL('./worker.js', import.meta.url), workers, dataset.spec);
   let done = 0;
   await Promise.all(indices.map(async (index) => {
-    const rasters = await Promise.all(infos.map((m) => pool.run<Raster>({ index, modality: m.name }))).catch((e: unknown) => {
-      if (onBadSample === 'raise') throw asFileError(e);
+    const rasters = await allInOrder(infos.map((m) => pool.run({ index, modality: m.name }))).catch((e: unknown) => {
+      if (onBadSample === 'raise') throw e;
       onSkip?.({ id: dataset.samples[index].id, file: (e as { path?: string }).path, message: (e as Error).message });
       return undefined;
     });

@@ -7,8 +7,8 @@
  * Collectives block until every rank has called them, or until the group's timeout: a rank that died or hangs ends
  * the others with a DistributedError naming this rank and the collective, never a silent hang.
  */
-import { checkInt, checkOneOf, checkOptions, DistributedError, invalidArg, TorchError } from '../errors.js';
-import { native } from '../native.js';
+import { checkInt, checkOneOf, checkOptions, DistributedError, invalidArg } from '../errors.js';
+import { native, type ObjectHandle } from '../native.js';
 import { Tensor } from '../torch/tensor.js';
 
 export interface ProcessGroupOptions {
@@ -78,25 +78,26 @@ export async function initProcessGroup(options: ProcessGroupOptions = {}): Promi
     });
     return new ProcessGroup(handle, o.rank, o.worldSize, o.localRank, o.timeoutMs);
   } catch (e) {
-    throw new DistributedError(`rank ${o.rank} of ${o.worldSize}: rendezvous at ${o.file ?? `${o.masterAddr}:${o.masterPort}`} failed within ${o.timeoutMs} ms: ${(e as Error).message}`);
+    if (!(e instanceof DistributedError)) throw e;
+    throw new DistributedError(`rank ${o.rank} of ${o.worldSize}: rendezvous at ${o.file ?? `${o.masterAddr}:${o.masterPort}`} failed within ${o.timeoutMs} ms: ${e.message}`, { op: OP, cause: e });
   }
 }
 
 export class ProcessGroup {
-  #handle: unknown;
+  #handle: ObjectHandle | undefined;
 
-  constructor(handle: unknown, readonly rank: number, readonly worldSize: number, readonly localRank: number, readonly timeoutMs: number) {
+  constructor(handle: ObjectHandle, readonly rank: number, readonly worldSize: number, readonly localRank: number, readonly timeoutMs: number) {
     this.#handle = handle;
   }
 
-  /** Runs a collective; a failure (a rank died, or the timeout passed) becomes a DistributedError saying where. */
-  #collective<T>(name: string, run: (handle: unknown) => T): T {
+  /** Runs a collective; its failure (the addon's DistributedError) is told with this rank and the group's timeout. */
+  #collective<T>(name: string, run: (handle: ObjectHandle) => T): T {
     if (this.#handle === undefined) throw new DistributedError(`ProcessGroup.${name}: the group was destroyed`);
     try {
       return run(this.#handle);
     } catch (e) {
-      if (!(e instanceof TorchError) && !(e instanceof Error && /process group/.test(e.message))) throw e;
-      throw new DistributedError(`rank ${this.rank} of ${this.worldSize}: ${name} failed (another rank died, or did not arrive within ${this.timeoutMs} ms): ${e.message}`);
+      if (!(e instanceof DistributedError)) throw e;
+      throw new DistributedError(`rank ${this.rank} of ${this.worldSize}: ${name} failed (another rank died, or did not arrive within ${this.timeoutMs} ms): ${e.message}`, { op: name, cause: e });
     }
   }
 

@@ -27,7 +27,7 @@ const OP = 'knnPredict';
 function checkEmbeddings(name: string, x: Tensor, width?: number): void {
   const shape = x.shape;
   if (shape.length !== 2 || (width !== undefined && shape[1] !== width)) {
-    throw invalidArg(OP, name, `a [rows, ${width ?? 'width'}] tensor`, `shape [${shape}]`);
+    throw invalidArg(OP, name, `a [rows, ${width ?? 'width'}] tensor`, x);
   }
 }
 

@@ -33,9 +33,9 @@ const OP = 'retrieval';
 export function retrievalRanks(queries: Tensor, gallery: Tensor, options: Pick<RetrievalOptions, 'chunkSize'> = {}): number[] {
   const { chunkSize = 1024 } = checkOptions(OP, options);
   const [n, width] = gallery.shape;
-  if (gallery.shape.length !== 2 || n === 0) throw invalidArg(OP, 'gallery', 'a [locations, width] tensor with a row', `shape [${gallery.shape}]`);
+  if (gallery.shape.length !== 2 || n === 0) throw invalidArg(OP, 'gallery', 'a [locations, width] tensor with a row', gallery);
   if (queries.shape.length !== 2 || queries.shape[0] !== n || queries.shape[1] !== width) {
-    throw invalidArg(OP, 'queries', `a [${n}, ${width}] tensor, row i the same location as the gallery's row i`, `shape [${queries.shape}]`);
+    throw invalidArg(OP, 'queries', `a [${n}, ${width}] tensor, row i the same location as the gallery's row i`, queries);
   }
   if (checkInt(OP, 'chunkSize', chunkSize) < 1) throw invalidArg(OP, 'chunkSize', 'an integer >= 1', chunkSize);
   return tidy(() => noGrad(() => {

@@ -12,7 +12,7 @@ import { checkOptions, invalidArg } from '../errors.js';
 import { cat, tensor, zeros } from '../torch/creation.js';
 import { tidy } from '../torch/scope.js';
 import { Tensor } from '../torch/tensor.js';
-import { infoNCE, type InfoNCELossOptions } from './infonce.js';
+import { idsAndMask, infoNCE, type InfoNCELossOptions } from './infonce.js';
 
 /** What the loss needs of a process group (lib/distributed's ProcessGroup). */
 export interface GatherGroup {
@@ -31,16 +31,11 @@ const OP = 'infoNCEAcrossRanks';
  */
 export function infoNCEAcrossRanks(z: Tensor, groups: Tensor | readonly number[], group: GatherGroup, options: InfoNCELossOptions = {}): Tensor {
   const { anchorMask, ...rest } = checkOptions(OP, options);
-  if (!(z instanceof Tensor) || z.ndim !== 2) throw invalidArg(OP, 'z', 'a [V, d] tensor', z instanceof Tensor ? `shape [${z.shape}]` : z);
-  const [v, d] = z.shape;
   return tidy(() => {
-    const device = z.device;
-    const ids = (groups instanceof Tensor ? groups : tensor(groups as number[], { dtype: 'int64' })).to({ dtype: 'int64', device });
-    const mask = (anchorMask === undefined ? tensor(new Array<boolean>(v).fill(true)) : anchorMask instanceof Tensor ? anchorMask : tensor([...anchorMask])).to({ device });
-    if (ids.ndim !== 1 || ids.shape[0] !== v) throw invalidArg(OP, 'groups', `one location id per view (${v})`, `shape [${ids.shape}]`);
-    if (mask.ndim !== 1 || mask.shape[0] !== v) throw invalidArg(OP, 'anchorMask', `one flag per view (${v})`, `shape [${mask.shape}]`);
+    const { ids, mask } = idsAndMask(OP, z, groups, anchorMask);
+    const [v, d] = z.shape, device = z.device;
     // Ranks may hold different numbers of views (skipped samples): gather padded to the largest, keep the real rows.
-    const sizes = Array.from(group.allGather(tensor([v], { dtype: 'int64', device })).toTypedArray() as BigInt64Array, Number);
+    const sizes = group.allGather(tensor([v], { dtype: 'int64', device })).toNumbers();
     const most = Math.max(...sizes);
     const pad = <T extends Tensor>(t: T, fill: () => Tensor) => (most > v ? cat([t, fill()]) : t);
     const keep = tensor(sizes.flatMap((n, r) => Array.from({ length: n }, (_, i) => r * most + i)), { dtype: 'int64', device });
@@ -49,7 +44,7 @@ export function infoNCEAcrossRanks(z: Tensor, groups: Tensor | readonly number[]
     const meta = cat([ids.add(group.rank * 2 ** 40).reshape([v, 1]), mask.to({ dtype: 'int64' }).reshape([v, 1])], 1);
     const allMeta = group.allGather(pad(meta, () => zeros([most - v, 2], { dtype: 'int64', device }))).indexSelect(0, keep);
     const allIds = allMeta.select(1, 0);
-    const flags = Array.from(allMeta.select(1, 1).toTypedArray() as BigInt64Array, (f) => f !== 0n);
+    const flags = allMeta.select(1, 1).toBooleans();
     const owner = sizes.flatMap((n, r) => new Array<number>(n).fill(r));
     const own = flags.map((f, i) => f && owner[i] === group.rank);
     const anchorsOwn = own.filter(Boolean).length, anchorsAll = flags.filter(Boolean).length;

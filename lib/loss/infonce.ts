@@ -36,13 +36,23 @@ export interface InfoNCELossOptions {
 
 const OP = 'infoNCE';
 
-function hostValues(t: Tensor): ArrayLike<number | bigint> {
-  return t.toTypedArray() as ArrayLike<number | bigint>;
-}
-
 /** The first view whose embedding is not finite, or -1. */
 function firstNonFinite(z: Tensor): number {
-  return tidy(() => Array.from(z.isfinite().logicalNot().sum(1).toTypedArray() as ArrayLike<number | bigint>).findIndex((n) => Number(n) > 0));
+  return tidy(() => z.isfinite().logicalNot().sum(1).toNumbers().findIndex((n) => n > 0));
+}
+
+/**
+ * A batch's location ids (int64 [V]) and anchor flags (bool [V]; default: every view an anchor) as tensors on z's
+ * device, one per view of z [V, d]: what both losses (one process, across ranks) take.
+ */
+export function idsAndMask(op: string, z: Tensor, groups: Tensor | readonly number[], anchorMask: Tensor | readonly boolean[] | undefined): { ids: Tensor; mask: Tensor } {
+  if (!(z instanceof Tensor) || z.ndim !== 2) throw invalidArg(op, 'z', 'a [V, d] tensor', z);
+  const [v] = z.shape, device = z.device;
+  const ids = (groups instanceof Tensor ? groups : tensor(groups as number[], { dtype: 'int64' })).to({ dtype: 'int64', device });
+  const mask = (anchorMask === undefined ? tensor(new Array<boolean>(v).fill(true)) : anchorMask instanceof Tensor ? anchorMask : tensor([...anchorMask])).to({ device });
+  if (ids.ndim !== 1 || ids.shape[0] !== v) throw invalidArg(op, 'groups', `one location id per view (${v})`, groups);
+  if (mask.ndim !== 1 || mask.shape[0] !== v) throw invalidArg(op, 'anchorMask', `one flag per view (${v})`, anchorMask);
+  return { ids, mask };
 }
 
 /**
@@ -51,20 +61,15 @@ function firstNonFinite(z: Tensor): number {
  */
 export function infoNCE(z: Tensor, groups: Tensor | readonly number[], options: InfoNCELossOptions = {}): Tensor {
   const { temperature = 0.1, positives = 'mean', anchorMask, normalize = true, stripRows, accumulateInFloat64 = false, kernel = 'auto' } = checkOptions(OP, options);
-  if (!(z instanceof Tensor) || z.ndim !== 2) throw invalidArg(OP, 'z', 'a [V, d] tensor', z instanceof Tensor ? `shape [${z.shape}]` : z);
   if (!(checkNumber(OP, 'temperature', temperature) > 0) || !Number.isFinite(temperature)) throw invalidArg(OP, 'temperature', 'a finite number > 0', temperature);
   checkOneOf(OP, 'positives', positives, ['sum', 'mean']);
   checkBool(OP, 'normalize', normalize);
   if (stripRows !== undefined && checkInt(OP, 'stripRows', stripRows) < 1) throw invalidArg(OP, 'stripRows', 'a positive integer', stripRows);
   checkBool(OP, 'accumulateInFloat64', accumulateInFloat64);
   checkOneOf(OP, 'kernel', kernel, ['auto', 'aten']);
-  const v = z.shape[0];
   return tidy(() => {
-    const ids = groups instanceof Tensor ? groups : tensor(groups as number[], { dtype: 'int64' });
-    const mask = anchorMask === undefined ? tensor(new Array<boolean>(v).fill(true)) : anchorMask instanceof Tensor ? anchorMask : tensor([...anchorMask]);
-    if (ids.shape.length !== 1 || ids.shape[0] !== v) throw invalidArg(OP, 'groups', `one location id per view (${v})`, `shape [${ids.shape}]`);
-    if (mask.shape.length !== 1 || mask.shape[0] !== v) throw invalidArg(OP, 'anchorMask', `one flag per view (${v})`, `shape [${mask.shape}]`);
-    checkBatch(OP, hostValues(ids), Array.from(hostValues(mask), (x) => Number(x) !== 0));
+    const { ids, mask } = idsAndMask(OP, z, groups, anchorMask);
+    checkBatch(OP, ids.toNumbers(), mask.toBooleans());
     const bad = firstNonFinite(z);
     if (bad >= 0) throw invalidArg(OP, `z (view ${bad})`, 'finite', 'NaN or an infinity');
     const u = normalize ? l2normalize(z, { dim: 1 }) : z;

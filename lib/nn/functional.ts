@@ -130,7 +130,7 @@ export function interpolate(x: Tensor, options: InterpolateOptions): Tensor {
   if (alignCorners !== undefined && mode === 'nearest') throw invalidArg('interpolate', 'alignCorners', "unset for mode 'nearest'", alignCorners);
   if (checkBool('interpolate', 'antialias', antialias) && mode !== 'bilinear') throw invalidArg('interpolate', 'antialias', "false unless mode is 'bilinear'", antialias);
   if ((size === undefined) === (scaleFactor === undefined)) throw invalidArg('interpolate', 'options', 'exactly one of size and scaleFactor', options);
-  if (x.ndim !== 4) throw invalidArg('interpolate', 'input', 'a 4-D [N, C, H, W] tensor', `shape [${x.shape}]`);
+  if (x.ndim !== 4) throw invalidArg('interpolate', 'input', 'a 4-D [N, C, H, W] tensor', x);
   let outSize: number[];
   let scales: [number | undefined, number | undefined] = [undefined, undefined];
   if (size !== undefined) {
@@ -149,7 +149,7 @@ export function interpolate(x: Tensor, options: InterpolateOptions): Tensor {
  */
 export function affineGrid(theta: Tensor, size: readonly number[], options: { alignCorners?: boolean } = {}): Tensor {
   const { alignCorners = false } = checkOptions('affineGrid', options);
-  if (theta.ndim !== 3 || theta.shape[1] !== 2 || theta.shape[2] !== 3) throw invalidArg('affineGrid', 'theta', 'a [N, 2, 3] tensor', `shape [${theta.shape}]`);
+  if (theta.ndim !== 3 || theta.shape[1] !== 2 || theta.shape[2] !== 3) throw invalidArg('affineGrid', 'theta', 'a [N, 2, 3] tensor', theta);
   const shape = checkShape('affineGrid', 'size', size);
   if (shape.length !== 4 || shape[0] !== theta.shape[0]) throw invalidArg('affineGrid', 'size', `[N, C, H, W] with N = ${theta.shape[0]}`, size);
   return new Tensor(native.affineGrid(input('affineGrid', 'theta', theta), shape, checkBool('affineGrid', 'alignCorners', alignCorners)));

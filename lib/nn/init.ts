@@ -48,7 +48,7 @@ export function calculateGain(nonlinearity: Nonlinearity, param?: number): numbe
 /** [fanIn, fanOut] of a weight [out, in, ...kernel]: in (or out) times the receptive field size. */
 export function calculateFanInAndFanOut(tensor: Tensor): [number, number] {
   const t = target('calculateFanInAndFanOut', tensor);
-  if (t.ndim < 2) throw invalidArg('calculateFanInAndFanOut', 'tensor', 'a tensor of at least 2 dimensions', `shape [${t.shape.join(', ')}]`);
+  if (t.ndim < 2) throw invalidArg('calculateFanInAndFanOut', 'tensor', 'a tensor of at least 2 dimensions', t);
   const receptive = t.shape.slice(2).reduce((a, b) => a * b, 1);
   return [t.shape[1] * receptive, t.shape[0] * receptive];
 }

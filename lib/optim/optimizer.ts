@@ -3,8 +3,8 @@
  * every parameter; this class keeps PyTorch's surface: mutable `paramGroups` (a scheduler or the user may change any
  * option between steps), `zeroGrad`, and `stateDict`/`loadStateDict` in PyTorch's layout.
  */
-import { ArgumentError, StateDictError, checkOptions, invalidArg } from '../errors.js';
-import { native } from '../native.js';
+import { ArgumentError, DisposedError, StateDictError, checkOptions, invalidArg } from '../errors.js';
+import { native, type ObjectHandle } from '../native.js';
 import { zeroGrad } from '../torch/autograd.js';
 import { Tensor } from '../torch/tensor.js';
 
@@ -33,7 +33,7 @@ const snakeCase = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerC
 export abstract class Optimizer<O extends object> implements Disposable {
   readonly defaults: Readonly<O>;
   readonly paramGroups: ParamGroup<O>[];
-  #native: unknown;
+  #native: ObjectHandle | null;
   readonly #op: string;
 
   /**
@@ -114,8 +114,8 @@ export abstract class Optimizer<O extends object> implements Disposable {
     this.dispose();
   }
 
-  #handle(): unknown {
-    if (this.#native === null) throw new ArgumentError(`${this.#op}: the optimizer was disposed`);
+  #handle(): ObjectHandle {
+    if (this.#native === null) throw new DisposedError(`${this.#op}: the optimizer was disposed`);
     return this.#native;
   }
 

@@ -6,8 +6,9 @@
  * initialisation, 2-D maps of the embeddings (PCA and UMAP, a panel per modality and one for the fused embedding)
  * coloured by class, and each run's configuration and environment.
  *
- * Retrieval and modality subsets come from the run's evaluation-<split>.json, computed (and saved there) when
- * missing; the maps and those evaluations need the dataset (`data`, else the one in the run's configuration).
+ * Retrieval and modality subsets come from the run's evaluation-<split>.json (`mmssl evaluate`), computed for the
+ * report when missing (run folders are only read); the maps and those evaluations need the dataset (`data`, else the
+ * one in the run's configuration).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -15,12 +16,12 @@ import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 
 import { FileError } from '../errors.js';
-import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
+import { writeFileAtomic } from '../io/atomic.js';
 import { CLASSES, NEGATIVE, type Split } from '../data/dataset.js';
 import { decodeNpy } from '../data/formats/npy.js';
 import { Random } from '../data/random.js';
-import { embed } from '../train/embed.js';
-import { evaluateRun, evaluationPath, type RetrievalTable } from '../train/evaluate.js';
+import { embed } from '../eval/embed.js';
+import { evaluateRun, type RetrievalTable } from '../eval/evaluate.js';
 import type { RetrievalResult } from '../eval/retrieval.js';
 import { embeddingMap, heatmap, lineChart, type MapPoint, type Point, renderSvg } from './charts.js';
 import { figure, page, type Section, table } from './html.js';
@@ -74,7 +75,6 @@ export async function writeReport(options: ReportOptions): Promise<ReportSummary
     if (!run.evaluations[split] && data) {
       onProgress?.(`evaluating ${run.label}`);
       run.evaluations[split] = await evaluateRun({ init: run.dir, data, split, seed: 0 });
-      await writeJsonAtomic(evaluationPath(run.dir, split), run.evaluations[split]);
     }
   }
   const charts: string[] = [];
@@ -188,18 +188,19 @@ async function mapSection(run: Run, data: string, split: Split, limit: number, c
   const { panels, labels } = await features(run, data, split, limit);
   const n = labels.length;
   const names = Object.keys(panels);
-  const points = (project: typeof pca2): MapPoint[] => names.flatMap((panel) => {
+  type Projection = (rows: Float32Array, n: number, d: number) => [number, number][] | Promise<[number, number][]>;
+  const points = async (project: Projection): Promise<MapPoint[]> => (await Promise.all(names.map(async (panel) => {
     const { rows, width } = panels[panel as keyof typeof panels];
-    return project(rows, n, width).map(([x, y], i) => ({ x, y, label: labels[i], panel }));
-  });
+    return (await project(rows, n, width)).map(([x, y], i) => ({ x, y, label: labels[i], panel }));
+  }))).flat();
   const classes = [...CLASSES, NEGATIVE];
   if (n < 3) return { title: `Embeddings of ${run.label}`, intro: `Too few ${split} samples to map (${n}).`, blocks: [] };
   return {
     title: `Embeddings of ${run.label}`,
     intro: `The backbones' features of the ${n} ${split} samples${n === limit ? ' (a seeded subset)' : ''}, per modality and fused (concatenated, as fine-tuning sees them), in two dimensions, coloured by class.`,
     blocks: [
-      await chart(embeddingMap(`PCA: ${run.label}`, points(pca2), names, classes), 'The two leading principal components.'),
-      await chart(embeddingMap(`UMAP: ${run.label}`, points((rows, count, width) => umap2(rows, count, width)), names, classes), 'UMAP (umap-js, 15 neighbours, seeded).'),
+      await chart(embeddingMap(`PCA: ${run.label}`, await points(pca2), names, classes), 'The two leading principal components.'),
+      await chart(embeddingMap(`UMAP: ${run.label}`, await points((rows, count, width) => umap2(rows, count, width)), names, classes), 'UMAP (umap-js, 15 neighbours, seeded).'),
     ],
   };
 }

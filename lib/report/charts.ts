@@ -1,8 +1,8 @@
 /**
  * The report's charts: Vega-Lite specifications, rendered to static SVG in Node by Vega (no browser, no network).
+ * Vega and Vega-Lite load with the first chart rendered, not with `import 'mmssl'`.
  */
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 
 import { invalidArg } from '../errors.js';
 
@@ -11,6 +11,7 @@ const CONFIG = { font: 'system-ui, sans-serif', view: { stroke: '#ddd' }, axis: 
 
 /** The SVG of a Vega-Lite specification. */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const [vega, { compile }] = await Promise.all([import('vega'), import('vega-lite')]);
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();

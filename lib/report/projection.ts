@@ -2,7 +2,6 @@
  * 2-D maps of embeddings: PCA (the two leading principal components, by power iteration on the centred Gram matrix,
  * which LibTorch computes) and UMAP (umap-js, seeded).
  */
-import { UMAP } from 'umap-js';
 
 import { Random } from '../data/random.js';
 import { tensor } from '../torch/creation.js';
@@ -44,8 +43,9 @@ export function pca2(rows: Float32Array, n: number, d: number): [number, number]
   return Array.from({ length: n }, (_, i) => [scores[0][i], scores[1][i]]);
 }
 
-/** UMAP of rows [n, d] to 2-D: [n][2], seeded. */
-export function umap2(rows: Float32Array, n: number, d: number, seed = 0): [number, number][] {
+/** UMAP of rows [n, d] to 2-D: [n][2], seeded. umap-js loads here, with the first map (not with `import 'mmssl'`). */
+export async function umap2(rows: Float32Array, n: number, d: number, seed = 0): Promise<[number, number][]> {
+  const { UMAP } = await import('umap-js');
   const random = new Random(seed);
   const umap = new UMAP({ nComponents: 2, nNeighbors: Math.min(15, n - 1), minDist: 0.1, random: () => random.random() });
   const data = Array.from({ length: n }, (_, i) => Array.from(rows.subarray(i * d, (i + 1) * d)));

@@ -4,16 +4,14 @@
  * (results.json, whose pre-training runs and fine-tuned cells are read in turn); with environment.json and the
  * evaluation-<split>.json files `mmssl evaluate` wrote, where present.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { readdirSync } from 'node:fs';
+import { basename } from 'node:path';
 
 import { FileError } from '../errors.js';
-import type { Evaluation } from '../train/evaluate.js';
-import type { Environment } from '../train/environment.js';
-import type { FinetuneEpochMetrics, FinetuneResult } from '../train/finetune.js';
-import type { KnnMetrics } from '../train/knn_monitor.js';
-import { readJson, type StepMetrics } from '../train/pretrain.js';
-import type { Table1Results } from '../train/table1.js';
+import type { Evaluation } from '../eval/evaluate.js';
+import type { Environment } from '../runs/environment.js';
+import { readJson, RunFolder } from '../runs/folder.js';
+import type { FinetuneEpochRecord, FinetuneResult, KnnMetrics, StepMetrics, Table1Results } from '../runs/records.js';
 
 interface RunBase {
   dir: string;
@@ -32,7 +30,7 @@ export interface PretrainRun extends RunBase {
 
 export interface FinetuneRun extends RunBase {
   kind: 'finetune';
-  epochs: FinetuneEpochMetrics[];
+  epochs: FinetuneEpochRecord[];
   result: FinetuneResult;
 }
 
@@ -46,35 +44,26 @@ export interface Table1Folder {
   cells: FinetuneRun[];
 }
 
-function readLines<T>(path: string): T[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l, i) => {
-    try {
-      return JSON.parse(l) as T;
-    } catch (e) {
-      throw new FileError(path, `line ${i + 1} is not JSON: ${(e as Error).message}`);
-    }
-  });
-}
-
-function base(dir: string, label: string): RunBase {
-  const environment = join(dir, 'environment.json');
-  const evaluations = Object.fromEntries(readdirSync(dir).flatMap((f) => {
+function base(folder: RunFolder, label: string): RunBase {
+  const evaluations = Object.fromEntries(readdirSync(folder.dir).flatMap((f) => {
     const split = /^evaluation-(\w+)\.json$/.exec(f)?.[1];
-    return split ? [[split, readJson<Evaluation>(join(dir, f))]] : [];
+    return split ? [[split, readJson<Evaluation>(folder.evaluationPath(split))]] : [];
   }));
-  return { dir, label, config: readJson(join(dir, 'config.json')), environment: existsSync(environment) ? readJson(environment) : undefined, evaluations };
+  const environment = folder.has('environment') ? folder.readJson<Environment>('environment') : undefined;
+  return { dir: folder.dir, label, config: folder.readJson('config'), environment, evaluations };
 }
 
 /** The run in `dir`: pre-training or fine-tuning, told apart by their files. */
 export function readRun(dir: string, label = basename(dir)): Run {
-  if (existsSync(join(dir, 'report.json'))) {
-    return { ...base(dir, label), kind: 'finetune', epochs: readLines(join(dir, 'metrics.jsonl')), result: readJson(join(dir, 'report.json')) };
+  const folder = new RunFolder(dir);
+  const kind = folder.kind;
+  if (kind === 'finetune') {
+    return { ...base(folder, label), kind, epochs: folder.readLines('metrics'), result: folder.readJson('report') };
   }
-  if (existsSync(join(dir, 'checkpoint.safetensors'))) {
-    const lines = readLines<StepMetrics | KnnMetrics>(join(dir, 'metrics.jsonl'));
+  if (kind === 'pretrain') {
+    const lines = folder.readLines<StepMetrics | KnnMetrics>('metrics');
     return {
-      ...base(dir, label), kind: 'pretrain',
+      ...base(folder, label), kind,
       steps: lines.filter((l): l is StepMetrics => 'loss' in l), knn: lines.filter((l): l is KnnMetrics => 'knn' in l),
     };
   }
@@ -82,12 +71,12 @@ export function readRun(dir: string, label = basename(dir)): Run {
 }
 
 export function isTable1Folder(dir: string): boolean {
-  return existsSync(join(dir, 'results.json'));
+  return new RunFolder(dir).kind === 'table1';
 }
 
 /** A Table 1 folder with its runs: each row's pre-training run (found through its cells' init) and every cell. */
 export function readTable1(dir: string): Table1Folder {
-  const results = readJson<Table1Results>(join(dir, 'results.json'));
+  const results = new RunFolder(dir).readJson<Table1Results>('results');
   const pretrain = new Map<string, PretrainRun>();
   const cells: FinetuneRun[] = [];
   // Cells of tables with other protocols share row and column names: the protocol tells them apart.

@@ -3,19 +3,12 @@
  * recognised by their signature; or numbers with a shape), checked against the run (band count, finite values), and
  * resampled to the size the run trained at. Every problem is an InputError naming the field.
  */
-import { MmsslError } from '../errors.js';
+import { InputError } from '../errors.js';
 import type { Raster } from '../data/dataset.js';
 import { decodeGeoTiff } from '../data/formats/geotiff.js';
 import { decodeNpy } from '../data/formats/npy.js';
 import { decodePng } from '../data/formats/png.js';
 import { bandsFirst, resized } from '../data/pixels.js';
-
-/** A bad request input: `field` names it (a modality, or the request's part that is wrong). */
-export class InputError extends MmsslError {
-  constructor(readonly field: string, message: string) {
-    super('ERR_MMSSL_ARG', `${field}: ${message}`);
-  }
-}
 
 /** One modality's input: a file's bytes, or values with their shape ([bands, H, W], or [H, W, bands] for files). */
 export type ModalityInput = Uint8Array | { data: ArrayLike<number>; shape: readonly number[] };

@@ -10,7 +10,8 @@ import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-import { InputError, type InferenceOptions, InferenceModel, QueueFullError } from './model.js';
+import { InputError, QueueFullError } from '../errors.js';
+import { type InferenceOptions, InferenceModel } from './model.js';
 import type { ModalityInput } from './inputs.js';
 
 export interface ServeOptions extends InferenceOptions {

@@ -3,7 +3,7 @@
  * is decoded, checked and resampled here (lib/serve/inputs.ts), off the main thread; items whose inputs have the
  * same shapes go through the model together, in eval mode without autograd.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
 
 import { softmax } from '../nn/functional.js';
 import { MIN_INPUT_SIZE } from '../nn/models/multimodal.js';
@@ -13,8 +13,11 @@ import { setNumThreads } from '../torch/runtime.js';
 import { tidy } from '../torch/scope.js';
 import type { Raster } from '../data/dataset.js';
 import { standardize } from '../data/stats.js';
-import { loadRun } from '../train/run.js';
-import { InputError, type ModalityInput, prepareInput } from './inputs.js';
+import { loadRun } from '../runs/load.js';
+import { InputError } from '../errors.js';
+import type { Settled } from '../workers/pool.js';
+import { type Answer, serveRequests, settle } from '../workers/serve.js';
+import { type ModalityInput, prepareInput } from './inputs.js';
 
 export interface WorkerConfig {
   init: string;
@@ -23,13 +26,12 @@ export interface WorkerConfig {
 }
 
 export type Kind = 'embed' | 'classify';
-export interface BatchRequest {
+/** One location's inputs, to embed or classify (a batch holds requests of one kind: the pool groups them so). */
+export interface InferenceRequest {
   kind: Kind;
-  items: Record<string, ModalityInput>[];
+  inputs: Record<string, ModalityInput>;
 }
-export type ItemReply =
-  | { ok: true; embedding?: Float32Array; probabilities?: Float32Array }
-  | { ok: false; error: { field?: string; message: string } };
+export type InferenceReply = { embedding: Float32Array } | { probabilities: Float32Array };
 
 const config = workerData as WorkerConfig;
 setNumThreads(config.threads);
@@ -44,48 +46,40 @@ function batchOf(rasters: Record<string, Raster>[]): Record<string, ReturnType<t
   }));
 }
 
-async function answer({ kind, items }: BatchRequest): Promise<ItemReply[]> {
-  const replies: ItemReply[] = new Array(items.length);
-  const prepared = await Promise.all(items.map(async (inputs, i) => {
-    try {
-      const unknown = Object.keys(inputs).find((m) => !run.modalities.includes(m));
-      if (unknown) throw new InputError(unknown, `not a modality of this model (${run.modalities.join(', ')})`);
-      const missing = run.modalities.find((m) => inputs[m] === undefined);
-      if (missing) throw new InputError(missing, 'missing: the model needs every one of its modalities');
-      const entries = await Promise.all(run.modalities.map(async (m) => [m, await prepareInput(m, inputs[m], { channels: run.channels[m], size: run.sizes[m], minSize: MIN_INPUT_SIZE[run.backbones[m]] })] as const));
-      return Object.fromEntries(entries) as Record<string, Raster>;
-    } catch (e) {
-      replies[i] = { ok: false, error: { field: (e as InputError).field, message: (e as Error).message } };
-      return undefined;
-    }
-  }));
+/** Every modality of one request's inputs, decoded, checked and resampled; an InputError naming the field if not. */
+async function prepare(inputs: Record<string, ModalityInput>): Promise<Record<string, Raster>> {
+  const unknown = Object.keys(inputs).find((m) => !run.modalities.includes(m));
+  if (unknown) throw new InputError(unknown, `not a modality of this model (${run.modalities.join(', ')})`);
+  const missing = run.modalities.find((m) => inputs[m] === undefined);
+  if (missing) throw new InputError(missing, 'missing: the model needs every one of its modalities');
+  const entries = await Promise.all(run.modalities.map(async (m) => [m, await prepareInput(m, inputs[m], { channels: run.channels[m], size: run.sizes[m], minSize: MIN_INPUT_SIZE[run.backbones[m]] })] as const));
+  return Object.fromEntries(entries) as Record<string, Raster>;
+}
+
+async function answer(requests: InferenceRequest[]): Promise<Answer<InferenceReply>> {
+  const kind = requests[0].kind;
+  const prepared = await Promise.all(requests.map((r) => settle(() => prepare(r.inputs))));
+  const replies: Settled<InferenceReply>[] = new Array(requests.length);
   // Items of the same shapes share a forward pass.
   const groups = new Map<string, number[]>();
-  prepared.forEach((r, i) => {
-    if (!r) return;
-    const key = run.modalities.map((m) => r[m].shape.join('x')).join('|');
+  prepared.forEach((p, i) => {
+    if (!p.ok) return void (replies[i] = p);
+    const key = run.modalities.map((m) => p.value[m].shape.join('x')).join('|');
     groups.set(key, [...(groups.get(key) ?? []), i]);
   });
   for (const indices of groups.values()) {
-    const out = tidy(() => noGrad(() => {
-      const inputs = batchOf(indices.map((i) => prepared[i]!));
-      if (kind === 'classify') return { probabilities: softmax(run.logits!(inputs), 1).toTypedArray() as Float32Array };
-      return { embedding: cat(run.modalities.map((m) => run.features(m, inputs[m])), 1).toTypedArray() as Float32Array };
+    const values = tidy(() => noGrad(() => {
+      const inputs = batchOf(indices.map((i) => (prepared[i] as { value: Record<string, Raster> }).value));
+      const out = kind === 'classify' ? softmax(run.logits!(inputs), 1) : cat(run.modalities.map((m) => run.features(m, inputs[m])), 1);
+      return out.toTypedArray() as Float32Array;
     }));
-    const values = out.probabilities ?? out.embedding!;
     const width = values.length / indices.length;
     indices.forEach((i, k) => {
       const row = values.slice(k * width, (k + 1) * width);
-      replies[i] = kind === 'classify' ? { ok: true, probabilities: row } : { ok: true, embedding: row };
+      replies[i] = { ok: true, value: kind === 'classify' ? { probabilities: row } : { embedding: row } };
     });
   }
-  return replies;
+  return { replies };
 }
 
-parentPort!.on('message', (message: { id: number; request: BatchRequest }) => {
-  answer(message.request).then(
-    (replies) => parentPort!.postMessage({ id: message.id, replies }),
-    (e: unknown) => parentPort!.postMessage({ id: message.id, failure: (e as Error).message }),
-  );
-});
-parentPort!.postMessage({ ready: { featureDims: run.featureDims } });
+await serveRequests(answer, { featureDims: run.featureDims });

@@ -4,6 +4,7 @@ import { type Handle, native } from '../native.js';
 import { Tensor } from './tensor.js';
 
 function withGradMode<T>(op: string, enabled: boolean, fn: () => T): T {
+  if (typeof fn !== 'function') throw invalidArg(op, 'fn', 'a function', fn);
   const previous = native.isGradEnabled();
   native.setGradEnabled(enabled);
   try {

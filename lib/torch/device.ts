@@ -1,10 +1,11 @@
 /** Devices (`cpu`, `cuda`, `cuda:N`) and the `cuda` namespace. */
-import { MmsslError, invalidArg, checkInt } from '../errors.js';
+import { checkInt, DeviceError, invalidArg } from '../errors.js';
 import { native } from '../native.js';
 
 export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
 
-const devicePattern = /^(cpu|cuda(:\d+)?)$/;
+/** What names a device: cpu, cuda, cuda:N. */
+export const devicePattern = /^(cpu|cuda(:\d+)?)$/;
 
 export function checkDevice(op: string, device: unknown): Device {
   if (typeof device !== 'string' || !devicePattern.test(device)) {
@@ -23,16 +24,16 @@ export function checkAvailable(op: string, device: unknown): Device {
   if (d === 'cpu') return d;
   const index = d === 'cuda' ? 0 : Number(d.slice(5));
   if (!native.cudaIsAvailable()) {
-    throw new MmsslError('ERR_MMSSL_DEVICE', `${op}: device '${d}' is not available: ${native.cudaMemoryStats ? 'no CUDA GPU is visible' : "this mmssl addon's LibTorch has no CUDA (rebuild it against a CUDA LibTorch)"}`);
+    throw new DeviceError(`${op}: device '${d}' is not available: ${native.cudaMemoryStats ? 'no CUDA GPU is visible' : "this mmssl addon's LibTorch has no CUDA (rebuild it against a CUDA LibTorch)"}`);
   }
   const count = native.cudaDeviceCount();
-  if (index >= count) throw new MmsslError('ERR_MMSSL_DEVICE', `${op}: device '${d}' is not available: this machine has ${count} CUDA device${count === 1 ? '' : 's'}`);
+  if (index >= count) throw new DeviceError(`${op}: device '${d}' is not available: this machine has ${count} CUDA device${count === 1 ? '' : 's'}`);
   return d;
 }
 
 function requireCudaBuild(op: string): void {
   if (!native.cudaMemoryStats) {
-    throw new MmsslError('ERR_MMSSL_DEVICE', `cuda.${op}: this mmssl addon was built against a LibTorch without CUDA; ` +
+    throw new DeviceError(`cuda.${op}: this mmssl addon was built against a LibTorch without CUDA; ` +
       'rebuild it against a CUDA LibTorch (LIBTORCH=/path/to/libtorch-cuda npm run build:native)');
   }
 }
@@ -48,7 +49,7 @@ export const cuda = {
   },
   /** Waits for all kernels on `device` (default: the current one) to finish. */
   synchronize(device?: number): void {
-    if (!native.cudaIsAvailable()) throw new MmsslError('ERR_MMSSL_DEVICE', 'cuda.synchronize: no CUDA device is available');
+    if (!native.cudaIsAvailable()) throw new DeviceError('cuda.synchronize: no CUDA device is available');
     native.cudaSynchronize(device === undefined ? undefined : checkInt('cuda.synchronize', 'device', device));
   },
   /** The CUDA caching allocator's current and peak bytes for `device` (default 0). */

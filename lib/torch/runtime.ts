@@ -48,9 +48,11 @@ export interface MemoryStats {
   tensors: number;
   /** Bytes of the distinct storages those handles reference, by device ('cpu', 'cuda:0', ...). */
   bytes: Record<string, number>;
+  /** Live native objects other than tensors in this thread, by kind (each not yet disposed). */
+  objects: { optimizer: number; processGroup: number };
 }
 
-/** Live tensors and their bytes by device, for this thread (tfjs's `memory()`). */
+/** Live tensors and their bytes by device, and the other native objects, for this thread (tfjs's `memory()`). */
 export function memoryStats(): MemoryStats {
   return native.memoryStats();
 }

@@ -2,7 +2,7 @@
  * Deterministic tensor lifetime. The JS garbage collector cannot see native (or GPU) memory, so tensors are freed
  * by `dispose()`, `using`, or a `tidy()` scope; the native finaliser of each handle is only a safety net.
  */
-import { ArgumentError } from '../errors.js';
+import { ArgumentError, invalidArg } from '../errors.js';
 import { type Handle, native } from '../native.js';
 import { Tensor } from './tensor.js';
 
@@ -37,6 +37,7 @@ function collect(value: unknown, into: Set<Tensor>, seen = new Set<unknown>()): 
  * `fn` must be synchronous: a scope cannot follow an `await`.
  */
 export function tidy<T>(fn: () => T): T {
+  if (typeof fn !== 'function') throw invalidArg('tidy', 'fn', 'a function', fn);
   const scope = new Scope(current);
   current = scope;
   let result: T;

@@ -3,7 +3,7 @@
  * Keyword arguments become one options object as the last parameter: `x.sum(1, { keepdim: true })`.
  */
 import {
-  checkBool, checkInt, checkInts, checkNumber, checkOneOf, checkOptions, DisposedError, invalidArg,
+  checkBool, checkInt, checkInts, checkNumber, checkOneOf, checkOptions, describeSelf, DisposedError, invalidArg,
 } from '../errors.js';
 import { type Handle, native } from '../native.js';
 import { type Device, checkDevice } from './device.js';
@@ -33,9 +33,17 @@ function other(op: string, value: unknown, name = 'other'): Handle {
 }
 
 /** A number or boolean operand, treated as PyTorch treats a Python scalar. */
-function scalar(op: string, value: unknown): Scalar {
+function scalar(op: string, value: unknown, name = 'other'): Scalar {
   if (typeof value === 'number' || typeof value === 'boolean') return value;
-  throw invalidArg(op, 'other', 'a Tensor, number or boolean', value);
+  throw invalidArg(op, name, 'a Tensor, number or boolean', value);
+}
+
+/**
+ * The other operand of a binary op as the addon takes it: a tensor's handle, or a number or boolean, which the next
+ * argument (`!(other instanceof Tensor)`) flags as a scalar.
+ */
+function operand(op: string, value: unknown, name = 'other'): Handle | Scalar {
+  return value instanceof Tensor ? value.handle : scalar(op, value, name);
 }
 
 function optBound(op: string, name: string, value: unknown): number | undefined {
@@ -213,6 +221,11 @@ export class Tensor {
     return `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, device=${this.device})`;
   }
 
+  /** How error messages show a tensor: its shape, dtype and device. */
+  [describeSelf](): string {
+    return this.#handle === null ? 'a disposed tensor' : `a ${this.dtype} tensor of shape [${this.shape.join(', ')}] on ${this.device}`;
+  }
+
   // ---- conversion and reading back -------------------------------------------------------------------------------
 
   /** PyTorch's `to(device)`, `to(dtype)` or `to({dtype, device, nonBlocking, copy})`. */
@@ -276,30 +289,40 @@ export class Tensor {
     return nest(this.toTypedArray(), this.shape, this.dtype);
   }
 
+  /** Every element, in row-major order, as a number (int64 ones beyond 2^53 lose precision, as Number() does). */
+  toNumbers(): number[] {
+    return Array.from(this.toTypedArray() as ArrayLike<number | bigint>, Number);
+  }
+
+  /** Every element, in row-major order, as a boolean: whether it is non-zero. */
+  toBooleans(): boolean[] {
+    return Array.from(this.toTypedArray() as ArrayLike<number | bigint>, (x) => x !== 0 && x !== 0n);
+  }
+
   // ---- pointwise arithmetic ---------------------------------------------------------------------------------------
 
   add(other: Tensor | Scalar, options?: { alpha?: number }): Tensor {
     const alpha = checkNumber('add', 'alpha', options?.alpha ?? 1);
-    return new Tensor(other instanceof Tensor ? native.add(this.handle, other.handle, alpha) : native.addScalar(this.handle, scalar('add', other), alpha));
+    return new Tensor(native.add(this.handle, operand('add', other), !(other instanceof Tensor), alpha));
   }
 
   sub(other: Tensor | Scalar, options?: { alpha?: number }): Tensor {
     const alpha = checkNumber('sub', 'alpha', options?.alpha ?? 1);
-    return new Tensor(other instanceof Tensor ? native.sub(this.handle, other.handle, alpha) : native.subScalar(this.handle, scalar('sub', other), alpha));
+    return new Tensor(native.sub(this.handle, operand('sub', other), !(other instanceof Tensor), alpha));
   }
 
   mul(other: Tensor | Scalar): Tensor {
-    return new Tensor(other instanceof Tensor ? native.mul(this.handle, other.handle) : native.mulScalar(this.handle, scalar('mul', other)));
+    return new Tensor(native.mul(this.handle, operand('mul', other), !(other instanceof Tensor)));
   }
 
   /** True division, or `roundingMode` 'trunc' / 'floor' as in PyTorch. */
   div(other: Tensor | Scalar, options?: { roundingMode?: 'trunc' | 'floor' }): Tensor {
     const mode = options?.roundingMode === undefined ? undefined : checkOneOf('div', 'roundingMode', options.roundingMode, ['trunc', 'floor']);
-    return new Tensor(other instanceof Tensor ? native.div(this.handle, other.handle, mode) : native.divScalar(this.handle, scalar('div', other), mode));
+    return new Tensor(native.div(this.handle, operand('div', other), !(other instanceof Tensor), mode));
   }
 
   pow(exponent: Tensor | number): Tensor {
-    return new Tensor(exponent instanceof Tensor ? native.pow(this.handle, exponent.handle) : native.powScalar(this.handle, checkNumber('pow', 'exponent', exponent)));
+    return new Tensor(native.pow(this.handle, exponent instanceof Tensor ? exponent.handle : checkNumber('pow', 'exponent', exponent), !(exponent instanceof Tensor)));
   }
 
   neg(): Tensor { return new Tensor(native.neg(this.handle)); }
@@ -327,12 +350,12 @@ export class Tensor {
 
   // ---- comparison and selection -----------------------------------------------------------------------------------
 
-  eq(other: Tensor | Scalar): Tensor { return new Tensor(other instanceof Tensor ? native.eq(this.handle, other.handle) : native.eqScalar(this.handle, scalar('eq', other))); }
-  ne(other: Tensor | Scalar): Tensor { return new Tensor(other instanceof Tensor ? native.ne(this.handle, other.handle) : native.neScalar(this.handle, scalar('ne', other))); }
-  lt(other: Tensor | Scalar): Tensor { return new Tensor(other instanceof Tensor ? native.lt(this.handle, other.handle) : native.ltScalar(this.handle, scalar('lt', other))); }
-  le(other: Tensor | Scalar): Tensor { return new Tensor(other instanceof Tensor ? native.le(this.handle, other.handle) : native.leScalar(this.handle, scalar('le', other))); }
-  gt(other: Tensor | Scalar): Tensor { return new Tensor(other instanceof Tensor ? native.gt(this.handle, other.handle) : native.gtScalar(this.handle, scalar('gt', other))); }
-  ge(other: Tensor | Scalar): Tensor { return new Tensor(other instanceof Tensor ? native.ge(this.handle, other.handle) : native.geScalar(this.handle, scalar('ge', other))); }
+  eq(other: Tensor | Scalar): Tensor { return new Tensor(native.eq(this.handle, operand('eq', other), !(other instanceof Tensor))); }
+  ne(other: Tensor | Scalar): Tensor { return new Tensor(native.ne(this.handle, operand('ne', other), !(other instanceof Tensor))); }
+  lt(other: Tensor | Scalar): Tensor { return new Tensor(native.lt(this.handle, operand('lt', other), !(other instanceof Tensor))); }
+  le(other: Tensor | Scalar): Tensor { return new Tensor(native.le(this.handle, operand('le', other), !(other instanceof Tensor))); }
+  gt(other: Tensor | Scalar): Tensor { return new Tensor(native.gt(this.handle, operand('gt', other), !(other instanceof Tensor))); }
+  ge(other: Tensor | Scalar): Tensor { return new Tensor(native.ge(this.handle, operand('ge', other), !(other instanceof Tensor))); }
   logicalNot(): Tensor { return new Tensor(native.logicalNot(this.handle)); }
   isnan(): Tensor { return new Tensor(native.isnan(this.handle)); }
   isfinite(): Tensor { return new Tensor(native.isfinite(this.handle)); }
@@ -476,27 +499,23 @@ export class Tensor {
 
   add_(other: Tensor | Scalar, options?: { alpha?: number }): this {
     const alpha = checkNumber('add_', 'alpha', options?.alpha ?? 1);
-    if (other instanceof Tensor) native.add_(this.handle, other.handle, alpha);
-    else native.addScalar_(this.handle, scalar('add_', other), alpha);
+    native.add_(this.handle, operand('add_', other), !(other instanceof Tensor), alpha);
     return this;
   }
 
   sub_(other: Tensor | Scalar, options?: { alpha?: number }): this {
     const alpha = checkNumber('sub_', 'alpha', options?.alpha ?? 1);
-    if (other instanceof Tensor) native.sub_(this.handle, other.handle, alpha);
-    else native.subScalar_(this.handle, scalar('sub_', other), alpha);
+    native.sub_(this.handle, operand('sub_', other), !(other instanceof Tensor), alpha);
     return this;
   }
 
   mul_(other: Tensor | Scalar): this {
-    if (other instanceof Tensor) native.mul_(this.handle, other.handle);
-    else native.mulScalar_(this.handle, scalar('mul_', other));
+    native.mul_(this.handle, operand('mul_', other), !(other instanceof Tensor));
     return this;
   }
 
   div_(other: Tensor | Scalar): this {
-    if (other instanceof Tensor) native.div_(this.handle, other.handle);
-    else native.divScalar_(this.handle, scalar('div_', other));
+    native.div_(this.handle, operand('div_', other), !(other instanceof Tensor));
     return this;
   }
 

@@ -1,23 +1,11 @@
-/** The `train` namespace: checkpoints, pre-training, fine-tuning and evaluation, the Table 1 runner, embeddings. */
-export { saveWeights, loadWeights, saveCheckpoint, loadCheckpoint } from './checkpoint.js';
-export type { WeightsMetadata, Stateful, ModuleLike, LoadedWeights, TrainingState, CheckpointTargets, LoadedCheckpoint } from './checkpoint.js';
-export { FINETUNE_DEFAULTS, PRETRAIN_DEFAULTS, readConfigFile, resolveFinetuneConfig, resolvePretrainConfig } from './config.js';
-export type { CommonConfig, FinetuneConfig, OptimizerConfig, PretrainConfig, ScheduleConfig } from './config.js';
+/** The `train` namespace: pre-training, fine-tuning, and what their steps are made of. */
 export { anchorRows, modalityRows, viewGroups, viewLayout } from './views.js';
 export type { ViewLayout } from './views.js';
 export { embeddingHealth } from './monitor.js';
 export { KnnMonitor, knnInterval, KNN_BUDGET } from './knn_monitor.js';
-export type { KnnConfig, KnnMetrics } from './knn_monitor.js';
-export type { EmbeddingHealth } from './monitor.js';
-export { buildModel, pretrain, pretrainStep } from './pretrain.js';
-export type { PretrainOptions, PretrainResult, StepMetrics } from './pretrain.js';
-export { dropMask, evaluate, finetune, knnProbe, trainingSubset } from './finetune.js';
-export type { FinetuneEpochMetrics, FinetuneOptions, FinetuneResult } from './finetune.js';
-export { classificationReport, confusionMatrix, formatConfusionMatrix } from './metrics.js';
-export type { ClassificationReport } from './metrics.js';
-export { formatTable1, table1, TABLE1_COLUMNS, TABLE1_PROTOCOLS, TABLE1_ROWS } from './table1.js';
-export type { Table1Cell, Table1Options, Table1Protocol, Table1Results, Table1Row, Table1Scale } from './table1.js';
-export { embed } from './embed.js';
-export { evaluateRun, formatEvaluation, nonEmptySubsets } from './evaluate.js';
-export type { Evaluation, EvaluateOptions, RetrievalTable, SubsetAccuracy } from './evaluate.js';
-export type { EmbedIndex, EmbedOptions } from './embed.js';
+export { pretrain, pretrainStep } from './pretrain.js';
+export type { EpochSummary, PretrainOptions, PretrainResult } from './pretrain.js';
+export { dropMask, finetune } from './finetune.js';
+export type { FinetuneEpochMetrics, FinetuneOptions } from './finetune.js';
+export { buildOptimizer, buildScheduler } from './optimizers.js';
+export type { TrainOptimizer } from './optimizers.js';

@@ -15,25 +15,13 @@ import { knnAccuracy } from '../eval/knn.js';
 import type { MultiModalModel } from '../nn/models/multimodal.js';
 import { cat } from '../torch/creation.js';
 import type { Device } from '../torch/device.js';
-import type { PretrainConfig } from './config.js';
+import type { KnnConfig, PretrainConfig } from '../config/index.js';
+import type { KnnMetrics } from '../runs/records.js';
 
-export interface KnnConfig {
-  /** Epochs between evaluations; 0 turns the monitor off; 'auto' keeps it within 10% of training time. */
-  every: number | 'auto';
-  k: number;
-  temperature: number;
-  /** Labelled training samples in the gallery at most (a seeded subset). */
-  gallerySize: number;
-}
 
 /** Share of training time the 'auto' schedule allows the monitor. */
 export const KNN_BUDGET = 0.1;
 
-export interface KnnMetrics {
-  epoch: number;
-  step: number;
-  knn: { accuracy: number; k: number; gallery: number; queries: number; seconds: number };
-}
 
 /** 'auto': epochs until the next evaluation, so that one costing `seconds` stays within the budget of their time. */
 export function knnInterval(seconds: number, epochSeconds: number): number {

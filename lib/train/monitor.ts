@@ -8,14 +8,9 @@
 import { normalize } from '../nn/functional.js';
 import { tidy } from '../torch/scope.js';
 import type { Tensor } from '../torch/tensor.js';
+import type { EmbeddingHealth } from '../runs/records.js';
 import { modalityRows, type ViewLayout } from './views.js';
 
-export interface EmbeddingHealth {
-  /** Per modality: mean over dimensions of the per-dimension standard deviation. */
-  std: Record<string, number>;
-  alignment: number;
-  uniformity: number;
-}
 
 /** The monitor's values for embeddings z [T x N, d] laid out as `layout` says (no gradient is recorded). */
 export function embeddingHealth(z: Tensor, layout: ViewLayout, n: number): EmbeddingHealth {

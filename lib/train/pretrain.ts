@@ -3,10 +3,10 @@
  * (both views of a modality in one call), the multi-positive InfoNCE over all T x N embeddings with METER-ML
  * Negatives as negatives only, one optimizer step per batch.
  *
- * A run folder holds config.json (the resolved configuration), checkpoint.safetensors (written atomically after
- * every epoch and when stopped; it holds the position, so a resumed run repeats no batch and skips none) and
- * metrics.jsonl (one line per step, and one per evaluation of the k-NN monitor, lib/train/knn_monitor.ts). On CPU
- * a resumed run's losses equal an uninterrupted run's.
+ * The run folder (lib/runs/folder.ts) gets the resolved configuration, the band statistics, metrics.jsonl (a line
+ * per step, and one per evaluation of the k-NN monitor, lib/train/knn_monitor.ts) and checkpoint.safetensors,
+ * written atomically after every epoch and when stopped; it holds the position, so a resumed run repeats no batch
+ * and skips none. On CPU a resumed run's losses equal an uninterrupted run's.
  *
  * With a process group (data parallelism, lib/distributed): each rank reads its shard of every batch (batchSize is
  * the global batch, divided among the ranks), the loss sees every rank's embeddings (infoNCEAcrossRanks), BatchNorm
@@ -14,51 +14,35 @@
  * start from rank 0's, and rank 0 alone writes the run folder; every rank resumes from the same checkpoint. A stop
  * requested on any rank stops all of them after the same step.
  */
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-
 import { FileError, invalidArg } from '../errors.js';
-import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
 import { infoNCEAcrossRanks } from '../loss/distributed.js';
 import { infoNCE } from '../loss/infonce.js';
 import { convertSyncBatchNorm } from '../nn/modules/batchnorm.js';
-import { MultiModalModel } from '../nn/models/multimodal.js';
+import type { MultiModalModel } from '../nn/models/multimodal.js';
 import { cat, tensor } from '../torch/creation.js';
 import { noGrad } from '../torch/autograd.js';
 import { tidy } from '../torch/scope.js';
 import { manualSeed, setNumThreads } from '../torch/runtime.js';
 import { checkAvailable, type Device } from '../torch/device.js';
-import type { Dataset, SkippedSample } from '../data/dataset.js';
+import type { PretrainConfig } from '../config/index.js';
+import { bandCounts, type Dataset, type SkippedSample } from '../data/dataset.js';
 import { DataLoader, type Batch } from '../data/loader.js';
 import { openPath } from '../data/open.js';
 import { type BandStatsOptions, loadOrComputeBandStats, type NormalizationStats, writeBandStats } from '../data/stats.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { buildOptimizer, buildScheduler, type PretrainConfig, type TrainOptimizer } from './config.js';
 import { ProcessGroup } from '../distributed/process_group.js';
-import { ENVIRONMENT_FILE, writeEnvironment } from './environment.js';
-import { KnnMonitor, type KnnMetrics } from './knn_monitor.js';
-import { embeddingHealth, type EmbeddingHealth } from './monitor.js';
-import { SKIPPED_FILE, SkipLog, type SkipRecord } from './skipped.js';
+import { readPretrainConfig } from '../runs/config.js';
+import { writeEnvironment } from '../runs/environment.js';
+import { RunFolder } from '../runs/folder.js';
+import { inputSizes, pretrainModel } from '../runs/models.js';
+import type { EmbeddingHealth, KnnMetrics, StepMetrics } from '../runs/records.js';
+import { SkipLog, type SkipRecord } from '../runs/skipped.js';
+import { KnnMonitor } from './knn_monitor.js';
+import { embeddingHealth } from './monitor.js';
+import { buildOptimizer, buildScheduler, type TrainOptimizer } from './optimizers.js';
 import { anchorRows, viewGroups, viewLayout, type ViewLayout } from './views.js';
 
-export interface StepMetrics extends EmbeddingHealth {
-  epoch: number;
-  /** Batch index in the epoch, and batches per epoch. */
-  batch: number;
-  batches: number;
-  /** Optimizer steps done, this one included. */
-  step: number;
-  loss: number;
-  lr: number;
-  locationsPerSecond: number;
-  /** Share of the step's wall time spent waiting for the loader. */
-  dataWait: number;
-  /** With a process group: share of the step's wall time rank 0 spent waiting for collectives. */
-  commWait?: number;
-  /** Samples left out (onBadSample 'skip') so far this epoch. */
-  skipped: number;
-}
 
 /** The end of an epoch, or of the part of it a stopped run did. */
 export interface EpochSummary {
@@ -103,24 +87,6 @@ interface Position {
   batch: number;
 }
 
-export const RUN_FILES = { config: 'config.json', checkpoint: 'checkpoint.safetensors', metrics: 'metrics.jsonl', bandStats: 'band-stats.json', skipped: SKIPPED_FILE } as const;
-
-/** Each modality's band count in `dataset`; an ArgumentError naming the dataset's modalities for an unknown one. */
-export function checkModalities(modalities: readonly string[], dataset: Dataset): Record<string, number> {
-  return Object.fromEntries(modalities.map((m) => {
-    const info = dataset.modalities.find((i) => i.name === m);
-    if (!info) throw invalidArg('pretrain', 'modalities', `names among the dataset's (${dataset.modalities.map((i) => i.name).join(', ')})`, m);
-    return [m, info.bands.length];
-  }));
-}
-
-/** The model for a configuration: input channels from the dataset's bands. */
-export function buildModel(config: PretrainConfig, dataset: Dataset): MultiModalModel {
-  const channels = checkModalities(config.modalities, dataset);
-  const backbones = Object.fromEntries(Object.entries(config.backbones).filter(([m]) => m in channels));
-  return new MultiModalModel({ modalities: channels, backbones, embeddingDim: config.embeddingDim, hiddenDim: config.hiddenDim, alexnetHidden: config.alexnetHidden });
-}
-
 /**
  * One training step on `batch`: embeddings of every view, the loss, backward, (with a group: the gradients averaged
  * over the ranks), the optimizer step. Returns this rank's loss and the monitor's values, or undefined when the batch
@@ -129,7 +95,7 @@ export function buildModel(config: PretrainConfig, dataset: Dataset): MultiModal
  */
 export function pretrainStep(model: MultiModalModel, batch: Batch, layout: ViewLayout, optimizer: TrainOptimizer, options: { temperature: number; memoryFormat: PretrainConfig['memoryFormat']; dtype?: PretrainConfig['dtype']; group?: ProcessGroup }): { loss: number; health: EmbeddingHealth } | undefined {
   const { group } = options;
-  const negative = Array.from(batch.negative.toTypedArray() as ArrayLike<number | boolean>, Boolean);
+  const negative = batch.negative.toBooleans();
   if (!group && negative.every(Boolean)) return undefined;
   const n = negative.length;
   return tidy(() => {
@@ -153,61 +119,36 @@ function agree(group: ProcessGroup | undefined, loss: number, stop: boolean): { 
   if (!group) return { loss, stop };
   using t = tensor([loss, stop ? 1 : 0], { dtype: 'float64' });
   group.allReduce(t, 'sum');
-  const [sum, stops] = t.toTypedArray() as Float64Array;
+  const [sum, stops] = t.toNumbers();
   return { loss: sum / group.worldSize, stop: stops > 0 };
 }
 
-/** A JSON file's value; a FileError naming the file when it cannot be read or parsed. */
-export function readJson<T = unknown>(path: string): T {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
-  } catch (e) {
-    throw new FileError(path, `cannot be read as JSON: ${(e as Error).message}`);
-  }
-}
-
-/** The configuration of the run to resume in `out`, which must be `config`. */
-function resumedConfig(out: string, config: PretrainConfig): PretrainConfig {
-  if (!existsSync(join(out, RUN_FILES.checkpoint))) throw new FileError(join(out, RUN_FILES.checkpoint), 'missing: there is no run to resume here');
-  const path = join(out, RUN_FILES.config);
-  const saved = readJson<PretrainConfig>(path);
+/** The configuration of the run to resume in `folder`, which must be `config`. */
+function resumedConfig(folder: RunFolder, config: PretrainConfig): PretrainConfig {
+  if (!folder.has('checkpoint')) throw new FileError(folder.path('checkpoint'), 'missing: there is no run to resume here');
+  const saved = readPretrainConfig(folder);
   if (JSON.stringify(saved) !== JSON.stringify(config)) {
     const differing = Object.keys({ ...saved, ...config }).filter((k) => JSON.stringify(saved[k as keyof PretrainConfig]) !== JSON.stringify(config[k as keyof PretrainConfig]));
-    throw new FileError(path, `the run was configured differently (${differing.join(', ')}); a resumed run keeps its configuration`);
+    throw new FileError(folder.path('config'), `the run was configured differently (${differing.join(', ')}); a resumed run keeps its configuration`);
   }
   return saved;
 }
 
-/**
- * A fresh run's folder (the caller has checked that it holds no run to keep): the files of a run that stopped
- * before it could be resumed are removed, so that they are not mixed with the new run's (metrics.jsonl twice over).
- */
-export async function startRunFolder(out: string, files: readonly string[]): Promise<void> {
-  await mkdir(out, { recursive: true });
-  await Promise.all(files.map((f) => rm(join(out, f), { force: true })));
-}
-
-/** Each modality's input [H, W]: its configured size, or its native grid. */
-export function inputSizes(config: Pick<PretrainConfig, 'modalities' | 'sizes'>, dataset: Dataset): Record<string, [number, number]> {
-  return Object.fromEntries(config.modalities.map((m) => [m, config.sizes[m] ?? dataset.modalities.find((i) => i.name === m)!.size]));
-}
-
 /** metrics.jsonl up to `step` (a resumed run rewrites what followed its checkpoint). */
-async function truncateMetrics(path: string, step: number): Promise<void> {
-  if (!existsSync(path)) return;
-  const kept = readFileSync(path, 'utf8').split('\n').filter((line) => line !== '' && (JSON.parse(line) as { step: number }).step <= step);
-  await writeFileAtomic(path, [new TextEncoder().encode(kept.map((l) => `${l}\n`).join(''))]);
+async function truncateMetrics(folder: RunFolder, step: number): Promise<void> {
+  const kept = folder.readLines<{ step: number }>('metrics').filter((line) => line.step <= step);
+  await writeFileAtomic(folder.path('metrics'), [new TextEncoder().encode(kept.map((l) => `${JSON.stringify(l)}\n`).join(''))]);
 }
 
 /** Rank 0's band statistics on every rank, in one broadcast on `device` (the other ranks compute nothing). */
 async function sharedStats(group: ProcessGroup | undefined, dataset: Dataset, modalities: readonly string[], device: Device, compute: () => Promise<NormalizationStats>): Promise<NormalizationStats> {
   if (!group || group.worldSize === 1) return compute();
-  const bands = checkModalities(modalities, dataset);
+  const bands = bandCounts('pretrain', modalities, dataset);
   const own = group.rank === 0 ? await compute() : undefined;
   const flat = own ? modalities.flatMap((m) => [...own[m].mean, ...own[m].std]) : modalities.flatMap((m) => new Array<number>(2 * bands[m]).fill(0));
   using t = tensor(flat, { dtype: 'float64', device });
   group.broadcast(t, 0);
-  const values = Array.from(t.cpu().toTypedArray() as Float64Array);
+  const values = t.toNumbers();
   let at = 0;
   const take = (n: number) => values.slice(at, (at += n));
   return Object.fromEntries(modalities.map((m) => [m, { mean: take(bands[m]), std: take(bands[m]) }]));
@@ -223,20 +164,20 @@ const nextTurn = () => new Promise<void>((resolve) => { setImmediate(resolve); }
 export async function pretrain(options: PretrainOptions): Promise<PretrainResult> {
   const { out, resume = false, signal, onStep, onEpoch, onEpochEnd, group } = options;
   const worldSize = group?.worldSize ?? 1, writer = (group?.rank ?? 0) === 0;
+  const folder = new RunFolder(out);
   // Everything that can be refused is checked before the run folder is touched.
-  const config = resume ? resumedConfig(out, options.config) : options.config;
+  const config = resume ? resumedConfig(folder, options.config) : options.config;
   const layout = viewLayout(config.modalities, config.augment);
   if (config.batchSize % worldSize !== 0) throw invalidArg('pretrain', 'batchSize', `a multiple of the ${worldSize} processes (it is the global batch)`, config.batchSize);
   // With several GPUs on a machine, each rank takes its own (torchrun's LOCAL_RANK convention).
   const device = checkAvailable('pretrain', group && config.device === 'cuda' ? `cuda:${group.localRank}` : config.device);
-  if (!resume && existsSync(join(out, RUN_FILES.checkpoint))) throw new FileError(out, 'holds a run already: resume it (--resume) or choose another folder');
+  if (!resume && folder.has('checkpoint')) throw new FileError(out, 'holds a run already: resume it (--resume) or choose another folder');
   const dataset = await openPath(config.data);
-  checkModalities(config.modalities, dataset);
+  bandCounts('pretrain', config.modalities, dataset);
   if (config.threads !== null) setNumThreads(config.threads);
   const statsOptions: BandStatsOptions = { modalities: config.modalities, maxSamples: config.statsSamples, seed: config.seed, workers: config.workers, onBadSample: config.onBadSample };
   const statsSkipped: SkippedSample[] = [];
-  const statsPath = join(out, RUN_FILES.bandStats);
-  const normalization = await sharedStats(group, dataset, config.modalities, device, () => loadOrComputeBandStats(dataset, { ...statsOptions, lookIn: [statsPath], onSkip: (s) => statsSkipped.push(s) }));
+  const normalization = await sharedStats(group, dataset, config.modalities, device, () => loadOrComputeBandStats(dataset, { ...statsOptions, lookIn: [folder.path('bandStats')], onSkip: (s) => statsSkipped.push(s) }));
   await using loader = new DataLoader(dataset, {
     modalities: config.modalities.map((name) => ({ name, size: config.sizes[name] })), batchSize: config.batchSize / worldSize, dropLast: true,
     augmentation: config.augment, normalization, seed: config.seed, workers: config.workers, device, onBadSample: config.onBadSample,
@@ -245,28 +186,28 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
   const batches = loader.batches(0).length;
   if (batches === 0) throw invalidArg('pretrain', 'batchSize', `at most the training split's ${dataset.samples.filter((s) => s.split === 'train').length} locations`, config.batchSize);
   manualSeed(config.seed);
-  using model = buildModel(config, dataset).train().to({ device, dtype: config.dtype, memoryFormat: config.memoryFormat });
+  using model = pretrainModel(config, dataset).train().to({ device, dtype: config.dtype, memoryFormat: config.memoryFormat });
   if (group && worldSize > 1) {
     if (config.syncBatchNorm) convertSyncBatchNorm(model, group);
     noGrad(() => group.broadcast([...model.stateDict().values()], 0));   // the same start even if seeds were to differ
   }
   using optimizer = buildOptimizer(model.parameters(), config.optimizer);
   const scheduler = buildScheduler(optimizer, config.schedule, batches, config.epochs);
-  const checkpoint = join(out, RUN_FILES.checkpoint), metricsPath = join(out, RUN_FILES.metrics);
+  const checkpoint = folder.path('checkpoint');
   if (writer && !resume) {
-    await startRunFolder(out, [...Object.values(RUN_FILES), ENVIRONMENT_FILE]);
-    await writeJsonAtomic(join(out, RUN_FILES.config), config);
-    await writeEnvironment(out, config.device);
+    await folder.start();
+    await folder.writeJson('config', config);
+    await writeEnvironment(folder, config.device);
   }
-  if (writer) await writeBandStats(statsPath, dataset, statsOptions, normalization, statsSkipped);
-  const skips = new SkipLog(writer ? join(out, RUN_FILES.skipped) : undefined);
+  if (writer) await writeBandStats(folder.path('bandStats'), dataset, statsOptions, normalization, statsSkipped);
+  const skips = new SkipLog(writer ? folder.path('skipped') : undefined);
   let pendingSkips = skips.add('stats', statsSkipped);
   let position: Position = { epoch: 0, batch: 0 }, step = 0;
   if (resume) {
     const loaded = await loadCheckpoint(checkpoint, { model, optimizer, scheduler });
     ({ position } = loaded.extra as { position: Position });
     step = loaded.step;
-    if (writer) await truncateMetrics(metricsPath, step);
+    if (writer) await truncateMetrics(folder, step);
   }
   const save = async () => writer && saveCheckpoint(checkpoint, {
     model, optimizer, scheduler, step, epoch: position.epoch, extra: { position, normalization, modalities: config.modalities, inputSizes: inputSizes(config, dataset) },
@@ -303,7 +244,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
           skipped: loader.skipped.length - skippedBefore, ...result.health,
           ...(group ? { commWait: (ProcessGroup.waitSeconds() - commStart) * 1000 / (end - waitStart) } : {}),
         };
-        appendFileSync(metricsPath, `${JSON.stringify(metrics)}\n`);
+        folder.appendLines('metrics', [metrics]);
         onStep?.(metrics);
       }
       stop = group ? agreed.stop : signal?.aborted ?? false;
@@ -323,7 +264,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
       const knn = await monitor.evaluate(model, position.epoch, step);
       epochSkips.push(...skips.add('knn', monitor.skipped));
       if (knn) {
-        appendFileSync(metricsPath, `${JSON.stringify(knn)}\n`);
+        folder.appendLines('metrics', [knn]);
         onEpoch?.(knn);
       }
     }

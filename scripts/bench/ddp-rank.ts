@@ -3,9 +3,9 @@
  * batch, with the process group (SyncBatchNorm, global negatives, the bucketed gradient all-reduce) or, in mode
  * 'local', without one. usage: ddp-rank.js WEIGHTS BATCH REPEATS MODE [nosync] (BatchNorm per process); rank 0 prints {"ms", "commWait"}.
  */
-import { distributed, nn, safetensors, torch } from '../../lib/index.js';
+import { distributed, nn, io, torch } from '../../lib/index.js';
 import type { Batch } from '../../lib/data/loader.js';
-import { buildOptimizer } from '../../lib/train/config.js';
+import { buildOptimizer } from '../../lib/train/optimizers.js';
 import { pretrainStep } from '../../lib/train/pretrain.js';
 import { viewLayout } from '../../lib/train/views.js';
 import { medianMs } from './harness.js';
@@ -17,7 +17,7 @@ const group = mode === 'distributed' ? await distributed.initProcessGroup() : un
 const rank = group?.rank ?? 0;
 
 using model = new nn.models.MultiModalModel({ modalities: Object.fromEntries(Object.entries(MODALITIES).map(([m, [c]]) => [m, c])) });
-model.loadStateDict(await safetensors.loadFile(weights));
+model.loadStateDict(await io.safetensors.loadFile(weights));
 model.train().to({ memoryFormat: 'channelsLast' });
 if (group && sync === 'sync') nn.convertSyncBatchNorm(model, group);
 using optimizer = buildOptimizer(model.parameters(), { name: 'sgd', lr: 0.01, momentum: 0.9, weightDecay: 1e-4 });

@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { nn, safetensors, torch } from '../../lib/index.js';
+import { nn, io, torch } from '../../lib/index.js';
 import { freePort } from '../../lib/distributed/launch.js';
 import { costRow, PYTHON, pytorchVersion, rateRow, report } from './harness.js';
 
@@ -41,7 +41,7 @@ async function main(): Promise<void> {
     {
       torch.manualSeed(0);
       using model = new nn.models.MultiModalModel({ modalities: { s1: 2, s2: 4, naip: 4 } });
-      await safetensors.saveFile(model.stateDict(), weights);
+      await io.safetensors.saveFile(model.stateDict(), weights);
     }
     const half = Math.max(1, Math.floor(CORES / 2)), share = BATCH / 2;
     const py = (batch: number, mode: string) => [PYTHON, new URL('../../../scripts/bench/ddp.py', import.meta.url).pathname, weights, String(batch), String(REPEATS), mode];

@@ -18,8 +18,9 @@ import autocannon from 'autocannon';
 import { nn, torch } from '../../lib/index.js';
 import { freePort } from '../../lib/distributed/launch.js';
 import { createServer } from '../../lib/serve/server.js';
-import { resolveFinetuneConfig } from '../../lib/train/config.js';
-import { saveFinetuned } from '../../lib/train/finetune.js';
+import { resolveFinetuneConfig } from '../../lib/config/index.js';
+import { RunFolder } from '../../lib/runs/folder.js';
+import { saveFinetuned } from '../../lib/runs/load.js';
 import { writeFileAtomic } from '../../lib/io/atomic.js';
 import { costRow, PYTHON, pytorchVersion, rateRow, report } from './harness.js';
 
@@ -35,7 +36,7 @@ async function writeRun(out: string): Promise<void> {
   using model = new nn.models.FusionClassifier({ modalities: CHANNELS, numClasses: 6 });
   const normalization = { s1: { mean: [-12, -19], std: [3, 3] }, s2: { mean: [1200, 1100, 1000, 2500], std: [500, 500, 500, 800] } };
   await writeFileAtomic(join(out, 'config.json'), [new TextEncoder().encode(JSON.stringify(config))]);
-  await saveFinetuned(model, out, config, normalization, { s1: [72, 72], s2: [72, 72] });
+  await saveFinetuned(model, new RunFolder(out), config, normalization, { s1: [72, 72], s2: [72, 72] });
 }
 
 function body(): string {

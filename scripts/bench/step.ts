@@ -10,10 +10,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { nn, safetensors, torch } from '../../lib/index.js';
+import { nn, io, torch } from '../../lib/index.js';
 import type { Batch } from '../../lib/data/loader.js';
 import { pretrainStep } from '../../lib/train/pretrain.js';
-import { buildOptimizer } from '../../lib/train/config.js';
+import { buildOptimizer } from '../../lib/train/optimizers.js';
 import { viewLayout } from '../../lib/train/views.js';
 import { medianMs, pytorchVersion, rateRow, report, runPython } from './harness.js';
 
@@ -29,7 +29,7 @@ function build(): nn.models.MultiModalModel {
 }
 
 /** Median milliseconds of our step in `memoryFormat`, after one warm-up step. */
-function oursMs(memoryFormat: torch.MemoryFormat): number {
+function oursMs(memoryFormat: 'contiguousFormat' | 'channelsLast'): number {
   using model = build().train().to({ memoryFormat });
   using optimizer = buildOptimizer(model.parameters(), { name: 'sgd', lr: 0.01, momentum: 0.9, weightDecay: 1e-4 });
   const views = Object.fromEntries(Object.entries(MODALITIES).map(([m, [c, s]]) => [m, [0, 1].map(() => torch.randn([BATCH, c, s, s]).contiguous({ memoryFormat }))]));
@@ -49,7 +49,7 @@ async function main(): Promise<void> {
     const weights = join(scratch, 'initial.safetensors');
     {
       using model = build();
-      await safetensors.saveFile(model.stateDict(), weights);
+      await io.safetensors.saveFile(model.stateDict(), weights);
     }
     const threads = torch.getNumThreads();
     const baseline = runPython<{ contiguous: number; channelsLast: number }>('step.py', [threads, weights, BATCH, REPEATS]);

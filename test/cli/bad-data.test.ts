@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { encodeNpy } from '../../lib/data/formats/npy.js';
 import { openMeterML } from '../../lib/data/meterml.js';
 import { synthesize } from '../../lib/data/synth/index.js';
-import type { SkipRecord } from '../../lib/train/skipped.js';
+import type { SkipRecord } from '../../lib/runs/skipped.js';
 
 const main = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'lib', 'cli', 'main.js');
 const scratch = mkdtempSync(join(tmpdir(), 'mmssl-bad-data-'));
@@ -120,7 +120,7 @@ test.serial('refused runs leave no folder: a batch larger than the split, an unk
   await ready;
   const cases: [string[], RegExp][] = [
     [['--batch-size', '500'], /batchSize must be at most the training split's 14 locations/],
-    [['--device', 'tpu'], /device must be 'cpu', 'cuda' or 'cuda:N'/],
+    [['--device', 'tpu'], /--device <device>' argument 'tpu' is invalid. 'cpu', 'cuda' or 'cuda:N' is expected/],
     [['--device', 'cuda'], /device 'cuda' is not available/],
   ];
   for (const [extra, message] of cases) {

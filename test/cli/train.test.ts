@@ -99,7 +99,7 @@ test('mistakes: exit code 1, one line naming what is wrong, no stack trace, no r
     [['pretrain', '--data', data, '--modalities', 's2', '--no-augment', '--out', join(scratch, 'bad1')], /^mmssl: viewLayout: pre-training s2 alone needs augmentations/],
     [['pretrain', '--data', data, '--modalities', 's1,radar', '--out', join(scratch, 'bad2')], /^mmssl: pretrain: modalities must be names among the dataset's/],
     [['pretrain', '--data', data, '--modalities', 's1', '--epochs', '0', '--out', join(scratch, 'bad3')], /error: option '--epochs <n>' argument '0' is invalid/],
-    [['pretrain', '--data', data, '--modalities', 's1', '--size', 'naip=big', '--out', join(scratch, 'bad4')], /MODALITY=HxW is expected/],
+    [['pretrain', '--data', data, '--modalities', 's1', '--size', 'naip=big', '--out', join(scratch, 'bad4')], /\[height, width\] \(positive integers\) is expected, got string 'big'/],
     [['pretrain', '--data', join(scratch, 'nowhere'), '--modalities', 's1', '--out', join(scratch, 'bad5')], /^mmssl: .*nowhere/],
     [['finetune', '--data', data, '--init', join(scratch, 'nothing'), '--modalities', 's2', '--out', join(scratch, 'bad6')], /^mmssl: .*--init must be a pre-training run folder/],
     [['finetune', '--data', data, '--modalities', 's2', '--label-fraction', '1.5', '--out', join(scratch, 'bad7')], /a number in \(0, 1\] is expected/],
@@ -116,7 +116,7 @@ test('mistakes: exit code 1, one line naming what is wrong, no stack trace, no r
   writeFileSync(config, JSON.stringify({ epoch: 3 }));
   const typo = mmssl('pretrain', '--data', data, '--modalities', 's1', '--config', config, '--out', join(scratch, 'bad9'));
   t.is(typo.status, 1);
-  t.regex(typo.stderr, /^mmssl: pretrain config: key must be one of .*got string 'epoch'/);
+  t.regex(typo.stderr, /^mmssl: pretrain config: key in \S*typo\.json must be one of .*got string 'epoch'/, 'the key and the file named');
 });
 
 test('each command explains itself', (t) => {

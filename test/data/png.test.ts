@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { ArgumentError } from '../../lib/errors.js';
 import { decodePng, encodePng } from '../../lib/data/formats/png.js';
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'fixtures', 'data', 'png');
@@ -117,12 +118,12 @@ test('encodePng of constants and full-range ramps (the Sub filter wraps modulo 2
 });
 
 test('encodePng refuses a sample count that does not fit, or 5 channels', (t) => {
-  t.throws(() => encodePng({ width: 3, height: 3, channels: 3, data: new Uint8Array(26) }), { instanceOf: RangeError, message: /26 samples for 3x3x3/ });
-  t.throws(() => encodePng({ width: 1, height: 1, channels: 5, data: new Uint8Array(5) }), { instanceOf: RangeError });
+  t.throws(() => encodePng({ width: 3, height: 3, channels: 3, data: new Uint8Array(26) }), { instanceOf: ArgumentError, code: 'ERR_MMSSL_ARG', message: /26 samples for 3x3x3/ });
+  t.throws(() => encodePng({ width: 1, height: 1, channels: 5, data: new Uint8Array(5) }), { instanceOf: ArgumentError, code: 'ERR_MMSSL_ARG' });
 });
 
 test('encodePng refuses dimensions that are not positive integers (PNG needs width, height >= 1)', (t) => {
   // 256 x 2.25 x 4 = 2304 samples: the count fits, the height is no height (the header would say 2, and the file not decode)
-  t.throws(() => encodePng({ width: 256, height: 2.25, channels: 4, data: new Uint8Array(2304) }), { instanceOf: RangeError });
-  t.throws(() => encodePng({ width: 0, height: 4, channels: 1, data: new Uint8Array(0) }), { instanceOf: RangeError });
+  t.throws(() => encodePng({ width: 256, height: 2.25, channels: 4, data: new Uint8Array(2304) }), { instanceOf: ArgumentError, code: 'ERR_MMSSL_ARG' });
+  t.throws(() => encodePng({ width: 0, height: 4, channels: 1, data: new Uint8Array(0) }), { instanceOf: ArgumentError, code: 'ERR_MMSSL_ARG' });
 });

@@ -63,7 +63,7 @@ test('agrees with the TypeScript reference on random embeddings, chunked or not'
 test('bad inputs name what is wrong', (t) => {
   torch.tidy(() => {
     const g = rows([[1, 0], [0, 1]]);
-    t.throws(() => knnPredict(g, [0, 1], rows([[1, 0, 0]]), { numClasses: 2 }), { message: /knnPredict: queries must be a \[rows, 2\] tensor, got string 'shape \[1,3\]'/ });
+    t.throws(() => knnPredict(g, [0, 1], rows([[1, 0, 0]]), { numClasses: 2 }), { message: /knnPredict: queries must be a \[rows, 2\] tensor, got a float64 tensor of shape \[1, 3\] on cpu/, code: 'ERR_MMSSL_ARG' });
     t.throws(() => knnPredict(g, [0], rows([[1, 0]]), { numClasses: 2 }), { message: /galleryLabels must be 2 labels, one per gallery row/ });
     t.throws(() => knnPredict(g, [0, 2], rows([[1, 0]]), { numClasses: 2 }), { message: /galleryLabels\[1\] must be a class in \[0, 2\)/ });
     t.throws(() => knnPredict(g, [0, 1], rows([[1, 0]]), { numClasses: 2, k: 0 }), { message: /k must be an integer >= 1/ });

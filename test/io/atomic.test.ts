@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { nn, safetensors, torch, train } from '../../lib/index.js';
+import { io, nn, torch } from '../../lib/index.js';
 import { values } from '../helpers/reference.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -18,22 +18,22 @@ const temps = (name: string) => readdirSync(dir).filter((f) => f.startsWith(`${n
 test('stale temporaries are swept, live ones kept; concurrent writers each leave a whole file and no temporary', async (t) => {
   const path = join(dir, 'atomic.safetensors');
   const xs = Array.from({ length: 8 }, (_, i) => torch.full([1000], i));
-  await safetensors.saveFile({ x: xs[0] }, path);
+  await io.safetensors.saveFile({ x: xs[0] }, path);
   const stale = `${path}.tmp-999999999-deadbeef`;   // a writer that no longer exists (no such pid)
   writeFileSync(stale, 'partial');
   const mine = `${path}.tmp-${process.pid}-0000`;    // this process's own temporaries may be in use: never swept
   writeFileSync(mine, 'partial');
   const other = join(dir, 'other.safetensors.tmp-999999999-deadbeef');   // another target's: not this write's business
   writeFileSync(other, 'partial');
-  await safetensors.saveFile({ x: xs[1] }, path);
+  await io.safetensors.saveFile({ x: xs[1] }, path);
   t.false(existsSync(stale));
   t.deepEqual(temps('atomic.safetensors'), [`atomic.safetensors.tmp-${process.pid}-0000`]);
   t.true(existsSync(other));
   writeFileSync(stale, 'partial');
-  safetensors.saveFileSync({ x: xs[1] }, path);
+  io.safetensors.saveFileSync({ x: xs[1] }, path);
   t.false(existsSync(stale));
-  await Promise.all(xs.map((x) => safetensors.saveFile({ x }, path)));
-  const [x] = safetensors.loadFileSync(path).values();
+  await Promise.all(xs.map((x) => io.safetensors.saveFile({ x }, path)));
+  const [x] = io.safetensors.loadFileSync(path).values();
   const written = values(x);
   t.true(written.length === 1000 && written.every((v) => v === written[0]) && written[0] >= 0 && written[0] < 8, "one writer's whole file");
   t.deepEqual(temps('atomic.safetensors'), [`atomic.safetensors.tmp-${process.pid}-0000`]);
@@ -51,13 +51,13 @@ test('stale temporaries are swept, live ones kept; concurrent writers each leave
 test('a missing output directory is created; a path that cannot be a directory is a FileError naming the file', async (t) => {
   using x = torch.arange(6);
   const nested = join(dir, 'run', 'a', 'weights.safetensors');
-  await safetensors.saveFile({ x }, nested);
-  safetensors.saveFileSync({ x }, join(dir, 'run', 'b', 'weights.safetensors'));
+  await io.safetensors.saveFile({ x }, nested);
+  io.safetensors.saveFileSync({ x }, join(dir, 'run', 'b', 'weights.safetensors'));
   t.deepEqual(readdirSync(join(dir, 'run')).sort(), ['a', 'b']);
-  t.deepEqual(values(safetensors.loadFileSync(nested).get('x')!), [0, 1, 2, 3, 4, 5]);
+  t.deepEqual(values(io.safetensors.loadFileSync(nested).get('x')!), [0, 1, 2, 3, 4, 5]);
   const blocked = join(dir, 'run', 'a', 'weights.safetensors', 'inner.safetensors');   // its "directory" is a file
-  await t.throwsAsync(safetensors.saveFile({ x }, blocked), { code: 'ERR_MMSSL_IO', message: /inner\.safetensors: cannot write/ });
-  t.throws(() => safetensors.saveFileSync({ x }, blocked), { code: 'ERR_MMSSL_IO', message: /inner\.safetensors: cannot write/ });
+  await t.throwsAsync(io.safetensors.saveFile({ x }, blocked), { code: 'ERR_MMSSL_IO', message: /inner\.safetensors: cannot write/ });
+  t.throws(() => io.safetensors.saveFileSync({ x }, blocked), { code: 'ERR_MMSSL_IO', message: /inner\.safetensors: cannot write/ });
 });
 
 test('the kill test: SIGKILL at any moment, the last checkpoint always loads and its step never goes back', async (t) => {
@@ -92,7 +92,7 @@ test('the kill test: SIGKILL at any moment, the last checkpoint always loads and
     if (left.some((f) => f.startsWith(ownTemp))) seen.tempsLeft += 1;
     if (saved.length > 0) seen.lastSaved = saved.at(-1)!;
     if (seen.lastSaved === 0) continue;   // killed before its first checkpoint
-    const { step } = await train.loadCheckpoint(path, { model });
+    const { step } = await io.loadCheckpoint(path, { model });
     t.true(step >= seen.lastSaved, `kill ${kill}: the file holds step ${step}, the writer had saved ${seen.lastSaved}`);
     t.deepEqual(new Set(values(model.weight)), new Set([step]), `kill ${kill}: step ${step}'s weights`);
     seen.lastSaved = step;
@@ -102,6 +102,6 @@ test('the kill test: SIGKILL at any moment, the last checkpoint always loads and
   t.true(seen.killedInSave >= 9, `only ${seen.killedInSave} kills landed during a save`);
   t.true(seen.tempsLeft >= 6, `only ${seen.tempsLeft} kills left a half-written temporary file`);
   using w = torch.ones([1]);
-  await safetensors.saveFile({ w }, path);   // the next save sweeps what the last killed writer left
+  await io.safetensors.saveFile({ w }, path);   // the next save sweeps what the last killed writer left
   t.deepEqual(temps('killed.safetensors'), []);
 });

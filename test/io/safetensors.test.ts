@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { safetensors, torch } from '../../lib/index.js';
+import { io, torch } from '../../lib/index.js';
+
+const { safetensors } = io;
 import { native } from '../../lib/native.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');

@@ -104,7 +104,7 @@ test('bad widths, options and features are rejected with ERR_MMSSL_ARG', (t) => 
     t.throws(() => new ClassifierHead(4, 3, { dropout: 1.5 }), { code: 'ERR_MMSSL_ARG', message: /Dropout: p must be a probability/ });
     const head = new ClassifierHead([3, 5], 2);
     t.throws(() => head.forward(torch.ones([2, 3])), { code: 'ERR_MMSSL_ARG', message: /features must be 2 tensor\(s\)/ });
-    t.throws(() => head.forward(torch.ones([2, 3]), torch.ones([2, 4])), { code: 'ERR_MMSSL_ARG', message: /features\[1\] must be a \[2, 5\] tensor, got string 'shape \[2, 4\]'/ });
+    t.throws(() => head.forward(torch.ones([2, 3]), torch.ones([2, 4])), { code: 'ERR_MMSSL_ARG', message: /features\[1\] must be a \[2, 5\] tensor, got a float32 tensor of shape \[2, 4\] on cpu/ });
     t.throws(() => head.forward(torch.ones([2, 3]), torch.ones([3, 5])), { code: 'ERR_MMSSL_ARG', message: /features\[1\] must be a \[2, 5\] tensor/ });
     t.throws(() => head.forward('x' as never, torch.ones([3, 5])), { code: 'ERR_MMSSL_ARG', message: /features\[0\] must be a Tensor/ });
     head.dispose();

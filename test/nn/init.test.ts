@@ -29,7 +29,7 @@ test('calculateFanInAndFanOut multiplies the channels by the receptive field', (
   tidy(() => {
     t.deepEqual(init.calculateFanInAndFanOut(empty([6, 4, 3, 5])), [60, 90]);
     t.deepEqual(init.calculateFanInAndFanOut(empty([5, 7])), [7, 5]);
-    t.throws(() => init.calculateFanInAndFanOut(empty([5])), { code: 'ERR_MMSSL_ARG', message: /at least 2 dimensions, got string 'shape \[5\]'/ });
+    t.throws(() => init.calculateFanInAndFanOut(empty([5])), { code: 'ERR_MMSSL_ARG', message: /at least 2 dimensions, got a float32 tensor of shape \[5\] on cpu/ });
   });
 });
 

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { nn, optim, torch } from '../../lib/index.js';
+import { DisposedError, nn, optim, torch } from '../../lib/index.js';
 import { maxRelErr, randomArray, rng, values } from '../helpers/reference.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -244,7 +244,7 @@ test('bad options say which option and group is wrong', (t) => {
   opt.paramGroups[0].lr = Number.NaN;
   t.throws(() => opt.step(), { code: 'ERR_MMSSL_ARG', message: /SGD: lr/ });
   opt.dispose();
-  t.throws(() => opt.step(), { code: 'ERR_MMSSL_ARG', message: /disposed/ });
+  t.throws(() => opt.step(), { instanceOf: DisposedError, code: 'ERR_MMSSL_DISPOSED', message: /disposed/ });
   w.dispose();
 });
 

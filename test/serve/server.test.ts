@@ -11,7 +11,7 @@ import { synthesize } from '../../lib/data/synth/index.js';
 import { loadFileWithMetadata, saveFile } from '../../lib/io/safetensors.js';
 import { loadClassifier, loadEncoder } from '../../lib/serve/model.js';
 import { createServer, type Server } from '../../lib/serve/server.js';
-import { resolveFinetuneConfig, resolvePretrainConfig } from '../../lib/train/config.js';
+import { resolveFinetuneConfig, resolvePretrainConfig } from '../../lib/config/index.js';
 import { finetune } from '../../lib/train/finetune.js';
 import { pretrain } from '../../lib/train/pretrain.js';
 

@@ -10,12 +10,14 @@ import { CLASSES } from '../../lib/data/dataset.js';
 import { openPath } from '../../lib/data/open.js';
 import { synthesize } from '../../lib/data/synth/index.js';
 import { FusionClassifier } from '../../lib/nn/models/multimodal.js';
-import { loadCheckpoint, loadWeights } from '../../lib/train/checkpoint.js';
-import { resolveFinetuneConfig, resolvePretrainConfig } from '../../lib/train/config.js';
+import { loadCheckpoint, loadWeights } from '../../lib/io/checkpoint.js';
+import { resolveFinetuneConfig, resolvePretrainConfig } from '../../lib/config/index.js';
 import { DataLoader } from '../../lib/data/loader.js';
 import { manualSeed } from '../../lib/torch/runtime.js';
-import { evaluate, finetune, trainingSubset } from '../../lib/train/finetune.js';
-import { buildModel, pretrain } from '../../lib/train/pretrain.js';
+import { evaluateClassifier, trainingSubset } from '../../lib/eval/downstream.js';
+import { pretrainModel } from '../../lib/runs/models.js';
+import { finetune } from '../../lib/train/finetune.js';
+import { pretrain } from '../../lib/train/pretrain.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'mmssl-finetune-'));
 test.after.always(() => rmSync(scratch, { recursive: true, force: true }));
@@ -59,7 +61,7 @@ test('random and pre-trained initialisation; the saved model gives the same repo
     using model = new FusionClassifier({ modalities: { s1: 2, s2: 4 }, numClasses: 6, alexnetHidden: 32 });
     const stats = JSON.parse((await loadWeights(model, join(out, 'model.safetensors'))).metadata.normalizationPerModality as string);
     await using val = new DataLoader(dataset, { modalities: ['s1', 's2'], batchSize: 4, splits: ['val'], shuffle: false, normalization: stats, workers: 1, filter: (s) => s.label >= 0 });
-    const again = await evaluate(model, val, config({ init, modalities: ['s1', 's2'] }), [...CLASSES]);
+    const again = await evaluateClassifier(model, val, config({ init, modalities: ['s1', 's2'] }), [...CLASSES]);
     t.deepEqual(again.confusionMatrix, result.val.confusionMatrix);
   }
 });
@@ -72,7 +74,7 @@ test('a linear probe trains the classifier only; Negatives can be a seventh clas
   t.true(result.val.support[6] > 0, 'Negatives are evaluated');
   using tuned = new FusionClassifier({ modalities: { s2: 4 }, numClasses: 7, alexnetHidden: 32 });
   await loadWeights(tuned, join(out, 'model.safetensors'));
-  using pretrained = buildModel(resolvePretrainConfig(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'))), await openPath(data));
+  using pretrained = pretrainModel(resolvePretrainConfig(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'))), await openPath(data));
   await loadCheckpoint(join(run, 'checkpoint.safetensors'), { model: pretrained });
   const backbone = pretrained.encoder('s2').backbone.stateDict();
   for (const [key, value] of tuned.stateDict()) {

@@ -7,9 +7,10 @@ import { join } from 'node:path';
 
 import { evaluation, torch } from '../../lib/index.js';
 import { synthesize } from '../../lib/data/synth/index.js';
-import { resolvePretrainConfig } from '../../lib/train/config.js';
-import { embed } from '../../lib/train/embed.js';
-import { knnInterval, type KnnMetrics } from '../../lib/train/knn_monitor.js';
+import { resolvePretrainConfig } from '../../lib/config/index.js';
+import { embed } from '../../lib/eval/embed.js';
+import type { KnnMetrics } from '../../lib/runs/records.js';
+import { knnInterval } from '../../lib/train/knn_monitor.js';
 import { pretrain } from '../../lib/train/pretrain.js';
 import { decodeNpy } from '../../lib/data/formats/npy.js';
 
@@ -67,7 +68,7 @@ test.serial('every n epochs, a gallery of at most gallerySize, or off', async (t
 });
 
 test('bad monitor settings are named', (t) => {
-  t.throws(() => config({ every: 'often' }), { message: /knn\.every must be 'auto' or an integer >= 0 \(0: off\)/ });
-  t.throws(() => config({ k: 0 }), { message: /knn\.k must be a positive integer/ });
-  t.throws(() => config({ neighbours: 5 }), { message: /knn\.key must be one of/ });
+  t.throws(() => config({ every: 'often' }), { code: 'ERR_MMSSL_ARG', message: /knn\.every must be 'auto' \(within 10% of training time\) or an integer >= 0, got string 'often'/ });
+  t.throws(() => config({ k: 0 }), { code: 'ERR_MMSSL_ARG', message: /knn\.k must be an integer >= 1, got number 0/ });
+  t.throws(() => config({ neighbours: 5 }), { code: 'ERR_MMSSL_ARG', message: /knn key must be one of 'every', 'k', 'temperature', 'gallerySize', got string 'neighbours'/ });
 });

@@ -7,8 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { synthesize } from '../../lib/data/synth/index.js';
-import { resolvePretrainConfig } from '../../lib/train/config.js';
-import { pretrain, type StepMetrics } from '../../lib/train/pretrain.js';
+import { resolvePretrainConfig } from '../../lib/config/index.js';
+import type { StepMetrics } from '../../lib/runs/records.js';
+import { pretrain } from '../../lib/train/pretrain.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'mmssl-pretrain-'));
 test.after.always(() => rmSync(scratch, { recursive: true, force: true }));

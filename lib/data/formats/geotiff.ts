@@ -14,7 +14,7 @@ import { deflateSync } from 'node:zlib';
 
 import { fromArrayBuffer, type GeoTIFFImage } from 'geotiff';
 
-import { FileError } from '../../errors.js';
+import { ArgumentError, FileError } from '../../errors.js';
 import type { Raster } from '../dataset.js';
 
 export interface GeoTiffRaster extends Raster {
@@ -138,7 +138,7 @@ const ROWS_PER_STRIP = 16;
 
 /** Little-endian classic TIFF, Deflate strips of 16 rows, pixel-interleaved, with GeoTIFF keys for EPSG:4326. */
 export function encodeGeoTiff({ width, height, bands, data, origin, pixelSize, nodata }: GeoTiffImage): Uint8Array {
-  if (data.length !== width * height * bands) throw new RangeError(`encodeGeoTiff: ${data.length} samples for ${width}x${height}x${bands}`);
+  if (data.length !== width * height * bands) throw new ArgumentError(`encodeGeoTiff: ${data.length} samples for ${width}x${height}x${bands}`);
   const bytesPerSample = data.BYTES_PER_ELEMENT, format = data instanceof Float32Array ? 3 : 1;
   const raw = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);   // little-endian on every platform Node runs on
   const rowBytes = width * bands * bytesPerSample;

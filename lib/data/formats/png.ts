@@ -12,7 +12,7 @@ import { crc32, deflateSync, inflateSync } from 'node:zlib';
 
 import { decode, type PngDataArray } from 'fast-png';
 
-import { FileError } from '../../errors.js';
+import { ArgumentError, FileError } from '../../errors.js';
 
 export interface PngImage {
   width: number;
@@ -156,7 +156,7 @@ export function encodePng({ width, height, channels, data }: { width: number; he
   const colourType = ({ 1: 0, 2: 4, 3: 2, 4: 6 } as Record<number, number>)[channels];
   const positive = (n: number) => Number.isInteger(n) && n > 0;
   if (colourType === undefined || !positive(width) || !positive(height) || data.length !== width * height * channels) {
-    throw new RangeError(`encodePng: ${data.length} samples for ${width}x${height}x${channels} (positive integer sizes, 1 to 4 channels)`);
+    throw new ArgumentError(`encodePng: ${data.length} samples for ${width}x${height}x${channels} (positive integer sizes, 1 to 4 channels)`);
   }
   const stride = width * channels;
   const filtered = new Uint8Array(height * (stride + 1));

@@ -85,7 +85,7 @@ export abstract class BatchNorm extends Module {
     const ranks = this.inputRanks;
     checkInput(op, x, `a ${ranks.join('-D or ')}-D tensor with ${this.numFeatures} channels (dim 1)`, (s) => ranks.includes(s.length) && s[1] === this.numFeatures);
     if (this.training && x.numel() === this.numFeatures) {
-      throw invalidArg(op, 'input', 'more than 1 value per channel in training mode', `shape [${x.shape.join(', ')}]`);
+      throw invalidArg(op, 'input', 'more than 1 value per channel in training mode', x);
     }
     let momentum = this.momentum ?? 0;
     if (this.training && this.numBatchesTracked !== null) {

@@ -26,7 +26,7 @@ export function checkPositiveInt(op: string, name: string, value: unknown): numb
 /** Checks a layer's input before any native code runs: a Tensor whose shape passes `fits`, described by `expected`. */
 export function checkInput(op: string, x: unknown, expected: string, fits: (shape: readonly number[]) => boolean, name = 'input'): Tensor {
   if (!(x instanceof Tensor)) throw invalidArg(op, name, 'a Tensor', x);
-  if (!fits(x.shape)) throw invalidArg(op, name, expected, `shape [${x.shape.join(', ')}]`);
+  if (!fits(x.shape)) throw invalidArg(op, name, expected, x);
   return x;
 }
 
