@@ -45,9 +45,13 @@ export class SkipLog {
   }
 }
 
-/** 'N samples skipped: id (reason); ...' naming the first `shown`. */
+/**
+ * 'N samples skipped: id (reason); ...' naming the first `shown`; a sample skipped in several phases (statistics and
+ * training) is one sample.
+ */
 export function describeSkipped(samples: readonly SkippedSample[], shown = 3): string {
-  const named = samples.slice(0, shown).map((s) => `${s.id} (${s.message})`).join('; ');
-  const more = samples.length > shown ? `; and ${samples.length - shown} more` : '';
-  return `${samples.length} sample${samples.length === 1 ? '' : 's'} skipped: ${named}${more}`;
+  const distinct = [...new Map(samples.map((s) => [s.id, s])).values()];
+  const named = distinct.slice(0, shown).map((s) => `${s.id} (${s.message})`).join('; ');
+  const more = distinct.length > shown ? `; and ${distinct.length - shown} more` : '';
+  return `${distinct.length} sample${distinct.length === 1 ? '' : 's'} skipped: ${named}${more}`;
 }

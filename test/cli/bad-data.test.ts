@@ -66,6 +66,7 @@ test.serial('--on-bad-sample skip (or onBadSample in a config file): every skipp
   // stdout: a line per epoch, the first naming those the band statistics left out too; the summary counts them
   const epochLines = run.stdout.split('\n').filter((l) => /^epoch \d\/2: \d+ samples? skipped: /.test(l));
   t.is(epochLines.length, 2, run.stdout);
+  t.regex(epochLines[0], /^epoch 1\/2: 5 samples skipped: /, 'a sample the statistics and training both left out is one sample');
   t.true(epochLines.every((l) => l.includes(join(out, 'skipped.jsonl'))));
   t.regex(run.stdout, new RegExp(`2 epochs, \\d+ steps, checkpoint .*; 5 samples skipped \\(${join(out, 'skipped.jsonl').replace(/[.]/g, '\\.')}\\)`));
   // skipped.jsonl: each broken sample with its file and reason, once per phase
