@@ -14,7 +14,8 @@ import { BAD_SAMPLE_POLICIES } from '../data/dataset.js';
 import { devicePattern } from '../torch/device.js';
 import { bool, type ConfigOf, ConfigSource, type ConfigValues, fraction, int, names, nonNegative, nullable, oneOf, option, orAuto, perName, positive, probability, resolve, size, text } from './schema.js';
 
-export { ConfigSource, type ConfigValues } from './schema.js';
+export { ConfigSource } from './schema.js';
+export type { ConfigOf, ConfigValues, Kind, Option, Schema } from './schema.js';
 
 export const OPTIMIZERS = ['sgd', 'adam', 'adamw', 'lars'] as const;
 export type OptimizerName = (typeof OPTIMIZERS)[number];

@@ -1,6 +1,6 @@
 /** The data pipeline: datasets (METER-ML, GeoTIFF manifests), augmentation, normalisation and the loader. */
 export { CLASSES, NEGATIVE, multiHot } from './dataset.js';
-export type { ClassName, Dataset, DatasetSpec, ModalityInfo, Raster, SampleRecord, SkippedSample, Split } from './dataset.js';
+export type { BadSamplePolicy, ClassName, Dataset, DatasetSpec, ModalityInfo, Raster, SampleRecord, SkippedSample, Split } from './dataset.js';
 export { Random } from './random.js';
 export { applyTransforms, sampleTransform } from './augment.js';
 export type { AugmentationOptions, ViewTransform } from './augment.js';
@@ -16,7 +16,7 @@ export type { MeterMLModality, MeterMLOptions } from './meterml.js';
 export { openManifest } from './manifest.js';
 export type { ManifestModality, ManifestOptions } from './manifest.js';
 export { decodeGeoTiff } from './formats/geotiff.js';
-export type { GeoTiffRaster } from './formats/geotiff.js';
+export type { GeoTiffRaster, GeoTransform } from './formats/geotiff.js';
 export type { InvalidPolicy } from './pixels.js';
 export { synthesize } from './synth/index.js';
-export type { SynthOptions, SynthReport } from './synth/index.js';
+export type { SynthFormat, SynthOptions, SynthReport } from './synth/index.js';

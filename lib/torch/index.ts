@@ -1,6 +1,6 @@
 /** The `torch` namespace: tensors, autograd, devices and memory, with PyTorch's names in camelCase. */
 export { Tensor } from './tensor.js';
-export type { NestedArray, Scalar, MemoryFormat, ToOptions, ReduceOptions, StdOptions, BackwardOptions } from './tensor.js';
+export type { NestedArray, Scalar, MemoryFormat, ToOptions, ReduceOptions, StdOptions, BackwardOptions, TopkOptions } from './tensor.js';
 export {
   tensor, fromBuffer, zeros, ones, empty, full, arange, linspace, rand, randn, randint,
   zerosLike, onesLike, fullLike, randLike, randnLike, cat, stack, where,

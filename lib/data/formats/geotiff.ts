@@ -40,7 +40,7 @@ function unsupported(image: GeoTIFFImage): string | undefined {
   return undefined;
 }
 
-type GeoTransform = [number, number, number, number, number, number];
+export type GeoTransform = [number, number, number, number, number, number];
 const PIXEL_IS_POINT = 2;
 
 /**
