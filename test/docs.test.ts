@@ -52,7 +52,7 @@ test('every relative link of README.md and docs/ resolves to a file', (t) => {
 test('docs/api, the API reference, is what TypeDoc generates from the TSDoc comments now (npm run docs)', (t) => {
   const out = mkdtempSync(join(tmpdir(), 'mmssl-api-'));
   t.teardown(() => rmSync(out, { recursive: true, force: true }));
-  execFileSync('npx', ['typedoc', '--out', out, '--logLevel', 'Error'], { cwd: ROOT, encoding: 'utf8', timeout: 240_000 });
+  execFileSync(process.execPath, [join(ROOT, 'node_modules/typedoc/bin/typedoc'), '--out', out, '--logLevel', 'Error'], { cwd: ROOT, encoding: 'utf8', timeout: 240_000 });
   const files = (dir: string): string[] => readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name).slice(dir.length + 1)).sort();
   const expected = files(out);
   t.true(expected.length > 50, `${expected.length} pages generated`);
