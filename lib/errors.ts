@@ -36,7 +36,8 @@ export class MmsslError extends Error {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = new.target.name;
     this.code = code;
-    for (const key of ['op', 'path', 'field'] as const) if (details[key] !== undefined) Object.defineProperty(this, key, { value: details[key], enumerable: true });
+    for (const key of ['op', 'path', 'field'] as const)
+      if (details[key] !== undefined) Object.defineProperty(this, key, { value: details[key], enumerable: true });
   }
 }
 
@@ -126,8 +127,25 @@ export class InternalError extends MmsslError {
 }
 
 const CLASSES: Record<string, abstract new (...args: never[]) => Error> = {
-  MmsslError, ArgumentError, TorchError, DisposedError, LoadError, DeviceError, FileError, StateDictError, DistributedError,
-  InputError, QueueFullError, InternalError, Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError,
+  MmsslError,
+  ArgumentError,
+  TorchError,
+  DisposedError,
+  LoadError,
+  DeviceError,
+  FileError,
+  StateDictError,
+  DistributedError,
+  InputError,
+  QueueFullError,
+  InternalError,
+  Error,
+  TypeError,
+  RangeError,
+  SyntaxError,
+  ReferenceError,
+  EvalError,
+  URIError,
 };
 
 /** An error as plain data, for structured cloning (worker threads) or JSON (child processes). */
@@ -150,10 +168,22 @@ export function toErrorData(error: unknown): ErrorData {
   const { name, message, stack } = error;
   const e = error as Partial<MmsslError> & { code?: unknown };
   return {
-    name, message, stack,
+    name,
+    message,
+    stack,
     ...(typeof e.code === 'string' ? { code: e.code } : {}),
-    ...(e.op !== undefined ? { op: e.op } : {}), ...(e.path !== undefined ? { path: e.path } : {}), ...(e.field !== undefined ? { field: e.field } : {}),
-    ...(error instanceof StateDictError ? { keys: { missingKeys: error.missingKeys, unexpectedKeys: error.unexpectedKeys, shapeMismatches: error.shapeMismatches } } : {}),
+    ...(e.op !== undefined ? { op: e.op } : {}),
+    ...(e.path !== undefined ? { path: e.path } : {}),
+    ...(e.field !== undefined ? { field: e.field } : {}),
+    ...(error instanceof StateDictError
+      ? {
+          keys: {
+            missingKeys: error.missingKeys,
+            unexpectedKeys: error.unexpectedKeys,
+            shapeMismatches: error.shapeMismatches,
+          },
+        }
+      : {}),
     ...(error.cause !== undefined ? { cause: toErrorData(error.cause) } : {}),
   };
 }
@@ -163,8 +193,16 @@ export function toErrorData(error: unknown): ErrorData {
  * its stack is the original one, where it was thrown (a worker's).
  */
 export function fromErrorData(data: ErrorData): Error {
-  const ctor = Object.hasOwn(CLASSES, data.name) ? CLASSES[data.name] : data.code?.startsWith('ERR_MMSSL_') ? MmsslError : Error;
-  const error = Reflect.construct(Error, [data.message, ...(data.cause ? [{ cause: fromErrorData(data.cause) }] : [])], ctor) as Error & Record<string, unknown>;
+  const ctor = Object.hasOwn(CLASSES, data.name)
+    ? CLASSES[data.name]
+    : data.code?.startsWith('ERR_MMSSL_')
+      ? MmsslError
+      : Error;
+  const error = Reflect.construct(
+    Error,
+    [data.message, ...(data.cause ? [{ cause: fromErrorData(data.cause) }] : [])],
+    ctor,
+  ) as Error & Record<string, unknown>;
   Object.defineProperty(error, 'name', { value: data.name, writable: true, configurable: true });
   for (const key of ['code', 'op', 'path', 'field'] as const) if (data[key] !== undefined) error[key] = data[key];
   if (data.keys) Object.assign(error, data.keys);
@@ -181,7 +219,8 @@ export function describe(value: unknown): string {
   if (Array.isArray(value)) return `array of length ${value.length}`;
   if (typeof value === 'number') return `number ${value}`;
   if (typeof value === 'string') return `string '${value.length > 40 ? `${value.slice(0, 40)}…` : value}'`;
-  if (typeof value === 'object' && describeSelf in value) return (value as { [describeSelf](): string })[describeSelf]();
+  if (typeof value === 'object' && describeSelf in value)
+    return (value as { [describeSelf](): string })[describeSelf]();
   if (typeof value === 'object') return (value as object).constructor?.name ?? 'object';
   return typeof value;
 }
@@ -192,7 +231,11 @@ export function describe(value: unknown): string {
  */
 export function invalidArg(op: string, name: string, expected: string, value: unknown, path?: string): ArgumentError {
   const where = path === undefined ? name : `${name} in ${path}`;
-  return new ArgumentError(`${op}: ${where} must be ${expected}, got ${describe(value)}`, { op, field: name, ...(path === undefined ? {} : { path }) });
+  return new ArgumentError(`${op}: ${where} must be ${expected}, got ${describe(value)}`, {
+    op,
+    field: name,
+    ...(path === undefined ? {} : { path }),
+  });
 }
 
 export function checkInt(op: string, name: string, value: unknown): number {
@@ -211,7 +254,8 @@ export function checkBool(op: string, name: string, value: unknown): boolean {
 }
 
 export function checkInts(op: string, name: string, value: unknown): number[] {
-  if (!Array.isArray(value) || !value.every(Number.isSafeInteger)) throw invalidArg(op, name, 'an array of integers', value);
+  if (!Array.isArray(value) || !value.every(Number.isSafeInteger))
+    throw invalidArg(op, name, 'an array of integers', value);
   return value;
 }
 
@@ -223,7 +267,8 @@ export function checkShape(op: string, name: string, value: unknown): number[] {
 }
 
 export function checkOneOf<T extends string>(op: string, name: string, value: unknown, allowed: readonly T[]): T {
-  if (!allowed.includes(value as T)) throw invalidArg(op, name, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`, value);
+  if (!allowed.includes(value as T))
+    throw invalidArg(op, name, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`, value);
   return value as T;
 }
 

@@ -4,8 +4,20 @@
 export * as torch from './torch/index.js';
 export * as nn from './nn/index.js';
 export {
-  ArgumentError, DeviceError, DisposedError, DistributedError, FileError, fromErrorData, InputError, InternalError, LoadError, MmsslError,
-  QueueFullError, StateDictError, toErrorData, TorchError,
+  ArgumentError,
+  DeviceError,
+  DisposedError,
+  DistributedError,
+  FileError,
+  fromErrorData,
+  InputError,
+  InternalError,
+  LoadError,
+  MmsslError,
+  QueueFullError,
+  StateDictError,
+  toErrorData,
+  TorchError,
 } from './errors.js';
 export type { ErrorCode, ErrorData, ErrorDetails } from './errors.js';
 export * as optim from './optim/index.js';

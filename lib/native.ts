@@ -30,7 +30,11 @@ export interface Binding {
   /** True when the handle was live (and is now released); false for a stale or already disposed one. */
   dispose(t: H): boolean;
   disposeAll(handles: H[]): void;
-  memoryStats(): { tensors: number; bytes: Record<string, number>; objects: { optimizer: number; processGroup: number } };
+  memoryStats(): {
+    tensors: number;
+    bytes: Record<string, number>;
+    objects: { optimizer: number; processGroup: number };
+  };
   shape(t: H): number[];
   dtype(t: H): number;
   device(t: H): string;
@@ -138,8 +142,16 @@ export interface Binding {
   normal_(a: H, mean: number, std: number): void;
   // functional.cc
   conv2d(x: H, w: H, b: Opt<H>, stride: number[], padding: number[], dilation: number[], groups: number): H;
-  batchNorm(x: H, weight: Opt<H>, bias: Opt<H>, runningMean: Opt<H>, runningVar: Opt<H>, training: boolean,
-    momentum: number, eps: number): H;
+  batchNorm(
+    x: H,
+    weight: Opt<H>,
+    bias: Opt<H>,
+    runningMean: Opt<H>,
+    runningVar: Opt<H>,
+    training: boolean,
+    momentum: number,
+    eps: number,
+  ): H;
   linear(x: H, w: H, b: Opt<H>): H;
   maxPool2d(x: H, kernel: number[], stride: number[], padding: number[], dilation: number[], ceilMode: boolean): H;
   adaptiveAvgPool2d(x: H, outputSize: number[]): H;
@@ -148,14 +160,28 @@ export interface Binding {
   softmax(x: H, dim: number, dtype: Opt<number>): H;
   logSoftmax(x: H, dim: number, dtype: Opt<number>): H;
   crossEntropy(input: H, target: H, weight: Opt<H>, reduction: string, ignoreIndex: number, labelSmoothing: number): H;
-  interpolate(x: H, size: number[], mode: string, alignCorners: boolean, scaleH: Opt<number>, scaleW: Opt<number>, antialias: boolean): H;
+  interpolate(
+    x: H,
+    size: number[],
+    mode: string,
+    alignCorners: boolean,
+    scaleH: Opt<number>,
+    scaleW: Opt<number>,
+    antialias: boolean,
+  ): H;
   affineGrid(theta: H, size: number[], alignCorners: boolean): H;
   gridSample(input: H, grid: H, mode: string, paddingMode: string, alignCorners: boolean): H;
   oneHot(x: H, numClasses: number): H;
   // autograd.cc
   backward(t: H, grad: Opt<H>, retainGraph: Opt<boolean>, createGraph: boolean): void;
-  autogradGrad(outputs: H[], inputs: H[], gradOutputs: Opt<H[]>, retainGraph: Opt<boolean>, createGraph: boolean,
-    allowUnused: boolean): (H | null)[];
+  autogradGrad(
+    outputs: H[],
+    inputs: H[],
+    gradOutputs: Opt<H[]>,
+    retainGraph: Opt<boolean>,
+    createGraph: boolean,
+    allowUnused: boolean,
+  ): (H | null)[];
   zeroGrad(params: H[], setToNone: boolean): void;
   grad(t: H): H | null;
   setGrad(t: H, grad: Opt<H>): void;
@@ -176,10 +202,29 @@ export interface Binding {
   optimizerDispose(optimizer: O): void;
   clipGradNorm(params: H[], maxNorm: number, normType: number, errorIfNonfinite: boolean): number;
   // loss.cc
-  infoNCE(u: H, groups: H, anchorMask: H, temperature: number, sum: boolean, stripRows: number, float64: boolean, fused: boolean): H;
+  infoNCE(
+    u: H,
+    groups: H,
+    anchorMask: H,
+    temperature: number,
+    sum: boolean,
+    stripRows: number,
+    float64: boolean,
+    fused: boolean,
+  ): H;
   // distributed.cc: all but distAvailable exist only in builds with Gloo
   distAvailable(): boolean;
-  distInit?(options: { backend: string; host: string; port: number; file?: string; interface?: string; rank: number; size: number; threads: number; timeoutMs: number }): Promise<O>;
+  distInit?(options: {
+    backend: string;
+    host: string;
+    port: number;
+    file?: string;
+    interface?: string;
+    rank: number;
+    size: number;
+    threads: number;
+    timeoutMs: number;
+  }): Promise<O>;
   distAllReduce?(group: O, tensors: H[], op: string): void;
   distBroadcast?(group: O, tensors: H[], root: number): void;
   distAllGather?(group: O, x: H): H;
@@ -202,7 +247,10 @@ export interface Binding {
   cudaSynchronize(device?: number): void;
   // cuda/memory.cc, present only in builds against a CUDA LibTorch
   cudaMemoryStats?(device?: number): {
-    allocatedBytes: number; peakAllocatedBytes: number; reservedBytes: number; peakReservedBytes: number;
+    allocatedBytes: number;
+    peakAllocatedBytes: number;
+    reservedBytes: number;
+    peakReservedBytes: number;
   };
   cudaEmptyCache?(): void;
 }
@@ -212,7 +260,8 @@ const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** This package's version (package.json). */
 export const packageVersion: string = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')).version;
 
-const BUILD_HELP = `Build it with: npm run build:native   (needs LibTorch: apt-get install libtorch-dev on Debian/Ubuntu, ` +
+const BUILD_HELP =
+  `Build it with: npm run build:native   (needs LibTorch: apt-get install libtorch-dev on Debian/Ubuntu, ` +
   `or LIBTORCH=/path/to/libtorch, or LIBTORCH_USE_PYTORCH=1; see the README's "LibTorch" section). Installed as a ` +
   `dependency (or with --ignore-scripts): npm rebuild mmssl, which uses a prebuilt addon when one matches your LibTorch.`;
 
@@ -223,7 +272,8 @@ const BUILD_HELP = `Build it with: npm run build:native   (needs LibTorch: apt-g
 function candidates(): string[] {
   if (process.env.MMSSL_ADDON) return [process.env.MMSSL_ADDON];
   const record = join(packageRoot, 'build', 'prebuild.json');
-  if (existsSync(record)) return [join(packageRoot, (JSON.parse(readFileSync(record, 'utf8')) as { addon: string }).addon)];
+  if (existsSync(record))
+    return [join(packageRoot, (JSON.parse(readFileSync(record, 'utf8')) as { addon: string }).addon)];
   return [join(packageRoot, 'build', 'Release', 'mmssl.node')];
 }
 
@@ -235,18 +285,26 @@ const CUDA_RUNTIME_LIB =
 export function diagnose(path: string, error: Error): string {
   const missingCuda = CUDA_RUNTIME_LIB.exec(error.message);
   if (missingCuda) {
-    return `${path}: the addon was built against a CUDA LibTorch, which needs the CUDA runtime and cuDNN at run time, ` +
+    return (
+      `${path}: the addon was built against a CUDA LibTorch, which needs the CUDA runtime and cuDNN at run time, ` +
       `and ${missingCuda[1]} cannot be found. Install the CUDA runtime and cuDNN versions that LibTorch was built ` +
-      `for (they ship inside the official CUDA zip and the CUDA pip wheels), or rebuild against a CPU LibTorch. ${BUILD_HELP}`;
+      `for (they ship inside the official CUDA zip and the CUDA pip wheels), or rebuild against a CPU LibTorch. ${BUILD_HELP}`
+    );
   }
-  const missingLib = /(lib(?:torch\w*|c10\w*|gomp|openblas|blas)[\w.]*\.so[\w.]*): cannot open shared object file/.exec(error.message);
+  const missingLib = /(lib(?:torch\w*|c10\w*|gomp|openblas|blas)[\w.]*\.so[\w.]*): cannot open shared object file/.exec(
+    error.message,
+  );
   if (missingLib) {
-    return `${path}: the addon was built, but ${missingLib[1]} (part of LibTorch or its dependencies) cannot be ` +
-      `found at run time. Reinstall the LibTorch it was built against, or rebuild against the one you have. ${BUILD_HELP}`;
+    return (
+      `${path}: the addon was built, but ${missingLib[1]} (part of LibTorch or its dependencies) cannot be ` +
+      `found at run time. Reinstall the LibTorch it was built against, or rebuild against the one you have. ${BUILD_HELP}`
+    );
   }
   if (/undefined symbol/.test(error.message)) {
-    return `${path}: the addon does not match the LibTorch found at run time (${error.message.split('\n')[0]}). ` +
-      `Rebuild it against that LibTorch: npm run build:native`;
+    return (
+      `${path}: the addon does not match the LibTorch found at run time (${error.message.split('\n')[0]}). ` +
+      `Rebuild it against that LibTorch: npm run build:native`
+    );
   }
   return `${path}: ${error.message.split('\n')[0]}`;
 }
@@ -261,12 +319,14 @@ export function loadAddon(paths: readonly string[]): Binding {
       continue;
     }
     try {
-      return require(resolve(path)) as Binding;   // a relative MMSSL_ADDON is relative to the working directory
+      return require(resolve(path)) as Binding; // a relative MMSSL_ADDON is relative to the working directory
     } catch (e) {
       tried.push(diagnose(path, e as Error));
     }
   }
-  throw new LoadError(`mmssl: the native addon could not be loaded. Tried:\n  - ${tried.join('\n  - ')}\n${BUILD_HELP}`);
+  throw new LoadError(
+    `mmssl: the native addon could not be loaded. Tried:\n  - ${tried.join('\n  - ')}\n${BUILD_HELP}`,
+  );
 }
 
 function majorMinor(version: string): string {
@@ -279,9 +339,11 @@ function majorMinor(version: string): string {
  */
 export function versionMismatch(built: string, runtime: string): string | null {
   if (!runtime || majorMinor(runtime) === majorMinor(built)) return null;
-  return `mmssl: the addon was built against LibTorch ${built} but LibTorch ${runtime} was loaded at run time. ` +
+  return (
+    `mmssl: the addon was built against LibTorch ${built} but LibTorch ${runtime} was loaded at run time. ` +
     `Rebuild against the LibTorch you run (npm run build:native, with LIBTORCH or LIBTORCH_USE_PYTORCH set as when you run), ` +
-    `or make the ${built} libraries the ones found first.`;
+    `or make the ${built} libraries the ones found first.`
+  );
 }
 
 function checkVersion(binding: Binding): void {

@@ -33,8 +33,10 @@ Napi::Value zeroGrad(Args& a) {
     if (setToNone) {
       g.reset();
     } else {
-      if (g.grad_fn()) g = g.detach();
-      else g.requires_grad_(false);
+      if (g.grad_fn())
+        g = g.detach();
+      else
+        g.requires_grad_(false);
       g.zero_();
     }
   }
@@ -50,7 +52,8 @@ const Export kExports[] = {
     {"requiresGrad", [](Args& a) -> Napi::Value { return a.value(a.tensor(0).requires_grad()); }},
     MMSSL_INPLACE_OP("requiresGrad_", a.tensor(0).requires_grad_(a.boolean(1))),
     {"isLeaf", [](Args& a) -> Napi::Value { return a.value(a.tensor(0).is_leaf()); }},
-    {"gradFn", [](Args& a) -> Napi::Value {
+    {"gradFn",
+     [](Args& a) -> Napi::Value {
        auto fn = a.tensor(0).grad_fn();
        return fn ? Napi::String::New(a.env(), fn->name()) : a.env().Null();
      }},

@@ -68,12 +68,11 @@ Napi::Value errorValue(Napi::Env env, const char* op, std::exception_ptr error) 
 
 EnvState& envState(Napi::Env env) { return **env.GetInstanceData<std::shared_ptr<EnvState>>(); }
 
-std::shared_ptr<EnvState> envStateShared(Napi::Env env) {
-  return *env.GetInstanceData<std::shared_ptr<EnvState>>();
-}
+std::shared_ptr<EnvState> envStateShared(Napi::Env env) { return *env.GetInstanceData<std::shared_ptr<EnvState>>(); }
 
 const at::Tensor* findTensor(Napi::Env env, const Napi::Value& handle) {
-  TensorEntry* entry = handle.IsNumber() ? envState(env).tensors.find(handle.As<Napi::Number>().DoubleValue()) : nullptr;
+  TensorEntry* entry =
+      handle.IsNumber() ? envState(env).tensors.find(handle.As<Napi::Number>().DoubleValue()) : nullptr;
   return entry ? &entry->tensor : nullptr;
 }
 
@@ -149,10 +148,13 @@ bool isSafeInteger(double d) { return std::isfinite(d) && d == std::trunc(d) && 
 
 }  // namespace
 
-void Args::fail(ErrorKind kind, const std::string& message) const { throw JsError(kind, std::string(op_) + ": " + message); }
+void Args::fail(ErrorKind kind, const std::string& message) const {
+  throw JsError(kind, std::string(op_) + ": " + message);
+}
 
 void Args::typeError(size_t i, const std::string& expected) const {
-  fail(ErrorKind::Argument, "argument " + std::to_string(i) + " must be " + expected + ", got " + describeValue(info_[i]));
+  fail(ErrorKind::Argument,
+       "argument " + std::to_string(i) + " must be " + expected + ", got " + describeValue(info_[i]));
 }
 
 double Args::handle(size_t i) const {
@@ -195,7 +197,8 @@ ObjectEntry& Args::objectEntry(size_t i, ObjectKind kind) const {
   double number = info_[i].IsNumber() ? info_[i].As<Napi::Number>().DoubleValue() : 0;
   if (!info_[i].IsNumber() || !decltype(EnvState::objects)::owns(number)) typeError(i, what);
   ObjectEntry* entry = envState(env()).objects.find(number);
-  if (entry == nullptr) fail(ErrorKind::Disposed, "argument " + std::to_string(i) + " is " + what + " that was disposed");
+  if (entry == nullptr)
+    fail(ErrorKind::Disposed, "argument " + std::to_string(i) + " is " + what + " that was disposed");
   if (entry->kind != kind) typeError(i, what);
   return *entry;
 }
@@ -335,8 +338,8 @@ std::string Options::text(const char* key, const std::string& fallback) const {
 void defineExports(Napi::Env env, Napi::Object exports, const Export* table, size_t count) {
   for (size_t i = 0; i < count; ++i) {
     napi_value fn = nullptr;
-    napi_status status = napi_create_function(env, table[i].name, NAPI_AUTO_LENGTH, trampoline,
-                                              const_cast<Export*>(&table[i]), &fn);
+    napi_status status =
+        napi_create_function(env, table[i].name, NAPI_AUTO_LENGTH, trampoline, const_cast<Export*>(&table[i]), &fn);
     NAPI_THROW_IF_FAILED_VOID(env, status);
     exports.Set(table[i].name, Napi::Value(env, fn));
   }

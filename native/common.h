@@ -304,14 +304,16 @@ class PromiseWorker : public Napi::AsyncWorker {
 };
 
 // One line per op in the export tables: {"name", [](Args& a) -> Napi::Value { return a.wrap(EXPR); }}.
-#define MMSSL_TENSOR_OP(name, expr) \
-  Export { name, [](Args& a) -> Napi::Value { return a.wrap(expr); } }
-#define MMSSL_INPLACE_OP(name, expr) \
-  Export {                                  \
-    name, [](Args& a) -> Napi::Value {      \
-      expr;                                 \
-      return a.undefined();                 \
-    }                                       \
+#define MMSSL_TENSOR_OP(name, expr)                           \
+  Export {                                                    \
+    name, [](Args& a) -> Napi::Value { return a.wrap(expr); } \
+  }
+#define MMSSL_INPLACE_OP(name, expr)   \
+  Export {                             \
+    name, [](Args& a) -> Napi::Value { \
+      expr;                            \
+      return a.undefined();            \
+    }                                  \
   }
 
 // A binary op whose other operand, at argument i, is a tensor or, when argument i + 1 is true, a JS number or boolean:

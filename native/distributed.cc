@@ -45,7 +45,8 @@ int64_t nextId = 1;
 Group groupById(int64_t id) {
   std::lock_guard<std::mutex> lock(registryMutex);
   auto found = registry.find(id);
-  if (found == registry.end()) throw JsError(ErrorKind::Distributed, "the process group was destroyed before the backward pass");
+  if (found == registry.end())
+    throw JsError(ErrorKind::Distributed, "the process group was destroyed before the backward pass");
   return found->second;
 }
 
@@ -93,7 +94,8 @@ std::atomic<int64_t> waitNanoseconds{0};
 void wait(const c10::intrusive_ptr<c10d::Work>& work) {
   auto start = std::chrono::steady_clock::now();
   asDistributed("collective", [&] { return work->wait(); });  // (in a backward pass too, where no Args exist)
-  waitNanoseconds += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
+  waitNanoseconds +=
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
 }
 
 at::Tensor allGather(const Group& g, const at::Tensor& x) {
@@ -183,7 +185,8 @@ Group createGroup(const InitOptions& o) {
 #ifdef MMSSL_WITH_CUDA
     return createNcclGroup(store, o.rank, o.size, o.timeout);
 #else
-    throw JsError(ErrorKind::Distributed, "distInit: NCCL needs a LibTorch with CUDA; this addon was built against a CPU one (use gloo)");
+    throw JsError(ErrorKind::Distributed,
+                  "distInit: NCCL needs a LibTorch with CUDA; this addon was built against a CPU one (use gloo)");
 #endif
   }
   auto options = c10d::ProcessGroupGloo::Options::create(o.timeout);

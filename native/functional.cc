@@ -41,15 +41,16 @@ int64_t gridSampleEnum(const Args& a, size_t i, std::initializer_list<const char
     ++value;
   }
   a.fail(ErrorKind::Argument, std::string(what) + " must be one of " +
-                                  c10::Join(", ", std::vector<std::string>(names.begin(), names.end())) + ", got '" + name + "'");
+                                  c10::Join(", ", std::vector<std::string>(names.begin(), names.end())) + ", got '" +
+                                  name + "'");
 }
 
 const Export kExports[] = {
-    MMSSL_TENSOR_OP("conv2d", at::conv2d(a.tensor(0), a.tensor(1), a.optTensor(2), a.ints(3), a.ints(4), a.ints(5),
-                                         a.int64(6))),
-    MMSSL_TENSOR_OP("batchNorm", at::batch_norm(a.tensor(0), a.optTensor(1), a.optTensor(2), a.optTensor(3),
-                                                a.optTensor(4), a.boolean(5), a.number(6), a.number(7),
-                                                at::globalContext().userEnabledCuDNN())),
+    MMSSL_TENSOR_OP("conv2d",
+                    at::conv2d(a.tensor(0), a.tensor(1), a.optTensor(2), a.ints(3), a.ints(4), a.ints(5), a.int64(6))),
+    MMSSL_TENSOR_OP("batchNorm",
+                    at::batch_norm(a.tensor(0), a.optTensor(1), a.optTensor(2), a.optTensor(3), a.optTensor(4),
+                                   a.boolean(5), a.number(6), a.number(7), at::globalContext().userEnabledCuDNN())),
     MMSSL_TENSOR_OP("linear", at::linear(a.tensor(0), a.tensor(1), a.optTensor(2))),
     MMSSL_TENSOR_OP("maxPool2d", at::max_pool2d(a.tensor(0), a.ints(1), a.ints(2), a.ints(3), a.ints(4), a.boolean(5))),
     MMSSL_TENSOR_OP("adaptiveAvgPool2d", at::adaptive_avg_pool2d(a.tensor(0), a.ints(1))),
@@ -62,10 +63,10 @@ const Export kExports[] = {
     MMSSL_TENSOR_OP("interpolate", interpolate(a)),
     MMSSL_TENSOR_OP("oneHot", at::one_hot(a.tensor(0), a.int64(1))),
     MMSSL_TENSOR_OP("affineGrid", at::affine_grid_generator(a.tensor(0), a.ints(1), a.boolean(2))),
-    MMSSL_TENSOR_OP("gridSample",
-                    at::grid_sampler(a.tensor(0), a.tensor(1), gridSampleEnum(a, 2, {"bilinear", "nearest", "bicubic"}, "mode"),
-                                     gridSampleEnum(a, 3, {"zeros", "border", "reflection"}, "paddingMode"),
-                                     a.boolean(4))),
+    MMSSL_TENSOR_OP(
+        "gridSample",
+        at::grid_sampler(a.tensor(0), a.tensor(1), gridSampleEnum(a, 2, {"bilinear", "nearest", "bicubic"}, "mode"),
+                         gridSampleEnum(a, 3, {"zeros", "border", "reflection"}, "paddingMode"), a.boolean(4))),
 };
 
 }  // namespace

@@ -170,11 +170,13 @@ at::Tensor groupSums(const at::Tensor& values, const at::Tensor& inverse, int64_
 class InfoNCE : public torch::autograd::Function<InfoNCE> {
  public:
   // u [V, d] contiguous; acc is the dtype of the log-sum-exps, positive terms and reductions.
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& u, const at::Tensor& groups, const at::Tensor& anchorMask,
-                            double tau, bool sum, int64_t rows, bool float64, bool allowFused) {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& u, const at::Tensor& groups,
+                            const at::Tensor& anchorMask, double tau, bool sum, int64_t rows, bool float64,
+                            bool allowFused) {
     at::ScalarType acc = float64 ? at::kDouble : u.scalar_type();
     bool fused = fusedCpu(u, allowFused);
-    auto [unique, inverse, counts] = at::_unique2(groups, /*sorted=*/false, /*return_inverse=*/true, /*return_counts=*/true);
+    auto [unique, inverse, counts] =
+        at::_unique2(groups, /*sorted=*/false, /*return_inverse=*/true, /*return_counts=*/true);
     at::Tensor ua = u.to(acc);
     at::Tensor positives = counts.index_select(0, inverse).sub(1).to(acc);
     // A view without a positive can only be a non-anchor (the TypeScript side checks anchors): its weight is 1
@@ -182,7 +184,8 @@ class InfoNCE : public torch::autograd::Function<InfoNCE> {
     at::Tensor weight = sum ? at::ones_like(positives) : positives.clamp_min(1).reciprocal();
     at::Tensor anchors = anchorMask.to(acc);
     at::Tensor lse = rowLogSumExps(u, tau, rows, acc, fused);
-    at::Tensor positiveSim = (groupSums(ua, inverse, unique.size(0)).index_select(0, inverse) - ua).mul(ua).sum(1).div(tau);
+    at::Tensor positiveSim =
+        (groupSums(ua, inverse, unique.size(0)).index_select(0, inverse) - ua).mul(ua).sum(1).div(tau);
     at::Tensor loss = weight.mul(positives.mul(lse) - positiveSim).mul(anchors).sum().div(anchors.sum());
     ctx->save_for_backward({u, lse, inverse, positives, weight, anchors});
     ctx->saved_data["tau"] = tau;
@@ -209,8 +212,8 @@ class InfoNCE : public torch::autograd::Function<InfoNCE> {
     grad = grad.to(u.scalar_type());
     addSoftmaxGradient(grad, u, tau, ctx->saved_data["rows"].toInt(), a, lse.to(u.scalar_type()),
                        ctx->saved_data["fused"].toBool());
-    return {grad.div_(tau), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
-            at::Tensor(), at::Tensor()};
+    return {grad.div_(tau), at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor(),   at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -226,8 +229,8 @@ Napi::Value infoNCE(Args& a) {
   TORCH_CHECK(u.size(0) >= 2, "infoNCE: needs at least 2 views, got ", u.size(0));
   int64_t requested = a.int64(5);
   TORCH_CHECK(requested >= 0, "infoNCE: stripRows must be positive, got ", requested);
-  return a.wrap(InfoNCE::apply(u.contiguous(), groups.to(at::kLong), anchorMask.to(at::kBool), a.number(3), a.boolean(4),
-                               stripRows(u.size(0), requested), a.boolean(6), a.boolean(7)));
+  return a.wrap(InfoNCE::apply(u.contiguous(), groups.to(at::kLong), anchorMask.to(at::kBool), a.number(3),
+                               a.boolean(4), stripRows(u.size(0), requested), a.boolean(6), a.boolean(7)));
 }
 
 const Export kExports[] = {

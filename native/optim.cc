@@ -18,10 +18,11 @@ using torch::optim::OptimizerOptions;
 using torch::optim::OptimizerParamGroup;
 using torch::optim::OptimizerParamState;
 
-// ---- LARS (You et al. 2017), in SimCLR's form ------------------------------------------------------------------------
-// g = grad + weight_decay * p; trust = eta * ||p|| / (||g|| + eps) when both norms are positive, else 1;
-// v = momentum * v + lr * trust * g; p -= v (or, with nesterov, p -= momentum * v + lr * trust * g).
-// A group with `exclude` set skips both the weight decay and the adaptation (SimCLR's rule for biases and BN).
+// ---- LARS (You et al. 2017), in SimCLR's form
+// ------------------------------------------------------------------------ g = grad + weight_decay * p; trust = eta *
+// ||p|| / (||g|| + eps) when both norms are positive, else 1; v = momentum * v + lr * trust * g; p -= v (or, with
+// nesterov, p -= momentum * v + lr * trust * g). A group with `exclude` set skips both the weight decay and the
+// adaptation (SimCLR's rule for biases and BN).
 
 struct LarsOptions : public torch::optim::OptimizerCloneableOptions<LarsOptions> {
   explicit LarsOptions(double lr) : lr_(lr) {}
@@ -107,7 +108,8 @@ at::Tensor Lars::step(LossClosure closure) {
 std::tuple<double, double> betas(const Options& o) {
   Napi::Value v = o.get("betas");
   Napi::Array b = v.IsArray() ? v.As<Napi::Array>() : Napi::Array();
-  if (!v.IsArray() || b.Length() != 2 || !b.Get(0u).IsNumber() || !b.Get(1u).IsNumber()) o.wrongType("betas", "[beta1, beta2]");
+  if (!v.IsArray() || b.Length() != 2 || !b.Get(0u).IsNumber() || !b.Get(1u).IsNumber())
+    o.wrongType("betas", "[beta1, beta2]");
   return {b.Get(0u).As<Napi::Number>().DoubleValue(), b.Get(1u).As<Napi::Number>().DoubleValue()};
 }
 
@@ -138,8 +140,7 @@ std::unique_ptr<OptimizerOptions> adamOptions(const Options& o) {
 
 // A parameter's state as {tensors: {name: handle}, numbers: {name: value}}, so JS never guesses which is which.
 struct StateOut {
-  explicit StateOut(const Args& a)
-      : a(a), tensors(Napi::Object::New(a.env())), numbers(Napi::Object::New(a.env())) {}
+  explicit StateOut(const Args& a) : a(a), tensors(Napi::Object::New(a.env())), numbers(Napi::Object::New(a.env())) {}
   StateOut& tensor(const char* name, const at::Tensor& t) {
     if (t.defined()) tensors.Set(name, a.wrap(t));
     return *this;
@@ -159,8 +160,10 @@ Napi::Value readAdamState(const Args& a, OptimizerParamState& s) {
   auto& state = static_cast<State&>(s);
   StateOut out(a);
   out.numbers.Set("step", static_cast<double>(state.step()));
-  return out.tensor("exp_avg", state.exp_avg()).tensor("exp_avg_sq", state.exp_avg_sq())
-      .tensor("max_exp_avg_sq", state.max_exp_avg_sq()).value();
+  return out.tensor("exp_avg", state.exp_avg())
+      .tensor("exp_avg_sq", state.exp_avg_sq())
+      .tensor("max_exp_avg_sq", state.max_exp_avg_sq())
+      .value();
 }
 
 template <typename State>
@@ -241,7 +244,8 @@ std::vector<Options> optionsList(const Args& a, size_t i, const char* what) {
 Napi::Value create(Args& a) {
   std::string name = a.string(0);
   const Kind* kind = nullptr;
-  for (const Kind& k : kKinds) if (name == k.name) kind = &k;
+  for (const Kind& k : kKinds)
+    if (name == k.name) kind = &k;
   if (!kind) a.typeError(0, "'sgd', 'adam', 'adamw' or 'lars'");
   std::vector<OptimizerParamGroup> groups;
   for (const Options& g : optionsList(a, 1, "a non-empty array of parameter groups {params, options}")) {
@@ -258,7 +262,8 @@ Napi::Value create(Args& a) {
   }
   if (groups.empty()) a.typeError(1, "a non-empty array of parameter groups {params, options}");
   std::unique_ptr<OptimizerOptions> defaults = groups.front().options().clone();
-  return wrapObject(a.env(), ObjectKind::Optimizer, std::make_shared<Held>(Held{kind, kind->create(std::move(groups), *defaults)}));
+  return wrapObject(a.env(), ObjectKind::Optimizer,
+                    std::make_shared<Held>(Held{kind, kind->create(std::move(groups), *defaults)}));
 }
 
 // optimizerStep(optimizer, [options per group]): applies the groups' current options (a scheduler may have changed
@@ -323,12 +328,8 @@ Napi::Value clipGradNorm(Args& a) {
 }
 
 const Export kExports[] = {
-    {"optimizerCreate", create},
-    {"optimizerStep", step},
-    {"optimizerState", state},
-    {"optimizerLoadState", loadState},
-    {"optimizerDispose", dispose},
-    {"clipGradNorm", clipGradNorm},
+    {"optimizerCreate", create},       {"optimizerStep", step},       {"optimizerState", state},
+    {"optimizerLoadState", loadState}, {"optimizerDispose", dispose}, {"clipGradNorm", clipGradNorm},
 };
 
 }  // namespace

@@ -92,13 +92,15 @@ const Export kExports[] = {
     {"setNumThreads", setNumThreads},
     {"getNumThreads", [](Args& a) -> Napi::Value { return a.value(static_cast<double>(at::get_num_threads())); }},
     MMSSL_INPLACE_OP("manualSeed", at::manual_seed(static_cast<uint64_t>(a.int64(0)))),
-    {"initialSeed", [](Args& a) -> Napi::Value {
+    {"initialSeed",
+     [](Args& a) -> Napi::Value {
        return a.value(static_cast<double>(at::detail::getDefaultCPUGenerator().current_seed()));
      }},
     {"getRngState", getRngState},
     {"setRngState", setRngState},
     {"cudaIsAvailable", [](Args& a) -> Napi::Value { return a.value(torch::cuda::is_available()); }},
-    {"cudaDeviceCount", [](Args& a) -> Napi::Value { return a.value(static_cast<double>(torch::cuda::device_count())); }},
+    {"cudaDeviceCount",
+     [](Args& a) -> Napi::Value { return a.value(static_cast<double>(torch::cuda::device_count())); }},
     MMSSL_INPLACE_OP("cudaSynchronize", torch::cuda::synchronize(a.optInt64(0).value_or(-1))),
 };
 

@@ -9,21 +9,29 @@ namespace {
 // The dtypes mmssl exposes, with PyTorch's names. lib/torch/dtype.ts reads this table; it is the single source.
 const std::pair<const char*, at::ScalarType> kDtypes[] = {
     {"float32", at::kFloat}, {"float64", at::kDouble}, {"float16", at::kHalf}, {"bfloat16", at::kBFloat16},
-    {"int64", at::kLong},    {"int32", at::kInt},      {"int16", at::kShort}, {"int8", at::kChar},
+    {"int64", at::kLong},    {"int32", at::kInt},      {"int16", at::kShort},  {"int8", at::kChar},
     {"uint8", at::kByte},    {"bool", at::kBool},
 };
 
 at::ScalarType typedArrayDtype(const Args& a, size_t i, napi_typedarray_type type) {
   switch (type) {
-    case napi_float32_array: return at::kFloat;
-    case napi_float64_array: return at::kDouble;
-    case napi_int32_array: return at::kInt;
-    case napi_int16_array: return at::kShort;
-    case napi_int8_array: return at::kChar;
+    case napi_float32_array:
+      return at::kFloat;
+    case napi_float64_array:
+      return at::kDouble;
+    case napi_int32_array:
+      return at::kInt;
+    case napi_int16_array:
+      return at::kShort;
+    case napi_int8_array:
+      return at::kChar;
     case napi_uint8_array:
-    case napi_uint8_clamped_array: return at::kByte;
-    case napi_bigint64_array: return at::kLong;
-    default: a.typeError(i, "a Float32/Float64/Int32/Int16/Int8/Uint8/BigInt64 array");
+    case napi_uint8_clamped_array:
+      return at::kByte;
+    case napi_bigint64_array:
+      return at::kLong;
+    default:
+      a.typeError(i, "a Float32/Float64/Int32/Int16/Int8/Uint8/BigInt64 array");
   }
 }
 
@@ -69,8 +77,8 @@ Napi::ArrayBuffer arrayBufferOver(Napi::Env env, at::Tensor host) {
   size_t bytes = host.numel() * host.element_size();
   if (bytes == 0) return Napi::ArrayBuffer::New(env, 0);
   auto* owner = new at::Tensor(std::move(host));
-  return Napi::ArrayBuffer::New(env, owner->data_ptr(), bytes, [](Napi::Env, void*, at::Tensor* t) { delete t; },
-                                owner);
+  return Napi::ArrayBuffer::New(
+      env, owner->data_ptr(), bytes, [](Napi::Env, void*, at::Tensor* t) { delete t; }, owner);
 }
 
 Napi::Value fromTypedArray(Args& a) {
@@ -96,7 +104,8 @@ Napi::Value fromBytes(Args& a) {
   size_t bytes = t.numel() * t.element_size();
   if (bytes != array.ByteLength()) {
     a.fail(ErrorKind::Argument, "shape " + shapeString(shape) + " of " + std::string(c10::toString(t.scalar_type())) +
-                                    " needs " + std::to_string(bytes) + " bytes, got " + std::to_string(array.ByteLength()));
+                                    " needs " + std::to_string(bytes) + " bytes, got " +
+                                    std::to_string(array.ByteLength()));
   }
   if (bytes) std::memcpy(t.data_ptr(), static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset(), bytes);
   return a.wrap(t);
@@ -117,8 +126,8 @@ Napi::Value fromBuffer(Args& a) {
 Napi::Value item(Args& a) {
   at::Tensor t = a.tensor(0);
   if (t.numel() != 1) {
-    a.fail(ErrorKind::Argument, "a tensor of " + std::to_string(t.numel()) + " elements (shape " + shapeString(t.sizes()) +
-                                    ") has no single value");
+    a.fail(ErrorKind::Argument, "a tensor of " + std::to_string(t.numel()) + " elements (shape " +
+                                    shapeString(t.sizes()) + ") has no single value");
   }
   at::Scalar s = t.item();
   if (s.isBoolean()) return a.value(s.toBool());
@@ -189,12 +198,14 @@ Napi::Value disposeAll(Args& a) {
 // setErrorFactories([argument, disposed, distributed, torch]): functions (message, op) => Error, in ErrorKind's order.
 Napi::Value setErrorFactories(Args& a) {
   EnvState& state = envState(a.env());
-  if (!a[0].IsArray() || a[0].As<Napi::Array>().Length() != kErrorKinds) a.typeError(0, "an array of 4 error factories");
+  if (!a[0].IsArray() || a[0].As<Napi::Array>().Length() != kErrorKinds)
+    a.typeError(0, "an array of 4 error factories");
   Napi::Array factories = a[0].As<Napi::Array>();
   for (uint32_t i = 0; i < kErrorKinds; ++i) {
     if (!factories.Get(i).IsFunction()) a.typeError(0, "an array of 4 error factories");
   }
-  for (uint32_t i = 0; i < kErrorKinds; ++i) state.errorFactories[i] = Napi::Persistent(factories.Get(i).As<Napi::Function>());
+  for (uint32_t i = 0; i < kErrorKinds; ++i)
+    state.errorFactories[i] = Napi::Persistent(factories.Get(i).As<Napi::Function>());
   return a.undefined();
 }
 
@@ -207,7 +218,8 @@ const Export kExports[] = {
     {"dtype", [](Args& a) -> Napi::Value { return a.value(static_cast<double>(a.tensor(0).scalar_type())); }},
     {"device", [](Args& a) -> Napi::Value { return Napi::String::New(a.env(), a.tensor(0).device().str()); }},
     {"numel", [](Args& a) -> Napi::Value { return a.value(static_cast<double>(a.tensor(0).numel())); }},
-    {"isContiguous", [](Args& a) -> Napi::Value {
+    {"isContiguous",
+     [](Args& a) -> Napi::Value {
        return a.value(a.tensor(0).is_contiguous(optMemoryFormat(a, 1).value_or(at::MemoryFormat::Contiguous)));
      }},
     {"isPinned", [](Args& a) -> Napi::Value { return a.value(a.tensor(0).is_pinned()); }},
@@ -238,8 +250,8 @@ const Export kExports[] = {
     MMSSL_TENSOR_OP("linspace", at::linspace(a.scalar(0), a.scalar(1), a.int64(2), a.options(3))),
     MMSSL_TENSOR_OP("rand", at::rand(a.ints(0), a.options(1))),
     MMSSL_TENSOR_OP("randn", at::randn(a.ints(0), a.options(1))),
-    MMSSL_TENSOR_OP("randint", at::randint(a.int64(0), a.int64(1), a.ints(2), a.options(3).dtype(
-                                   a.optDtype(3).value_or(at::kLong)))),
+    MMSSL_TENSOR_OP("randint", at::randint(a.int64(0), a.int64(1), a.ints(2),
+                                           a.options(3).dtype(a.optDtype(3).value_or(at::kLong)))),
     MMSSL_TENSOR_OP("zerosLike", at::zeros_like(a.tensor(0), a.options(1))),
     MMSSL_TENSOR_OP("onesLike", at::ones_like(a.tensor(0), a.options(1))),
     MMSSL_TENSOR_OP("fullLike", at::full_like(a.tensor(0), a.scalar(1), a.options(2))),

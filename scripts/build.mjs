@@ -31,7 +31,10 @@ function run(command, args, cwd = root) {
 
 // Discovery runs once, in its own process, whose message and exit status stop the build when LibTorch is unusable.
 function findLibTorch() {
-  const found = spawnSync(process.execPath, [join(root, 'scripts', 'find-libtorch.mjs'), '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const found = spawnSync(process.execPath, [join(root, 'scripts', 'find-libtorch.mjs'), '--json'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   if (found.status !== 0) process.exit(found.status ?? 1);
   return JSON.parse(found.stdout);
 }
@@ -49,15 +52,27 @@ function gypWorkspace(dir) {
   for (const entry of ['binding.gyp', 'package.json', 'native', 'scripts']) {
     cpSync(join(root, entry), join(dir, entry), { recursive: true });
   }
-  try { symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules')); } catch { /* already linked */ }
+  try {
+    symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
+  } catch {
+    /* already linked */
+  }
   return dir;
 }
 
 function buildGyp(dir = mkdtempSync(join(tmpdir(), 'mmssl-gyp-'))) {
   gypWorkspace(dir);
   const headers = nodedir();
-  run(process.execPath, [require.resolve('node-gyp/bin/node-gyp.js'), 'rebuild', `--jobs=${jobs}`,
-    ...(headers ? [`--nodedir=${headers}`] : [])], dir);
+  run(
+    process.execPath,
+    [
+      require.resolve('node-gyp/bin/node-gyp.js'),
+      'rebuild',
+      `--jobs=${jobs}`,
+      ...(headers ? [`--nodedir=${headers}`] : []),
+    ],
+    dir,
+  );
   console.log(`node-gyp build: ${join(dir, 'build', 'Release', 'mmssl.node')}`);
 }
 
@@ -68,7 +83,12 @@ async function buildPrebuild(flavour, out = root) {
   const prebuildify = require('prebuildify');
   const headers = nodedir();
   const options = {
-    cwd: dir, out: resolve(out), name: `mmssl.${flavour}`, napi: true, strip: true, tagLibc: true,
+    cwd: dir,
+    out: resolve(out),
+    name: `mmssl.${flavour}`,
+    napi: true,
+    strip: true,
+    tagLibc: true,
     targets: [process.versions.node],
     nodeGyp: require.resolve('node-gyp/bin/node-gyp.js'),
   };
@@ -79,14 +99,23 @@ async function buildPrebuild(flavour, out = root) {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  console.log(`prebuild: ${join(resolve(out), 'prebuilds', `${process.platform}-${process.arch}`)}/mmssl.${flavour}.*.node`);
+  console.log(
+    `prebuild: ${join(resolve(out), 'prebuilds', `${process.platform}-${process.arch}`)}/mmssl.${flavour}.*.node`,
+  );
 }
 
 function buildCmake(libtorch) {
   // CMake caches the LibTorch it configured with: when discovery now finds another one, configure afresh.
   const stamp = join(root, 'build', '.libtorch');
   const stale = !existsSync(stamp) || readFileSync(stamp, 'utf8') !== libtorch;
-  run(process.execPath, [require.resolve('cmake-js/bin/cmake-js'), stale ? 'rebuild' : 'build', '--parallel', jobs, '--log-level', 'warn']);
+  run(process.execPath, [
+    require.resolve('cmake-js/bin/cmake-js'),
+    stale ? 'rebuild' : 'build',
+    '--parallel',
+    jobs,
+    '--log-level',
+    'warn',
+  ]);
   writeFileSync(stamp, libtorch);
   // A build from source is the addon to load from now on, not a prebuild chosen at install.
   rmSync(join(root, PREBUILD_RECORD), { force: true });

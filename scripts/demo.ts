@@ -18,38 +18,62 @@ const clock = () => `${((Date.now() - started) / 1000).toFixed(0)} s`;
 const dataset = join(out, 'data');
 
 if (!existsSync(join(dataset, 'synth_report.json'))) {
-  console.log(`[${clock()}] writing the synthetic dataset to ${dataset} (280 locations, a quarter each in val and test)`);
+  console.log(
+    `[${clock()}] writing the synthetic dataset to ${dataset} (280 locations, a quarter each in val and test)`,
+  );
   await data.synthesize({ out: dataset, perClass: 40, seed: 0, holdout: { val: 0.25, test: 0.25 } });
 }
 const results = await experiments.table1({
-  data: dataset, out: join(out, 'table1'), scale: 'demo', rows: ['none', 'S1+S2', 'S1+S2*'], columns: ['S1', 'S2', 'S1+S2'],
-  common: { seed: 0, onBadSample: 'skip' }, finetune: { labelFraction: 0.1 },   // (synth breaks two samples on purpose)
-  onRun: (e) => console.log(`[${clock()}] ${e.kind === 'pretrain' ? `pre-training ${e.row}` : `fine-tuning ${e.column} from ${e.row === 'none' ? 'random initialisation' : `${e.row} pre-training`}`}${e.cached ? ' (cached)' : ''}`),
+  data: dataset,
+  out: join(out, 'table1'),
+  scale: 'demo',
+  rows: ['none', 'S1+S2', 'S1+S2*'],
+  columns: ['S1', 'S2', 'S1+S2'],
+  common: { seed: 0, onBadSample: 'skip' },
+  finetune: { labelFraction: 0.1 }, // (synth breaks two samples on purpose)
+  onRun: (e) =>
+    console.log(
+      `[${clock()}] ${e.kind === 'pretrain' ? `pre-training ${e.row}` : `fine-tuning ${e.column} from ${e.row === 'none' ? 'random initialisation' : `${e.row} pre-training`}`}${e.cached ? ' (cached)' : ''}`,
+    ),
   onStep: (m) => {
-    if (m.batch === m.batches - 1 && (m.epoch + 1) % 10 === 0) console.log(`[${clock()}]   epoch ${m.epoch + 1}: loss ${m.loss.toFixed(3)}, ${m.locationsPerSecond.toFixed(0)} locations/s`);
+    if (m.batch === m.batches - 1 && (m.epoch + 1) % 10 === 0)
+      console.log(
+        `[${clock()}]   epoch ${m.epoch + 1}: loss ${m.loss.toFixed(3)}, ${m.locationsPerSecond.toFixed(0)} locations/s`,
+      );
   },
 });
 console.log(`\n${experiments.formatTable1(results)}`);
 const [random, ...pretrained] = results.rows;
 for (const row of pretrained) {
   const wins = results.columns.filter((c) => row.cells[c].valAccuracy > random.cells[c].valAccuracy);
-  console.log(`${row.name} pre-training beat random initialisation on ${wins.length} of ${results.columns.length} downstream sets (${wins.join(', ') || 'none'}), with 10% of the labels.`);
+  console.log(
+    `${row.name} pre-training beat random initialisation on ${wins.length} of ${results.columns.length} downstream sets (${wins.join(', ') || 'none'}), with 10% of the labels.`,
+  );
 }
 
 // The same rows by k-NN on frozen features, every training label voting (10% would leave two per class):
 // representation quality without fine-tuning's confound.
 const knn = await experiments.table1({
-  data: dataset, out: join(out, 'table1-knn'), runs: join(out, 'table1', 'runs'), scale: 'demo', protocol: 'knn',
-  rows: ['none', 'S1+S2', 'S1+S2*'], columns: ['S1', 'S2', 'S1+S2'], common: { seed: 0 },
+  data: dataset,
+  out: join(out, 'table1-knn'),
+  runs: join(out, 'table1', 'runs'),
+  scale: 'demo',
+  protocol: 'knn',
+  rows: ['none', 'S1+S2', 'S1+S2*'],
+  columns: ['S1', 'S2', 'S1+S2'],
+  common: { seed: 0 },
 });
 console.log(`\n${experiments.formatTable1(knn)}`);
 
 const report = await reports.writeReport({
-  runs: [join(out, 'table1'), join(out, 'table1-knn')], out: join(out, 'report.html'),
+  runs: [join(out, 'table1'), join(out, 'table1-knn')],
+  out: join(out, 'report.html'),
   onProgress: (what) => console.log(`[${clock()}] report: ${what}`),
 });
 for (const run of reports.readTable1(join(out, 'table1')).pretrain) {
   const evaluation = JSON.parse(readFileSync(join(run.dir, 'evaluation-val.json'), 'utf8')) as evaluations.Evaluation;
   console.log(`\n${run.label} pre-training, ${evaluations.formatEvaluation(evaluation)}`);
 }
-console.log(`\nTables, charts and runs: ${join(out, 'table1')}, ${join(out, 'table1-knn')}. Report: ${report.path}. ${clock()} in all.`);
+console.log(
+  `\nTables, charts and runs: ${join(out, 'table1')}, ${join(out, 'table1-knn')}. Report: ${report.path}. ${clock()} in all.`,
+);

@@ -9,5 +9,5 @@ for (const [path, render] of Object.entries(REFERENCE_PAGES)) {
   console.log(path);
 }
 // TypeDoc with typedoc.json: docs/api from the TSDoc comments of the package's two entry points
-execFileSync(process.execPath, ['node_modules/typedoc/bin/typedoc'], { stdio: 'inherit' });   // (not npx: absent in some roots)
+execFileSync(process.execPath, ['node_modules/typedoc/bin/typedoc'], { stdio: 'inherit' }); // (not npx: absent in some roots)
 console.log('docs/api');

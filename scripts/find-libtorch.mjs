@@ -22,7 +22,12 @@ export class LibTorchNotFound extends Error {}
 
 // Debian's multiarch tuple, from Node's arch: no compiler is asked, since installing a prebuild needs none.
 function multiarch() {
-  const tuples = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu', ppc64: 'powerpc64le-linux-gnu', s390x: 's390x-linux-gnu' };
+  const tuples = {
+    x64: 'x86_64-linux-gnu',
+    arm64: 'aarch64-linux-gnu',
+    ppc64: 'powerpc64le-linux-gnu',
+    s390x: 's390x-linux-gnu',
+  };
   return tuples[process.arch] ?? `${process.arch}-linux-gnu`;
 }
 
@@ -44,7 +49,9 @@ function fromPrefix(prefix, source) {
   const looked = [join(cmakeDir, 'TorchConfig.cmake'), join(libDir, 'libtorch.so')];
   const missing = looked.filter((f) => !existsSync(f));
   if (missing.length) {
-    throw new LibTorchNotFound(`${source} points to ${prefix}, which is not a usable LibTorch: missing ${missing.join(', ')}.`);
+    throw new LibTorchNotFound(
+      `${source} points to ${prefix}, which is not a usable LibTorch: missing ${missing.join(', ')}.`,
+    );
   }
   const includeDirs = [join(prefix, 'include'), join(prefix, 'include', 'torch', 'csrc', 'api', 'include')];
   return { source, prefix, cmakeDir, libDir, includeDirs };
@@ -54,11 +61,20 @@ function fromPython() {
   const python = process.env.PYTHON || 'python3';
   let info;
   try {
-    info = JSON.parse(execFileSync(python, ['-c',
-      'import json, os, torch; print(json.dumps({"path": os.path.dirname(torch.__file__), "abi": bool(torch._C._GLIBCXX_USE_CXX11_ABI)}))'],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+    info = JSON.parse(
+      execFileSync(
+        python,
+        [
+          '-c',
+          'import json, os, torch; print(json.dumps({"path": os.path.dirname(torch.__file__), "abi": bool(torch._C._GLIBCXX_USE_CXX11_ABI)}))',
+        ],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+      ),
+    );
   } catch (e) {
-    throw new LibTorchNotFound(`LIBTORCH_USE_PYTORCH=1, but '${python} -c "import torch"' failed: ${String(e.stderr || e.message).trim()}`);
+    throw new LibTorchNotFound(
+      `LIBTORCH_USE_PYTORCH=1, but '${python} -c "import torch"' failed: ${String(e.stderr || e.message).trim()}`,
+    );
   }
   return { ...fromPrefix(info.path, `LIBTORCH_USE_PYTORCH (${python})`), cxx11abi: info.abi };
 }
@@ -68,8 +84,10 @@ function fromSystem() {
   const candidates = [`/usr/lib/${arch}/cmake/Torch`, '/usr/local/share/cmake/Torch', '/usr/share/cmake/Torch'];
   const cmakeDir = candidates.find((d) => existsSync(join(d, 'TorchConfig.cmake')));
   if (!cmakeDir) {
-    throw new LibTorchNotFound(`No LibTorch found: LIBTORCH and LIBTORCH_USE_PYTORCH are unset, and no system LibTorch ` +
-      `(TorchConfig.cmake) is in ${candidates.join(', ')}.`);
+    throw new LibTorchNotFound(
+      `No LibTorch found: LIBTORCH and LIBTORCH_USE_PYTORCH are unset, and no system LibTorch ` +
+        `(TorchConfig.cmake) is in ${candidates.join(', ')}.`,
+    );
   }
   const libDir = cmakeDir.startsWith('/usr/lib/') ? `/usr/lib/${arch}` : join(cmakeDir, '..', '..', '..', 'lib');
   const prefix = cmakeDir.startsWith('/usr/lib/') ? '/usr' : join(cmakeDir, '..', '..', '..');
@@ -85,8 +103,10 @@ function readCxx11Abi(cmakeDir) {
 }
 
 export function findLibTorch(env = process.env) {
-  const found = env.LIBTORCH ? fromPrefix(env.LIBTORCH, 'LIBTORCH')
-    : env.LIBTORCH_USE_PYTORCH === '1' ? fromPython()
+  const found = env.LIBTORCH
+    ? fromPrefix(env.LIBTORCH, 'LIBTORCH')
+    : env.LIBTORCH_USE_PYTORCH === '1'
+      ? fromPython()
       : fromSystem();
   const cuda = existsSync(join(found.libDir, 'libtorch_cuda.so'));
   const cudaHome = env.CUDA_HOME || env.CUDA_PATH || '/usr/local/cuda';
@@ -117,7 +137,11 @@ export function describeLibTorch(torch) {
 
 // The addon's sources: every native/*.cc, and native/cuda/*.cc only against a CUDA LibTorch.
 export function nativeSources(torch) {
-  const list = (dir) => readdirSync(join(root, dir)).filter((f) => f.endsWith('.cc')).sort().map((f) => `${dir}/${f}`);
+  const list = (dir) =>
+    readdirSync(join(root, dir))
+      .filter((f) => f.endsWith('.cc'))
+      .sort()
+      .map((f) => `${dir}/${f}`);
   return [...list('native'), ...(torch.cuda ? list('native/cuda') : [])];
 }
 
@@ -150,7 +174,10 @@ function main(flag) {
     '--include-dirs': () => torch.includeDirs.join(' '),
     '--libraries': () => linkFlags(torch).join(' '),
     '--defines': () => defines(torch).join(' '),
-    '--sources': () => nativeSources(torch).map((s) => relative(root, join(root, s))).join(' '),
+    '--sources': () =>
+      nativeSources(torch)
+        .map((s) => relative(root, join(root, s)))
+        .join(' '),
     '--flavour': () => flavourTag(torch),
     '--report': () => describeLibTorch(torch),
   };

@@ -26,10 +26,12 @@ const PREBUILD_NAME = /^mmssl\.(torch-[\w-]+)(\.\w+)*\.node$/;
 export function listPrebuilds(packageRoot = root, platform = process.platform, arch = process.arch) {
   const dir = join(packageRoot, 'prebuilds', `${platform}-${arch}`);
   if (!existsSync(dir)) return [];
-  return readdirSync(dir).sort().flatMap((name) => {
-    const match = PREBUILD_NAME.exec(name);
-    return match ? [{ file: join(dir, name), flavour: match[1] }] : [];
-  });
+  return readdirSync(dir)
+    .sort()
+    .flatMap((name) => {
+      const match = PREBUILD_NAME.exec(name);
+      return match ? [{ file: join(dir, name), flavour: match[1] }] : [];
+    });
 }
 
 /**
@@ -56,7 +58,8 @@ export function probe(file) {
     return { error: line.trim() };
   }
   const { built, runtime, cuda } = JSON.parse(child.stdout);
-  return majorMinor(built) === majorMinor(runtime) ? { loaded: { version: runtime, cuda } }
+  return majorMinor(built) === majorMinor(runtime)
+    ? { loaded: { version: runtime, cuda } }
     : { error: `built against LibTorch ${built}, but LibTorch ${runtime} loaded` };
 }
 
@@ -105,12 +108,21 @@ function main() {
   const triedText = tried.length ? ` Tried:\n  - ${tried.join('\n  - ')}` : '';
   if (torch) {
     const shipped = prebuilds.map((p) => p.flavour).join(', ') || 'none';
-    console.log(`mmssl: ${fromSource ? 'building from source as asked' : `no usable prebuilt addon for ${describe(torch)} ` +
-      `on ${process.platform}-${process.arch} (prebuilt: ${shipped}); building from source`}.${triedText}`);
+    console.log(
+      `mmssl: ${
+        fromSource
+          ? 'building from source as asked'
+          : `no usable prebuilt addon for ${describe(torch)} ` +
+            `on ${process.platform}-${process.arch} (prebuilt: ${shipped}); building from source`
+      }.${triedText}`,
+    );
     buildFromSource();
   }
-  fail(`${notFound}\nNo prebuilt addon could be used instead${prebuilds.length ? '.' : ' (none ships for ' +
-    `${process.platform}-${process.arch}).`}${triedText}`);
+  fail(
+    `${notFound}\nNo prebuilt addon could be used instead${
+      prebuilds.length ? '.' : ' (none ships for ' + `${process.platform}-${process.arch}).`
+    }${triedText}`,
+  );
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) main();

@@ -27,24 +27,55 @@ const table: Bad[] = [
   ['cat of mismatched shapes', (x) => torch.cat([x, torch.ones([3, 5])], 0), 'torch'],
   ['stack of mismatched shapes', (x) => torch.stack([x, torch.ones([4, 3])]), 'torch'],
   ['copy_ from a non-broadcastable source', (x) => x.copy_(torch.ones([5])), 'torch'],
-  ['conv2d with a wrong channel count', () => F.conv2d(torch.ones([1, 3, 8, 8]), torch.ones([4, 2, 3, 3])), 'torch', /^conv2d: /],
+  [
+    'conv2d with a wrong channel count',
+    () => F.conv2d(torch.ones([1, 3, 8, 8]), torch.ones([4, 2, 3, 3])),
+    'torch',
+    /^conv2d: /,
+  ],
   ['conv2d with a 2-D input', () => F.conv2d(torch.ones([8, 8]), torch.ones([4, 1, 3, 3])), 'torch'],
   ['conv2d kernel larger than input', () => F.conv2d(torch.ones([1, 1, 2, 2]), torch.ones([1, 1, 5, 5])), 'torch'],
   ['linear with a wrong feature count', () => F.linear(torch.ones([2, 3]), torch.ones([4, 5])), 'torch'],
-  ['batchNorm with wrong running stats size', () => F.batchNorm(torch.ones([2, 3, 4, 4]), torch.zeros([5]), torch.ones([5])), 'torch'],
+  [
+    'batchNorm with wrong running stats size',
+    () => F.batchNorm(torch.ones([2, 3, 4, 4]), torch.zeros([5]), torch.ones([5])),
+    'torch',
+  ],
   ['maxPool2d kernel larger than input', () => F.maxPool2d(torch.ones([1, 1, 2, 2]), 5), 'torch'],
   ['crossEntropy with a target out of range', () => F.crossEntropy(torch.ones([2, 3]), torch.tensor([0, 7])), 'torch'],
-  ['crossEntropy with float class indices of the wrong shape', () => F.crossEntropy(torch.ones([2, 3]), torch.ones([5])), 'torch'],
+  [
+    'crossEntropy with float class indices of the wrong shape',
+    () => F.crossEntropy(torch.ones([2, 3]), torch.ones([5])),
+    'torch',
+  ],
   ['interpolate of a 3-D tensor', () => F.interpolate(torch.ones([1, 4, 4]), { size: 2, mode: 'bilinear' }), 'arg'],
   ['oneHot of negative classes', () => F.oneHot(torch.tensor([-1, 0])), 'torch'],
   ['oneHot of a float tensor', () => F.oneHot(torch.ones([2])), 'torch'],
   ['gather with an index of another rank', (x) => x.gather(1, torch.tensor([0, 1])), 'torch'],
   ['backward of a non-scalar without gradient', (x) => x.requiresGrad_().mul(2).backward(), 'torch'],
   ['backward of a tensor that needs no grad', () => torch.ones([1]).backward(), 'torch'],
-  ['backward with a gradient of the wrong shape', (x) => x.requiresGrad_().mul(2).backward(torch.ones([2])), 'torch'],
+  [
+    'backward with a gradient of the wrong shape',
+    (x) =>
+      x
+        .requiresGrad_()
+        .mul(2)
+        .backward(torch.ones([2])),
+    'torch',
+  ],
   ['in-place op on a leaf that requires grad', () => torch.ones([2], { requiresGrad: true }).add_(1), 'torch'],
-  ['requiresGrad on an integer tensor', () => { torch.ones([2], { dtype: 'int64' }).requiresGrad = true; }, 'torch'],
-  ['autograd.grad of an unrelated input', (x) => torch.autograd.grad([x.requiresGrad_().sum()], [torch.ones([1], { requiresGrad: true })]), 'torch'],
+  [
+    'requiresGrad on an integer tensor',
+    () => {
+      torch.ones([2], { dtype: 'int64' }).requiresGrad = true;
+    },
+    'torch',
+  ],
+  [
+    'autograd.grad of an unrelated input',
+    (x) => torch.autograd.grad([x.requiresGrad_().sum()], [torch.ones([1], { requiresGrad: true })]),
+    'torch',
+  ],
   // dtype errors
   ['mm of int and float', (x) => x.mm(torch.ones([4, 2], { dtype: 'int64' })), 'torch'],
   ['allclose across dtypes', (x) => x.allclose(x.double()), 'torch'],
@@ -87,7 +118,12 @@ const table: Bad[] = [
   ['toTypedArray of a disposed tensor', (_x, dead) => dead.toTypedArray(), 'disposed'],
   ['grad of a disposed tensor', (_x, dead) => dead.grad, 'disposed'],
   // unknown devices
-  ['device tpu', () => torch.zeros([2], { device: 'tpu' as torch.Device }), 'arg', /device must be 'cpu', 'cuda' or 'cuda:N'/],
+  [
+    'device tpu',
+    () => torch.zeros([2], { device: 'tpu' as torch.Device }),
+    'arg',
+    /device must be 'cpu', 'cuda' or 'cuda:N'/,
+  ],
   ['device cuda:x', () => torch.ones([2], { device: 'cuda:x' as torch.Device }), 'arg'],
   ['device CPU in capitals', () => torch.ones([2], { device: 'CPU' as torch.Device }), 'arg'],
   ['device as a number', () => torch.ones([2], { device: 0 as unknown as torch.Device }), 'arg'],
@@ -114,10 +150,27 @@ const table: Bad[] = [
   ['manualSeed(-1)', () => torch.manualSeed(-1), 'arg'],
   ['manualSeed(1.5)', () => torch.manualSeed(1.5), 'arg'],
   ['maxPool2d with a fractional kernel', (x) => F.maxPool2d(x, 1.5), 'arg'],
-  ['conv2d with a 3-element stride', () => F.conv2d(torch.ones([1, 1, 4, 4]), torch.ones([1, 1, 3, 3]), null, { stride: [1, 1, 1] as unknown as number }), 'arg'],
-  ['crossEntropy with an unknown reduction', () => F.crossEntropy(torch.ones([2, 3]), torch.tensor([0, 1]), { reduction: 'avg' as 'mean' }), 'arg'],
-  ['interpolate with size and scaleFactor', () => F.interpolate(torch.ones([1, 1, 4, 4]), { size: 2, scaleFactor: 2 }), 'arg'],
-  ['interpolate with an unknown mode', () => F.interpolate(torch.ones([1, 1, 4, 4]), { size: 2, mode: 'bicubic' as 'bilinear' }), 'arg'],
+  [
+    'conv2d with a 3-element stride',
+    () =>
+      F.conv2d(torch.ones([1, 1, 4, 4]), torch.ones([1, 1, 3, 3]), null, { stride: [1, 1, 1] as unknown as number }),
+    'arg',
+  ],
+  [
+    'crossEntropy with an unknown reduction',
+    () => F.crossEntropy(torch.ones([2, 3]), torch.tensor([0, 1]), { reduction: 'avg' as 'mean' }),
+    'arg',
+  ],
+  [
+    'interpolate with size and scaleFactor',
+    () => F.interpolate(torch.ones([1, 1, 4, 4]), { size: 2, scaleFactor: 2 }),
+    'arg',
+  ],
+  [
+    'interpolate with an unknown mode',
+    () => F.interpolate(torch.ones([1, 1, 4, 4]), { size: 2, mode: 'bicubic' as 'bilinear' }),
+    'arg',
+  ],
   ['div with an unknown rounding mode', (x) => x.div(2, { roundingMode: 'round' as 'floor' }), 'arg'],
   // wrong argument types and arity
   ['add of a string', (x) => x.add('1' as unknown as number), 'arg', /other must be a Tensor, number or boolean/],
@@ -129,7 +182,12 @@ const table: Bad[] = [
   ['reshape with no size', (x) => x.reshape(), 'torch'],
   ['cat of an empty list', () => torch.cat([]), 'arg'],
   ['cat of a non-array', () => torch.cat('x' as unknown as torch.Tensor[]), 'arg'],
-  ['cat with a number inside', (x) => torch.cat([x, 1 as unknown as torch.Tensor]), 'arg', /tensors\[1\] must be a Tensor/],
+  [
+    'cat with a number inside',
+    (x) => torch.cat([x, 1 as unknown as torch.Tensor]),
+    'arg',
+    /tensors\[1\] must be a Tensor/,
+  ],
   ['tensor of a string', () => torch.tensor('abc' as unknown as number), 'arg'],
   ['tensor of ragged arrays', () => torch.tensor([[1], [1, 2]]), 'arg'],
   ['tensor of a Uint16Array', () => torch.tensor(new Uint16Array(2) as unknown as Float32Array), 'arg'],
@@ -142,29 +200,60 @@ const table: Bad[] = [
   ['zeroGrad of a non-array', () => torch.zeroGrad('p' as unknown as torch.Tensor[]), 'arg'],
   ['autograd.grad with a number input', (x) => torch.autograd.grad([x], [1 as unknown as torch.Tensor]), 'arg'],
   ['where with a string branch', (x) => torch.where(x.gt(0), 'a' as unknown as number, 0), 'arg'],
-  ['conv2d of a plain array', () => F.conv2d([1, 2] as unknown as torch.Tensor, torch.ones([1])), 'arg', /input must be a Tensor/],
+  [
+    'conv2d of a plain array',
+    () => F.conv2d([1, 2] as unknown as torch.Tensor, torch.ones([1])),
+    'arg',
+    /input must be a Tensor/,
+  ],
   ['zerosLike of a number', () => torch.zerosLike(3 as unknown as torch.Tensor), 'arg'],
   // the native layer's own checks, reached directly: mmssl's errors too, never an abort
-  ['native add with strings', () => anyArgs(native.add)('a', 'b', false, 1), 'arg', /^add: argument \d must be a tensor, got string/],
+  [
+    'native add with strings',
+    () => anyArgs(native.add)('a', 'b', false, 1),
+    'arg',
+    /^add: argument \d must be a tensor, got string/,
+  ],
   ['native add with a made-up handle', () => anyArgs(native.add)(123456789, 987654321, false, 1), 'disposed'],
   ['native add with a negative handle', () => anyArgs(native.add)(-1, -1, false, 1), 'disposed'],
   ['native add with NaN handles', () => anyArgs(native.add)(NaN, NaN, false, 1), 'disposed'],
   ['native zeros with a string shape', () => anyArgs(native.zeros)('abc', undefined, undefined), 'arg'],
   ['native zeros with a bad dtype code', () => anyArgs(native.zeros)([2], 99, undefined), 'arg'],
-  ['native zeros with an unknown device', () => anyArgs(native.zeros)([2], undefined, 'quantum'), 'arg', /unknown device 'quantum'/],
+  [
+    'native zeros with an unknown device',
+    () => anyArgs(native.zeros)([2], undefined, 'quantum'),
+    'arg',
+    /unknown device 'quantum'/,
+  ],
   ['native cat with holes', () => anyArgs(native.cat)([undefined, null], 0), 'arg'],
   ['native fromTypedArray of an object', () => anyArgs(native.fromTypedArray)({}, [1], undefined, undefined), 'arg'],
   ['native with no arguments', () => anyArgs(native.matmul)(), 'arg'],
   ['native sum with a huge dim', (x) => anyArgs(native.sum)(x.handle, [2 ** 60], false), 'arg'],
   ['native setNumThreads(-5)', () => anyArgs(native.setNumThreads)(-5), 'arg'],
-  ['native interpolate with a bad mode', (x) => anyArgs(native.interpolate)(x.handle, [2, 2], 'cubic', false, undefined, undefined), 'arg'],
-  ['native crossEntropy with a bad reduction', (x) => anyArgs(native.crossEntropy)(x.handle, x.handle, undefined, 'avg', -100, 0), 'arg'],
+  [
+    'native interpolate with a bad mode',
+    (x) => anyArgs(native.interpolate)(x.handle, [2, 2], 'cubic', false, undefined, undefined),
+    'arg',
+  ],
+  [
+    'native crossEntropy with a bad reduction',
+    (x) => anyArgs(native.crossEntropy)(x.handle, x.handle, undefined, 'avg', -100, 0),
+    'arg',
+  ],
   ['native setErrorFactories with numbers', () => anyArgs(native.setErrorFactories)([1, 2, 3, 4]), 'arg'],
-  ['native optimizerStep with a tensor handle', (x) => anyArgs(native.optimizerStep)(x.handle, []), 'arg', /^optimizerStep: argument 0 must be an optimizer, got number/],
+  [
+    'native optimizerStep with a tensor handle',
+    (x) => anyArgs(native.optimizerStep)(x.handle, []),
+    'arg',
+    /^optimizerStep: argument 0 must be an optimizer, got number/,
+  ],
 ];
 
 const expected = {
-  arg: [ArgumentError, 'ERR_MMSSL_ARG'], torch: [TorchError, 'ERR_MMSSL_TORCH'], disposed: [DisposedError, 'ERR_MMSSL_DISPOSED'], device: [DeviceError, 'ERR_MMSSL_DEVICE'],
+  arg: [ArgumentError, 'ERR_MMSSL_ARG'],
+  torch: [TorchError, 'ERR_MMSSL_TORCH'],
+  disposed: [DisposedError, 'ERR_MMSSL_DISPOSED'],
+  device: [DeviceError, 'ERR_MMSSL_DEVICE'],
 } as const;
 
 test('the bad-call table has at least 100 cases', (t) => {
@@ -183,7 +272,10 @@ for (const [name, call, kind, message] of table) {
       t.is(error.code, code);
       t.is(error.name, cls.name);
       if (message) t.regex(error.message, message);
-      t.true(error.message.length > 10 && !/\n\s*frame #/.test(error.message), 'a short message without a C++ backtrace');
+      t.true(
+        error.message.length > 10 && !/\n\s*frame #/.test(error.message),
+        'a short message without a C++ backtrace',
+      );
     });
     t.is(torch.ones([1]).add(1).item(), 2, 'the process still computes');
   });

@@ -22,12 +22,21 @@ test('a missing or broken addon file lists every candidate and the build command
 });
 
 test('a LibTorch library missing at run time is named, with the fixes', (t) => {
-  const message = diagnose('/x/mmssl.node', new Error('libtorch_cpu.so.1.13: cannot open shared object file: No such file or directory'));
+  const message = diagnose(
+    '/x/mmssl.node',
+    new Error('libtorch_cpu.so.1.13: cannot open shared object file: No such file or directory'),
+  );
   t.regex(message, /libtorch_cpu\.so\.1\.13 \(part of LibTorch or its dependencies\) cannot be found at run time/);
   t.regex(message, /apt-get install libtorch-dev/);
   t.regex(diagnose('/x/mmssl.node', new Error('undefined symbol: _ZN3c105Error')), /Rebuild it against that LibTorch/);
-  const cudnn = diagnose('/x/mmssl.node', new Error('libcudnn.so.9: cannot open shared object file: No such file or directory'));
-  t.regex(cudnn, /built against a CUDA LibTorch, which needs the CUDA runtime and cuDNN at run time, and libcudnn\.so\.9 cannot be found/);
+  const cudnn = diagnose(
+    '/x/mmssl.node',
+    new Error('libcudnn.so.9: cannot open shared object file: No such file or directory'),
+  );
+  t.regex(
+    cudnn,
+    /built against a CUDA LibTorch, which needs the CUDA runtime and cuDNN at run time, and libcudnn\.so\.9 cannot be found/,
+  );
 });
 
 test('a LibTorch of another minor version at run time is refused, naming both versions and the fix', (t) => {
@@ -41,7 +50,10 @@ test('a LibTorch of another minor version at run time is refused, naming both ve
 
 function discovery(env: Record<string, string>, ...args: string[]) {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LIBTORCH')));
-  return spawnSync(process.execPath, [join(root, 'scripts', 'find-libtorch.mjs'), ...args], { env: { ...clean, ...env }, encoding: 'utf8' });
+  return spawnSync(process.execPath, [join(root, 'scripts', 'find-libtorch.mjs'), ...args], {
+    env: { ...clean, ...env },
+    encoding: 'utf8',
+  });
 }
 
 test('LibTorch discovery reports the system LibTorch by default', (t) => {
@@ -55,7 +67,10 @@ test('LibTorch discovery reports the system LibTorch by default', (t) => {
 test('a LIBTORCH folder that is not a LibTorch fails with what is missing and the fixes', (t) => {
   const out = discovery({ LIBTORCH: '/nonexistent/libtorch' });
   t.is(out.status, 1);
-  t.regex(out.stderr, /LIBTORCH points to \/nonexistent\/libtorch, which is not a usable LibTorch: missing .*TorchConfig\.cmake/);
+  t.regex(
+    out.stderr,
+    /LIBTORCH points to \/nonexistent\/libtorch, which is not a usable LibTorch: missing .*TorchConfig\.cmake/,
+  );
   t.regex(out.stderr, /apt-get install libtorch-dev/);
   t.regex(out.stderr, /LIBTORCH_USE_PYTORCH=1/);
 });
@@ -68,7 +83,10 @@ test('LIBTORCH_USE_PYTORCH with a Python lacking torch says so', (t) => {
 
 test('the build stops before compiling when LibTorch is unusable', (t) => {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LIBTORCH')));
-  const out = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { env: { ...clean, LIBTORCH: '/nonexistent' }, encoding: 'utf8' });
+  const out = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], {
+    env: { ...clean, LIBTORCH: '/nonexistent' },
+    encoding: 'utf8',
+  });
   t.not(out.status, 0);
   t.regex(out.stderr, /not a usable LibTorch/);
 });

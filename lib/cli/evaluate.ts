@@ -16,20 +16,33 @@ interface EvaluateFlags {
 }
 
 export function evaluateCommand(program: Command): void {
-  const command = program.command('evaluate')
-    .description("a pre-training run: cross-modal retrieval (recall@1/5/10, median rank) beside random initialisation; a fine-tuned run: accuracy for every subset of its modalities")
+  const command = program
+    .command('evaluate')
+    .description(
+      'a pre-training run: cross-modal retrieval (recall@1/5/10, median rank) beside random initialisation; a fine-tuned run: accuracy for every subset of its modalities',
+    )
     .requiredOption('--init <run>', 'a pre-training run folder or a fine-tuning output folder')
     .requiredOption('--data <dir>', 'the dataset (METER-ML folder, folder with manifest.geojson, manifest file)')
     .addOption(new Option('--split <split>', 'the split evaluated').choices(['val', 'test', 'train']).default('val'))
     .option('--out <file>', 'the JSON written (default <init>/evaluation-<split>.json)');
-  addConfigFlags(command, commonOptions('batchSize', 'workers', 'seed', 'onBadSample'))
-    .action(async (f: EvaluateFlags) => {
+  addConfigFlags(command, commonOptions('batchSize', 'workers', 'seed', 'onBadSample')).action(
+    async (f: EvaluateFlags) => {
       const { evaluateRun, formatEvaluation } = await import('../eval/evaluate.js');
       const { RunFolder } = await import('../runs/folder.js');
       const { writeJsonAtomic } = await import('../io/atomic.js');
-      const evaluation = await evaluateRun({ init: f.init, data: f.data, split: f.split, batchSize: f.batchSize, workers: f.workers, seed: f.seed, onBadSample: f.onBadSample, onProgress: (what) => console.error(`evaluating ${what}`) });
+      const evaluation = await evaluateRun({
+        init: f.init,
+        data: f.data,
+        split: f.split,
+        batchSize: f.batchSize,
+        workers: f.workers,
+        seed: f.seed,
+        onBadSample: f.onBadSample,
+        onProgress: (what) => console.error(`evaluating ${what}`),
+      });
       const out = f.out ?? new RunFolder(f.init).evaluationPath(f.split);
       await writeJsonAtomic(out, evaluation);
       console.log(`${formatEvaluation(evaluation)}\n\n${out}`);
-    });
+    },
+  );
 }

@@ -20,8 +20,8 @@ const program = buildProgram(`mmssl ${packageVersion}, LibTorch ${runtime} ${cud
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
-  if (e instanceof CommanderError) process.exit(e.exitCode);   // commander has printed its message
-  if (!isUserError(e)) throw e;   // a bug: keep the stack
+  if (e instanceof CommanderError) process.exit(e.exitCode); // commander has printed its message
+  if (!isUserError(e)) throw e; // a bug: keep the stack
   console.error(`mmssl: ${(e as Error).message}`);
   process.exit(EXIT.error);
 }

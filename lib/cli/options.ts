@@ -6,21 +6,34 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 
 import { COMMON_OPTIONS } from '../config/index.js';
-import { ConfigSource, flagParser, flagsOf, flagSyntax, helpOf, type Schema, valuesFromFlags } from '../config/schema.js';
+import {
+  ConfigSource,
+  flagParser,
+  flagsOf,
+  flagSyntax,
+  helpOf,
+  type Schema,
+  valuesFromFlags,
+} from '../config/schema.js';
 import { EXIT } from '../exit.js';
 
 /** A flag per option of `schema` that has one, with its help and default from the table. */
 export function addConfigFlags(command: Command, schema: Schema): Command {
   for (const { flag, option } of flagsOf(schema)) {
     const parse = flagParser(option);
-    command.addOption(parse ? new Option(flagSyntax(flag, option), helpOf(option)).argParser(parse) : new Option(flagSyntax(flag, option), helpOf(option)));
+    command.addOption(
+      parse
+        ? new Option(flagSyntax(flag, option), helpOf(option)).argParser(parse)
+        : new Option(flagSyntax(flag, option), helpOf(option)),
+    );
   }
   return command;
 }
 
 /** The flags of `schema` given on `command`'s line, as a configuration layer (flags not given are left out). */
 export function commandLineValues(command: Command, schema: Schema): ConfigSource {
-  const given = (flag: string) => command.getOptionValueSource(flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())) === 'cli';
+  const given = (flag: string) =>
+    command.getOptionValueSource(flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())) === 'cli';
   return new ConfigSource('the command line', valuesFromFlags(schema, command.opts(), given));
 }
 
@@ -31,7 +44,8 @@ export function commonOptions<K extends keyof typeof COMMON_OPTIONS>(...keys: K[
 
 /** Integers >= min. */
 export const integer = (min: number) => (value: string) => {
-  if (!/^-?\d+$/.test(value) || Number(value) < min) throw new InvalidArgumentError(`an integer >= ${min} is expected.`);
+  if (!/^-?\d+$/.test(value) || Number(value) < min)
+    throw new InvalidArgumentError(`an integer >= ${min} is expected.`);
   return Number(value);
 };
 /** Finite numbers > 0. */
@@ -41,7 +55,11 @@ export const positiveNumber = (value: string) => {
   return n;
 };
 /** A comma-separated list. */
-export const list = (value: string) => value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+export const list = (value: string) =>
+  value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
 
 /**
  * Ctrl-C once: stop after the current `unit` (step, epoch) with what it saves, and exit with status 130 (so that a

@@ -16,6 +16,16 @@ export function buildProgram(version: string): Command {
     .version(version)
     .exitOverride()
     .showHelpAfterError('(mmssl --help lists the commands and options)');
-  for (const add of [synthCommand, pretrainCommand, finetuneCommand, table1Command, embedCommand, evaluateCommand, serveCommand, reportCommand]) add(program);
+  for (const add of [
+    synthCommand,
+    pretrainCommand,
+    finetuneCommand,
+    table1Command,
+    embedCommand,
+    evaluateCommand,
+    serveCommand,
+    reportCommand,
+  ])
+    add(program);
   return program;
 }

@@ -15,7 +15,8 @@ interface ServeFlags {
 }
 
 export function serveCommand(program: Command): void {
-  program.command('serve')
+  program
+    .command('serve')
     .description('serve a pre-trained or fine-tuned run: POST /v1/embed, /v1/classify; GET /healthz, /metrics')
     .requiredOption('--init <run>', 'a pre-training run folder or a fine-tuning output folder')
     .option('--port <n>', 'TCP port (0 picks a free one)', integer(0), 8080)
@@ -28,7 +29,11 @@ export function serveCommand(program: Command): void {
     .action(async (f: ServeFlags) => {
       const { createServer } = await import('../serve/server.js');
       const server = await createServer({
-        init: f.init, workers: f.workers, maxBatch: f.maxBatch, maxDelayMs: f.maxDelayMs, maxQueue: f.maxQueue,
+        init: f.init,
+        workers: f.workers,
+        maxBatch: f.maxBatch,
+        maxDelayMs: f.maxDelayMs,
+        maxQueue: f.maxQueue,
         bodyLimit: f.bodyLimitMb === undefined ? undefined : f.bodyLimitMb << 20,
       });
       const address = await server.app.listen({ port: f.port, host: f.host });

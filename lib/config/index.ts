@@ -12,7 +12,26 @@ import { FileError, invalidArg, isObject } from '../errors.js';
 import { BACKBONES } from '../nn/models/multimodal.js';
 import { BAD_SAMPLE_POLICIES } from '../data/dataset.js';
 import { devicePattern } from '../torch/device.js';
-import { bool, type ConfigOf, ConfigSource, type ConfigValues, fraction, int, names, nonNegative, nullable, oneOf, option, orAuto, perName, positive, probability, resolve, size, text } from './schema.js';
+import {
+  bool,
+  type ConfigOf,
+  ConfigSource,
+  type ConfigValues,
+  fraction,
+  int,
+  names,
+  nonNegative,
+  nullable,
+  oneOf,
+  option,
+  orAuto,
+  perName,
+  positive,
+  probability,
+  resolve,
+  size,
+  text,
+} from './schema.js';
 
 export { ConfigSource } from './schema.js';
 export type { ConfigOf, ConfigValues, Kind, Option, Schema } from './schema.js';
@@ -20,7 +39,10 @@ export type { ConfigOf, ConfigValues, Kind, Option, Schema } from './schema.js';
 export const OPTIMIZERS = ['sgd', 'adam', 'adamw', 'lars'] as const;
 export type OptimizerName = (typeof OPTIMIZERS)[number];
 
-const device: ReturnType<typeof text> = { ...text("'cpu', 'cuda' or 'cuda:N'", '<device>', 'cuda:1'), valid: (v) => typeof v === 'string' && devicePattern.test(v) };
+const device: ReturnType<typeof text> = {
+  ...text("'cpu', 'cuda' or 'cuda:N'", '<device>', 'cuda:1'),
+  valid: (v) => typeof v === 'string' && devicePattern.test(v),
+};
 
 const optimizerOptions = (name: OptimizerName, lr: number, weightDecay: number) => ({
   name: option(oneOf(OPTIMIZERS), name, 'the optimizer', 'optimizer'),
@@ -31,25 +53,62 @@ const optimizerOptions = (name: OptimizerName, lr: number, weightDecay: number) 
 
 /** What pre-training and fine-tuning share. */
 export const COMMON_OPTIONS = {
-  data: option(text('a dataset path', '<dir>', 'data/meter-ml'), undefined, 'the dataset: a METER-ML folder, a folder holding manifest.geojson, or a manifest file'),
+  data: option(
+    text('a dataset path', '<dir>', 'data/meter-ml'),
+    undefined,
+    'the dataset: a METER-ML folder, a folder holding manifest.geojson, or a manifest file',
+  ),
   modalities: option(names, undefined, 'the modalities, comma-separated on the command line (e.g. s1,s2,naip)'),
-  augment: option(bool, true, 'flips and resized crops (pre-training: two views per modality; fine-tuning: one augmented view)'),
+  augment: option(
+    bool,
+    true,
+    'flips and resized crops (pre-training: two views per modality; fine-tuning: one augmented view)',
+  ),
   batchSize: option(int(1), 64, 'samples (locations) per batch'),
   schedule: {
-    name: option(oneOf(['cosine', 'constant']), 'cosine', "'cosine': linear warm-up then cosine decay to 0 over the run (per step)", 'schedule'),
+    name: option(
+      oneOf(['cosine', 'constant']),
+      'cosine',
+      "'cosine': linear warm-up then cosine decay to 0 over the run (per step)",
+      'schedule',
+    ),
     warmupEpochs: option(int(0), 0, 'epochs of linear warm-up (at most epochs)', 'warmup-epochs'),
   },
-  sizes: option(perName(size, '<modality=HxW>', 'naip=64x64'), { naip: [128, 128] }, 'input [height, width] per modality (others: their native grid); repeatable on the command line', 'size'),
-  backbones: option(perName(oneOf(BACKBONES), '<modality=alexnet|resnet18>', 'naip=resnet18'), {}, 'backbone per modality (ResNet18 for naip, AlexNet otherwise); repeatable on the command line', 'backbone'),
+  sizes: option(
+    perName(size, '<modality=HxW>', 'naip=64x64'),
+    { naip: [128, 128] },
+    'input [height, width] per modality (others: their native grid); repeatable on the command line',
+    'size',
+  ),
+  backbones: option(
+    perName(oneOf(BACKBONES), '<modality=alexnet|resnet18>', 'naip=resnet18'),
+    {},
+    'backbone per modality (ResNet18 for naip, AlexNet otherwise); repeatable on the command line',
+    'backbone',
+  ),
   alexnetHidden: option(int(1), 4096, "AlexNet's fc6/fc7 width: torchvision's 4096, or narrower for small runs"),
   seed: option(int(0), 0, 'seeds the initialisation, the data order and the augmentations'),
   device: option(device, 'cpu', 'cpu, cuda or cuda:N'),
   threads: option(nullable(int(1), "LibTorch's choice"), null, "LibTorch's intra-op threads"),
   workers: option(int(1), 2, 'data decoding threads'),
-  statsSamples: option(int(1), 2000, 'samples the per-band statistics are computed from (a seeded subset of the training split)', false),
+  statsSamples: option(
+    int(1),
+    2000,
+    'samples the per-band statistics are computed from (a seeded subset of the training split)',
+    false,
+  ),
   // oneDNN's convolutions are 1.1-1.3x faster on CPU in this layout
-  memoryFormat: option(oneOf(['contiguousFormat', 'channelsLast']), 'channelsLast', "the activations' memory layout", false),
-  onBadSample: option(oneOf(BAD_SAMPLE_POLICIES), 'raise', "a sample that cannot be read: 'raise' stops with its error; 'skip' leaves it out, reported each epoch and listed in skipped.jsonl"),
+  memoryFormat: option(
+    oneOf(['contiguousFormat', 'channelsLast']),
+    'channelsLast',
+    "the activations' memory layout",
+    false,
+  ),
+  onBadSample: option(
+    oneOf(BAD_SAMPLE_POLICIES),
+    'raise',
+    "a sample that cannot be read: 'raise' stops with its error; 'skip' leaves it out, reported each epoch and listed in skipped.jsonl",
+  ),
 };
 
 export const PRETRAIN_OPTIONS = {
@@ -60,29 +119,62 @@ export const PRETRAIN_OPTIONS = {
   temperature: option(positive, 0.2, "InfoNCE temperature (SupCon_SSL's)"),
   embeddingDim: option(int(1), 128, 'width of the shared embedding space'),
   hiddenDim: option(int(1), 512, "the projection heads' hidden width", false),
-  syncBatchNorm: option(bool, true, "BatchNorm statistics over every rank's batch with several processes (as one process would compute them)"),
-  dtype: option(oneOf(['float32', 'float64']), 'float32', "the model's and the loss's dtype: float64 for reproducibility checks", false),
+  syncBatchNorm: option(
+    bool,
+    true,
+    "BatchNorm statistics over every rank's batch with several processes (as one process would compute them)",
+  ),
+  dtype: option(
+    oneOf(['float32', 'float64']),
+    'float32',
+    "the model's and the loss's dtype: float64 for reproducibility checks",
+    false,
+  ),
   /** The online k-NN monitor (lib/train/knn_monitor.ts); k and temperature: solo-learn's and DINO's. */
   knn: {
-    every: option(orAuto(int(0), 'within 10% of training time'), 'auto', "epochs between the k-NN monitor's evaluations; 0 turns it off", 'knn-every'),
+    every: option(
+      orAuto(int(0), 'within 10% of training time'),
+      'auto',
+      "epochs between the k-NN monitor's evaluations; 0 turns it off",
+      'knn-every',
+    ),
     k: option(int(1), 20, 'neighbours', false),
     temperature: option(positive, 0.07, "the neighbours' weights: exp(similarity / temperature)", false),
     gallerySize: option(int(1), 1000, 'labelled training samples in the gallery at most (a seeded subset)', false),
   },
 };
 
-const initRun = { ...nullable(text('a pre-training run folder', '<run>', 'runs/pretrain'), 'random initialisation'), parse: (t: string) => (t === 'none' ? null : t) };
+const initRun = {
+  ...nullable(text('a pre-training run folder', '<run>', 'runs/pretrain'), 'random initialisation'),
+  parse: (t: string) => (t === 'none' ? null : t),
+};
 
 export const FINETUNE_OPTIONS = {
   ...COMMON_OPTIONS,
   epochs: option(int(1), 100, "epochs (the default: the paper's)"),
   optimizer: optimizerOptions('adam', 1e-4, 0),
-  init: option(initRun, null, "a pre-training run folder whose backbones start the model, or 'none' (null) for random initialisation (the baseline)"),
+  init: option(
+    initRun,
+    null,
+    "a pre-training run folder whose backbones start the model, or 'none' (null) for random initialisation (the baseline)",
+  ),
   linearProbe: option(bool, false, 'freeze the backbones: train the classifier only'),
-  labelFraction: option(fraction, 1, 'share of the labelled training samples used, drawn per class with the seed (one per class at least)'),
+  labelFraction: option(
+    fraction,
+    1,
+    'share of the labelled training samples used, drawn per class with the seed (one per class at least)',
+  ),
   includeNegative: option(bool, false, 'train and evaluate Negative samples as a seventh class'),
-  modalityDropout: option(probability, 0, "probability of dropping each modality of a training sample (never all): its features replaced by the missing token, so the model learns to classify with modalities absent"),
-  missingToken: option(oneOf(['learned', 'zero']), 'learned', "what replaces a dropped modality's features: a learned vector per modality, or zeros"),
+  modalityDropout: option(
+    probability,
+    0,
+    'probability of dropping each modality of a training sample (never all): its features replaced by the missing token, so the model learns to classify with modalities absent',
+  ),
+  missingToken: option(
+    oneOf(['learned', 'zero']),
+    'learned',
+    "what replaces a dropped modality's features: a learned vector per modality, or zeros",
+  ),
 };
 
 export type CommonConfig = ConfigOf<typeof COMMON_OPTIONS>;
@@ -94,7 +186,8 @@ export type KnnConfig = PretrainConfig['knn'];
 
 /** What no single option can check: warm-up within the run. */
 function checkCommon(op: string, c: PretrainConfig | FinetuneConfig): void {
-  if (c.schedule.warmupEpochs > c.epochs) throw invalidArg(op, 'schedule.warmupEpochs', `an integer in [0, epochs = ${c.epochs}]`, c.schedule.warmupEpochs);
+  if (c.schedule.warmupEpochs > c.epochs)
+    throw invalidArg(op, 'schedule.warmupEpochs', `an integer in [0, epochs = ${c.epochs}]`, c.schedule.warmupEpochs);
 }
 
 /** The pre-training configuration: the defaults, then `layers` in order (a file, the command line), checked. */
@@ -109,7 +202,13 @@ export function resolveFinetuneConfig(...layers: ConfigValues[]): FinetuneConfig
   const op = 'finetune config';
   const c = resolve(op, FINETUNE_OPTIONS, layers);
   checkCommon(op, c);
-  if (c.modalityDropout > 0 && c.modalities.length < 2) throw invalidArg(op, 'modalityDropout', '0 with one modality (a sample keeps one modality at least)', c.modalityDropout);
+  if (c.modalityDropout > 0 && c.modalities.length < 2)
+    throw invalidArg(
+      op,
+      'modalityDropout',
+      '0 with one modality (a sample keeps one modality at least)',
+      c.modalityDropout,
+    );
   return c;
 }
 
@@ -130,4 +229,3 @@ export async function readConfigFile(path: string): Promise<ConfigSource> {
   if (!isObject(value)) throw new FileError(path, 'must hold an object of options');
   return new ConfigSource(path, value);
 }
-

@@ -36,24 +36,44 @@ const IDENTITY_BOX: [number, number, number, number] = [0, 0, 1, 1];
  * (width / height), in fractions of the image and without rounding to whole pixels: the crop is resampled anyway, and
  * unrounded boxes keep the area exactly within the bounds.
  */
-function sampleCrop(random: Random, aspect: number, scale: readonly [number, number], ratio: readonly [number, number]): [number, number, number, number] {
+function sampleCrop(
+  random: Random,
+  aspect: number,
+  scale: readonly [number, number],
+  ratio: readonly [number, number],
+): [number, number, number, number] {
   const [logLow, logHigh] = [Math.log(ratio[0]), Math.log(ratio[1])];
   for (let attempt = 0; attempt < 10; attempt++) {
     const area = random.uniform(scale[0], scale[1]);
-    const r = Math.exp(random.uniform(logLow, logHigh)) / aspect;   // the box's ratio in image fractions
-    const w = Math.sqrt(area * r), h = Math.sqrt(area / r);
+    const r = Math.exp(random.uniform(logLow, logHigh)) / aspect; // the box's ratio in image fractions
+    const w = Math.sqrt(area * r),
+      h = Math.sqrt(area / r);
     if (w <= 1 && h <= 1) return [random.uniform(0, 1 - w), random.uniform(0, 1 - h), w, h];
   }
   return IDENTITY_BOX;
 }
 
 export function checkAugmentation(options: AugmentationOptions): Required<AugmentationOptions> {
-  const { horizontalFlip = 0.5, verticalFlip = 0.5, cropScale = [0.9, 1], cropRatio = [3 / 4, 4 / 3] } = checkOptions('augmentation', options);
-  for (const [name, p] of [['horizontalFlip', horizontalFlip], ['verticalFlip', verticalFlip]] as const) {
-    if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw invalidArg('augmentation', name, 'a probability in [0, 1]', p);
+  const {
+    horizontalFlip = 0.5,
+    verticalFlip = 0.5,
+    cropScale = [0.9, 1],
+    cropRatio = [3 / 4, 4 / 3],
+  } = checkOptions('augmentation', options);
+  for (const [name, p] of [
+    ['horizontalFlip', horizontalFlip],
+    ['verticalFlip', verticalFlip],
+  ] as const) {
+    if (typeof p !== 'number' || !(p >= 0 && p <= 1))
+      throw invalidArg('augmentation', name, 'a probability in [0, 1]', p);
   }
   const range = (name: string, r: unknown, low: number, high: number) => {
-    if (!Array.isArray(r) || r.length !== 2 || !r.every((x) => typeof x === 'number' && x >= low && x <= high) || r[0] > r[1]) {
+    if (
+      !Array.isArray(r) ||
+      r.length !== 2 ||
+      !r.every((x) => typeof x === 'number' && x >= low && x <= high) ||
+      r[0] > r[1]
+    ) {
       throw invalidArg('augmentation', name, `[low, high] with ${low} <= low <= high <= ${high}`, r);
     }
   };
@@ -66,7 +86,11 @@ export function checkAugmentation(options: AugmentationOptions): Required<Augmen
 export function sampleTransform(random: Random, options: AugmentationOptions = {}, aspect = 1): ViewTransform {
   const { horizontalFlip, verticalFlip, cropScale, cropRatio } = checkAugmentation(options);
   const box = cropScale === false ? IDENTITY_BOX : sampleCrop(random, aspect, cropScale, cropRatio);
-  return { box: [...box], horizontalFlip: random.bernoulli(horizontalFlip), verticalFlip: random.bernoulli(verticalFlip) };
+  return {
+    box: [...box],
+    horizontalFlip: random.bernoulli(horizontalFlip),
+    verticalFlip: random.bernoulli(verticalFlip),
+  };
 }
 
 /**
@@ -82,13 +106,27 @@ function theta({ box: [x, y, w, h], horizontalFlip, verticalFlip }: ViewTransfor
  * Applies one transform per image of `x` [N, C, H, W] (float, any device): [N, C, size[0], size[1]] (default: the
  * input's size). Bilinear; points falling a rounding error outside the image take the border value.
  */
-export function applyTransforms(x: Tensor, transforms: readonly ViewTransform[], size?: readonly [number, number]): Tensor {
+export function applyTransforms(
+  x: Tensor,
+  transforms: readonly ViewTransform[],
+  size?: readonly [number, number],
+): Tensor {
   if (x.ndim !== 4) throw invalidArg('applyTransforms', 'x', 'a [N, C, H, W] tensor', x);
-  if (transforms.length !== x.shape[0]) throw invalidArg('applyTransforms', 'transforms', `one per image (${x.shape[0]})`, `${transforms.length} transforms`);
+  if (transforms.length !== x.shape[0])
+    throw invalidArg(
+      'applyTransforms',
+      'transforms',
+      `one per image (${x.shape[0]})`,
+      `${transforms.length} transforms`,
+    );
   const [n, c] = x.shape;
   const [height, width] = size ?? [x.shape[2], x.shape[3]];
   return tidy(() => {
-    const thetas = tensor(Float32Array.from(transforms.flatMap(theta)), { dtype: x.dtype, device: x.device }).reshape([n, 2, 3]);
+    const thetas = tensor(Float32Array.from(transforms.flatMap(theta)), { dtype: x.dtype, device: x.device }).reshape([
+      n,
+      2,
+      3,
+    ]);
     const grid = affineGrid(thetas, [n, c, height, width]);
     return gridSample(x, grid, { mode: 'bilinear', paddingMode: 'border' });
   });

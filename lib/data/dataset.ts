@@ -6,7 +6,14 @@
 import { invalidArg } from '../errors.js';
 
 /** The six methane-source classes, in METER-ML's spelling and the classifier's order. */
-export const CLASSES = ['CAFOs', 'Landfills', 'Mines', 'ProcessingPlants', 'RefineriesAndTerminals', 'WWTreatment'] as const;
+export const CLASSES = [
+  'CAFOs',
+  'Landfills',
+  'Mines',
+  'ProcessingPlants',
+  'RefineriesAndTerminals',
+  'WWTreatment',
+] as const;
 export type ClassName = (typeof CLASSES)[number];
 /** METER-ML's type for sites without a methane source: used only as negatives in pre-training. */
 export const NEGATIVE = 'Negative';
@@ -79,11 +86,19 @@ export type DatasetSpec =
 
 /** Each modality's band count in `dataset`; an ArgumentError naming the dataset's modalities for an unknown one. */
 export function bandCounts(op: string, modalities: readonly string[], dataset: Dataset): Record<string, number> {
-  return Object.fromEntries(modalities.map((m) => {
-    const info = dataset.modalities.find((i) => i.name === m);
-    if (!info) throw invalidArg(op, 'modalities', `names among the dataset's (${dataset.modalities.map((i) => i.name).join(', ')})`, m);
-    return [m, info.bands.length];
-  }));
+  return Object.fromEntries(
+    modalities.map((m) => {
+      const info = dataset.modalities.find((i) => i.name === m);
+      if (!info)
+        throw invalidArg(
+          op,
+          'modalities',
+          `names among the dataset's (${dataset.modalities.map((i) => i.name).join(', ')})`,
+          m,
+        );
+      return [m, info.bands.length];
+    }),
+  );
 }
 
 export interface Dataset {

@@ -1,6 +1,16 @@
 /** The data pipeline: datasets (METER-ML, GeoTIFF manifests), augmentation, normalisation and the loader. */
 export { CLASSES, NEGATIVE, multiHot } from './dataset.js';
-export type { BadSamplePolicy, ClassName, Dataset, DatasetSpec, ModalityInfo, Raster, SampleRecord, SkippedSample, Split } from './dataset.js';
+export type {
+  BadSamplePolicy,
+  ClassName,
+  Dataset,
+  DatasetSpec,
+  ModalityInfo,
+  Raster,
+  SampleRecord,
+  SkippedSample,
+  Split,
+} from './dataset.js';
 export { Random } from './random.js';
 export { applyTransforms, sampleTransform } from './augment.js';
 export type { AugmentationOptions, ViewTransform } from './augment.js';

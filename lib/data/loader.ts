@@ -81,7 +81,11 @@ export interface Batch {
 }
 
 /** The batch's first view of each modality, in `memoryFormat`: a model's inputs where one view is used. */
-export function firstViews(batch: Batch, modalities: readonly string[], memoryFormat: MemoryFormat): Record<string, Tensor> {
+export function firstViews(
+  batch: Batch,
+  modalities: readonly string[],
+  memoryFormat: MemoryFormat,
+): Record<string, Tensor> {
   return Object.fromEntries(modalities.map((m) => [m, batch.views[m][0].contiguous({ memoryFormat })]));
 }
 
@@ -98,14 +102,24 @@ export interface CollectedRows extends Disposable {
  * [B, ...], concatenated over the batches, with the samples' labels and Negative flags.
  */
 export async function collectRows(loader: DataLoader, f: (batch: Batch) => Tensor[]): Promise<CollectedRows> {
-  const parts: Tensor[][] = [], labels: number[] = [], negative: boolean[] = [];
+  const parts: Tensor[][] = [],
+    labels: number[] = [],
+    negative: boolean[] = [];
   for await (const batch of loader.epoch(0)) {
     using b = batch;
     parts.push(tidy(() => noGrad(() => f(b).map((t) => t.float().cpu()))));
     labels.push(...b.labels.toNumbers());
     negative.push(...b.negative.toBooleans());
   }
-  const columns = parts.length === 0 ? [] : parts[0].map((_, k) => cat(parts.map((p) => p[k]), 0));
+  const columns =
+    parts.length === 0
+      ? []
+      : parts[0].map((_, k) =>
+          cat(
+            parts.map((p) => p[k]),
+            0,
+          ),
+        );
   parts.flat().forEach((t) => t.dispose());
   return { columns, labels, negative, [Symbol.dispose]: () => columns.forEach((c) => c.dispose()) };
 }
@@ -122,12 +136,17 @@ const OP = 'DataLoader';
 const resizes = (m: Resolved['modalities'][number]) => m.size[0] !== m.native[0] || m.size[1] !== m.native[1];
 
 function resolveModalities(dataset: Dataset, wanted: DataLoaderOptions['modalities']): Resolved['modalities'] {
-  if (!Array.isArray(wanted) || wanted.length === 0) throw invalidArg(OP, 'modalities', 'a non-empty list of modality names', wanted);
+  if (!Array.isArray(wanted) || wanted.length === 0)
+    throw invalidArg(OP, 'modalities', 'a non-empty list of modality names', wanted);
   return wanted.map((m) => {
     const { name, size } = typeof m === 'string' ? { name: m, size: undefined } : m;
     const info = dataset.modalities.find((d) => d.name === name);
-    if (!info) throw invalidArg(OP, 'modalities', `names among ${dataset.modalities.map((d) => d.name).join(', ')}`, name);
-    if (size !== undefined && !(Array.isArray(size) && size.length === 2 && size.every((n) => Number.isInteger(n) && n > 0))) {
+    if (!info)
+      throw invalidArg(OP, 'modalities', `names among ${dataset.modalities.map((d) => d.name).join(', ')}`, name);
+    if (
+      size !== undefined &&
+      !(Array.isArray(size) && size.length === 2 && size.every((n) => Number.isInteger(n) && n > 0))
+    ) {
       throw invalidArg(OP, `modalities (${name}).size`, '[height, width] of positive integers', size);
     }
     return { name, size: [...(size ?? info.size)] as [number, number], channels: info.bands.length, native: info.size };
@@ -138,7 +157,9 @@ export class DataLoader {
   readonly dataset: Dataset;
   /** Samples left out so far under onBadSample 'skip', in the order found, with the epoch and batch of each. */
   readonly skipped: SkippedSample[] = [];
-  readonly #options: Required<Omit<DataLoaderOptions, 'normalization' | 'augmentation' | 'views' | 'modalities' | 'filter'>> & { normalization?: NormalizationStats };
+  readonly #options: Required<
+    Omit<DataLoaderOptions, 'normalization' | 'augmentation' | 'views' | 'modalities' | 'filter'>
+  > & { normalization?: NormalizationStats };
   readonly #resolved: Resolved;
   readonly #indices: number[];
   #pool?: WorkerPool<ReadRequest, Raster>;
@@ -146,8 +167,21 @@ export class DataLoader {
 
   constructor(dataset: Dataset, options: DataLoaderOptions) {
     const {
-      modalities, batchSize, splits = ['train'], filter = () => true, shuffle = true, dropLast = false, seed = 0, augmentation = false,
-      shard = { rank: 0, worldSize: 1 }, views, normalization, workers = Math.min(4, availableParallelism()), prefetch = 2, device = 'cpu', onBadSample = 'raise',
+      modalities,
+      batchSize,
+      splits = ['train'],
+      filter = () => true,
+      shuffle = true,
+      dropLast = false,
+      seed = 0,
+      augmentation = false,
+      shard = { rank: 0, worldSize: 1 },
+      views,
+      normalization,
+      workers = Math.min(4, availableParallelism()),
+      prefetch = 2,
+      device = 'cpu',
+      onBadSample = 'raise',
     } = checkOptions(OP, options);
     this.dataset = dataset;
     if (checkInt(OP, 'batchSize', batchSize) < 1) throw invalidArg(OP, 'batchSize', 'a positive integer', batchSize);
@@ -164,10 +198,28 @@ export class DataLoader {
         throw invalidArg(OP, `normalization.${m.name}`, `mean and std of ${m.channels} bands`, stats);
       }
     }
-    this.#options = { batchSize, splits, shuffle: checkBool(OP, 'shuffle', shuffle), dropLast: checkBool(OP, 'dropLast', dropLast), seed, workers, prefetch, device, onBadSample, normalization, shard: checkShard(shard) };
+    this.#options = {
+      batchSize,
+      splits,
+      shuffle: checkBool(OP, 'shuffle', shuffle),
+      dropLast: checkBool(OP, 'dropLast', dropLast),
+      seed,
+      workers,
+      prefetch,
+      device,
+      onBadSample,
+      normalization,
+      shard: checkShard(shard),
+    };
     if (typeof filter !== 'function') throw invalidArg(OP, 'filter', 'a function (sample, index) => boolean', filter);
     this.#indices = dataset.samples.flatMap((s, i) => (splits.includes(s.split) && filter(s, i) ? [i] : []));
-    if (this.#indices.length === 0) throw invalidArg(OP, 'splits', `splits holding samples (${splits.join(', ')} hold none${options.filter ? ' that pass the filter' : ''})`, splits);
+    if (this.#indices.length === 0)
+      throw invalidArg(
+        OP,
+        'splits',
+        `splits holding samples (${splits.join(', ')} hold none${options.filter ? ' that pass the filter' : ''})`,
+        splits,
+      );
   }
 
   /** Batches per epoch. */
@@ -184,7 +236,15 @@ export class DataLoader {
   /** The dataset indices of each batch of `epoch`, in order. */
   batches(epoch: number): number[][] {
     const { batchSize, shuffle, dropLast, seed, shard } = this.#options;
-    const order = shardOf(shuffle ? new Random(seed).fork(epoch).fork(0).shuffle([...this.#indices]) : [...this.#indices], shard);
+    const order = shardOf(
+      shuffle
+        ? new Random(seed)
+            .fork(epoch)
+            .fork(0)
+            .shuffle([...this.#indices])
+        : [...this.#indices],
+      shard,
+    );
     const out: number[][] = [];
     for (let i = 0; i < order.length; i += batchSize) out.push(order.slice(i, i + batchSize));
     return dropLast && out.length > 0 && out[out.length - 1].length < batchSize ? out.slice(0, -1) : out;
@@ -193,15 +253,29 @@ export class DataLoader {
   /** Every modality of every sample of a batch, read by the workers; failed samples raise or are skipped. */
   async #read(indices: number[], epoch: number, batch: number): Promise<{ index: number; rasters: Raster[] }[]> {
     const pool = this.#workers();
-    const samples = await Promise.allSettled(indices.map(async (index) => ({
-      index,
-      rasters: await allInOrder(this.#resolved.modalities.map((m) => pool.run({ index, modality: m.name, size: resizes(m) ? m.size : undefined }))),
-    })));
+    const samples = await Promise.allSettled(
+      indices.map(async (index) => ({
+        index,
+        rasters: await allInOrder(
+          this.#resolved.modalities.map((m) =>
+            pool.run({ index, modality: m.name, size: resizes(m) ? m.size : undefined }),
+          ),
+        ),
+      })),
+    );
     return samples.flatMap((result, i) => {
       if (result.status === 'fulfilled' && this.#shapesFit(result.value.rasters)) return [result.value];
-      const error = (result.status === 'rejected' ? result.reason : this.#shapeError(indices[i], result.value.rasters)) as Error & { path?: string };
+      const error = (
+        result.status === 'rejected' ? result.reason : this.#shapeError(indices[i], result.value.rasters)
+      ) as Error & { path?: string };
       if (this.#options.onBadSample === 'raise') throw error;
-      this.skipped.push({ id: this.dataset.samples[indices[i]].id, file: error.path, message: error.message, epoch, batch });
+      this.skipped.push({
+        id: this.dataset.samples[indices[i]].id,
+        file: error.path,
+        message: error.message,
+        epoch,
+        batch,
+      });
       return [];
     });
   }
@@ -212,9 +286,14 @@ export class DataLoader {
 
   /** (Readers check shapes themselves; this catches a reader whose grid differs from what its dataset declares.) */
   #shapeError(index: number, rasters: Raster[]): Error {
-    const k = this.#resolved.modalities.findIndex((m, j) => String(rasters[j].shape) !== String([m.channels, ...m.size]));
+    const k = this.#resolved.modalities.findIndex(
+      (m, j) => String(rasters[j].shape) !== String([m.channels, ...m.size]),
+    );
     const m = this.#resolved.modalities[k];
-    return new FileError(`${this.dataset.samples[index].id} (${m.name})`, `raster of shape [${rasters[k].shape}], expected [${m.channels}, ${m.size}] from the dataset's grid`);
+    return new FileError(
+      `${this.dataset.samples[index].id} (${m.name})`,
+      `raster of shape [${rasters[k].shape}], expected [${m.channels}, ${m.size}] from the dataset's grid`,
+    );
   }
 
   /** One modality of a batch as a tensor (rasters already at the output size): stacked, on the device, standardised, each view augmented. */
@@ -231,7 +310,12 @@ export class DataLoader {
     const { augmentation, views } = this.#resolved;
     if (!augmentation) return Array.from({ length: views }, () => x);
     const aspect = w / h;
-    return Array.from({ length: views }, () => applyTransforms(x, random.map((r) => sampleTransform(r, augmentation, aspect))));
+    return Array.from({ length: views }, () =>
+      applyTransforms(
+        x,
+        random.map((r) => sampleTransform(r, augmentation, aspect)),
+      ),
+    );
   }
 
   #assemble(samples: { index: number; rasters: Raster[] }[], random: Random, index: number): Batch {
@@ -240,14 +324,46 @@ export class DataLoader {
     const perSample = samples.map((s) => random.fork(s.index));
     const device = this.#options.device;
     const batch = tidy(() => ({
-      views: Object.fromEntries(this.#resolved.modalities.map((m, k) => [m.name, this.#modalityViews(m, samples.map((s) => s.rasters[k]), perSample)])),
-      locations: tensor(samples.map((s) => s.index), { dtype: 'int64', device }),
-      labels: tensor(records.map((r) => r.label), { dtype: 'int64', device }),
-      targets: tensor(Float32Array.from(records.flatMap((r) => Array.from(multiHot(r)))), { device }).reshape([records.length, -1]),
-      negative: tensor(records.map((r) => r.negative), { device }),
+      views: Object.fromEntries(
+        this.#resolved.modalities.map((m, k) => [
+          m.name,
+          this.#modalityViews(
+            m,
+            samples.map((s) => s.rasters[k]),
+            perSample,
+          ),
+        ]),
+      ),
+      locations: tensor(
+        samples.map((s) => s.index),
+        { dtype: 'int64', device },
+      ),
+      labels: tensor(
+        records.map((r) => r.label),
+        { dtype: 'int64', device },
+      ),
+      targets: tensor(Float32Array.from(records.flatMap((r) => Array.from(multiHot(r)))), { device }).reshape([
+        records.length,
+        -1,
+      ]),
+      negative: tensor(
+        records.map((r) => r.negative),
+        { device },
+      ),
     }));
-    const tensors = [...Object.values(batch.views).flat(), batch.locations, batch.labels, batch.targets, batch.negative];
-    return { ...batch, index, ids: records.map((r) => r.id), [Symbol.dispose]: () => new Set(tensors).forEach((t) => t.dispose()) };
+    const tensors = [
+      ...Object.values(batch.views).flat(),
+      batch.locations,
+      batch.labels,
+      batch.targets,
+      batch.negative,
+    ];
+    return {
+      ...batch,
+      index,
+      ids: records.map((r) => r.id),
+      [Symbol.dispose]: () => new Set(tensors).forEach((t) => t.dispose()),
+    };
   }
 
   /**
@@ -257,14 +373,15 @@ export class DataLoader {
   async *epoch(epoch: number, options: { from?: number } = {}): AsyncGenerator<Batch> {
     const batches = this.batches(epoch);
     const { from = 0 } = checkOptions('DataLoader.epoch', options);
-    if (checkInt('DataLoader.epoch', 'from', from) < 0) throw invalidArg('DataLoader.epoch', 'from', 'a batch index >= 0', from);
+    if (checkInt('DataLoader.epoch', 'from', from) < 0)
+      throw invalidArg('DataLoader.epoch', 'from', 'a batch index >= 0', from);
     const random = new Random(this.#options.seed).fork(epoch);
     const inFlight: Promise<{ index: number; rasters: Raster[] }[]>[] = [];
     let next = from;
     const fill = () => {
       while (inFlight.length < this.#options.prefetch && next < batches.length) {
         const reading = this.#read(batches[next], epoch, next++);
-        reading.catch(() => undefined);   // awaited in order below; this only silences the ones never reached
+        reading.catch(() => undefined); // awaited in order below; this only silences the ones never reached
         inFlight.push(reading);
       }
     };
@@ -293,8 +410,10 @@ export class DataLoader {
 
 function checkShard(shard: { rank: number; worldSize: number }): { rank: number; worldSize: number } {
   const { rank, worldSize } = checkOptions(`${OP} shard`, shard);
-  if (checkInt(OP, 'shard.worldSize', worldSize) < 1) throw invalidArg(OP, 'shard.worldSize', 'a positive integer', worldSize);
-  if (checkInt(OP, 'shard.rank', rank) < 0 || rank >= worldSize) throw invalidArg(OP, 'shard.rank', `in [0, ${worldSize})`, rank);
+  if (checkInt(OP, 'shard.worldSize', worldSize) < 1)
+    throw invalidArg(OP, 'shard.worldSize', 'a positive integer', worldSize);
+  if (checkInt(OP, 'shard.rank', rank) < 0 || rank >= worldSize)
+    throw invalidArg(OP, 'shard.rank', `in [0, ${worldSize})`, rank);
   return { rank, worldSize };
 }
 

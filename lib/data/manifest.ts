@@ -70,14 +70,19 @@ interface Parsed {
 
 function parseGeoJson(text: string, path: string): Parsed {
   const json = parseFeatureCollection(text, path);
-  if (json.modalities !== undefined && !isObject(json.modalities)) throw new FileError(path, 'modalities must be an object of {bands, size} per modality');
+  if (json.modalities !== undefined && !isObject(json.modalities))
+    throw new FileError(path, 'modalities must be an object of {bands, size} per modality');
   return {
     declared: json.modalities as Parsed['declared'],
     rows: json.features.map((feature, i) => {
       const where = `features[${i}]`;
-      if (!isObject(feature) || !isObject(feature.properties)) throw new FileError(path, `${where} has no properties object`);
+      if (!isObject(feature) || !isObject(feature.properties))
+        throw new FileError(path, `${where} has no properties object`);
       const geometry = feature.geometry;
-      const point = isObject(geometry) && geometry.type === 'Point' && Array.isArray(geometry.coordinates) ? geometry.coordinates as [number, number] : undefined;
+      const point =
+        isObject(geometry) && geometry.type === 'Point' && Array.isArray(geometry.coordinates)
+          ? (geometry.coordinates as [number, number])
+          : undefined;
       return { where, fields: feature.properties, point };
     }),
   };
@@ -101,8 +106,13 @@ function parseCsvManifest(text: string, path: string): Parsed {
         if (band === undefined) fields[column] = cell;
         else ((fields[modality] ??= {}) as Record<string, string>)[band] = cell;
       }
-      const latitude = Number(record.latitude), longitude = Number(record.longitude);
-      return { where: `row ${i + 2}`, fields, point: record.latitude && record.longitude ? [longitude, latitude] : undefined };
+      const latitude = Number(record.latitude),
+        longitude = Number(record.longitude);
+      return {
+        where: `row ${i + 2}`,
+        fields,
+        point: record.latitude && record.longitude ? [longitude, latitude] : undefined,
+      };
     }),
   };
 }
@@ -110,25 +120,35 @@ function parseCsvManifest(text: string, path: string): Parsed {
 function checkSource(value: unknown, modality: string, where: string, path: string): Source | undefined {
   if (value === undefined) return undefined;
   if (isTiff(value)) return value;
-  if (isObject(value) && Object.keys(value).length > 0 && Object.values(value).every(isTiff)) return value as Record<string, string>;
-  throw new FileError(path, `${where}: ${modality} is ${JSON.stringify(value)}, not a .tif path or an object of .tif paths per band`);
+  if (isObject(value) && Object.keys(value).length > 0 && Object.values(value).every(isTiff))
+    return value as Record<string, string>;
+  throw new FileError(
+    path,
+    `${where}: ${modality} is ${JSON.stringify(value)}, not a .tif path or an object of .tif paths per band`,
+  );
 }
 
 function toLocation(row: Parsed['rows'][number], index: number, modalities: readonly string[], path: string): Location {
   const { where, fields, point } = row;
   const split = fields.split;
-  if (!SPLITS.includes(split as Split)) throw new FileError(path, `${where}: split is ${JSON.stringify(split)}, expected one of ${SPLITS.join(', ')}`);
+  if (!SPLITS.includes(split as Split))
+    throw new FileError(path, `${where}: split is ${JSON.stringify(split)}, expected one of ${SPLITS.join(', ')}`);
   const label = fields.label ?? '';
   if (typeof label !== 'string') throw new FileError(path, `${where}: label is ${JSON.stringify(label)}, not a string`);
-  const latitude = Number(fields.latitude ?? point?.[1]), longitude = Number(fields.longitude ?? point?.[0]);
+  const latitude = Number(fields.latitude ?? point?.[1]),
+    longitude = Number(fields.longitude ?? point?.[0]);
   const record: SampleRecord = {
-    id: String(fields.id ?? index), split: split as Split, ...parseType(label),
+    id: String(fields.id ?? index),
+    split: split as Split,
+    ...parseType(label),
     ...(Number.isFinite(latitude) && Number.isFinite(longitude) ? { latitude, longitude } : {}),
   };
-  const sources = Object.fromEntries(modalities.flatMap((m) => {
-    const source = checkSource(fields[m], m, where, path);
-    return source === undefined ? [] : [[m, source]];
-  }));
+  const sources = Object.fromEntries(
+    modalities.flatMap((m) => {
+      const source = checkSource(fields[m], m, where, path);
+      return source === undefined ? [] : [[m, source]];
+    }),
+  );
   return { record, sources, where };
 }
 
@@ -138,7 +158,8 @@ function modalityNames(parsed: Parsed, declared: Record<string, ManifestModality
   const names = new Set<string>();
   for (const { fields } of parsed.rows) {
     for (const [key, value] of Object.entries(fields)) {
-      if (!RESERVED.has(key) && (isTiff(value) || (isObject(value) && Object.values(value).some(isTiff)))) names.add(key);
+      if (!RESERVED.has(key) && (isTiff(value) || (isObject(value) && Object.values(value).some(isTiff))))
+        names.add(key);
     }
   }
   return [...names];
@@ -152,7 +173,10 @@ async function readTiff(file: string) {
     bytes = await readFile(file);
   } catch (e) {
     const { code, message } = e as NodeJS.ErrnoException;
-    throw new FileError(file, code === 'ENOENT' ? 'missing: the manifest lists this file' : `cannot be read: ${message}`);
+    throw new FileError(
+      file,
+      code === 'ENOENT' ? 'missing: the manifest lists this file' : `cannot be read: ${message}`,
+    );
   }
   return decodeGeoTiff(bytes, file);
 }
@@ -162,36 +186,59 @@ const resolvePath = (base: string, file: string) => (isAbsolute(file) ? file : j
 /** A modality's files, each decoded, checked for band count and invalid pixels, resampled, then stacked. */
 async function readSource(source: Source, info: ModalityInfo, base: string, invalid: InvalidPolicy): Promise<Raster> {
   const [height, width] = info.size;
-  const parts = typeof source === 'string' ? [{ file: source, bands: info.bands }] : info.bands.map((band) => ({ file: source[band], bands: [band] }));
-  const rasters = await Promise.all(parts.map(async ({ file, bands }) => {
-    const path = resolvePath(base, file);
-    const raster = await readTiff(path);
-    if (raster.shape[0] !== bands.length) throw new FileError(path, `${raster.shape[0]} bands, expected ${bands.length} (${bands.join(', ')}) for ${info.name}`);
-    handleInvalid(raster, bands, path, invalid);
-    return raster.shape[1] === height && raster.shape[2] === width ? raster : resized(raster, info.size);
-  }));
+  const parts =
+    typeof source === 'string'
+      ? [{ file: source, bands: info.bands }]
+      : info.bands.map((band) => ({ file: source[band], bands: [band] }));
+  const rasters = await Promise.all(
+    parts.map(async ({ file, bands }) => {
+      const path = resolvePath(base, file);
+      const raster = await readTiff(path);
+      if (raster.shape[0] !== bands.length)
+        throw new FileError(
+          path,
+          `${raster.shape[0]} bands, expected ${bands.length} (${bands.join(', ')}) for ${info.name}`,
+        );
+      handleInvalid(raster, bands, path, invalid);
+      return raster.shape[1] === height && raster.shape[2] === width ? raster : resized(raster, info.size);
+    }),
+  );
   if (rasters.length === 1) return rasters[0];
-  const plane = height * width, data = new Float32Array(rasters.length * plane);
+  const plane = height * width,
+    data = new Float32Array(rasters.length * plane);
   rasters.forEach((r, b) => data.set(r.data, b * plane));
   return { shape: [rasters.length, height, width], data };
 }
 
 /** Band names and grid of each modality: as declared, else from the first location that has it. */
-async function describeModalities(names: readonly string[], declared: Record<string, ManifestModality>, locations: readonly Location[], base: string, path: string): Promise<ModalityInfo[]> {
-  return Promise.all(names.map(async (name) => {
-    const { bands, size } = declared[name] ?? {};
-    const first = locations.find((l) => l.sources[name] !== undefined)?.sources[name];
-    if (first === undefined && (!bands || !size)) throw new FileError(path, `no location lists a file for ${name}, so its bands and size must be declared`);
-    if (bands && size) return { name, bands: [...bands], size: [...size] as [number, number] };
-    const files = typeof first === 'string' ? [first] : Object.values(first!);
-    const rasters = await Promise.all(files.map((f) => readTiff(resolvePath(base, f))));
-    const largest = rasters.reduce((a, r) => (r.shape[1] * r.shape[2] > a.shape[1] * a.shape[2] ? r : a));
-    return {
-      name,
-      bands: bands ? [...bands] : typeof first === 'string' ? Array.from({ length: rasters[0].shape[0] }, (_, b) => `band${b + 1}`) : Object.keys(first!),
-      size: size ? [...size] as [number, number] : [largest.shape[1], largest.shape[2]],
-    };
-  }));
+async function describeModalities(
+  names: readonly string[],
+  declared: Record<string, ManifestModality>,
+  locations: readonly Location[],
+  base: string,
+  path: string,
+): Promise<ModalityInfo[]> {
+  return Promise.all(
+    names.map(async (name) => {
+      const { bands, size } = declared[name] ?? {};
+      const first = locations.find((l) => l.sources[name] !== undefined)?.sources[name];
+      if (first === undefined && (!bands || !size))
+        throw new FileError(path, `no location lists a file for ${name}, so its bands and size must be declared`);
+      if (bands && size) return { name, bands: [...bands], size: [...size] as [number, number] };
+      const files = typeof first === 'string' ? [first] : Object.values(first!);
+      const rasters = await Promise.all(files.map((f) => readTiff(resolvePath(base, f))));
+      const largest = rasters.reduce((a, r) => (r.shape[1] * r.shape[2] > a.shape[1] * a.shape[2] ? r : a));
+      return {
+        name,
+        bands: bands
+          ? [...bands]
+          : typeof first === 'string'
+            ? Array.from({ length: rasters[0].shape[0] }, (_, b) => `band${b + 1}`)
+            : Object.keys(first!),
+        size: size ? ([...size] as [number, number]) : [largest.shape[1], largest.shape[2]],
+      };
+    }),
+  );
 }
 
 function checkDeclared(op: string, declared: unknown, where: string): Record<string, ManifestModality> | undefined {
@@ -199,10 +246,16 @@ function checkDeclared(op: string, declared: unknown, where: string): Record<str
   if (!isObject(declared)) throw invalidArg(op, where, 'an object of {bands, size} per modality', declared);
   for (const [name, m] of Object.entries(declared)) {
     if (!isObject(m)) throw invalidArg(op, `${where}.${name}`, '{bands?, size?}', m);
-    if (m.bands !== undefined && (!Array.isArray(m.bands) || m.bands.length === 0 || !m.bands.every((b) => typeof b === 'string' && b !== ''))) {
+    if (
+      m.bands !== undefined &&
+      (!Array.isArray(m.bands) || m.bands.length === 0 || !m.bands.every((b) => typeof b === 'string' && b !== ''))
+    ) {
       throw invalidArg(op, `${where}.${name}.bands`, 'a non-empty array of band names', m.bands);
     }
-    if (m.size !== undefined && (!Array.isArray(m.size) || m.size.length !== 2 || !m.size.every((s) => Number.isInteger(s) && s > 0))) {
+    if (
+      m.size !== undefined &&
+      (!Array.isArray(m.size) || m.size.length !== 2 || !m.size.every((s) => Number.isInteger(s) && s > 0))
+    ) {
       throw invalidArg(op, `${where}.${name}.size`, '[height, width], positive integers', m.size);
     }
   }
@@ -215,7 +268,11 @@ function checkSources(locations: readonly Location[], modalities: readonly Modal
     for (const m of modalities) {
       const source = sources[m.name];
       const lacking = source === undefined || typeof source === 'string' ? [] : m.bands.filter((b) => !(b in source));
-      if (lacking.length > 0) throw new FileError(path, `${where}: ${m.name} has no file for band ${lacking.join(', ')} (its bands: ${m.bands.join(', ')})`);
+      if (lacking.length > 0)
+        throw new FileError(
+          path,
+          `${where}: ${m.name} has no file for band ${lacking.join(', ')} (its bands: ${m.bands.join(', ')})`,
+        );
     }
   }
 }
@@ -236,12 +293,15 @@ class ManifestDataset implements Dataset {
   }
 
   async read(index: number, modality: string): Promise<Raster> {
-    if (checkInt('read', 'index', index) < 0 || index >= this.samples.length) throw invalidArg('read', 'index', `an index in [0, ${this.samples.length})`, index);
+    if (checkInt('read', 'index', index) < 0 || index >= this.samples.length)
+      throw invalidArg('read', 'index', `an index in [0, ${this.samples.length})`, index);
     const info = this.modalities.find((m) => m.name === modality);
-    if (!info) throw invalidArg('read', 'modality', `one of ${this.modalities.map((m) => m.name).join(', ')}`, modality);
+    if (!info)
+      throw invalidArg('read', 'modality', `one of ${this.modalities.map((m) => m.name).join(', ')}`, modality);
     const { sources, where, record } = this.locations[index];
     const source = sources[modality];
-    if (source === undefined) throw new FileError(this.path, `${where} (sample ${record.id}) lists no file for ${modality}`);
+    if (source === undefined)
+      throw new FileError(this.path, `${where} (sample ${record.id}) lists no file for ${modality}`);
     return readSource(source, info, dirname(this.path), (this.spec.options as ManifestOptions).invalid ?? 'raise');
   }
 }
@@ -253,11 +313,13 @@ class ManifestDataset implements Dataset {
  */
 export async function openManifest(path: string, options: ManifestOptions = {}): Promise<Dataset> {
   const op = 'openManifest';
-  if (typeof path !== 'string' || path === '') throw invalidArg(op, 'path', 'a manifest file path (.geojson, .json or .csv)', path);
+  if (typeof path !== 'string' || path === '')
+    throw invalidArg(op, 'path', 'a manifest file path (.geojson, .json or .csv)', path);
   const checked = checkOptions(op, options);
   for (const name of Object.keys(checked)) checkOneOf(op, 'option', name, OPTION_NAMES);
   const { splits = SPLITS, invalid = 'raise' } = checked;
-  if (!Array.isArray(splits) || splits.length === 0) throw invalidArg(op, 'splits', `a non-empty array of ${SPLITS.join(', ')}`, splits);
+  if (!Array.isArray(splits) || splits.length === 0)
+    throw invalidArg(op, 'splits', `a non-empty array of ${SPLITS.join(', ')}`, splits);
   splits.forEach((s) => checkOneOf(op, 'splits', s, SPLITS));
   checkOneOf(op, 'invalid', invalid, INVALID_POLICIES);
   let text: string;
@@ -268,10 +330,14 @@ export async function openManifest(path: string, options: ManifestOptions = {}):
     throw new FileError(path, code === 'ENOENT' ? 'missing: no manifest here' : `cannot be read: ${message}`);
   }
   const parsed = /\.csv$/i.test(path) ? parseCsvManifest(text, path) : parseGeoJson(text, path);
-  const declared = checkDeclared(op, checked.modalities, 'modalities') ?? checkDeclared(op, parsed.declared, `${path} modalities`);
+  const declared =
+    checkDeclared(op, checked.modalities, 'modalities') ?? checkDeclared(op, parsed.declared, `${path} modalities`);
   const names = modalityNames(parsed, declared);
-  if (names.length === 0) throw new FileError(path, 'names no modality: no property or column lists .tif files, and none is declared');
-  const locations = parsed.rows.map((row, i) => toLocation(row, i, names, path)).filter((l) => splits.includes(l.record.split));
+  if (names.length === 0)
+    throw new FileError(path, 'names no modality: no property or column lists .tif files, and none is declared');
+  const locations = parsed.rows
+    .map((row, i) => toLocation(row, i, names, path))
+    .filter((l) => splits.includes(l.record.split));
   const ids = new Set<string>();
   for (const { record, where } of locations) {
     if (ids.has(record.id)) throw new FileError(path, `${where}: id ${record.id} is used twice`);

@@ -61,7 +61,8 @@ const OPTION_NAMES = ['splits', 'bands', 'invalid'] as const;
 // ---- options ----------------------------------------------------------------------------------------------------
 
 function checkSplits(op: string, splits: unknown): readonly Split[] {
-  if (!Array.isArray(splits) || splits.length === 0) throw invalidArg(op, 'splits', `a non-empty array of ${SPLITS.join(', ')}`, splits);
+  if (!Array.isArray(splits) || splits.length === 0)
+    throw invalidArg(op, 'splits', `a non-empty array of ${SPLITS.join(', ')}`, splits);
   splits.forEach((s) => checkOneOf(op, 'splits', s, SPLITS));
   return [...new Set(splits as Split[])];
 }
@@ -70,7 +71,11 @@ function checkSplits(op: string, splits: unknown): readonly Split[] {
 function bandNames(op: string, modality: MeterMLModality, bands: MeterMLOptions['bands']): readonly string[] {
   const defaults = METERML_MODALITIES[modality].bands;
   const names: unknown = bands?.[modality] ?? defaults;
-  if (!Array.isArray(names) || names.length !== defaults.length || !names.every((n) => typeof n === 'string' && n !== '')) {
+  if (
+    !Array.isArray(names) ||
+    names.length !== defaults.length ||
+    !names.every((n) => typeof n === 'string' && n !== '')
+  ) {
     throw invalidArg(op, `bands.${modality}`, `${defaults.length} band names (the file's bands, in order)`, names);
   }
   return names;
@@ -79,13 +84,14 @@ function bandNames(op: string, modality: MeterMLModality, bands: MeterMLOptions[
 function checkBands(op: string, bands: unknown): void {
   if (bands === undefined) return;
   if (!isObject(bands)) throw invalidArg(op, 'bands', 'an object of band names per modality', bands);
-  for (const modality of Object.keys(bands)) bandNames(op, checkOneOf(op, 'bands modality', modality, MODALITY_NAMES), bands);
+  for (const modality of Object.keys(bands))
+    bandNames(op, checkOneOf(op, 'bands modality', modality, MODALITY_NAMES), bands);
 }
 
 /** Checks every option; returns the splits to index. */
 function checkMeterMLOptions(op: string, options: MeterMLOptions | undefined): readonly Split[] {
   const checked = checkOptions(op, options);
-  for (const name of Object.keys(checked)) checkOneOf(op, 'option', name, OPTION_NAMES);   // a typo would be ignored
+  for (const name of Object.keys(checked)) checkOneOf(op, 'option', name, OPTION_NAMES); // a typo would be ignored
   checkBands(op, checked.bands);
   if (checked.invalid !== undefined) checkOneOf(op, 'invalid', checked.invalid, INVALID_POLICIES);
   return checked.splits === undefined ? SPLITS : checkSplits(op, checked.splits);
@@ -100,12 +106,21 @@ interface Interleaved {
 }
 
 /** float32 [bands, H, W] from an interleaved image, once its shape and band count are the modality's. */
-function channelsFirst({ shape, data }: Interleaved, modality: MeterMLModality, bands: readonly string[], file: string): Raster {
+function channelsFirst(
+  { shape, data }: Interleaved,
+  modality: MeterMLModality,
+  bands: readonly string[],
+  file: string,
+): Raster {
   const [height, width] = METERML_MODALITIES[modality].size;
   if (shape.length !== 3 || shape[0] !== height || shape[1] !== width) {
-    throw new FileError(file, `shape [${shape.join(', ')}], expected [${height}, ${width}, ${bands.length}] (height, width, bands) for ${modality}`);
+    throw new FileError(
+      file,
+      `shape [${shape.join(', ')}], expected [${height}, ${width}, ${bands.length}] (height, width, bands) for ${modality}`,
+    );
   }
-  if (shape[2] !== bands.length) throw new FileError(file, `${shape[2]} bands, expected ${bands.length} (${bands.join(', ')}) for ${modality}`);
+  if (shape[2] !== bands.length)
+    throw new FileError(file, `${shape[2]} bands, expected ${bands.length} (${bands.join(', ')}) for ${modality}`);
   return { shape: [bands.length, height, width], data: bandsFirst(data, [height, width, bands.length]) };
 }
 
@@ -115,7 +130,13 @@ function decodeNaip(bytes: Uint8Array, file: string, bands: readonly string[]): 
   return channelsFirst({ shape: [height, width, channels], data }, 'naip', bands, file);
 }
 
-function decodeSentinel(modality: MeterMLModality, bytes: Uint8Array, file: string, bands: readonly string[], invalid: InvalidPolicy): Raster {
+function decodeSentinel(
+  modality: MeterMLModality,
+  bytes: Uint8Array,
+  file: string,
+  bands: readonly string[],
+  invalid: InvalidPolicy,
+): Raster {
   const array = decodeNpy(bytes, file);
   const raster = channelsFirst(array, modality, bands, file);
   // The release's arrays are uint16; NaN comes with the float files some processing leaves behind.
@@ -127,7 +148,12 @@ function decodeSentinel(modality: MeterMLModality, bytes: Uint8Array, file: stri
  * thread can call it on bytes it was handed; `file` (the path, sample folder included) names the file in errors.
  * A file that is unreadable, of the wrong shape or band count, or holds NaN is a FileError.
  */
-export function decodeModality(modality: MeterMLModality, bytes: Uint8Array, file: string, options: MeterMLOptions = {}): Raster {
+export function decodeModality(
+  modality: MeterMLModality,
+  bytes: Uint8Array,
+  file: string,
+  options: MeterMLOptions = {},
+): Raster {
   const op = 'decodeModality';
   checkOneOf(op, 'modality', modality, MODALITY_NAMES);
   const { bands: names, invalid = 'raise' } = checkOptions(op, options);
@@ -160,11 +186,19 @@ async function listFolder(path: string, missing: string): Promise<string[]> {
 async function sampleFolders(root: string, split: Split): Promise<Map<string, string>> {
   const top = `${split}_images`;
   const isPart = new RegExp(`^${top}_\\d+$`);
-  const entries = (await listFolder(join(root, top), `the ${split} split's sample folders belong here`))
-    .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
-  const groups = await Promise.all(entries.map(async (entry) => isPart.test(entry)
-    ? (await listFolder(join(root, top, entry), 'removed while being listed')).map((name) => [name, `${top}/${entry}/${name}`])
-    : [[entry, `${top}/${entry}`]]));
+  const entries = (await listFolder(join(root, top), `the ${split} split's sample folders belong here`)).sort((a, b) =>
+    a.localeCompare(b, 'en', { numeric: true }),
+  );
+  const groups = await Promise.all(
+    entries.map(async (entry) =>
+      isPart.test(entry)
+        ? (await listFolder(join(root, top, entry), 'removed while being listed')).map((name) => [
+            name,
+            `${top}/${entry}/${name}`,
+          ])
+        : [[entry, `${top}/${entry}`]],
+    ),
+  );
   const folders = new Map<string, string>();
   for (const [name, folder] of groups.flat()) {
     if (!folders.has(`${top}/${name}`)) folders.set(`${top}/${name}`, folder);
@@ -180,7 +214,12 @@ interface SiteProperties {
   Image_Folder: string;
 }
 
-const PROPERTY_TYPES: Record<keyof SiteProperties, 'number' | 'string'> = { Latitude: 'number', Longitude: 'number', Type: 'string', Image_Folder: 'string' };
+const PROPERTY_TYPES: Record<keyof SiteProperties, 'number' | 'string'> = {
+  Latitude: 'number',
+  Longitude: 'number',
+  Type: 'string',
+  Image_Folder: 'string',
+};
 
 async function readFeatures(geojson: string): Promise<unknown[]> {
   let text: string;
@@ -197,7 +236,8 @@ function siteProperties(feature: unknown, index: number, geojson: string): SiteP
   if (!isObject(properties)) throw new FileError(geojson, `feature ${index} has no properties object`);
   for (const [key, type] of Object.entries(PROPERTY_TYPES)) {
     if (!(key in properties)) throw new FileError(geojson, `feature ${index} lacks the property ${key}`);
-    if (typeof properties[key] !== type) throw new FileError(geojson, `feature ${index}: ${key} is ${JSON.stringify(properties[key])}, not a ${type}`);
+    if (typeof properties[key] !== type)
+      throw new FileError(geojson, `feature ${index}: ${key} is ${JSON.stringify(properties[key])}, not a ${type}`);
   }
   return properties as unknown as SiteProperties;
 }
@@ -209,7 +249,10 @@ async function splitSamples(root: string, split: Split): Promise<SampleRecord[]>
     const site = siteProperties(feature, index, geojson);
     const id = folders.get(site.Image_Folder);
     if (id === undefined) {
-      throw new FileError(geojson, `feature ${index}: Image_Folder ${site.Image_Folder} is not a folder in ${join(root, `${split}_images`)} or its ${split}_images_N parts`);
+      throw new FileError(
+        geojson,
+        `feature ${index}: Image_Folder ${site.Image_Folder} is not a folder in ${join(root, `${split}_images`)} or its ${split}_images_N parts`,
+      );
     }
     return { id, split, ...parseType(site.Type), latitude: site.Latitude, longitude: site.Longitude };
   });
@@ -223,22 +266,35 @@ class MeterMLDataset implements Dataset {
   readonly #root: string;
   readonly #options: MeterMLOptions;
 
-  constructor(root: string, options: MeterMLOptions, readonly samples: readonly SampleRecord[]) {
+  constructor(
+    root: string,
+    options: MeterMLOptions,
+    readonly samples: readonly SampleRecord[],
+  ) {
     this.spec = { kind: 'meterml', root, options: options as Record<string, unknown> };
-    this.modalities = MODALITY_NAMES.map((name) => ({ name, bands: [...bandNames('openMeterML', name, options.bands)], size: [...METERML_MODALITIES[name].size] }));
+    this.modalities = MODALITY_NAMES.map((name) => ({
+      name,
+      bands: [...bandNames('openMeterML', name, options.bands)],
+      size: [...METERML_MODALITIES[name].size],
+    }));
     this.#root = root;
     this.#options = options;
   }
 
   async read(index: number, modality: string): Promise<Raster> {
-    if (checkInt('read', 'index', index) < 0 || index >= this.samples.length) throw invalidArg('read', 'index', `an index in [0, ${this.samples.length})`, index);
+    if (checkInt('read', 'index', index) < 0 || index >= this.samples.length)
+      throw invalidArg('read', 'index', `an index in [0, ${this.samples.length})`, index);
     const name = checkOneOf('read', 'modality', modality, MODALITY_NAMES);
     const file = join(this.#root, this.samples[index].id, METERML_MODALITIES[name].file);
     let bytes: Uint8Array;
     try {
       bytes = await readFile(file);
     } catch (e) {
-      throw ioError(file, e, `the sample folder has no ${METERML_MODALITIES[name].file} (the release lacks some files)`);
+      throw ioError(
+        file,
+        e,
+        `the sample folder has no ${METERML_MODALITIES[name].file} (the release lacks some files)`,
+      );
     }
     return decodeModality(name, bytes, file, this.#options);
   }

@@ -21,9 +21,11 @@ export async function openDataset(spec: DatasetSpec): Promise<Dataset> {
  * `mmssl synth --format geotiff` writes), or a METER-ML folder.
  */
 export async function openPath(path: string, options?: Record<string, unknown>): Promise<Dataset> {
-  if (typeof path !== 'string' || path === '') throw invalidArg('openPath', 'path', 'a dataset folder or manifest file', path);
+  if (typeof path !== 'string' || path === '')
+    throw invalidArg('openPath', 'path', 'a dataset folder or manifest file', path);
   if (/\.(geojson|json|csv)$/i.test(path)) return openDataset({ kind: 'manifest', path, options });
   const manifest = join(path, 'manifest.geojson');
-  if (existsSync(manifest) && !existsSync(join(path, 'train_dataset.geojson'))) return openDataset({ kind: 'manifest', path: manifest, options });
+  if (existsSync(manifest) && !existsSync(join(path, 'train_dataset.geojson')))
+    return openDataset({ kind: 'manifest', path: manifest, options });
   return openDataset({ kind: 'meterml', root: path, options });
 }

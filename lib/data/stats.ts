@@ -28,7 +28,8 @@ export type NormalizationStats = Record<string, BandStats>;
 
 /** A batch [N, bands, H, W] standardised band by band: (x - mean) / std, on x's device. */
 export function standardize(x: Tensor, { mean, std }: BandStats): Tensor {
-  const shape = [mean.length, 1, 1], device = x.device;
+  const shape = [mean.length, 1, 1],
+    device = x.device;
   return x.sub(tensor(mean, { device }).reshape(shape)).div(tensor(std, { device }).reshape(shape));
 }
 
@@ -68,7 +69,8 @@ class Moments {
       const mean = sum / count;
       let m2 = 0;
       for (let i = 0; i < count; i++) m2 += (plane[i] - mean) ** 2;
-      const delta = mean - this.mean[b], total = this.n + count;
+      const delta = mean - this.mean[b],
+        total = this.n + count;
       this.mean[b] += (delta * count) / total;
       this.m2[b] += m2 + (delta * delta * this.n * count) / total;
     }
@@ -80,38 +82,74 @@ class Moments {
   }
 }
 
-function chosenSamples(dataset: Dataset, splits: readonly Split[], maxSamples: number | undefined, seed: number): number[] {
+function chosenSamples(
+  dataset: Dataset,
+  splits: readonly Split[],
+  maxSamples: number | undefined,
+  seed: number,
+): number[] {
   const all = dataset.samples.flatMap((s, i) => (splits.includes(s.split) ? [i] : []));
   if (all.length === 0) throw invalidArg('computeBandStats', 'splits', 'splits holding samples', splits);
-  return maxSamples === undefined || maxSamples >= all.length ? all : new Random(seed).shuffle(all).slice(0, maxSamples).sort((a, b) => a - b);
+  return maxSamples === undefined || maxSamples >= all.length
+    ? all
+    : new Random(seed)
+        .shuffle(all)
+        .slice(0, maxSamples)
+        .sort((a, b) => a - b);
 }
 
 /** Mean and population standard deviation of every band of every chosen modality. */
 export async function computeBandStats(dataset: Dataset, options: BandStatsOptions): Promise<NormalizationStats> {
-  const { modalities, splits = ['train'], maxSamples, seed = 0, workers = Math.min(4, availableParallelism()), onBadSample = 'raise', onSkip, onProgress } = checkOptions('computeBandStats', options);
+  const {
+    modalities,
+    splits = ['train'],
+    maxSamples,
+    seed = 0,
+    workers = Math.min(4, availableParallelism()),
+    onBadSample = 'raise',
+    onSkip,
+    onProgress,
+  } = checkOptions('computeBandStats', options);
   checkOneOf('computeBandStats', 'onBadSample', onBadSample, ['raise', 'skip']);
-  const infos = modalities.map((name) => dataset.modalities.find((m) => m.name === name) ?? (() => {
-    throw invalidArg('computeBandStats', 'modalities', `names among ${dataset.modalities.map((m) => m.name).join(', ')}`, name);
-  })());
+  const infos = modalities.map(
+    (name) =>
+      dataset.modalities.find((m) => m.name === name) ??
+      (() => {
+        throw invalidArg(
+          'computeBandStats',
+          'modalities',
+          `names among ${dataset.modalities.map((m) => m.name).join(', ')}`,
+          name,
+        );
+      })(),
+  );
   const indices = chosenSamples(dataset, splits, maxSamples, seed);
   const moments = infos.map((m) => new Moments(m.bands.length));
-  await using pool = new WorkerPool<ReadRequest, Raster>(new URL('./worker.js', import.meta.url), workers, dataset.spec);
+  await using pool = new WorkerPool<ReadRequest, Raster>(
+    new URL('./worker.js', import.meta.url),
+    workers,
+    dataset.spec,
+  );
   let done = 0;
-  await Promise.all(indices.map(async (index) => {
-    const rasters = await allInOrder(infos.map((m) => pool.run({ index, modality: m.name }))).catch((e: unknown) => {
-      if (onBadSample === 'raise') throw e;
-      onSkip?.({ id: dataset.samples[index].id, file: (e as { path?: string }).path, message: (e as Error).message });
-      return undefined;
-    });
-    rasters?.forEach((r, k) => moments[k].add(r));
-    onProgress?.(++done, indices.length);
-  }));
+  await Promise.all(
+    indices.map(async (index) => {
+      const rasters = await allInOrder(infos.map((m) => pool.run({ index, modality: m.name }))).catch((e: unknown) => {
+        if (onBadSample === 'raise') throw e;
+        onSkip?.({ id: dataset.samples[index].id, file: (e as { path?: string }).path, message: (e as Error).message });
+        return undefined;
+      });
+      rasters?.forEach((r, k) => moments[k].add(r));
+      onProgress?.(++done, indices.length);
+    }),
+  );
   return Object.fromEntries(infos.map((m, k) => [m.name, moments[k].stats()]));
 }
 
 /** Where a dataset's own statistics file would be: beside METER-ML's geojson files, or beside a manifest (read only). */
 export function bandStatsCachePath(dataset: Dataset): string {
-  return dataset.spec.kind === 'meterml' ? join(dataset.spec.root, 'mmssl-band-stats.json') : join(dirname(dataset.spec.path), 'mmssl-band-stats.json');
+  return dataset.spec.kind === 'meterml'
+    ? join(dataset.spec.root, 'mmssl-band-stats.json')
+    : join(dirname(dataset.spec.path), 'mmssl-band-stats.json');
 }
 
 /** mmssl's cache directory: $MMSSL_CACHE_DIR, else $XDG_CACHE_HOME/mmssl, else ~/.cache/mmssl. */
@@ -128,13 +166,24 @@ interface BandStatsFile {
 
 function cacheKey(dataset: Dataset, options: BandStatsOptions): string {
   const { modalities, splits = ['train'], maxSamples = null, seed = 0, onBadSample = 'raise' } = options;
-  return JSON.stringify({ spec: dataset.spec, modalities, splits, samples: dataset.samples.length, maxSamples, seed, onBadSample });
+  return JSON.stringify({
+    spec: dataset.spec,
+    modalities,
+    splits,
+    samples: dataset.samples.length,
+    maxSamples,
+    seed,
+    onBadSample,
+  });
 }
 
-const userCachePath = (key: string) => join(userCacheDir(), `band-stats-${createHash('sha256').update(key).digest('hex').slice(0, 16)}.json`);
+const userCachePath = (key: string) =>
+  join(userCacheDir(), `band-stats-${createHash('sha256').update(key).digest('hex').slice(0, 16)}.json`);
 
 async function readCached(path: string, key: string): Promise<BandStatsFile | undefined> {
-  const file = await readFile(path, 'utf8').then((text) => JSON.parse(text) as BandStatsFile).catch(() => undefined);
+  const file = await readFile(path, 'utf8')
+    .then((text) => JSON.parse(text) as BandStatsFile)
+    .catch(() => undefined);
   return file?.key === key ? file : undefined;
 }
 
@@ -142,8 +191,18 @@ async function readCached(path: string, key: string): Promise<BandStatsFile | un
  * Writes statistics computed with `options` as a file that `loadOrComputeBandStats` reads back (`lookIn`): a run
  * folder's copy, atomically.
  */
-export async function writeBandStats(path: string, dataset: Dataset, options: BandStatsOptions, stats: NormalizationStats, skipped: readonly SkippedSample[]): Promise<void> {
-  await writeJsonAtomic(path, { key: cacheKey(dataset, options), stats, skipped: [...skipped] } satisfies BandStatsFile);
+export async function writeBandStats(
+  path: string,
+  dataset: Dataset,
+  options: BandStatsOptions,
+  stats: NormalizationStats,
+  skipped: readonly SkippedSample[],
+): Promise<void> {
+  await writeJsonAtomic(path, {
+    key: cacheKey(dataset, options),
+    stats,
+    skipped: [...skipped],
+  } satisfies BandStatsFile);
 }
 
 /**
@@ -152,18 +211,27 @@ export async function writeBandStats(path: string, dataset: Dataset, options: Ba
  * otherwise computed and kept in the user cache (best effort: an unwritable cache costs a recomputation later, never
  * the run). The dataset's folder is never written.
  */
-export async function loadOrComputeBandStats(dataset: Dataset, options: BandStatsOptions & { lookIn?: readonly string[] }): Promise<NormalizationStats> {
+export async function loadOrComputeBandStats(
+  dataset: Dataset,
+  options: BandStatsOptions & { lookIn?: readonly string[] },
+): Promise<NormalizationStats> {
   const { lookIn = [], ...rest } = options;
   const key = cacheKey(dataset, rest);
   for (const path of [...lookIn, bandStatsCachePath(dataset), userCachePath(key)]) {
     const cached = await readCached(path, key);
     if (cached) {
-      (cached.skipped ?? []).forEach((s) => rest.onSkip?.(s));   // (files written before skips were kept hold none)
+      (cached.skipped ?? []).forEach((s) => rest.onSkip?.(s)); // (files written before skips were kept hold none)
       return cached.stats;
     }
   }
   const skipped: SkippedSample[] = [];
-  const stats = await computeBandStats(dataset, { ...rest, onSkip: (s) => { skipped.push(s); rest.onSkip?.(s); } });
+  const stats = await computeBandStats(dataset, {
+    ...rest,
+    onSkip: (s) => {
+      skipped.push(s);
+      rest.onSkip?.(s);
+    },
+  });
   await writeBandStats(userCachePath(key), dataset, rest, stats, skipped).catch(() => undefined);
   return stats;
 }

@@ -27,7 +27,10 @@ async function read(dataset: Dataset, { index, modality, size }: ReadRequest): P
 }
 
 const dataset = await openDataset(workerData as DatasetSpec).catch((e: unknown) => e as Error);
-await serveRequests<ReadRequest, Raster>(async (requests) => {
-  const replies = await Promise.all(requests.map((r) => settle(() => read(dataset as Dataset, r))));
-  return { replies, transfer: replies.flatMap((r) => (r.ok ? [r.value.data.buffer as ArrayBuffer] : [])) };
-}, dataset instanceof Error ? Promise.reject(dataset) : null);
+await serveRequests<ReadRequest, Raster>(
+  async (requests) => {
+    const replies = await Promise.all(requests.map((r) => settle(() => read(dataset as Dataset, r))));
+    return { replies, transfer: replies.flatMap((r) => (r.ok ? [r.value.data.buffer as ArrayBuffer] : [])) };
+  },
+  dataset instanceof Error ? Promise.reject(dataset) : null,
+);

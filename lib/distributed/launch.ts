@@ -39,33 +39,54 @@ export async function freePort(): Promise<number> {
 export async function launch(options: LaunchOptions): Promise<number> {
   const { nproc, argv, graceMs = 10_000 } = options;
   if (checkInt('launch', 'nproc', nproc) < 1) throw invalidArg('launch', 'nproc', 'a positive integer', nproc);
-  const masterPort = options.masterPort ?? await freePort();
+  const masterPort = options.masterPort ?? (await freePort());
   const threads = process.env.MMSSL_NUM_THREADS ?? String(Math.max(1, Math.floor(availableParallelism() / nproc)));
   const children: ChildProcess[] = [];
   let failure: { rank: number; code: number } | undefined;
   let interrupted = false;
-  const exited = Array.from({ length: nproc }, (_, rank) => new Promise<void>((done) => {
-    const env = {
-      ...process.env, RANK: String(rank), WORLD_SIZE: String(nproc), LOCAL_RANK: String(rank), LOCAL_WORLD_SIZE: String(nproc),
-      MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(masterPort), MMSSL_NUM_THREADS: threads,
-    };
-    // Their own process group: a terminal's Ctrl-C reaches the launcher only, which forwards it once.
-    const child = spawn(process.execPath, [...process.execArgv, ...argv], { env, detached: true, stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', rank === 0 ? 'inherit' : 'pipe'] });
-    if (child.stderr) createInterface({ input: child.stderr }).on('line', (line) => console.error(`[rank ${rank}] ${line}`));
-    child.on('exit', (code, signal) => {
-      const status = code ?? 128 + (signal === 'SIGKILL' ? 9 : 15);
-      const stopped = interrupted && status === EXIT.interrupted;   // as asked: not a failure
-      if (status !== 0 && !stopped && !failure) {
-        failure = { rank, code: status };
-        console.error(`mmssl: rank ${rank} of ${nproc} ${code !== null ? `exited with code ${code}` : `was killed by ${signal}`}; stopping the others`);
-        stopAll(children, graceMs);
-      }
-      done();
-    });
-    children.push(child);
-  }));
+  const exited = Array.from(
+    { length: nproc },
+    (_, rank) =>
+      new Promise<void>((done) => {
+        const env = {
+          ...process.env,
+          RANK: String(rank),
+          WORLD_SIZE: String(nproc),
+          LOCAL_RANK: String(rank),
+          LOCAL_WORLD_SIZE: String(nproc),
+          MASTER_ADDR: '127.0.0.1',
+          MASTER_PORT: String(masterPort),
+          MMSSL_NUM_THREADS: threads,
+        };
+        // Their own process group: a terminal's Ctrl-C reaches the launcher only, which forwards it once.
+        const child = spawn(process.execPath, [...process.execArgv, ...argv], {
+          env,
+          detached: true,
+          stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', rank === 0 ? 'inherit' : 'pipe'],
+        });
+        if (child.stderr)
+          createInterface({ input: child.stderr }).on('line', (line) => console.error(`[rank ${rank}] ${line}`));
+        child.on('exit', (code, signal) => {
+          const status = code ?? 128 + (signal === 'SIGKILL' ? 9 : 15);
+          const stopped = interrupted && status === EXIT.interrupted; // as asked: not a failure
+          if (status !== 0 && !stopped && !failure) {
+            failure = { rank, code: status };
+            console.error(
+              `mmssl: rank ${rank} of ${nproc} ${code !== null ? `exited with code ${code}` : `was killed by ${signal}`}; stopping the others`,
+            );
+            stopAll(children, graceMs);
+          }
+          done();
+        });
+        children.push(child);
+      }),
+  );
   const forward = (signal: NodeJS.Signals) => () => children.forEach((c) => c.exitCode === null && c.kill(signal));
-  const onInt = () => { interrupted = true; forward('SIGINT')(); }, onTerm = forward('SIGTERM');
+  const onInt = () => {
+      interrupted = true;
+      forward('SIGINT')();
+    },
+    onTerm = forward('SIGTERM');
   const onExit = () => children.forEach((c) => c.exitCode === null && c.kill('SIGKILL'));
   process.on('SIGINT', onInt).on('SIGTERM', onTerm).on('exit', onExit);
   try {
@@ -73,7 +94,9 @@ export async function launch(options: LaunchOptions): Promise<number> {
   } finally {
     process.off('SIGINT', onInt).off('SIGTERM', onTerm).off('exit', onExit);
   }
-  return failure?.code ?? (interrupted && children.some((c) => c.exitCode === EXIT.interrupted) ? EXIT.interrupted : EXIT.ok);
+  return (
+    failure?.code ?? (interrupted && children.some((c) => c.exitCode === EXIT.interrupted) ? EXIT.interrupted : EXIT.ok)
+  );
 }
 
 function stopAll(children: ChildProcess[], graceMs: number): void {

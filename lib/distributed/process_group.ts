@@ -47,7 +47,9 @@ function envInt(name: string, fallback: number): number {
 }
 
 /** The options a launcher sets through the environment, as torchrun does; given options take precedence. */
-export function resolveGroupOptions(options: ProcessGroupOptions = {}): Required<Omit<ProcessGroupOptions, 'file' | 'interface'>> & Pick<ProcessGroupOptions, 'file' | 'interface'> {
+export function resolveGroupOptions(
+  options: ProcessGroupOptions = {},
+): Required<Omit<ProcessGroupOptions, 'file' | 'interface'>> & Pick<ProcessGroupOptions, 'file' | 'interface'> {
   const o = checkOptions(OP, options);
   const worldSize = checkInt(OP, 'worldSize', o.worldSize ?? envInt('WORLD_SIZE', 1));
   const rank = checkInt(OP, 'rank', o.rank ?? envInt('RANK', 0));
@@ -58,10 +60,15 @@ export function resolveGroupOptions(options: ProcessGroupOptions = {}): Required
   const timeoutMs = checkInt(OP, 'timeoutMs', o.timeoutMs ?? 1_800_000);
   if (timeoutMs < 1) throw invalidArg(OP, 'timeoutMs', 'at least 1 ms', timeoutMs);
   return {
-    rank, worldSize, masterPort, timeoutMs, backend: checkOneOf(OP, 'backend', o.backend ?? 'gloo', ['gloo', 'nccl']),
+    rank,
+    worldSize,
+    masterPort,
+    timeoutMs,
+    backend: checkOneOf(OP, 'backend', o.backend ?? 'gloo', ['gloo', 'nccl']),
     localRank: checkInt(OP, 'localRank', o.localRank ?? envInt('LOCAL_RANK', rank)),
     masterAddr: o.masterAddr ?? process.env.MASTER_ADDR ?? '127.0.0.1',
-    file: o.file, interface: o.interface ?? (process.env.GLOO_SOCKET_IFNAME || undefined),
+    file: o.file,
+    interface: o.interface ?? (process.env.GLOO_SOCKET_IFNAME || undefined),
     threads: checkInt(OP, 'threads', o.threads ?? 2),
   };
 }
@@ -70,23 +77,42 @@ export function resolveGroupOptions(options: ProcessGroupOptions = {}): Required
 export async function initProcessGroup(options: ProcessGroupOptions = {}): Promise<ProcessGroup> {
   const o = resolveGroupOptions(options);
   if (!native.distAvailable()) {
-    throw new DistributedError(`${OP}: this build of mmssl has no Gloo (its headers were missing): apt-get install libgloo-dev, then npm run build:native`);
+    throw new DistributedError(
+      `${OP}: this build of mmssl has no Gloo (its headers were missing): apt-get install libgloo-dev, then npm run build:native`,
+    );
   }
   try {
     const handle = await native.distInit!({
-      backend: o.backend, host: o.masterAddr, port: o.masterPort, file: o.file, interface: o.interface, rank: o.rank, size: o.worldSize, threads: o.threads, timeoutMs: o.timeoutMs,
+      backend: o.backend,
+      host: o.masterAddr,
+      port: o.masterPort,
+      file: o.file,
+      interface: o.interface,
+      rank: o.rank,
+      size: o.worldSize,
+      threads: o.threads,
+      timeoutMs: o.timeoutMs,
     });
     return new ProcessGroup(handle, o.rank, o.worldSize, o.localRank, o.timeoutMs);
   } catch (e) {
     if (!(e instanceof DistributedError)) throw e;
-    throw new DistributedError(`rank ${o.rank} of ${o.worldSize}: rendezvous at ${o.file ?? `${o.masterAddr}:${o.masterPort}`} failed within ${o.timeoutMs} ms: ${e.message}`, { op: OP, cause: e });
+    throw new DistributedError(
+      `rank ${o.rank} of ${o.worldSize}: rendezvous at ${o.file ?? `${o.masterAddr}:${o.masterPort}`} failed within ${o.timeoutMs} ms: ${e.message}`,
+      { op: OP, cause: e },
+    );
   }
 }
 
 export class ProcessGroup {
   #handle: ObjectHandle | undefined;
 
-  constructor(handle: ObjectHandle, readonly rank: number, readonly worldSize: number, readonly localRank: number, readonly timeoutMs: number) {
+  constructor(
+    handle: ObjectHandle,
+    readonly rank: number,
+    readonly worldSize: number,
+    readonly localRank: number,
+    readonly timeoutMs: number,
+  ) {
     this.#handle = handle;
   }
 
@@ -97,7 +123,10 @@ export class ProcessGroup {
       return run(this.#handle);
     } catch (e) {
       if (!(e instanceof DistributedError)) throw e;
-      throw new DistributedError(`rank ${this.rank} of ${this.worldSize}: ${name} failed (another rank died, or did not arrive within ${this.timeoutMs} ms): ${e.message}`, { op: name, cause: e });
+      throw new DistributedError(
+        `rank ${this.rank} of ${this.worldSize}: ${name} failed (another rank died, or did not arrive within ${this.timeoutMs} ms): ${e.message}`,
+        { op: name, cause: e },
+      );
     }
   }
 
@@ -105,14 +134,26 @@ export class ProcessGroup {
   allReduce(tensors: Tensor | readonly Tensor[], op: ReduceOp = 'sum'): void {
     const list = tensorList('allReduce', tensors);
     checkOneOf('ProcessGroup.allReduce', 'op', op, ['sum', 'mean', 'product', 'min', 'max']);
-    this.#collective('allReduce', (h) => native.distAllReduce!(h, list.map((t) => t.handle), op === 'mean' ? 'sum' : op));
+    this.#collective('allReduce', (h) =>
+      native.distAllReduce!(
+        h,
+        list.map((t) => t.handle),
+        op === 'mean' ? 'sum' : op,
+      ),
+    );
     if (op === 'mean') list.forEach((t) => t.div_(this.worldSize));
   }
 
   /** Every tensor replaced in place by rank `root`'s. */
   broadcast(tensors: Tensor | readonly Tensor[], root = 0): void {
     const list = tensorList('broadcast', tensors);
-    this.#collective('broadcast', (h) => native.distBroadcast!(h, list.map((t) => t.handle), checkInt('ProcessGroup.broadcast', 'root', root)));
+    this.#collective('broadcast', (h) =>
+      native.distBroadcast!(
+        h,
+        list.map((t) => t.handle),
+        checkInt('ProcessGroup.broadcast', 'root', root),
+      ),
+    );
   }
 
   /**
@@ -136,9 +177,16 @@ export class ProcessGroup {
    */
   allReduceGradients(params: readonly Tensor[], options: { bucketBytes?: number } = {}): void {
     const { bucketBytes = 25 << 20 } = checkOptions('ProcessGroup.allReduceGradients', options);
-    if (checkInt('ProcessGroup.allReduceGradients', 'bucketBytes', bucketBytes) < 1) throw invalidArg('ProcessGroup.allReduceGradients', 'bucketBytes', 'at least 1', bucketBytes);
+    if (checkInt('ProcessGroup.allReduceGradients', 'bucketBytes', bucketBytes) < 1)
+      throw invalidArg('ProcessGroup.allReduceGradients', 'bucketBytes', 'at least 1', bucketBytes);
     if (this.worldSize === 1) return;
-    this.#collective('allReduceGradients', (h) => native.distAllReduceGradients!(h, params.map((p) => p.handle), bucketBytes));
+    this.#collective('allReduceGradients', (h) =>
+      native.distAllReduceGradients!(
+        h,
+        params.map((p) => p.handle),
+        bucketBytes,
+      ),
+    );
   }
 
   /**
@@ -167,6 +215,7 @@ export class ProcessGroup {
 
 function tensorList(op: string, tensors: Tensor | readonly Tensor[]): readonly Tensor[] {
   const list = tensors instanceof Tensor ? [tensors] : tensors;
-  if (!Array.isArray(list) || !list.every((t) => t instanceof Tensor)) throw invalidArg(`ProcessGroup.${op}`, 'tensors', 'a tensor or an array of tensors', tensors);
+  if (!Array.isArray(list) || !list.every((t) => t instanceof Tensor))
+    throw invalidArg(`ProcessGroup.${op}`, 'tensors', 'a tensor or an array of tensors', tensors);
   return list;
 }

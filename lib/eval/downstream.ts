@@ -23,17 +23,31 @@ import { tidy } from '../torch/scope.js';
 import { classificationReport, confusionMatrix } from './metrics.js';
 
 /** The training samples: labelled ones of the train split, `fraction` of each class drawn with the seed (at least one). */
-export function trainingSubset(dataset: Dataset, fraction: number, seed: number, includeNegative: boolean): Set<number> {
+export function trainingSubset(
+  dataset: Dataset,
+  fraction: number,
+  seed: number,
+  includeNegative: boolean,
+): Set<number> {
   const byClass = new Map<number, number[]>();
   dataset.samples.forEach((s, i) => {
     const c = classOf(s, includeNegative);
     if (s.split === 'train' && c >= 0) byClass.set(c, [...(byClass.get(c) ?? []), i]);
   });
   const random = new Random(seed).fork(7);
-  return new Set([...byClass].sort(([a], [b]) => a - b).flatMap(([c, indices]) => {
-    const kept = Math.max(1, Math.round(fraction * indices.length));
-    return fraction === 1 ? indices : random.fork(c).shuffle([...indices]).slice(0, kept);
-  }));
+  return new Set(
+    [...byClass]
+      .sort(([a], [b]) => a - b)
+      .flatMap(([c, indices]) => {
+        const kept = Math.max(1, Math.round(fraction * indices.length));
+        return fraction === 1
+          ? indices
+          : random
+              .fork(c)
+              .shuffle([...indices])
+              .slice(0, kept);
+      }),
+  );
 }
 
 /** Targets of a batch: the class of each sample, -1 where it is left out. */
@@ -47,12 +61,17 @@ async function initialise(model: FusionClassifier, init: string, dataset: Datase
   const folder = pretrainRunAt(init);
   const run = readPretrainConfig(folder);
   const absent = [...model.backbones.keys()].filter((m) => !run.modalities.includes(m));
-  if (absent.length > 0) throw new FileError(init, `the run pre-trained ${run.modalities.join(', ')}, not ${absent.join(', ')}`);
+  if (absent.length > 0)
+    throw new FileError(init, `the run pre-trained ${run.modalities.join(', ')}, not ${absent.join(', ')}`);
   using pretrained = pretrainModel(run, dataset);
   const { extra } = await loadCheckpoint(folder.path('checkpoint'), { model: pretrained });
   for (const [m, backbone] of model.backbones) {
     const source = pretrained.encoder(m).backbone;
-    if (source.constructor !== backbone.constructor) throw new FileError(init, `${m}'s backbone is a ${source.constructor.name} in the run, a ${backbone.constructor.name} here`);
+    if (source.constructor !== backbone.constructor)
+      throw new FileError(
+        init,
+        `${m}'s backbone is a ${source.constructor.name} in the run, a ${backbone.constructor.name} here`,
+      );
     backbone.loadStateDict(source.stateDict());
   }
   return (extra as { normalization: NormalizationStats }).normalization;
@@ -86,21 +105,46 @@ export async function prepareDownstream(config: FinetuneConfig): Promise<Downstr
     const fromRun = config.init === null ? {} : await initialise(model, config.init, dataset);
     const missing = config.modalities.filter((m) => !(m in fromRun));
     const statsSkipped: SkippedSample[] = [];
-    const computed = missing.length === 0 ? {} : await loadOrComputeBandStats(dataset, {
-      modalities: missing, maxSamples: config.statsSamples, seed: config.seed, workers: config.workers, onBadSample: config.onBadSample, onSkip: (s) => statsSkipped.push(s),
-    });
+    const computed =
+      missing.length === 0
+        ? {}
+        : await loadOrComputeBandStats(dataset, {
+            modalities: missing,
+            maxSamples: config.statsSamples,
+            seed: config.seed,
+            workers: config.workers,
+            onBadSample: config.onBadSample,
+            onSkip: (s) => statsSkipped.push(s),
+          });
     const normalization: NormalizationStats = { ...fromRun, ...computed };
-    manualSeed(config.seed);   // the classifier's and dropout's randomness do not depend on whether a run was loaded
+    manualSeed(config.seed); // the classifier's and dropout's randomness do not depend on whether a run was loaded
     model.to({ device, memoryFormat: config.memoryFormat });
     const subset = trainingSubset(dataset, config.labelFraction, config.seed, config.includeNegative);
     if (subset.size === 0) throw invalidArg('finetune', 'data', 'a training split with labelled samples', config.data);
     const loaderOptions = {
-      modalities: config.modalities.map((name) => ({ name, size: config.sizes[name] })), batchSize: config.batchSize, normalization,
-      seed: config.seed, workers: config.workers, device, onBadSample: config.onBadSample,
+      modalities: config.modalities.map((name) => ({ name, size: config.sizes[name] })),
+      batchSize: config.batchSize,
+      normalization,
+      seed: config.seed,
+      workers: config.workers,
+      device,
+      onBadSample: config.onBadSample,
     };
-    const labelled = (split: Split) => (s: SampleRecord) => s.split === split && classOf(s, config.includeNegative) >= 0;
-    const evaluation = (split: Split) => new DataLoader(dataset, { ...loaderOptions, splits: [split], filter: labelled(split), shuffle: false });
-    return { dataset, classNames, model, normalization, statsSkipped, subset, loaderOptions, val: evaluation('val'), test: evaluation('test') };
+    const labelled = (split: Split) => (s: SampleRecord) =>
+      s.split === split && classOf(s, config.includeNegative) >= 0;
+    const evaluation = (split: Split) =>
+      new DataLoader(dataset, { ...loaderOptions, splits: [split], filter: labelled(split), shuffle: false });
+    return {
+      dataset,
+      classNames,
+      model,
+      normalization,
+      statsSkipped,
+      subset,
+      loaderOptions,
+      val: evaluation('val'),
+      test: evaluation('test'),
+    };
   } catch (e) {
     model.dispose();
     throw e;
@@ -108,14 +152,29 @@ export async function prepareDownstream(config: FinetuneConfig): Promise<Downstr
 }
 
 /** The classifier's predictions on every labelled sample `loader` yields: the classification report. */
-export async function evaluateClassifier(model: FusionClassifier, loader: DataLoader, config: FinetuneConfig, classNames: string[]): Promise<ClassificationReport> {
-  const targets: number[] = [], predictions: number[] = [];
+export async function evaluateClassifier(
+  model: FusionClassifier,
+  loader: DataLoader,
+  config: FinetuneConfig,
+  classNames: string[],
+): Promise<ClassificationReport> {
+  const targets: number[] = [],
+    predictions: number[] = [];
   model.eval();
   for await (const batch of loader.epoch(0)) {
     using b = batch;
     const t = batchTargets(b, config.includeNegative);
-    const predicted = tidy(() => noGrad(() => model.forward(firstViews(b, config.modalities, config.memoryFormat)).argmax(1).toNumbers()));
-    t.forEach((c, i) => { if (c >= 0) [targets[targets.length], predictions[predictions.length]] = [c, predicted[i]]; });
+    const predicted = tidy(() =>
+      noGrad(() =>
+        model
+          .forward(firstViews(b, config.modalities, config.memoryFormat))
+          .argmax(1)
+          .toNumbers(),
+      ),
+    );
+    t.forEach((c, i) => {
+      if (c >= 0) [targets[targets.length], predictions[predictions.length]] = [c, predicted[i]];
+    });
   }
   return classificationReport(confusionMatrix(targets, predictions, classNames.length), classNames);
 }

@@ -56,30 +56,68 @@ export interface EmbedIndex {
 
 /** Writes the embeddings (and probabilities, from a fine-tuned model) of every sample; returns the index. */
 export async function embed(options: EmbedOptions): Promise<EmbedIndex> {
-  const { init, data, out, perModality = false, splits = ['train', 'val', 'test'], batchSize = 64, device = 'cpu', workers = 2, onBadSample = 'raise', onProgress } = options;
+  const {
+    init,
+    data,
+    out,
+    perModality = false,
+    splits = ['train', 'val', 'test'],
+    batchSize = 64,
+    device = 'cpu',
+    workers = 2,
+    onBadSample = 'raise',
+    onProgress,
+  } = options;
   const { dataset, cleanup } = await openData(data, options.modalities);
-  const run = await loadRun(init, { modalities: options.modalities, device }).catch(async (e: unknown) => { await cleanup(); throw e; });
+  const run = await loadRun(init, { modalities: options.modalities, device }).catch(async (e: unknown) => {
+    await cleanup();
+    throw e;
+  });
   try {
     const { modalities } = run;
     const bands = bandCounts('embed', modalities, dataset);
     const differing = modalities.find((m) => bands[m] !== run.channels[m]);
-    if (differing) throw invalidArg('embed', 'data', `${run.channels[differing]} bands of ${differing}, as the run was trained on`, `${bands[differing]} bands`);
+    if (differing)
+      throw invalidArg(
+        'embed',
+        'data',
+        `${run.channels[differing]} bands of ${differing}, as the run was trained on`,
+        `${bands[differing]} bands`,
+      );
     const config = { sizes: run.sizes, memoryFormat: run.memoryFormat };
     await using loader = new DataLoader(dataset, {
-      modalities: modalities.map((name) => ({ name, size: config.sizes[name] })), batchSize, splits, shuffle: false,
-      normalization: run.normalization, workers, device, onBadSample,
+      modalities: modalities.map((name) => ({ name, size: config.sizes[name] })),
+      batchSize,
+      splits,
+      shuffle: false,
+      normalization: run.normalization,
+      workers,
+      device,
+      onBadSample,
     });
-    const rows: Record<string, Float32Array[]> = Object.fromEntries([...modalities, 'probabilities'].map((m) => [m, []]));
-    const index: EmbedIndex = { ids: [], splits: [], labels: [], columns: {}, files: [], classNames: run.classNames, skipped: [] };
+    const rows: Record<string, Float32Array[]> = Object.fromEntries(
+      [...modalities, 'probabilities'].map((m) => [m, []]),
+    );
+    const index: EmbedIndex = {
+      ids: [],
+      splits: [],
+      labels: [],
+      columns: {},
+      files: [],
+      classNames: run.classNames,
+      skipped: [],
+    };
     const total = loader.batches(0).length;
     let done = 0;
     for await (const batch of loader.epoch(0)) {
       using b = batch;
-      tidy(() => noGrad(() => {
-        const inputs = firstViews(b, modalities, config.memoryFormat);
-        for (const m of modalities) rows[m].push(run.features(m, inputs[m]).cpu().toTypedArray() as Float32Array);
-        if (run.logits) rows.probabilities.push(softmax(run.logits(inputs), 1).cpu().toTypedArray() as Float32Array);
-      }));
+      tidy(() =>
+        noGrad(() => {
+          const inputs = firstViews(b, modalities, config.memoryFormat);
+          for (const m of modalities) rows[m].push(run.features(m, inputs[m]).cpu().toTypedArray() as Float32Array);
+          if (run.logits) rows.probabilities.push(softmax(run.logits(inputs), 1).cpu().toTypedArray() as Float32Array);
+        }),
+      );
       const records = b.ids.map((id) => dataset.samples.find((s) => s.id === id)!);
       index.ids.push(...b.ids);
       index.splits.push(...records.map((r) => r.split));
@@ -96,18 +134,32 @@ export async function embed(options: EmbedOptions): Promise<EmbedIndex> {
 }
 
 /** The dataset: opened from its path, or a manifest written to a temporary folder for loose files. */
-async function openData(data: EmbedOptions['data'], modalities: readonly string[] | undefined): Promise<{ dataset: Dataset; cleanup: () => Promise<void> }> {
+async function openData(
+  data: EmbedOptions['data'],
+  modalities: readonly string[] | undefined,
+): Promise<{ dataset: Dataset; cleanup: () => Promise<void> }> {
   if (typeof data === 'string') return { dataset: await openPath(data), cleanup: async () => undefined };
   if (!Array.isArray(data) || data.length === 0 || !data.every((f) => typeof f === 'string' && /\.tiff?$/i.test(f))) {
     throw invalidArg('embed', 'data', 'a dataset path or a non-empty list of .tif files', data);
   }
-  if (!modalities || modalities.length !== 1) throw invalidArg('embed', 'modalities', 'exactly one modality, the one the files hold', modalities);
+  if (!modalities || modalities.length !== 1)
+    throw invalidArg('embed', 'modalities', 'exactly one modality, the one the files hold', modalities);
   const folder = await mkdtemp(join(tmpdir(), 'mmssl-embed-'));
-  const features = data.map((file) => ({ type: 'Feature', geometry: null, properties: { id: file, split: 'test', [modalities[0]]: resolve(file) } }));
+  const features = data.map((file) => ({
+    type: 'Feature',
+    geometry: null,
+    properties: { id: file, split: 'test', [modalities[0]]: resolve(file) },
+  }));
   const manifest = join(folder, 'manifest.geojson');
   await writeFile(manifest, JSON.stringify({ type: 'FeatureCollection', features }));
   const cleanup = () => rm(folder, { recursive: true, force: true });
-  return { dataset: await openManifest(manifest).catch(async (e: unknown) => { await cleanup(); throw e; }), cleanup };
+  return {
+    dataset: await openManifest(manifest).catch(async (e: unknown) => {
+      await cleanup();
+      throw e;
+    }),
+    cleanup,
+  };
 }
 
 const concat = (parts: Float32Array[]) => {
@@ -116,7 +168,13 @@ const concat = (parts: Float32Array[]) => {
   return out;
 };
 
-async function writeArrays(out: string, modalities: string[], rows: Record<string, Float32Array[]>, index: EmbedIndex, perModality: boolean): Promise<void> {
+async function writeArrays(
+  out: string,
+  modalities: string[],
+  rows: Record<string, Float32Array[]>,
+  index: EmbedIndex,
+  perModality: boolean,
+): Promise<void> {
   const n = index.ids.length;
   const widths = modalities.map((m) => concat(rows[m]).length / Math.max(1, n));
   const save = async (file: string, data: Float32Array, width: number) => {
@@ -130,7 +188,9 @@ async function writeArrays(out: string, modalities: string[], rows: Record<strin
     }
   } else {
     // fused: per sample, the modalities' features side by side
-    const width = widths.reduce((a, b) => a + b, 0), fused = new Float32Array(n * width), all = modalities.map((m) => concat(rows[m]));
+    const width = widths.reduce((a, b) => a + b, 0),
+      fused = new Float32Array(n * width),
+      all = modalities.map((m) => concat(rows[m]));
     let start = 0;
     modalities.forEach((m, k) => {
       index.columns[m] = [start, start + widths[k]];
@@ -139,6 +199,7 @@ async function writeArrays(out: string, modalities: string[], rows: Record<strin
     });
     await save(`${out}.npy`, fused, width);
   }
-  if (rows.probabilities.length > 0) await save(`${out}.probabilities.npy`, concat(rows.probabilities), index.classNames!.length);
+  if (rows.probabilities.length > 0)
+    await save(`${out}.probabilities.npy`, concat(rows.probabilities), index.classNames!.length);
   await writeFileAtomic(`${out}.index.json`, [new TextEncoder().encode(`${JSON.stringify(index)}\n`)]);
 }

@@ -14,7 +14,6 @@
 import { checkInt, invalidArg } from '../errors.js';
 import type { ClassificationReport } from '../runs/records.js';
 
-
 function checkLabels(op: string, name: string, labels: ArrayLike<number>, numClasses: number): void {
   for (let i = 0; i < labels.length; i++) {
     const label = labels[i];
@@ -32,14 +31,23 @@ function isArrayLike(value: unknown): value is ArrayLike<number> {
  * Counts (true class, predicted class) pairs: `matrix[t][p]`. Empty inputs give an all-zero matrix, so that
  * per-batch matrices can be summed; `classificationReport` is what refuses to evaluate nothing.
  */
-export function confusionMatrix(targets: ArrayLike<number>, predictions: ArrayLike<number>, numClasses: number): number[][] {
+export function confusionMatrix(
+  targets: ArrayLike<number>,
+  predictions: ArrayLike<number>,
+  numClasses: number,
+): number[][] {
   const op = 'confusionMatrix';
   if (checkInt(op, 'numClasses', numClasses) < 1) throw invalidArg(op, 'numClasses', 'a positive integer', numClasses);
   if (!isArrayLike(targets)) throw invalidArg(op, 'targets', 'an array of class indices', targets);
   if (!isArrayLike(predictions)) throw invalidArg(op, 'predictions', 'an array of class indices', predictions);
   if (targets.length !== predictions.length) {
     // A sparse array of the same length, so that the message says the length whatever kind of array was given.
-    throw invalidArg(op, 'predictions', `of the same length as targets (${targets.length})`, new Array(predictions.length));
+    throw invalidArg(
+      op,
+      'predictions',
+      `of the same length as targets (${targets.length})`,
+      new Array(predictions.length),
+    );
   }
   checkLabels(op, 'targets', targets, numClasses);
   checkLabels(op, 'predictions', predictions, numClasses);
@@ -49,11 +57,15 @@ export function confusionMatrix(targets: ArrayLike<number>, predictions: ArrayLi
 }
 
 function checkMatrix(op: string, matrix: unknown): number[][] {
-  const square = Array.isArray(matrix) && matrix.length > 0 && matrix.every((row) => Array.isArray(row) && row.length === matrix.length);
+  const square =
+    Array.isArray(matrix) &&
+    matrix.length > 0 &&
+    matrix.every((row) => Array.isArray(row) && row.length === matrix.length);
   if (!square) throw invalidArg(op, 'matrix', 'a non-empty square array of arrays (numClasses x numClasses)', matrix);
   matrix.forEach((row: unknown[], i) =>
     row.forEach((count, j) => {
-      if (!Number.isSafeInteger(count) || (count as number) < 0) throw invalidArg(op, `matrix[${i}][${j}]`, 'a non-negative integer count', count);
+      if (!Number.isSafeInteger(count) || (count as number) < 0)
+        throw invalidArg(op, `matrix[${i}][${j}]`, 'a non-negative integer count', count);
     }),
   );
   return matrix as number[][];
@@ -64,7 +76,10 @@ export function classificationReport(matrix: number[][], classNames?: readonly s
   const op = 'classificationReport';
   const counts = checkMatrix(op, matrix).map((row) => row.slice());
   const n = counts.length;
-  if (classNames !== undefined && (!Array.isArray(classNames) || classNames.length !== n || !classNames.every((c) => typeof c === 'string'))) {
+  if (
+    classNames !== undefined &&
+    (!Array.isArray(classNames) || classNames.length !== n || !classNames.every((c) => typeof c === 'string'))
+  ) {
     throw invalidArg(op, 'classNames', `an array of ${n} strings (one per class)`, classNames);
   }
   const support = counts.map((row) => row.reduce((a, b) => a + b, 0));
@@ -107,7 +122,8 @@ function shortName(name: string, width: number): string {
 export function formatConfusionMatrix(report: ClassificationReport, classNames?: readonly string[]): string {
   const n = report.confusionMatrix.length;
   const names = classNames ?? report.classNames ?? Array.from({ length: n }, (_, i) => String(i));
-  if (names.length !== n) throw invalidArg('formatConfusionMatrix', 'classNames', `an array of ${n} strings (one per class)`, names);
+  if (names.length !== n)
+    throw invalidArg('formatConfusionMatrix', 'classNames', `an array of ${n} strings (one per class)`, names);
   const header = ['true \\ predicted', ...names.map((c) => shortName(c, 10)), 'recall', 'precision', 'F1', 'support'];
   const rows = report.confusionMatrix.map((row, i) => [
     names[i],
@@ -119,7 +135,11 @@ export function formatConfusionMatrix(report: ClassificationReport, classNames?:
   ]);
   const widths = header.map((h, j) => Math.max(h.length, ...rows.map((r) => r[j].length)));
   // Names read best left-aligned, numbers right-aligned so that their digits line up.
-  const line = (cells: string[]) => cells.map((c, j) => (j === 0 ? c.padEnd(widths[j]) : c.padStart(widths[j]))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, j) => (j === 0 ? c.padEnd(widths[j]) : c.padStart(widths[j])))
+      .join('  ')
+      .trimEnd();
   const overall = `accuracy ${percent(report.accuracy)}  macro F1 ${percent(report.macroF1)}  (${report.total} samples)`;
   return [line(header), ...rows.map(line), overall].join('\n');
 }

@@ -14,7 +14,10 @@ import { prepareDownstream } from './downstream.js';
 import { knnPredict } from './knn.js';
 import { classificationReport, confusionMatrix } from './metrics.js';
 
-export async function knnProbe(config: FinetuneConfig, options: { k?: number; temperature?: number; skipLog?: SkipLog } = {}): Promise<FinetuneResult> {
+export async function knnProbe(
+  config: FinetuneConfig,
+  options: { k?: number; temperature?: number; skipLog?: SkipLog } = {},
+): Promise<FinetuneResult> {
   const { skipLog: skips = new SkipLog(undefined), ...knn } = options;
   const prepared = await prepareDownstream(config);
   skips.add('stats', prepared.statsSkipped);
@@ -26,17 +29,36 @@ export async function knnProbe(config: FinetuneConfig, options: { k?: number; te
   const embed = async (loader: DataLoader, split: 'train' | 'val' | 'test') => {
     const rows = await collectRows(loader, (b) => {
       const inputs = firstViews(b, config.modalities, config.memoryFormat);
-      return [cat([...model.backbones].map(([m, backbone]) => backbone.features(inputs[m])), 1)];
+      return [
+        cat(
+          [...model.backbones].map(([m, backbone]) => backbone.features(inputs[m])),
+          1,
+        ),
+      ];
     });
     skips.add(split, loader.skipped);
-    if (rows.columns.length === 0) throw invalidArg('knnProbe', 'data', `labelled samples in the ${split} split`, config.data);
-    return { ...rows, targets: rows.labels.map((label, i) => classOf({ label, negative: rows.negative[i] }, config.includeNegative)) };
+    if (rows.columns.length === 0)
+      throw invalidArg('knnProbe', 'data', `labelled samples in the ${split} split`, config.data);
+    return {
+      ...rows,
+      targets: rows.labels.map((label, i) => classOf({ label, negative: rows.negative[i] }, config.includeNegative)),
+    };
   };
   using gallery = await embed(train, 'train');
   const report = async (loader: DataLoader, split: 'val' | 'test') => {
     using queries = await embed(loader, split);
-    const predictions = knnPredict(gallery.columns[0], gallery.targets, queries.columns[0], { numClasses: classNames.length, ...knn });
+    const predictions = knnPredict(gallery.columns[0], gallery.targets, queries.columns[0], {
+      numClasses: classNames.length,
+      ...knn,
+    });
     return classificationReport(confusionMatrix(queries.targets, predictions, classNames.length), classNames);
   };
-  return { classNames, val: await report(val, 'val'), test: await report(test, 'test'), trainSamples: subset.size, epochs: 0, skipped: skips.count };
+  return {
+    classNames,
+    val: await report(val, 'val'),
+    test: await report(test, 'test'),
+    trainSamples: subset.size,
+    epochs: 0,
+    skipped: skips.count,
+  };
 }

@@ -19,17 +19,19 @@ function isAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';   // alive, but another user's
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // alive, but another user's
   }
 }
 
 /** Of the names in `path`'s directory, the temporary files of `path` whose writer process is gone. */
 function staleTemps(path: string, names: readonly string[]): string[] {
   const prefix = `${basename(path)}.tmp-`;
-  return names.filter((name) => {
-    const pid = Number(name.startsWith(prefix) ? name.slice(prefix.length).split('-')[0] : NaN);
-    return Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && !isAlive(pid);
-  }).map((name) => join(dirname(path), name));
+  return names
+    .filter((name) => {
+      const pid = Number(name.startsWith(prefix) ? name.slice(prefix.length).split('-')[0] : NaN);
+      return Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && !isAlive(pid);
+    })
+    .map((name) => join(dirname(path), name));
 }
 
 function ioError(path: string, action: string, e: unknown): FileError {
@@ -69,7 +71,7 @@ export function writeFileAtomicSync(path: string, chunks: readonly Uint8Array[])
     renameSync(temp, path);
     const dir = openSync(dirname(path), 'r');
     try {
-      fsyncSync(dir);   // makes the rename itself durable
+      fsyncSync(dir); // makes the rename itself durable
     } finally {
       closeSync(dir);
     }
@@ -81,13 +83,15 @@ export function writeFileAtomicSync(path: string, chunks: readonly Uint8Array[])
 
 /** Like `writeFileAtomicSync`, with every file operation off the event loop. */
 export async function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): Promise<void> {
-  const names = await mkdir(dirname(path), { recursive: true }).then(() => readdir(dirname(path))).catch(() => []);
+  const names = await mkdir(dirname(path), { recursive: true })
+    .then(() => readdir(dirname(path)))
+    .catch(() => []);
   await Promise.all(staleTemps(path, names).map((stale) => rm(stale, { force: true })));
   const temp = tempName(path);
   try {
     const file = await open(temp, 'wx');
     try {
-      for (const chunk of chunks) await file.writeFile(chunk);   // writes all of it, from the current position
+      for (const chunk of chunks) await file.writeFile(chunk); // writes all of it, from the current position
       await file.sync();
     } finally {
       await file.close();
@@ -100,7 +104,7 @@ export async function writeFileAtomic(path: string, chunks: readonly Uint8Array[
       await dir.close();
     }
   } catch (e) {
-    await rm(temp, { force: true }).catch(() => undefined);   // (as removeQuietly)
+    await rm(temp, { force: true }).catch(() => undefined); // (as removeQuietly)
     throw ioError(path, 'write', e);
   }
 }

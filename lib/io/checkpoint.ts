@@ -44,7 +44,10 @@ export interface Stateful<S = unknown> {
 /** What weights load into: an `nn.Module`, or anything with its state-dict methods. */
 export interface ModuleLike {
   stateDict(): Map<string, Tensor>;
-  loadStateDict(stateDict: Map<string, Tensor>, options: { strict: boolean }): { missingKeys: readonly string[]; unexpectedKeys: readonly string[] };
+  loadStateDict(
+    stateDict: Map<string, Tensor>,
+    options: { strict: boolean },
+  ): { missingKeys: readonly string[]; unexpectedKeys: readonly string[] };
 }
 
 export interface LoadedWeights {
@@ -55,7 +58,6 @@ export interface LoadedWeights {
   unexpectedKeys: string[];
 }
 
-
 // ---- the mmssl metadata entry -----------------------------------------------------------------------------------
 
 /** What is wrong with `m`, as [field, expected, value], or undefined. */
@@ -65,8 +67,10 @@ function metadataProblem(m: Record<string, unknown>): [string, string, unknown] 
   const perChannel = (v: unknown, item: (x: unknown) => boolean): v is unknown[] =>
     Array.isArray(v) && v.every(item) && (inChannels === undefined || v.length === inChannels);
   if (architecture !== undefined && typeof architecture !== 'string') return ['architecture', 'a string', architecture];
-  if (inChannels !== undefined && !(Number.isSafeInteger(inChannels) && (inChannels as number) > 0)) return ['inChannels', 'a positive integer', inChannels];
-  if (bands !== undefined && !perChannel(bands, (b) => typeof b === 'string')) return ['bands', `an array${channels} band names`, bands];
+  if (inChannels !== undefined && !(Number.isSafeInteger(inChannels) && (inChannels as number) > 0))
+    return ['inChannels', 'a positive integer', inChannels];
+  if (bands !== undefined && !perChannel(bands, (b) => typeof b === 'string'))
+    return ['bands', `an array${channels} band names`, bands];
   if (normalization === undefined) return undefined;
   if (!isObject(normalization)) return ['normalization', 'an object {mean, std}', normalization];
   const { mean, std } = normalization;
@@ -105,7 +109,11 @@ function readWeightsMetadata(path: string, metadata: Metadata): WeightsMetadata 
   const m = jsonEntry(path, metadata, 'mmssl', 'saveWeights');
   if (!isObject(m)) throw new FileError(path, "corrupt 'mmssl' metadata: not a JSON object");
   const problem = metadataProblem(m);
-  if (problem) throw new FileError(path, `corrupt 'mmssl' metadata: ${problem[0]} must be ${problem[1]}, got ${JSON.stringify(problem[2])}`);
+  if (problem)
+    throw new FileError(
+      path,
+      `corrupt 'mmssl' metadata: ${problem[0]} must be ${problem[1]}, got ${JSON.stringify(problem[2])}`,
+    );
   return m;
 }
 
@@ -128,18 +136,22 @@ function encode(value: unknown, path: string, sink: (path: string, t: Tensor) =>
   if (value === undefined) return { $: 'undefined' };
   if (typeof value === 'number') {
     if (Number.isFinite(value) && !Object.is(value, -0)) return value;
-    return { $: 'number', value: Object.is(value, -0) ? '-0' : String(value) };   // JSON would write null, or 0
+    return { $: 'number', value: Object.is(value, -0) ? '-0' : String(value) }; // JSON would write null, or 0
   }
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
   if (Array.isArray(value)) return value.map((v, i) => encode(v, join(path, i), sink));
   if (value instanceof Map) {
-    return { $: 'map', entries: [...value].map(([k, v]) => {
-      if (typeof k !== 'string' && typeof k !== 'number') throw bad('a Map with string or number keys');
-      return [k, encode(v, join(path, k), sink)];
-    }) };
+    return {
+      $: 'map',
+      entries: [...value].map(([k, v]) => {
+        if (typeof k !== 'string' && typeof k !== 'number') throw bad('a Map with string or number keys');
+        return [k, encode(v, join(path, k), sink)];
+      }),
+    };
   }
   const proto = typeof value === 'object' ? Object.getPrototypeOf(value) : undefined;
-  if (proto !== Object.prototype && proto !== null) throw bad('a Tensor, Map, array, plain object, number, string, boolean, null or undefined');
+  if (proto !== Object.prototype && proto !== null)
+    throw bad('a Tensor, Map, array, plain object, number, string, boolean, null or undefined');
   if ('$' in (value as object)) throw bad("an object without the key '$' (checkpoints use it)");
   return Object.fromEntries(Object.entries(value as object).map(([k, v]) => [k, encode(v, join(path, k), sink)]));
 }
@@ -149,7 +161,8 @@ function decode(value: unknown, tensors: ReadonlyMap<string, Tensor>, source: st
   const corrupt = (why: string) => new FileError(source, `corrupt checkpoint: ${why}`);
   if (Array.isArray(value)) return value.map((v) => decode(v, tensors, source));
   if (!isObject(value)) return value;
-  if (!('$' in value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, decode(v, tensors, source)]));
+  if (!('$' in value))
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, decode(v, tensors, source)]));
   switch (value.$) {
     case 'tensor': {
       const t = tensors.get(value.name as string);
@@ -158,11 +171,13 @@ function decode(value: unknown, tensors: ReadonlyMap<string, Tensor>, source: st
     }
     case 'map': {
       const entries = value.entries;
-      if (!Array.isArray(entries) || !entries.every((e) => Array.isArray(e) && e.length === 2)) throw corrupt('a Map without [key, value] entries');
+      if (!Array.isArray(entries) || !entries.every((e) => Array.isArray(e) && e.length === 2))
+        throw corrupt('a Map without [key, value] entries');
       return new Map(entries.map(([k, v]) => [k, decode(v, tensors, source)]));
     }
     case 'number':
-      if (!['NaN', 'Infinity', '-Infinity', '-0'].includes(value.value as string)) throw corrupt(`a number ${JSON.stringify(value.value)}`);
+      if (!['NaN', 'Infinity', '-Infinity', '-0'].includes(value.value as string))
+        throw corrupt(`a number ${JSON.stringify(value.value)}`);
       return Number(value.value);
     case 'undefined':
       return undefined;
@@ -191,7 +206,10 @@ function inFile(path: string, e: unknown): unknown {
 function snapshot(target: Stateful): { restore(): void; dispose(): void } {
   const { tree, tensors } = tidy(() => {
     const copies = new Map<string, Tensor>();
-    return { tree: encode(target.stateDict(), '', (path, t) => copies.set(path, t.to({ device: 'cpu', copy: true }))), tensors: copies };
+    return {
+      tree: encode(target.stateDict(), '', (path, t) => copies.set(path, t.to({ device: 'cpu', copy: true }))),
+      tensors: copies,
+    };
   });
   return {
     restore: () => target.loadStateDict(decode(tree, tensors, '<snapshot>'), { strict: true }),
@@ -238,13 +256,19 @@ const rng: Stateful<Record<string, unknown>> = {
   stateDict: () => Object.fromEntries(rngDevices().map((d) => [d, getRngState(d)])),
   loadStateDict(states) {
     const op = 'loadCheckpoint: rng';
-    if (!isObject(states) || states.cpu === undefined) throw new StateDictError(`${op}: no CPU generator state`, ['cpu']);
+    if (!isObject(states) || states.cpu === undefined)
+      throw new StateDictError(`${op}: no CPU generator state`, ['cpu']);
     const devices = rngDevices().filter((d) => states[d] !== undefined);
     for (const d of devices) {
       const state = states[d];
       const size = tidy(() => getRngState(d).numel());
       if (!(state instanceof Tensor) || state.dtype !== 'uint8' || state.numel() !== size) {
-        throw new StateDictError(`${op}: the ${d} generator's state must be ${size} uint8 values, got ${String(state)}`, [], [], [d]);
+        throw new StateDictError(
+          `${op}: the ${d} generator's state must be ${size} uint8 values, got ${String(state)}`,
+          [],
+          [],
+          [d],
+        );
       }
     }
     devices.forEach((d) => setRngState(states[d] as Tensor, d));
@@ -254,23 +278,35 @@ const rng: Stateful<Record<string, unknown>> = {
 // ---- weights files ----------------------------------------------------------------------------------------------
 
 /** Writes `module`'s state dict to `path` (atomically), its description in the `mmssl` metadata entry. */
-export async function saveWeights(module: ModuleLike, path: string, options: { metadata?: WeightsMetadata } = {}): Promise<void> {
+export async function saveWeights(
+  module: ModuleLike,
+  path: string,
+  options: { metadata?: WeightsMetadata } = {},
+): Promise<void> {
   checkStateful('saveWeights', 'module', module);
   checkPath('saveWeights', path);
   const metadata = weightsMetadata('saveWeights', checkOptions('saveWeights', options).metadata);
-  await writeFileAtomic(path, tidy(() => serializeChunks(module.stateDict(), { metadata })));
+  await writeFileAtomic(
+    path,
+    tidy(() => serializeChunks(module.stateDict(), { metadata })),
+  );
 }
 
 /**
  * Loads a weights file (one of ours, or PyTorch's) into `module`. With `strict` (the default) missing, unexpected
  * and mis-shaped keys are a StateDictError naming each and the file, and nothing changes.
  */
-export async function loadWeights(module: ModuleLike, path: string, options: { strict?: boolean } = {}): Promise<LoadedWeights> {
+export async function loadWeights(
+  module: ModuleLike,
+  path: string,
+  options: { strict?: boolean } = {},
+): Promise<LoadedWeights> {
   checkStateful('loadWeights', 'module', module);
   const strict = checkBool('loadWeights', 'strict', checkOptions('loadWeights', options).strict ?? true);
   const { tensors, metadata } = await loadFileWithMetadata(path);
   try {
-    if (metadata.checkpoint !== undefined) throw new FileError(path, 'a training checkpoint, not a weights file: use loadCheckpoint');
+    if (metadata.checkpoint !== undefined)
+      throw new FileError(path, 'a training checkpoint, not a weights file: use loadCheckpoint');
     const weights = readWeightsMetadata(path, metadata);
     let result: { missingKeys: readonly string[]; unexpectedKeys: readonly string[] };
     try {
@@ -315,8 +351,15 @@ export interface LoadedCheckpoint {
 /** The parts a checkpoint holds, in the order they load: the optimizer (the largest state) last, needing no copy. */
 function partsOf(op: string, targets: CheckpointTargets): [string, Stateful][] {
   const { model, scheduler, optimizer } = targets;
-  const given: [string, unknown][] = [['rng', rng], ['model', model], ['scheduler', scheduler], ['optimizer', optimizer]];
-  return given.filter(([name, t]) => name === 'model' || t !== undefined).map(([name, t]) => [name, checkStateful(op, name, t)]);
+  const given: [string, unknown][] = [
+    ['rng', rng],
+    ['model', model],
+    ['scheduler', scheduler],
+    ['optimizer', optimizer],
+  ];
+  return given
+    .filter(([name, t]) => name === 'model' || t !== undefined)
+    .map(([name, t]) => [name, checkStateful(op, name, t)]);
 }
 
 function checkCount(op: string, name: string, value: unknown): number {
@@ -333,7 +376,9 @@ export async function saveCheckpoint(path: string, state: TrainingState): Promis
   const record = {
     step: checkCount(op, 'step', step),
     epoch: checkCount(op, 'epoch', epoch),
-    extra: encode(extra, 'extra', (at, t) => { throw invalidArg(op, `the state at '${at}'`, 'JSON (tensors belong in a state dict)', t); }),
+    extra: encode(extra, 'extra', (at, t) => {
+      throw invalidArg(op, `the state at '${at}'`, 'JSON (tensors belong in a state dict)', t);
+    }),
   };
   const mmssl = weightsMetadata(op, metadata);
   // State dicts may hand out new tensor references (optimizers do): take them and copy their bytes inside one scope.
@@ -353,21 +398,39 @@ export async function saveCheckpoint(path: string, state: TrainingState): Promis
  * file is checked whole before anything changes; a target that refuses its state (a StateDictError naming the
  * file) leaves every target as it was. CUDA generators are restored for the devices present here.
  */
-export async function loadCheckpoint(path: string, targets: CheckpointTargets, options: { strict?: boolean } = {}): Promise<LoadedCheckpoint> {
+export async function loadCheckpoint(
+  path: string,
+  targets: CheckpointTargets,
+  options: { strict?: boolean } = {},
+): Promise<LoadedCheckpoint> {
   const op = 'loadCheckpoint';
   const strict = checkBool(op, 'strict', checkOptions(op, options).strict ?? true);
   const parts = partsOf(op, checkOptions(op, targets));
   const { tensors, metadata } = await loadFileWithMetadata(path);
   try {
     const record = jsonEntry(path, metadata, 'checkpoint', 'saveCheckpoint');
-    if (!isObject(record) || !Number.isSafeInteger(record.step) || !Number.isSafeInteger(record.epoch) || !isObject(record.state)) {
+    if (
+      !isObject(record) ||
+      !Number.isSafeInteger(record.step) ||
+      !Number.isSafeInteger(record.epoch) ||
+      !isObject(record.state)
+    ) {
       throw new FileError(path, "corrupt 'checkpoint' metadata: expected {step, epoch, extra, state}");
     }
     const state = decode(record.state, tensors, path) as Record<string, unknown>;
     const missing = parts.filter(([name]) => state[name] === undefined).map(([name]) => name);
     if (missing.length > 0) throw new FileError(path, `the checkpoint holds no ${missing.join(', ')} state`);
-    const loaded = { step: record.step as number, epoch: record.epoch as number, extra: decode(record.extra, new Map(), path), metadata: readWeightsMetadata(path, metadata) };
-    loadAll(parts.map(([name, target]) => [target, state[name]]), strict, path);
+    const loaded = {
+      step: record.step as number,
+      epoch: record.epoch as number,
+      extra: decode(record.extra, new Map(), path),
+      metadata: readWeightsMetadata(path, metadata),
+    };
+    loadAll(
+      parts.map(([name, target]) => [target, state[name]]),
+      strict,
+      path,
+    );
     return loaded;
   } finally {
     tensors.forEach((t) => t.dispose());
@@ -378,11 +441,21 @@ export async function loadCheckpoint(path: string, targets: CheckpointTargets, o
  * What a weights file or checkpoint says of itself, reading only its header: its `mmssl` metadata and, for a
  * checkpoint, the step, epoch and extra state (no tensors are read).
  */
-export async function peekWeights(path: string): Promise<{ metadata: WeightsMetadata; checkpoint?: { step: number; epoch: number; extra: unknown } }> {
+export async function peekWeights(
+  path: string,
+): Promise<{ metadata: WeightsMetadata; checkpoint?: { step: number; epoch: number; extra: unknown } }> {
   const metadata = await readMetadata(path);
   const weights = readWeightsMetadata(path, metadata);
   if (metadata.checkpoint === undefined) return { metadata: weights };
   const record = jsonEntry(path, metadata, 'checkpoint', 'saveCheckpoint');
-  if (!isObject(record) || !Number.isSafeInteger(record.step) || !Number.isSafeInteger(record.epoch)) throw new FileError(path, "corrupt 'checkpoint' metadata: expected {step, epoch, extra, state}");
-  return { metadata: weights, checkpoint: { step: record.step as number, epoch: record.epoch as number, extra: decode(record.extra, new Map(), path) } };
+  if (!isObject(record) || !Number.isSafeInteger(record.step) || !Number.isSafeInteger(record.epoch))
+    throw new FileError(path, "corrupt 'checkpoint' metadata: expected {step, epoch, extra, state}");
+  return {
+    metadata: weights,
+    checkpoint: {
+      step: record.step as number,
+      epoch: record.epoch as number,
+      extra: decode(record.extra, new Map(), path),
+    },
+  };
 }

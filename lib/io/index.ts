@@ -1,4 +1,12 @@
 /** Weights in and out: safetensors files, model weights with metadata, training checkpoints. */
 export * as safetensors from './safetensors.js';
 export { loadCheckpoint, loadWeights, peekWeights, saveCheckpoint, saveWeights } from './checkpoint.js';
-export type { CheckpointTargets, LoadedCheckpoint, LoadedWeights, ModuleLike, Stateful, TrainingState, WeightsMetadata } from './checkpoint.js';
+export type {
+  CheckpointTargets,
+  LoadedCheckpoint,
+  LoadedWeights,
+  ModuleLike,
+  Stateful,
+  TrainingState,
+  WeightsMetadata,
+} from './checkpoint.js';

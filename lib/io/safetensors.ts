@@ -37,9 +37,15 @@ export interface LoadOptions {
 
 /** The dtypes in the order of the Rust crate's `Dtype` enum (ascending alignment), with their codes and sizes. */
 const FORMATS: readonly { dtype: DType; code: string; size: number }[] = [
-  { dtype: 'bool', code: 'BOOL', size: 1 }, { dtype: 'uint8', code: 'U8', size: 1 }, { dtype: 'int8', code: 'I8', size: 1 },
-  { dtype: 'int16', code: 'I16', size: 2 }, { dtype: 'float16', code: 'F16', size: 2 }, { dtype: 'bfloat16', code: 'BF16', size: 2 },
-  { dtype: 'int32', code: 'I32', size: 4 }, { dtype: 'float32', code: 'F32', size: 4 }, { dtype: 'float64', code: 'F64', size: 8 },
+  { dtype: 'bool', code: 'BOOL', size: 1 },
+  { dtype: 'uint8', code: 'U8', size: 1 },
+  { dtype: 'int8', code: 'I8', size: 1 },
+  { dtype: 'int16', code: 'I16', size: 2 },
+  { dtype: 'float16', code: 'F16', size: 2 },
+  { dtype: 'bfloat16', code: 'BF16', size: 2 },
+  { dtype: 'int32', code: 'I32', size: 4 },
+  { dtype: 'float32', code: 'F32', size: 4 },
+  { dtype: 'float64', code: 'F64', size: 8 },
   { dtype: 'int64', code: 'I64', size: 8 },
 ];
 const BY_DTYPE = new Map(FORMATS.map((f, rank) => [f.dtype, { ...f, rank }]));
@@ -51,7 +57,8 @@ const MAX_HEADER_BYTES = 100_000_000;
 // ---- writing ----------------------------------------------------------------------------------------------------
 
 function entriesOf(op: string, tensors: TensorDict): [string, Tensor][] {
-  if (tensors === null || typeof tensors !== 'object') throw invalidArg(op, 'tensors', 'a Map or an object of tensors', tensors);
+  if (tensors === null || typeof tensors !== 'object')
+    throw invalidArg(op, 'tensors', 'a Map or an object of tensors', tensors);
   const entries = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
   for (const [name, t] of entries) {
     if (typeof name !== 'string') throw invalidArg(op, 'tensor name', 'a string', name);
@@ -63,8 +70,10 @@ function entriesOf(op: string, tensors: TensorDict): [string, Tensor][] {
 
 function checkMetadata(op: string, metadata: unknown): Metadata | undefined {
   if (metadata === undefined) return undefined;
-  if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) throw invalidArg(op, 'metadata', 'an object of strings', metadata);
-  for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw invalidArg(op, `metadata['${k}']`, 'a string', v);
+  if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata))
+    throw invalidArg(op, 'metadata', 'an object of strings', metadata);
+  for (const [k, v] of Object.entries(metadata))
+    if (typeof v !== 'string') throw invalidArg(op, `metadata['${k}']`, 'a string', v);
   return metadata as Metadata;
 }
 
@@ -86,7 +95,9 @@ export function serializeChunks(tensors: TensorDict, options: SaveOptions = {}):
   let offset = 0;
   for (const [name, t] of entriesOf('serialize', tensors).sort(fileOrder)) {
     const bytes = new Uint8Array(native.toBytes(t.handle));
-    fields.push(`${JSON.stringify(name)}:${JSON.stringify({ dtype: BY_DTYPE.get(t.dtype)!.code, shape: t.shape, data_offsets: [offset, offset + bytes.byteLength] })}`);
+    fields.push(
+      `${JSON.stringify(name)}:${JSON.stringify({ dtype: BY_DTYPE.get(t.dtype)!.code, shape: t.shape, data_offsets: [offset, offset + bytes.byteLength] })}`,
+    );
     data.push(bytes);
     offset += bytes.byteLength;
   }
@@ -138,11 +149,15 @@ interface Header {
   dataStart: number;
 }
 
-
 function headerLength(bytes: Uint8Array, source: string): number {
-  if (bytes.byteLength < 8) throw new FileError(source, `not a safetensors file: ${bytes.byteLength} bytes, shorter than the 8-byte header length`);
+  if (bytes.byteLength < 8)
+    throw new FileError(
+      source,
+      `not a safetensors file: ${bytes.byteLength} bytes, shorter than the 8-byte header length`,
+    );
   const n = Buffer.from(bytes.buffer, bytes.byteOffset, 8).readBigUInt64LE(0);
-  if (n > BigInt(MAX_HEADER_BYTES)) throw new FileError(source, `not a safetensors file: header length ${n} exceeds ${MAX_HEADER_BYTES} bytes`);
+  if (n > BigInt(MAX_HEADER_BYTES))
+    throw new FileError(source, `not a safetensors file: header length ${n} exceeds ${MAX_HEADER_BYTES} bytes`);
   return Number(n);
 }
 
@@ -171,12 +186,21 @@ function parseEntry(name: string, value: unknown, source: string): Entry {
   const { dtype: code, shape, data_offsets: offsets } = value;
   const format = BY_CODE.get(code as string);
   if (!format) throw bad(`unknown dtype ${JSON.stringify(code)} (known: ${[...BY_CODE.keys()].join(', ')})`);
-  if (!Array.isArray(shape) || !shape.every((s) => Number.isSafeInteger(s) && s >= 0)) throw bad(`bad shape ${JSON.stringify(shape)}`);
-  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) || offsets[0] > offsets[1]) {
+  if (!Array.isArray(shape) || !shape.every((s) => Number.isSafeInteger(s) && s >= 0))
+    throw bad(`bad shape ${JSON.stringify(shape)}`);
+  if (
+    !Array.isArray(offsets) ||
+    offsets.length !== 2 ||
+    !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) ||
+    offsets[0] > offsets[1]
+  ) {
     throw bad(`bad data_offsets ${JSON.stringify(offsets)}`);
   }
   const bytes = shape.reduce((a: number, b: number) => a * b, 1) * format.size;
-  if (offsets[1] - offsets[0] !== bytes) throw bad(`data_offsets ${JSON.stringify(offsets)} hold ${offsets[1] - offsets[0]} bytes, shape [${shape}] of ${format.dtype} needs ${bytes}`);
+  if (offsets[1] - offsets[0] !== bytes)
+    throw bad(
+      `data_offsets ${JSON.stringify(offsets)} hold ${offsets[1] - offsets[0]} bytes, shape [${shape}] of ${format.dtype} needs ${bytes}`,
+    );
   return { name, dtype: format.dtype, shape, begin: offsets[0], end: offsets[1] };
 }
 
@@ -184,22 +208,35 @@ function parseEntry(name: string, value: unknown, source: string): Entry {
 function checkLayout(entries: Entry[], dataBytes: number, source: string): void {
   let end = 0;
   for (const e of entries) {
-    if (e.begin !== end) throw new FileError(source, `tensor '${e.name}' starts at byte ${e.begin} of the data, expected ${end} (${e.begin < end ? 'overlap' : 'gap'})`);
+    if (e.begin !== end)
+      throw new FileError(
+        source,
+        `tensor '${e.name}' starts at byte ${e.begin} of the data, expected ${end} (${e.begin < end ? 'overlap' : 'gap'})`,
+      );
     end = e.end;
   }
   if (end !== dataBytes) {
-    throw new FileError(source, end > dataBytes
-      ? `truncated: the tensors need ${end} data bytes, the file has ${dataBytes}`
-      : `${dataBytes - end} bytes after the last tensor`);
+    throw new FileError(
+      source,
+      end > dataBytes
+        ? `truncated: the tensors need ${end} data bytes, the file has ${dataBytes}`
+        : `${dataBytes - end} bytes after the last tensor`,
+    );
   }
 }
 
 /** Parses and checks the header of a file of `fileBytes` bytes, of which `bytes` holds at least the header. */
 function parseHeader(bytes: Uint8Array, fileBytes: number, source: string): Header {
   const n = headerLength(bytes, source);
-  if (8 + n > fileBytes) throw new FileError(source, `truncated: the header needs ${n} bytes, the file has ${fileBytes - 8} after the length`);
+  if (8 + n > fileBytes)
+    throw new FileError(
+      source,
+      `truncated: the header needs ${n} bytes, the file has ${fileBytes - 8} after the length`,
+    );
   const { __metadata__: meta, ...tensors } = parseJson(bytes.subarray(8, 8 + n), source);
-  const entries = Object.entries(tensors).map(([name, v]) => parseEntry(name, v, source)).sort((a, b) => a.begin - b.begin || a.end - b.end);
+  const entries = Object.entries(tensors)
+    .map(([name, v]) => parseEntry(name, v, source))
+    .sort((a, b) => a.begin - b.begin || a.end - b.end);
   checkLayout(entries, fileBytes - 8 - n, source);
   return { entries, metadata: parseMetadata(meta, source), dataStart: 8 + n };
 }
@@ -218,20 +255,24 @@ function tensorOf(data: Uint8Array, e: Entry, source: string): Tensor {
 }
 
 /** The tensors (in data order, on `device`) and metadata of a whole file's bytes. */
-function decode(bytes: Uint8Array, source: string, device: Device): { tensors: Map<string, Tensor>; metadata: Metadata } {
+function decode(
+  bytes: Uint8Array,
+  source: string,
+  device: Device,
+): { tensors: Map<string, Tensor>; metadata: Metadata } {
   const { entries, metadata, dataStart } = parseHeader(bytes, bytes.byteLength, source);
   const tensors = new Map<string, Tensor>();
   try {
     for (const e of entries) {
       const cpu = tensorOf(bytes.subarray(dataStart + e.begin, dataStart + e.end), e, source);
-      tensors.set(e.name, cpu);   // before moving it, so that a failed move still frees it
+      tensors.set(e.name, cpu); // before moving it, so that a failed move still frees it
       if (device !== 'cpu') {
         tensors.set(e.name, cpu.to({ device }));
         cpu.dispose();
       }
     }
   } catch (e) {
-    tensors.forEach((t) => t.dispose());   // all or nothing: no half-loaded dict, no leak
+    tensors.forEach((t) => t.dispose()); // all or nothing: no half-loaded dict, no leak
     throw e;
   }
   return { tensors, metadata };
@@ -248,10 +289,19 @@ function readError(path: string, e: unknown): FileError {
 }
 
 /** The tensors (in file order) and the metadata, from one read of the file. */
-export async function loadFileWithMetadata(path: string, options: LoadOptions = {}): Promise<{ tensors: Map<string, Tensor>; metadata: Metadata }> {
+export async function loadFileWithMetadata(
+  path: string,
+  options: LoadOptions = {},
+): Promise<{ tensors: Map<string, Tensor>; metadata: Metadata }> {
   checkPath('loadFile', path);
   const device = checkLoadOptions('loadFile', options);
-  return decode(await readFile(path).catch((e) => { throw readError(path, e); }), path, device);
+  return decode(
+    await readFile(path).catch((e) => {
+      throw readError(path, e);
+    }),
+    path,
+    device,
+  );
 }
 
 /** `safetensors.torch.load_file`: the file's tensors, in file order, on `device` (default the CPU). */
@@ -277,7 +327,9 @@ export function loadFileSync(path: string, options: LoadOptions = {}): Map<strin
  */
 export async function readMetadata(path: string): Promise<Metadata> {
   checkPath('readMetadata', path);
-  const file = await open(path, 'r').catch((e) => { throw readError(path, e); });
+  const file = await open(path, 'r').catch((e) => {
+    throw readError(path, e);
+  });
   try {
     const size = (await file.stat()).size;
     const read = async (length: number) => {

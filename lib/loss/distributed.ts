@@ -29,28 +29,40 @@ const OP = 'infoNCEAcrossRanks';
  * V_r may differ between ranks. Ids need only be unique within a rank: rank r's become (r, id). `anchorMask` is this
  * rank's too. Returns a scalar tensor; the mean over ranks of its value is the loss of the concatenated batch.
  */
-export function infoNCEAcrossRanks(z: Tensor, groups: Tensor | readonly number[], group: GatherGroup, options: InfoNCELossOptions = {}): Tensor {
+export function infoNCEAcrossRanks(
+  z: Tensor,
+  groups: Tensor | readonly number[],
+  group: GatherGroup,
+  options: InfoNCELossOptions = {},
+): Tensor {
   const { anchorMask, ...rest } = checkOptions(OP, options);
   return tidy(() => {
     const { ids, mask } = idsAndMask(OP, z, groups, anchorMask);
-    const [v, d] = z.shape, device = z.device;
+    const [v, d] = z.shape,
+      device = z.device;
     // Ranks may hold different numbers of views (skipped samples): gather padded to the largest, keep the real rows.
     const sizes = group.allGather(tensor([v], { dtype: 'int64', device })).toNumbers();
     const most = Math.max(...sizes);
     const pad = <T extends Tensor>(t: T, fill: () => Tensor) => (most > v ? cat([t, fill()]) : t);
-    const keep = tensor(sizes.flatMap((n, r) => Array.from({ length: n }, (_, i) => r * most + i)), { dtype: 'int64', device });
+    const keep = tensor(
+      sizes.flatMap((n, r) => Array.from({ length: n }, (_, i) => r * most + i)),
+      { dtype: 'int64', device },
+    );
     const all = group.allGather(pad(z, () => zeros([most - v, d], { dtype: z.dtype, device }))).indexSelect(0, keep);
     // Ids as (rank, id) in one int64 (ids below 2^40, ranks below 2^23), gathered with the anchor flags in one call.
     const meta = cat([ids.add(group.rank * 2 ** 40).reshape([v, 1]), mask.to({ dtype: 'int64' }).reshape([v, 1])], 1);
-    const allMeta = group.allGather(pad(meta, () => zeros([most - v, 2], { dtype: 'int64', device }))).indexSelect(0, keep);
+    const allMeta = group
+      .allGather(pad(meta, () => zeros([most - v, 2], { dtype: 'int64', device })))
+      .indexSelect(0, keep);
     const allIds = allMeta.select(1, 0);
     const flags = allMeta.select(1, 1).toBooleans();
     const owner = sizes.flatMap((n, r) => new Array<number>(n).fill(r));
     const own = flags.map((f, i) => f && owner[i] === group.rank);
-    const anchorsOwn = own.filter(Boolean).length, anchorsAll = flags.filter(Boolean).length;
+    const anchorsOwn = own.filter(Boolean).length,
+      anchorsAll = flags.filter(Boolean).length;
     if (anchorsAll === 0) throw invalidArg(OP, 'anchorMask', 'at least one anchor on some rank', 'none on any');
     // A rank without anchors still takes part in the gather's backward, with a zero gradient.
     if (anchorsOwn === 0) return all.sum().mul(0);
-    return infoNCE(all, allIds, { ...rest, anchorMask: own }).mul(group.worldSize * anchorsOwn / anchorsAll);
+    return infoNCE(all, allIds, { ...rest, anchorMask: own }).mul((group.worldSize * anchorsOwn) / anchorsAll);
   });
 }

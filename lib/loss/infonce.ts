@@ -38,20 +38,43 @@ const OP = 'infoNCE';
 
 /** The first view whose embedding is not finite, or -1. */
 function firstNonFinite(z: Tensor): number {
-  return tidy(() => z.isfinite().logicalNot().sum(1).toNumbers().findIndex((n) => n > 0));
+  return tidy(() =>
+    z
+      .isfinite()
+      .logicalNot()
+      .sum(1)
+      .toNumbers()
+      .findIndex((n) => n > 0),
+  );
 }
 
 /**
  * A batch's location ids (int64 [V]) and anchor flags (bool [V]; default: every view an anchor) as tensors on z's
  * device, one per view of z [V, d]: what both losses (one process, across ranks) take.
  */
-export function idsAndMask(op: string, z: Tensor, groups: Tensor | readonly number[], anchorMask: Tensor | readonly boolean[] | undefined): { ids: Tensor; mask: Tensor } {
+export function idsAndMask(
+  op: string,
+  z: Tensor,
+  groups: Tensor | readonly number[],
+  anchorMask: Tensor | readonly boolean[] | undefined,
+): { ids: Tensor; mask: Tensor } {
   if (!(z instanceof Tensor) || z.ndim !== 2) throw invalidArg(op, 'z', 'a [V, d] tensor', z);
-  const [v] = z.shape, device = z.device;
-  const ids = (groups instanceof Tensor ? groups : tensor(groups as number[], { dtype: 'int64' })).to({ dtype: 'int64', device });
-  const mask = (anchorMask === undefined ? tensor(new Array<boolean>(v).fill(true)) : anchorMask instanceof Tensor ? anchorMask : tensor([...anchorMask])).to({ device });
+  const [v] = z.shape,
+    device = z.device;
+  const ids = (groups instanceof Tensor ? groups : tensor(groups as number[], { dtype: 'int64' })).to({
+    dtype: 'int64',
+    device,
+  });
+  const mask = (
+    anchorMask === undefined
+      ? tensor(new Array<boolean>(v).fill(true))
+      : anchorMask instanceof Tensor
+        ? anchorMask
+        : tensor([...anchorMask])
+  ).to({ device });
   if (ids.ndim !== 1 || ids.shape[0] !== v) throw invalidArg(op, 'groups', `one location id per view (${v})`, groups);
-  if (mask.ndim !== 1 || mask.shape[0] !== v) throw invalidArg(op, 'anchorMask', `one flag per view (${v})`, anchorMask);
+  if (mask.ndim !== 1 || mask.shape[0] !== v)
+    throw invalidArg(op, 'anchorMask', `one flag per view (${v})`, anchorMask);
   return { ids, mask };
 }
 
@@ -60,11 +83,21 @@ export function idsAndMask(op: string, z: Tensor, groups: Tensor | readonly numb
  * a scalar tensor. Views of one location are each other's positives; every other view is a negative.
  */
 export function infoNCE(z: Tensor, groups: Tensor | readonly number[], options: InfoNCELossOptions = {}): Tensor {
-  const { temperature = 0.1, positives = 'mean', anchorMask, normalize = true, stripRows, accumulateInFloat64 = false, kernel = 'auto' } = checkOptions(OP, options);
-  if (!(checkNumber(OP, 'temperature', temperature) > 0) || !Number.isFinite(temperature)) throw invalidArg(OP, 'temperature', 'a finite number > 0', temperature);
+  const {
+    temperature = 0.1,
+    positives = 'mean',
+    anchorMask,
+    normalize = true,
+    stripRows,
+    accumulateInFloat64 = false,
+    kernel = 'auto',
+  } = checkOptions(OP, options);
+  if (!(checkNumber(OP, 'temperature', temperature) > 0) || !Number.isFinite(temperature))
+    throw invalidArg(OP, 'temperature', 'a finite number > 0', temperature);
   checkOneOf(OP, 'positives', positives, ['sum', 'mean']);
   checkBool(OP, 'normalize', normalize);
-  if (stripRows !== undefined && checkInt(OP, 'stripRows', stripRows) < 1) throw invalidArg(OP, 'stripRows', 'a positive integer', stripRows);
+  if (stripRows !== undefined && checkInt(OP, 'stripRows', stripRows) < 1)
+    throw invalidArg(OP, 'stripRows', 'a positive integer', stripRows);
   checkBool(OP, 'accumulateInFloat64', accumulateInFloat64);
   checkOneOf(OP, 'kernel', kernel, ['auto', 'aten']);
   return tidy(() => {
@@ -73,6 +106,17 @@ export function infoNCE(z: Tensor, groups: Tensor | readonly number[], options: 
     const bad = firstNonFinite(z);
     if (bad >= 0) throw invalidArg(OP, `z (view ${bad})`, 'finite', 'NaN or an infinity');
     const u = normalize ? l2normalize(z, { dim: 1 }) : z;
-    return new Tensor(native.infoNCE(u.handle, ids.handle, mask.handle, temperature, positives === 'sum', stripRows ?? 0, accumulateInFloat64, kernel === 'auto'));
+    return new Tensor(
+      native.infoNCE(
+        u.handle,
+        ids.handle,
+        mask.handle,
+        temperature,
+        positives === 'sum',
+        stripRows ?? 0,
+        accumulateInFloat64,
+        kernel === 'auto',
+      ),
+    );
   });
 }

@@ -36,14 +36,22 @@ export interface InfoNCEResult {
 
 const OP = 'infoNCEReference';
 
-function checkInputs(z: ArrayLike<number>, shape: readonly [number, number], groups: ArrayLike<number>, anchorMask: ArrayLike<boolean> | undefined): void {
+function checkInputs(
+  z: ArrayLike<number>,
+  shape: readonly [number, number],
+  groups: ArrayLike<number>,
+  anchorMask: ArrayLike<boolean> | undefined,
+): void {
   const [v, d] = shape;
-  if (!Number.isSafeInteger(v) || !Number.isSafeInteger(d) || v < 1 || d < 1) throw invalidArg(OP, 'shape', 'a positive [V, d] pair', shape);
+  if (!Number.isSafeInteger(v) || !Number.isSafeInteger(d) || v < 1 || d < 1)
+    throw invalidArg(OP, 'shape', 'a positive [V, d] pair', shape);
   if (z.length !== v * d) throw invalidArg(OP, 'z', `${v * d} values for shape [${v}, ${d}]`, `${z.length} values`);
   if (groups.length !== v) throw invalidArg(OP, 'groups', `one location id per view (${v})`, `${groups.length} ids`);
-  if (anchorMask !== undefined && anchorMask.length !== v) throw invalidArg(OP, 'anchorMask', `one flag per view (${v})`, `${anchorMask.length} flags`);
+  if (anchorMask !== undefined && anchorMask.length !== v)
+    throw invalidArg(OP, 'anchorMask', `one flag per view (${v})`, `${anchorMask.length} flags`);
   for (let i = 0; i < v * d; i++) {
-    if (!Number.isFinite(z[i])) throw invalidArg(OP, `z (view ${Math.floor(i / d)}, component ${i % d})`, 'finite', z[i]);
+    if (!Number.isFinite(z[i]))
+      throw invalidArg(OP, `z (view ${Math.floor(i / d)}, component ${i % d})`, 'finite', z[i]);
   }
 }
 
@@ -54,7 +62,8 @@ function rows(z: ArrayLike<number>, v: number, d: number, normalize: boolean): {
   for (let i = 0; i < v; i++) {
     const row = Float64Array.from({ length: d }, (_, k) => z[i * d + k]);
     const norm = Math.hypot(...row);
-    if (normalize && norm === 0) throw invalidArg(OP, `z (view ${i})`, 'a non-zero embedding when normalize is on', 'all zeros');
+    if (normalize && norm === 0)
+      throw invalidArg(OP, `z (view ${i})`, 'a non-zero embedding when normalize is on', 'all zeros');
     norms.push(norm);
     u.push(normalize ? row.map((x) => x / norm) : row);
   }
@@ -67,19 +76,35 @@ const dot = (a: Float64Array, b: Float64Array) => a.reduce((s, x, k) => s + x * 
  * The batch's own consistency, shared by every implementation of the loss: at least one anchor, and a positive (a
  * view of the same location) for each anchor. Returns the anchor flags.
  */
-export function checkBatch(op: string, groups: ArrayLike<number | bigint>, anchorMask: ArrayLike<boolean> | undefined): boolean[] {
+export function checkBatch(
+  op: string,
+  groups: ArrayLike<number | bigint>,
+  anchorMask: ArrayLike<boolean> | undefined,
+): boolean[] {
   const anchors = Array.from({ length: groups.length }, (_, i) => anchorMask === undefined || Boolean(anchorMask[i]));
   if (!anchors.includes(true)) throw invalidArg(op, 'anchorMask', 'at least one anchor', 'none');
   const counts = new Map<number | bigint, number>();
   for (let i = 0; i < groups.length; i++) counts.set(groups[i], (counts.get(groups[i]) ?? 0) + 1);
   const lonely = anchors.findIndex((a, i) => a && counts.get(groups[i]) === 1);
-  if (lonely >= 0) throw invalidArg(op, `groups (view ${lonely})`, 'shared by at least one other view: an anchor needs a positive', groups[lonely]);
+  if (lonely >= 0)
+    throw invalidArg(
+      op,
+      `groups (view ${lonely})`,
+      'shared by at least one other view: an anchor needs a positive',
+      groups[lonely],
+    );
   return anchors;
 }
 
-export function infoNCEReference(z: ArrayLike<number>, shape: readonly [number, number], groups: ArrayLike<number>, options: InfoNCEOptions = {}): InfoNCEResult {
+export function infoNCEReference(
+  z: ArrayLike<number>,
+  shape: readonly [number, number],
+  groups: ArrayLike<number>,
+  options: InfoNCEOptions = {},
+): InfoNCEResult {
   const { temperature = 0.1, positives = 'mean', anchorMask, normalize = true } = checkOptions(OP, options);
-  if (!(checkNumber(OP, 'temperature', temperature) > 0) || !Number.isFinite(temperature)) throw invalidArg(OP, 'temperature', 'a finite number > 0', temperature);
+  if (!(checkNumber(OP, 'temperature', temperature) > 0) || !Number.isFinite(temperature))
+    throw invalidArg(OP, 'temperature', 'a finite number > 0', temperature);
   checkOneOf(OP, 'positives', positives, ['sum', 'mean']);
   checkBool(OP, 'normalize', normalize);
   checkInputs(z, shape, groups, anchorMask);

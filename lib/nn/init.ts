@@ -8,8 +8,18 @@ import { noGrad } from '../torch/autograd.js';
 import { Tensor } from '../torch/tensor.js';
 
 const nonlinearities = [
-  'linear', 'conv1d', 'conv2d', 'conv3d', 'convTranspose1d', 'convTranspose2d', 'convTranspose3d',
-  'sigmoid', 'tanh', 'relu', 'leakyRelu', 'selu',
+  'linear',
+  'conv1d',
+  'conv2d',
+  'conv3d',
+  'convTranspose1d',
+  'convTranspose2d',
+  'convTranspose3d',
+  'sigmoid',
+  'tanh',
+  'relu',
+  'leakyRelu',
+  'selu',
 ] as const;
 export type Nonlinearity = (typeof nonlinearities)[number];
 
@@ -29,14 +39,18 @@ function target(op: string, tensor: unknown): Tensor {
 
 function gain(op: string, nonlinearity: unknown, param?: number): number {
   switch (checkOneOf(op, 'nonlinearity', nonlinearity, nonlinearities)) {
-    case 'tanh': return 5 / 3;
-    case 'relu': return Math.sqrt(2);
+    case 'tanh':
+      return 5 / 3;
+    case 'relu':
+      return Math.sqrt(2);
     case 'leakyRelu': {
       const slope = param === undefined ? 0.01 : checkNumber(op, 'param', param);
       return Math.sqrt(2 / (1 + slope * slope));
     }
-    case 'selu': return 3 / 4;
-    default: return 1;
+    case 'selu':
+      return 3 / 4;
+    default:
+      return 1;
   }
 }
 

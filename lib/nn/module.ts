@@ -48,8 +48,11 @@ export abstract class Module {
 
   /** A name is one path segment, and a parameter, a buffer and a submodule cannot share it (PyTorch's KeyError). */
   #checkName(op: string, name: unknown, own: Map<string, unknown>): string {
-    if (typeof name !== 'string' || name === '' || name.includes('.')) throw invalidArg(op, 'name', "a non-empty string without '.'", name);
-    const taken = [this.#parameters, this.#buffers, this.#children].some((members) => members !== own && members.has(name));
+    if (typeof name !== 'string' || name === '' || name.includes('.'))
+      throw invalidArg(op, 'name', "a non-empty string without '.'", name);
+    const taken = [this.#parameters, this.#buffers, this.#children].some(
+      (members) => members !== own && members.has(name),
+    );
     if (taken) throw invalidArg(op, 'name', 'a name no other parameter, buffer or submodule of this module has', name);
     return name;
   }
@@ -63,8 +66,15 @@ export abstract class Module {
     this.#checkName('Module.registerParameter', name, this.#parameters);
     if (param !== null) {
       if (!(param instanceof Tensor)) throw invalidArg('Module.registerParameter', 'param', 'a Tensor or null', param);
-      if (!isFloatingPoint(param.dtype)) throw invalidArg('Module.registerParameter', 'param', 'a floating-point tensor (only those have gradients)', param.dtype);
-      if (!param.isLeaf) throw invalidArg('Module.registerParameter', 'param', 'a leaf tensor (detach() it first)', param);
+      if (!isFloatingPoint(param.dtype))
+        throw invalidArg(
+          'Module.registerParameter',
+          'param',
+          'a floating-point tensor (only those have gradients)',
+          param.dtype,
+        );
+      if (!param.isLeaf)
+        throw invalidArg('Module.registerParameter', 'param', 'a leaf tensor (detach() it first)', param);
       keep(param).requiresGrad = true;
     }
     this.#parameters.set(name, param);
@@ -78,7 +88,8 @@ export abstract class Module {
   registerBuffer<T extends Tensor | null>(name: string, tensor: T, options: { persistent?: boolean } = {}): T {
     const { persistent = true } = checkOptions('Module.registerBuffer', options);
     this.#checkName('Module.registerBuffer', name, this.#buffers);
-    if (tensor !== null && !(tensor instanceof Tensor)) throw invalidArg('Module.registerBuffer', 'tensor', 'a Tensor or null', tensor);
+    if (tensor !== null && !(tensor instanceof Tensor))
+      throw invalidArg('Module.registerBuffer', 'tensor', 'a Tensor or null', tensor);
     if (checkBool('Module.registerBuffer', 'persistent', persistent)) this.#nonPersistent.delete(name);
     else this.#nonPersistent.add(name);
     this.#buffers.set(name, tensor === null ? null : keep(tensor));
@@ -88,7 +99,8 @@ export abstract class Module {
   /** Adds a submodule under `name` (its members' keys start with `name.`). Returns `module`. */
   registerModule<T extends Module | null>(name: string, module: T): T {
     this.#checkName('Module.registerModule', name, this.#children);
-    if (module !== null && !(module instanceof Module)) throw invalidArg('Module.registerModule', 'module', 'a Module or null', module);
+    if (module !== null && !(module instanceof Module))
+      throw invalidArg('Module.registerModule', 'module', 'a Module or null', module);
     this.#children.set(name, module);
     return module;
   }
@@ -130,10 +142,16 @@ export abstract class Module {
     return this.namedChildren().map(([, m]) => m);
   }
 
-  #namedMembers(op: string, options: NamedOptions, members: (m: Module) => Map<string, Tensor | null>): [string, Tensor][] {
+  #namedMembers(
+    op: string,
+    options: NamedOptions,
+    members: (m: Module) => Map<string, Tensor | null>,
+  ): [string, Tensor][] {
     const { prefix: given, recurse = true } = checkOptions(op, options);
     const prefix = checkPrefix(op, given);
-    const modules: [string, Module][] = checkBool(op, 'recurse', recurse) ? this.namedModules({ prefix }) : [[prefix, this]];
+    const modules: [string, Module][] = checkBool(op, 'recurse', recurse)
+      ? this.namedModules({ prefix })
+      : [[prefix, this]];
     const out: [string, Tensor][] = [];
     const seen = new Set<Tensor>();
     for (const [path, module] of modules) {
@@ -176,7 +194,8 @@ export abstract class Module {
     const dict = new Map<string, Tensor>();
     const save = (module: Module, prefix: string) => {
       for (const [name, p] of module.#parameters) if (p !== null) dict.set(prefix + name, p);
-      for (const [name, b] of module.#buffers) if (b !== null && !module.#nonPersistent.has(name)) dict.set(prefix + name, b);
+      for (const [name, b] of module.#buffers)
+        if (b !== null && !module.#nonPersistent.has(name)) dict.set(prefix + name, b);
       for (const [name, child] of module.#children) if (child !== null) save(child, `${prefix}${name}.`);
     };
     save(this, '');
@@ -188,10 +207,14 @@ export abstract class Module {
    * `strict` (the default) missing or unexpected keys, and always shapes that differ, throw a `StateDictError` naming
    * them, and nothing is modified. Without `strict` the keys that did not match are returned.
    */
-  loadStateDict(stateDict: Map<string, Tensor> | Record<string, Tensor>, options: { strict?: boolean } = {}): LoadStateDictResult {
+  loadStateDict(
+    stateDict: Map<string, Tensor> | Record<string, Tensor>,
+    options: { strict?: boolean } = {},
+  ): LoadStateDictResult {
     const op = 'Module.loadStateDict';
     const strict = checkBool(op, 'strict', checkOptions(op, options).strict ?? true);
-    if (stateDict === null || typeof stateDict !== 'object') throw invalidArg(op, 'stateDict', 'a Map or an object of tensors', stateDict);
+    if (stateDict === null || typeof stateDict !== 'object')
+      throw invalidArg(op, 'stateDict', 'a Map or an object of tensors', stateDict);
     const source = stateDict instanceof Map ? stateDict : new Map(Object.entries(stateDict));
     const own = this.stateDict();
     const missingKeys = [...own.keys()].filter((key) => !source.has(key));
@@ -201,15 +224,29 @@ export abstract class Module {
       if (!(value instanceof Tensor)) throw invalidArg(op, `stateDict['${key}']`, 'a Tensor', value);
       const target = own.get(key);
       if (target !== undefined && !sameShape(target.shape, value.shape)) {
-        shapeMismatches.push(`${key}: [${value.shape.join(', ')}] in the state dict, [${target.shape.join(', ')}] in the module`);
+        shapeMismatches.push(
+          `${key}: [${value.shape.join(', ')}] in the state dict, [${target.shape.join(', ')}] in the module`,
+        );
       }
     }
     if (shapeMismatches.length > 0 || (strict && (missingKeys.length > 0 || unexpectedKeys.length > 0))) {
       const missing = strict ? missingKeys : [];
       const unexpected = strict ? unexpectedKeys : [];
-      const parts = [['missing keys', missing], ['unexpected keys', unexpected], ['shape mismatches', shapeMismatches]] as const;
-      const detail = parts.filter(([, list]) => list.length > 0).map(([what, list]) => `${what}: ${list.join('; ')}`).join('. ');
-      throw new StateDictError(`${op}: the state dict does not fit ${this.constructor.name} (nothing was loaded). ${detail}`, missing, unexpected, shapeMismatches);
+      const parts = [
+        ['missing keys', missing],
+        ['unexpected keys', unexpected],
+        ['shape mismatches', shapeMismatches],
+      ] as const;
+      const detail = parts
+        .filter(([, list]) => list.length > 0)
+        .map(([what, list]) => `${what}: ${list.join('; ')}`)
+        .join('. ');
+      throw new StateDictError(
+        `${op}: the state dict does not fit ${this.constructor.name} (nothing was loaded). ${detail}`,
+        missing,
+        unexpected,
+        shapeMismatches,
+      );
     }
     noGrad(() => {
       for (const [key, target] of own) {
@@ -241,12 +278,21 @@ export abstract class Module {
    */
   to(target: Device | DType | ModuleToOptions): this {
     const op = 'Module.to';
-    const { dtype, device, memoryFormat } = typeof target === 'string' ? (isDType(target) ? { dtype: target } : { device: checkDevice(op, target) }) : checkOptions(op, target);
+    const { dtype, device, memoryFormat } =
+      typeof target === 'string'
+        ? isDType(target)
+          ? { dtype: target }
+          : { device: checkDevice(op, target) }
+        : checkOptions(op, target);
     if (dtype !== undefined && !isFloatingPoint(dtype)) throw invalidArg(op, 'dtype', 'a floating-point dtype', dtype);
     if (device !== undefined) checkDevice(op, device);
     if (memoryFormat !== undefined) checkOneOf(op, 'memoryFormat', memoryFormat, MEMORY_FORMATS);
     const move = (t: Tensor) => {
-      const moved = t.to({ dtype: isFloatingPoint(t.dtype) ? dtype : undefined, device, memoryFormat: t.ndim === 4 ? memoryFormat : undefined });
+      const moved = t.to({
+        dtype: isFloatingPoint(t.dtype) ? dtype : undefined,
+        device,
+        memoryFormat: t.ndim === 4 ? memoryFormat : undefined,
+      });
       t.data = moved;
       moved.dispose();
     };

@@ -34,9 +34,17 @@ function validate(op: string, o: LARSOptions): void {
 
 export class LARS extends Optimizer<LARSOptions> {
   /** `lr` is required; momentum 0.9, trustCoefficient 0.001 and no weight decay by default, as SimCLR's LARS. */
-  constructor(params: readonly Tensor[] | readonly ParamGroupSpec<LARSOptions>[], options: Partial<LARSOptions> & { lr: number }) {
+  constructor(
+    params: readonly Tensor[] | readonly ParamGroupSpec<LARSOptions>[],
+    options: Partial<LARSOptions> & { lr: number },
+  ) {
     const { lr, ...rest } = checkOptions('LARS', options);
-    super('lars', params, { lr, momentum: 0.9, weightDecay: 0, trustCoefficient: 1e-3, eps: 0, nesterov: false, exclude: false, ...rest }, validate);
+    super(
+      'lars',
+      params,
+      { lr, momentum: 0.9, weightDecay: 0, trustCoefficient: 1e-3, eps: 0, nesterov: false, exclude: false, ...rest },
+      validate,
+    );
   }
 }
 

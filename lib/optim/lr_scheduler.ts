@@ -24,7 +24,10 @@ export class LRScheduler {
   lastEpoch = 0;
   readonly baseLrs: number[];
 
-  constructor(readonly optimizer: Schedulable, private readonly schedule: Schedule) {
+  constructor(
+    readonly optimizer: Schedulable,
+    private readonly schedule: Schedule,
+  ) {
     this.baseLrs = optimizer.paramGroups.map((g) => g.lr);
     this.#apply();
   }
@@ -48,7 +51,9 @@ export class LRScheduler {
     const { last_epoch: lastEpoch, base_lrs: baseLrs } = checkOptions(op, state);
     checkInt(op, 'last_epoch', lastEpoch);
     if (!Array.isArray(baseLrs) || baseLrs.length !== this.baseLrs.length) {
-      throw new StateDictError(`${op}: base_lrs must have one rate per parameter group (${this.baseLrs.length}), got ${Array.isArray(baseLrs) ? baseLrs.length : typeof baseLrs}`);
+      throw new StateDictError(
+        `${op}: base_lrs must have one rate per parameter group (${this.baseLrs.length}), got ${Array.isArray(baseLrs) ? baseLrs.length : typeof baseLrs}`,
+      );
     }
     baseLrs.forEach((lr, i) => checkNumber(op, `base_lrs[${i}]`, lr));
     this.lastEpoch = lastEpoch;
@@ -57,7 +62,9 @@ export class LRScheduler {
   }
 
   #apply(): void {
-    this.getLastLr().forEach((lr, i) => { this.optimizer.paramGroups[i].lr = lr; });
+    this.getLastLr().forEach((lr, i) => {
+      this.optimizer.paramGroups[i].lr = lr;
+    });
   }
 }
 
@@ -90,8 +97,10 @@ export class ConstantLR extends LRScheduler {
 
   constructor(optimizer: Schedulable, options: { factor?: number; totalIters?: number } = {}) {
     const { factor = 1 / 3, totalIters = 5 } = checkOptions('ConstantLR', options);
-    if (checkNumber('ConstantLR', 'factor', factor) < 0 || factor > 1) throw invalidArg('ConstantLR', 'factor', 'a number in [0, 1]', factor);
-    if (checkInt('ConstantLR', 'totalIters', totalIters) < 0) throw invalidArg('ConstantLR', 'totalIters', 'a non-negative integer', totalIters);
+    if (checkNumber('ConstantLR', 'factor', factor) < 0 || factor > 1)
+      throw invalidArg('ConstantLR', 'factor', 'a number in [0, 1]', factor);
+    if (checkInt('ConstantLR', 'totalIters', totalIters) < 0)
+      throw invalidArg('ConstantLR', 'totalIters', 'a non-negative integer', totalIters);
     super(optimizer, (baseLr, step) => (step < totalIters ? baseLr * factor : baseLr));
     [this.factor, this.totalIters] = [factor, totalIters];
   }
@@ -126,11 +135,20 @@ export class WarmupCosineLR extends LRScheduler {
 
   constructor(optimizer: Schedulable, options: WarmupCosineOptions) {
     const { warmupSteps, totalSteps, warmupStartFactor = 0, minLr = 0 } = checkOptions('WarmupCosineLR', options);
-    if (checkInt('WarmupCosineLR', 'warmupSteps', warmupSteps) < 0) throw invalidArg('WarmupCosineLR', 'warmupSteps', 'a non-negative integer', warmupSteps);
-    if (positiveInt('WarmupCosineLR', 'totalSteps', totalSteps) < warmupSteps) throw invalidArg('WarmupCosineLR', 'totalSteps', `at least warmupSteps (${warmupSteps})`, totalSteps);
-    if (checkNumber('WarmupCosineLR', 'warmupStartFactor', warmupStartFactor) < 0 || warmupStartFactor > 1) throw invalidArg('WarmupCosineLR', 'warmupStartFactor', 'a number in [0, 1]', warmupStartFactor);
-    if (checkNumber('WarmupCosineLR', 'minLr', minLr) < 0) throw invalidArg('WarmupCosineLR', 'minLr', 'a number >= 0', minLr);
+    if (checkInt('WarmupCosineLR', 'warmupSteps', warmupSteps) < 0)
+      throw invalidArg('WarmupCosineLR', 'warmupSteps', 'a non-negative integer', warmupSteps);
+    if (positiveInt('WarmupCosineLR', 'totalSteps', totalSteps) < warmupSteps)
+      throw invalidArg('WarmupCosineLR', 'totalSteps', `at least warmupSteps (${warmupSteps})`, totalSteps);
+    if (checkNumber('WarmupCosineLR', 'warmupStartFactor', warmupStartFactor) < 0 || warmupStartFactor > 1)
+      throw invalidArg('WarmupCosineLR', 'warmupStartFactor', 'a number in [0, 1]', warmupStartFactor);
+    if (checkNumber('WarmupCosineLR', 'minLr', minLr) < 0)
+      throw invalidArg('WarmupCosineLR', 'minLr', 'a number >= 0', minLr);
     super(optimizer, warmupCosine(warmupSteps, totalSteps, warmupStartFactor, minLr));
-    [this.warmupSteps, this.totalSteps, this.warmupStartFactor, this.minLr] = [warmupSteps, totalSteps, warmupStartFactor, minLr];
+    [this.warmupSteps, this.totalSteps, this.warmupStartFactor, this.minLr] = [
+      warmupSteps,
+      totalSteps,
+      warmupStartFactor,
+      minLr,
+    ];
   }
 }

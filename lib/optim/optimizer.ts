@@ -40,29 +40,46 @@ export abstract class Optimizer<O extends object> implements Disposable {
    * @param params the tensors to optimise, or parameter groups with their own options
    * @param validate throws for an option outside its domain (called on every step, since options may change)
    */
-  protected constructor(kind: Kind, params: readonly Tensor[] | readonly ParamGroupSpec<O>[], defaults: O,
-    private readonly validate: (op: string, options: O) => void) {
+  protected constructor(
+    kind: Kind,
+    params: readonly Tensor[] | readonly ParamGroupSpec<O>[],
+    defaults: O,
+    private readonly validate: (op: string, options: O) => void,
+  ) {
     this.#op = new.target.name;
     this.defaults = Object.freeze({ ...defaults });
     this.paramGroups = toGroups(this.#op, params).map((g, i) => {
       const unknown = Object.keys(g).find((k) => k !== 'params' && !(k in defaults));
-      if (unknown) throw invalidArg(this.#op, `paramGroups[${i}].${unknown}`, `one of ${Object.keys(defaults).join(', ')}`, unknown);
+      if (unknown)
+        throw invalidArg(
+          this.#op,
+          `paramGroups[${i}].${unknown}`,
+          `one of ${Object.keys(defaults).join(', ')}`,
+          unknown,
+        );
       return { ...defaults, ...g };
     });
     const seen = new Set<Tensor>();
     for (const [i, group] of this.paramGroups.entries()) {
       group.params.forEach((p, j) => {
         if (!(p instanceof Tensor)) throw invalidArg(this.#op, `paramGroups[${i}].params[${j}]`, 'a Tensor', p);
-        if (seen.has(p)) throw new ArgumentError(`${this.#op}: a parameter appears more than once (paramGroups[${i}].params[${j}])`);
+        if (seen.has(p))
+          throw new ArgumentError(`${this.#op}: a parameter appears more than once (paramGroups[${i}].params[${j}])`);
         seen.add(p);
       });
     }
-    this.#native = native.optimizerCreate(kind, this.paramGroups.map((g) => ({ params: g.params.map((p) => p.handle), options: this.#options(g) })));
+    this.#native = native.optimizerCreate(
+      kind,
+      this.paramGroups.map((g) => ({ params: g.params.map((p) => p.handle), options: this.#options(g) })),
+    );
   }
 
   /** Updates every parameter that has a gradient, with each group's current options. */
   step(): void {
-    native.optimizerStep(this.#handle(), this.paramGroups.map((g) => this.#options(g)));
+    native.optimizerStep(
+      this.#handle(),
+      this.paramGroups.map((g) => this.#options(g)),
+    );
   }
 
   /** Clears every parameter's gradient in one native call: set to null (default, as PyTorch 2) or zeroed. */
@@ -94,12 +111,18 @@ export abstract class Optimizer<O extends object> implements Disposable {
   loadStateDict(stateDict: OptimizerStateDict): void {
     const { state, param_groups: groups } = checkOptions(`${this.#op}.loadStateDict`, stateDict);
     if (!Array.isArray(groups) || groups.length !== this.paramGroups.length) {
-      throw new StateDictError(`${this.#op}.loadStateDict: the state dict has ${Array.isArray(groups) ? groups.length : 'no'} parameter groups, the optimizer ${this.paramGroups.length}`);
+      throw new StateDictError(
+        `${this.#op}.loadStateDict: the state dict has ${Array.isArray(groups) ? groups.length : 'no'} parameter groups, the optimizer ${this.paramGroups.length}`,
+      );
     }
     const options = this.paramGroups.map((g, i) => this.#loadedOptions(g, groups[i], i));
     const perParam = this.#parameters().map((_, i) => state?.[i] ?? null);
-    native.optimizerLoadState(this.#handle(), perParam.map((s) => s && Object.fromEntries(
-      Object.entries(s).map(([k, v]) => [k, v instanceof Tensor ? v.handle : v]))));
+    native.optimizerLoadState(
+      this.#handle(),
+      perParam.map(
+        (s) => s && Object.fromEntries(Object.entries(s).map(([k, v]) => [k, v instanceof Tensor ? v.handle : v])),
+      ),
+    );
     options.forEach((o, i) => Object.assign(this.paramGroups[i], o));
   }
 
@@ -134,22 +157,32 @@ export abstract class Optimizer<O extends object> implements Disposable {
   #loadedOptions(group: ParamGroup<O>, saved: Record<string, unknown>, i: number): O {
     const where = `${this.#op}.loadStateDict: param_groups[${i}]`;
     if (!Array.isArray(saved?.params) || saved.params.length !== group.params.length) {
-      throw new StateDictError(`${where} has ${Array.isArray(saved?.params) ? saved.params.length : 'no'} parameters, the optimizer's group ${group.params.length}`);
+      throw new StateDictError(
+        `${where} has ${Array.isArray(saved?.params) ? saved.params.length : 'no'} parameters, the optimizer's group ${group.params.length}`,
+      );
     }
-    const options = Object.fromEntries(Object.keys(this.defaults).map((k) => {
-      if (!(snakeCase(k) in saved)) throw new StateDictError(`${where} lacks '${snakeCase(k)}'`, [snakeCase(k)]);
-      return [k, saved[snakeCase(k)]];
-    })) as O;
+    const options = Object.fromEntries(
+      Object.keys(this.defaults).map((k) => {
+        if (!(snakeCase(k) in saved)) throw new StateDictError(`${where} lacks '${snakeCase(k)}'`, [snakeCase(k)]);
+        return [k, saved[snakeCase(k)]];
+      }),
+    ) as O;
     this.validate(where, options);
     return options;
   }
 }
 
 function toGroups<O>(op: string, params: readonly Tensor[] | readonly ParamGroupSpec<O>[]): ParamGroupSpec<O>[] {
-  if (!Array.isArray(params) || params.length === 0) throw invalidArg(op, 'params', 'a non-empty array of tensors or parameter groups', params);
+  if (!Array.isArray(params) || params.length === 0)
+    throw invalidArg(op, 'params', 'a non-empty array of tensors or parameter groups', params);
   if (params.every((p) => p instanceof Tensor)) return [{ params } as unknown as ParamGroupSpec<O>];
   return params.map((g, i) => {
-    if (g === null || typeof g !== 'object' || !Array.isArray((g as ParamGroupSpec<O>).params) || (g as ParamGroupSpec<O>).params.length === 0) {
+    if (
+      g === null ||
+      typeof g !== 'object' ||
+      !Array.isArray((g as ParamGroupSpec<O>).params) ||
+      (g as ParamGroupSpec<O>).params.length === 0
+    ) {
       throw invalidArg(op, `params[${i}]`, 'a Tensor or a group {params: Tensor[] (non-empty), ...options}', g);
     }
     return g as ParamGroupSpec<O>;
@@ -159,7 +192,8 @@ function toGroups<O>(op: string, params: readonly Tensor[] | readonly ParamGroup
 // ---- option checks shared by the optimizers ---------------------------------------------------------------------
 
 export function checkNonNegative(op: string, name: string, value: unknown): number {
-  if (typeof value !== 'number' || !(value >= 0) || value === Infinity) throw invalidArg(op, name, 'a finite number >= 0', value);
+  if (typeof value !== 'number' || !(value >= 0) || value === Infinity)
+    throw invalidArg(op, name, 'a finite number >= 0', value);
   return value;
 }
 

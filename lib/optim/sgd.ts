@@ -23,7 +23,10 @@ function validate(op: string, o: SGDOptions): void {
 
 export class SGD extends Optimizer<SGDOptions> {
   /** `lr` is required, as in PyTorch; the other options default to 0 / false. */
-  constructor(params: readonly Tensor[] | readonly ParamGroupSpec<SGDOptions>[], options: Partial<SGDOptions> & { lr: number }) {
+  constructor(
+    params: readonly Tensor[] | readonly ParamGroupSpec<SGDOptions>[],
+    options: Partial<SGDOptions> & { lr: number },
+  ) {
     const { lr, ...rest } = checkOptions('SGD', options);
     super('sgd', params, { lr, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, ...rest }, validate);
   }

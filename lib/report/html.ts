@@ -22,7 +22,12 @@ export function figure(svg: string, caption: string): string {
 /** A table with a header row; cells are text (escaped). */
 export function table(header: readonly string[], rows: readonly (readonly string[])[], caption?: string): string {
   const head = `<tr>${header.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr>`;
-  const body = rows.map((r) => `<tr>${r.map((c, i) => (i === 0 ? `<th scope="row">${escapeHtml(c)}</th>` : `<td>${escapeHtml(c)}</td>`)).join('')}</tr>`).join('');
+  const body = rows
+    .map(
+      (r) =>
+        `<tr>${r.map((c, i) => (i === 0 ? `<th scope="row">${escapeHtml(c)}</th>` : `<td>${escapeHtml(c)}</td>`)).join('')}</tr>`,
+    )
+    .join('');
   return `<figure class="table"><table>${head}${body}</table>${caption ? `<figcaption>${escapeHtml(caption)}</figcaption>` : ''}</figure>`;
 }
 
@@ -37,7 +42,14 @@ th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; } th { bac
 `;
 
 export function page(title: string, meta: string, sections: readonly Section[]): string {
-  const body = sections.map((s) => `<section><h2>${escapeHtml(s.title)}</h2>${s.intro ? `<p class="intro">${escapeHtml(s.intro)}</p>` : ''}<div class="blocks">${s.blocks.join('\n')}</div></section>`).join('\n');
-  return `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">` +
-    `<title>${escapeHtml(title)}</title><style>${STYLE}</style></head>\n<body><h1>${escapeHtml(title)}</h1><p class="meta">${escapeHtml(meta)}</p>\n${body}\n</body></html>\n`;
+  const body = sections
+    .map(
+      (s) =>
+        `<section><h2>${escapeHtml(s.title)}</h2>${s.intro ? `<p class="intro">${escapeHtml(s.intro)}</p>` : ''}<div class="blocks">${s.blocks.join('\n')}</div></section>`,
+    )
+    .join('\n');
+  return (
+    `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">` +
+    `<title>${escapeHtml(title)}</title><style>${STYLE}</style></head>\n<body><h1>${escapeHtml(title)}</h1><p class="meta">${escapeHtml(meta)}</p>\n${body}\n</body></html>\n`
+  );
 }

@@ -45,10 +45,12 @@ export interface Table1Folder {
 }
 
 function base(folder: RunFolder, label: string): RunBase {
-  const evaluations = Object.fromEntries(readdirSync(folder.dir).flatMap((f) => {
-    const split = /^evaluation-(\w+)\.json$/.exec(f)?.[1];
-    return split ? [[split, readJson<Evaluation>(folder.evaluationPath(split))]] : [];
-  }));
+  const evaluations = Object.fromEntries(
+    readdirSync(folder.dir).flatMap((f) => {
+      const split = /^evaluation-(\w+)\.json$/.exec(f)?.[1];
+      return split ? [[split, readJson<Evaluation>(folder.evaluationPath(split))]] : [];
+    }),
+  );
   const environment = folder.has('environment') ? folder.readJson<Environment>('environment') : undefined;
   return { dir: folder.dir, label, config: folder.readJson('config'), environment, evaluations };
 }
@@ -63,11 +65,16 @@ export function readRun(dir: string, label = basename(dir)): Run {
   if (kind === 'pretrain') {
     const lines = folder.readLines<StepMetrics | KnnMetrics>('metrics');
     return {
-      ...base(folder, label), kind,
-      steps: lines.filter((l): l is StepMetrics => 'loss' in l), knn: lines.filter((l): l is KnnMetrics => 'knn' in l),
+      ...base(folder, label),
+      kind,
+      steps: lines.filter((l): l is StepMetrics => 'loss' in l),
+      knn: lines.filter((l): l is KnnMetrics => 'knn' in l),
     };
   }
-  throw new FileError(dir, 'is not a run: no report.json (mmssl finetune), checkpoint.safetensors (mmssl pretrain) or results.json (mmssl table1)');
+  throw new FileError(
+    dir,
+    'is not a run: no report.json (mmssl finetune), checkpoint.safetensors (mmssl pretrain) or results.json (mmssl table1)',
+  );
 }
 
 export function isTable1Folder(dir: string): boolean {

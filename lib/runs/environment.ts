@@ -21,13 +21,19 @@ export interface Environment {
   startedAt: string;
 }
 
-
 export function describeEnvironment(device: string): Environment {
   const { runtime, cuda } = version();
   return {
-    mmssl: packageVersion, libtorch: runtime, cudaBuild: cuda, node: process.version,
-    platform: `${platform()} ${release()} ${arch()}`, cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(),
-    device, threads: getNumThreads(), startedAt: new Date().toISOString(),
+    mmssl: packageVersion,
+    libtorch: runtime,
+    cudaBuild: cuda,
+    node: process.version,
+    platform: `${platform()} ${release()} ${arch()}`,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: availableParallelism(),
+    device,
+    threads: getNumThreads(),
+    startedAt: new Date().toISOString(),
   };
 }
 

@@ -43,7 +43,10 @@ export function readJson<T = unknown>(path: string): T {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new FileError(path, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : `cannot be read: ${(e as Error).message}`);
+    throw new FileError(
+      path,
+      (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : `cannot be read: ${(e as Error).message}`,
+    );
   }
   try {
     return JSON.parse(text) as T;
@@ -77,13 +80,16 @@ export class RunFolder {
   /** One JSON value per line (metrics.jsonl, skipped.jsonl); none when the file is absent. */
   readLines<T>(file: RunFile): T[] {
     if (!this.has(file)) return [];
-    return readFileSync(this.path(file), 'utf8').split('\n').filter((l) => l.trim() !== '').map((l, i) => {
-      try {
-        return JSON.parse(l) as T;
-      } catch (e) {
-        throw new FileError(this.path(file), `line ${i + 1} is not JSON: ${(e as Error).message}`);
-      }
-    });
+    return readFileSync(this.path(file), 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l, i) => {
+        try {
+          return JSON.parse(l) as T;
+        } catch (e) {
+          throw new FileError(this.path(file), `line ${i + 1} is not JSON: ${(e as Error).message}`);
+        }
+      });
   }
 
   async writeJson(file: RunFile, value: unknown): Promise<void> {

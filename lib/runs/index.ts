@@ -4,7 +4,18 @@
  */
 export { readJson, RUN_FILES, RunFolder } from './folder.js';
 export type { FolderKind, RunFile } from './folder.js';
-export type { ClassificationReport, EmbeddingHealth, FinetuneEpochRecord, FinetuneResult, KnnMetrics, StepMetrics, Table1Cell, Table1Protocol, Table1Results, Table1Scale } from './records.js';
+export type {
+  ClassificationReport,
+  EmbeddingHealth,
+  FinetuneEpochRecord,
+  FinetuneResult,
+  KnnMetrics,
+  StepMetrics,
+  Table1Cell,
+  Table1Protocol,
+  Table1Results,
+  Table1Scale,
+} from './records.js';
 export { TABLE1_PROTOCOLS } from './records.js';
 export { describeRun, loadRun, saveFinetuned } from './load.js';
 export type { LoadedRun, RunDescription } from './load.js';

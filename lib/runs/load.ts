@@ -54,21 +54,34 @@ export interface LoadedRun extends RunDescription {
   dispose(): void;
 }
 
-const channelsOf = (normalization: NormalizationStats, modalities: readonly string[], path: string) => Object.fromEntries(modalities.map((m) => {
-  if (!normalization[m]) throw new FileError(path, `holds no band statistics for ${m}`);
-  return [m, normalization[m].mean.length];
-}));
+const channelsOf = (normalization: NormalizationStats, modalities: readonly string[], path: string) =>
+  Object.fromEntries(
+    modalities.map((m) => {
+      if (!normalization[m]) throw new FileError(path, `holds no band statistics for ${m}`);
+      return [m, normalization[m].mean.length];
+    }),
+  );
 
 /**
  * Saves a fine-tuned model as the folder's model.safetensors with what inference needs to use it alone (read back by
  * `describeRun`): its architecture, configuration, classes, the band statistics its inputs were standardised with
  * and each modality's input size.
  */
-export async function saveFinetuned(model: FusionClassifier, folder: RunFolder, config: FinetuneConfig, normalization: NormalizationStats, sizes: Record<string, [number, number]>): Promise<void> {
+export async function saveFinetuned(
+  model: FusionClassifier,
+  folder: RunFolder,
+  config: FinetuneConfig,
+  normalization: NormalizationStats,
+  sizes: Record<string, [number, number]>,
+): Promise<void> {
   await saveWeights(model, folder.path('model'), {
     metadata: {
-      architecture: 'FusionClassifier', ...architecture(config), config: JSON.stringify(config), classNames: classNamesOf(config),
-      normalizationPerModality: JSON.stringify(normalization), inputSizes: JSON.stringify(sizes),
+      architecture: 'FusionClassifier',
+      ...architecture(config),
+      config: JSON.stringify(config),
+      classNames: classNamesOf(config),
+      normalizationPerModality: JSON.stringify(normalization),
+      inputSizes: JSON.stringify(sizes),
     },
   });
 }
@@ -80,33 +93,69 @@ export async function describeRun(init: string): Promise<RunDescription> {
     const path = folder.path('model');
     const config = readFinetuneConfig(folder);
     const { metadata } = await peekWeights(path);
-    if (typeof metadata.normalizationPerModality !== 'string') throw new FileError(path, 'is not a fine-tuned model of mmssl (no normalizationPerModality)');
+    if (typeof metadata.normalizationPerModality !== 'string')
+      throw new FileError(path, 'is not a fine-tuned model of mmssl (no normalizationPerModality)');
     const normalization = JSON.parse(metadata.normalizationPerModality) as NormalizationStats;
     // The architecture as saved with the weights (models fine-tuned before it was saved: their pre-training run's).
-    const spec = metadata.backbones !== undefined ? { backbones: metadata.backbones as Record<string, BackboneName>, alexnetHidden: metadata.alexnetHidden as number } : architecture(config);
+    const spec =
+      metadata.backbones !== undefined
+        ? {
+            backbones: metadata.backbones as Record<string, BackboneName>,
+            alexnetHidden: metadata.alexnetHidden as number,
+          }
+        : architecture(config);
     const missingToken = (metadata.missingToken as 'zero' | 'learned' | undefined) ?? 'zero';
-    const sizes = typeof metadata.inputSizes === 'string' ? JSON.parse(metadata.inputSizes) as Record<string, [number, number]> : config.sizes;
-    return { kind: 'finetune', ...withDefaults(spec, config.modalities), modalities: config.modalities, channels: channelsOf(normalization, config.modalities, path), sizes, normalization, memoryFormat: config.memoryFormat, classNames: classNamesOf(config), missingToken };
+    const sizes =
+      typeof metadata.inputSizes === 'string'
+        ? (JSON.parse(metadata.inputSizes) as Record<string, [number, number]>)
+        : config.sizes;
+    return {
+      kind: 'finetune',
+      ...withDefaults(spec, config.modalities),
+      modalities: config.modalities,
+      channels: channelsOf(normalization, config.modalities, path),
+      sizes,
+      normalization,
+      memoryFormat: config.memoryFormat,
+      classNames: classNamesOf(config),
+      missingToken,
+    };
   }
   const path = folder.path('checkpoint');
-  if (!folder.has('checkpoint')) throw new FileError(init, 'holds neither a pre-training checkpoint nor a fine-tuned model');
+  if (!folder.has('checkpoint'))
+    throw new FileError(init, 'holds neither a pre-training checkpoint nor a fine-tuned model');
   const config = readPretrainConfig(folder);
   const { checkpoint } = await peekWeights(path);
-  const extra = checkpoint?.extra as { normalization?: NormalizationStats; inputSizes?: Record<string, [number, number]> } | undefined;
+  const extra = checkpoint?.extra as
+    { normalization?: NormalizationStats; inputSizes?: Record<string, [number, number]> } | undefined;
   const normalization = extra?.normalization;
   if (!normalization) throw new FileError(path, 'is not a pre-training checkpoint of mmssl (no band statistics)');
-  return { kind: 'pretrain', ...withDefaults(config, config.modalities), modalities: config.modalities, channels: channelsOf(normalization, config.modalities, path), sizes: extra.inputSizes ?? config.sizes, normalization, memoryFormat: config.memoryFormat, heads: { embeddingDim: config.embeddingDim, hiddenDim: config.hiddenDim } };
+  return {
+    kind: 'pretrain',
+    ...withDefaults(config, config.modalities),
+    modalities: config.modalities,
+    channels: channelsOf(normalization, config.modalities, path),
+    sizes: extra.inputSizes ?? config.sizes,
+    normalization,
+    memoryFormat: config.memoryFormat,
+    heads: { embeddingDim: config.embeddingDim, hiddenDim: config.hiddenDim },
+  };
 }
 
 /** Every modality's backbone named (the defaults filled in). */
-const withDefaults = ({ backbones, alexnetHidden }: { backbones: Record<string, BackboneName>; alexnetHidden: number }, modalities: readonly string[]) => ({
-  backbones: Object.fromEntries(modalities.map((m) => [m, backbones[m] ?? defaultBackbone(m)])), alexnetHidden,
+const withDefaults = (
+  { backbones, alexnetHidden }: { backbones: Record<string, BackboneName>; alexnetHidden: number },
+  modalities: readonly string[],
+) => ({
+  backbones: Object.fromEntries(modalities.map((m) => [m, backbones[m] ?? defaultBackbone(m)])),
+  alexnetHidden,
 });
 
 /** The modalities to load: `wanted` (all among the run's), or the run's. */
 function chosen(wanted: readonly string[] | undefined, run: readonly string[]): string[] {
   const absent = (wanted ?? []).filter((m) => !run.includes(m));
-  if (absent.length > 0) throw invalidArg('loadRun', 'modalities', `among the run's (${run.join(', ')})`, absent.join(', '));
+  if (absent.length > 0)
+    throw invalidArg('loadRun', 'modalities', `among the run's (${run.join(', ')})`, absent.join(', '));
   return [...(wanted ?? run)];
 }
 
@@ -116,11 +165,19 @@ function chosen(wanted: readonly string[] | undefined, run: readonly string[]): 
  */
 function modalityParts(modules: ReadonlyMap<string, Module>): ModuleLike {
   return {
-    stateDict: () => new Map([...modules].flatMap(([m, module]) => [...module.stateDict()].map(([k, t]): [string, Tensor] => [`${m}.${k}`, t]))),
+    stateDict: () =>
+      new Map(
+        [...modules].flatMap(([m, module]) =>
+          [...module.stateDict()].map(([k, t]): [string, Tensor] => [`${m}.${k}`, t]),
+        ),
+      ),
     loadStateDict(state, options) {
       const entries = state instanceof Map ? [...state] : Object.entries(state as Record<string, Tensor>);
       for (const [m, module] of modules) {
-        module.loadStateDict(new Map(entries.filter(([k]) => k.startsWith(`${m}.`)).map(([k, t]) => [k.slice(m.length + 1), t])), options);
+        module.loadStateDict(
+          new Map(entries.filter(([k]) => k.startsWith(`${m}.`)).map(([k, t]) => [k.slice(m.length + 1), t])),
+          options,
+        );
       }
       return { missingKeys: [], unexpectedKeys: [] };
     },
@@ -128,7 +185,10 @@ function modalityParts(modules: ReadonlyMap<string, Module>): ModuleLike {
 }
 
 /** Loads the run in `init` for inference, for `modalities` (default all of the run's), on `device`. */
-export async function loadRun(init: string, options: { modalities?: readonly string[]; device?: Device } = {}): Promise<LoadedRun> {
+export async function loadRun(
+  init: string,
+  options: { modalities?: readonly string[]; device?: Device } = {},
+): Promise<LoadedRun> {
   const description = await describeRun(init);
   const modalities = chosen(options.modalities, description.modalities);
   const whole = modalities.length === description.modalities.length;
@@ -137,22 +197,49 @@ export async function loadRun(init: string, options: { modalities?: readonly str
   if (description.kind === 'finetune') {
     // The whole classifier in its trained order (its weights follow the concatenation), or the chosen backbones.
     const names = whole ? description.modalities : modalities;
-    const model = new FusionClassifier({ modalities: pick(names), numClasses: description.classNames!.length, backbones: Object.fromEntries(names.map((m) => [m, description.backbones[m]])), alexnetHidden: description.alexnetHidden, missingToken: whole ? description.missingToken : 'zero' });
-    await loadWeights(whole ? model : modalityParts(model.backbones), new RunFolder(init).path('model')).catch((e: unknown) => { model.dispose(); throw e; });
+    const model = new FusionClassifier({
+      modalities: pick(names),
+      numClasses: description.classNames!.length,
+      backbones: Object.fromEntries(names.map((m) => [m, description.backbones[m]])),
+      alexnetHidden: description.alexnetHidden,
+      missingToken: whole ? description.missingToken : 'zero',
+    });
+    await loadWeights(whole ? model : modalityParts(model.backbones), new RunFolder(init).path('model')).catch(
+      (e: unknown) => {
+        model.dispose();
+        throw e;
+      },
+    );
     model.eval().to(to);
     return {
-      ...description, modalities, featureDims: Object.fromEntries(modalities.map((m) => [m, model.backbones.get(m)!.featureDim])),
+      ...description,
+      modalities,
+      featureDims: Object.fromEntries(modalities.map((m) => [m, model.backbones.get(m)!.featureDim])),
       features: (m, x) => model.backbones.get(m)!.features(x),
       logits: whole ? (inputs) => model.forward(inputs) : undefined,
       fuse: whole ? (features) => model.fuse(features) : undefined,
       dispose: () => model.dispose(),
     };
   }
-  const model = new MultiModalModel({ modalities: pick(modalities), backbones: Object.fromEntries(modalities.map((m) => [m, description.backbones[m]])), ...description.heads!, alexnetHidden: description.alexnetHidden });
-  await loadCheckpoint(new RunFolder(init).path('checkpoint'), { model: modalityParts(model.encoders) }).catch((e: unknown) => { model.dispose(); throw e; });
+  const model = new MultiModalModel({
+    modalities: pick(modalities),
+    backbones: Object.fromEntries(modalities.map((m) => [m, description.backbones[m]])),
+    ...description.heads!,
+    alexnetHidden: description.alexnetHidden,
+  });
+  await loadCheckpoint(new RunFolder(init).path('checkpoint'), { model: modalityParts(model.encoders) }).catch(
+    (e: unknown) => {
+      model.dispose();
+      throw e;
+    },
+  );
   model.eval().to(to);
   return {
-    ...description, modalities, featureDims: Object.fromEntries(modalities.map((m) => [m, model.encoder(m).backbone.featureDim])),
-    features: (m, x) => model.encoder(m).features(x), project: (m, x) => model.encoder(m).forward(x), dispose: () => model.dispose(),
+    ...description,
+    modalities,
+    featureDims: Object.fromEntries(modalities.map((m) => [m, model.encoder(m).backbone.featureDim])),
+    features: (m, x) => model.encoder(m).features(x),
+    project: (m, x) => model.encoder(m).forward(x),
+    dispose: () => model.dispose(),
   };
 }

@@ -14,12 +14,23 @@ import { RunFolder } from './folder.js';
 export function pretrainModel(config: PretrainConfig, dataset: Dataset): MultiModalModel {
   const channels = bandCounts('pretrain', config.modalities, dataset);
   const backbones = Object.fromEntries(Object.entries(config.backbones).filter(([m]) => m in channels));
-  return new MultiModalModel({ modalities: channels, backbones, embeddingDim: config.embeddingDim, hiddenDim: config.hiddenDim, alexnetHidden: config.alexnetHidden });
+  return new MultiModalModel({
+    modalities: channels,
+    backbones,
+    embeddingDim: config.embeddingDim,
+    hiddenDim: config.hiddenDim,
+    alexnetHidden: config.alexnetHidden,
+  });
 }
 
 /** Each modality's input [H, W]: its configured size, or its native grid. */
-export function inputSizes(config: Pick<PretrainConfig, 'modalities' | 'sizes'>, dataset: Dataset): Record<string, [number, number]> {
-  return Object.fromEntries(config.modalities.map((m) => [m, config.sizes[m] ?? dataset.modalities.find((i) => i.name === m)!.size]));
+export function inputSizes(
+  config: Pick<PretrainConfig, 'modalities' | 'sizes'>,
+  dataset: Dataset,
+): Record<string, [number, number]> {
+  return Object.fromEntries(
+    config.modalities.map((m) => [m, config.sizes[m] ?? dataset.modalities.find((i) => i.name === m)!.size]),
+  );
 }
 
 /** A classifier's classes: METER-ML's six, and Negative when it is a class. */
@@ -35,7 +46,11 @@ export function classOf(sample: Pick<SampleRecord, 'label' | 'negative'>, includ
 /** The pre-training run `init` names (fine-tuning's --init), or a FileError saying what it should be. */
 export function pretrainRunAt(init: string): RunFolder {
   const folder = new RunFolder(init);
-  if (folder.kind !== 'pretrain') throw new FileError(folder.path('checkpoint'), 'missing: --init must be a pre-training run folder (mmssl pretrain --out)');
+  if (folder.kind !== 'pretrain')
+    throw new FileError(
+      folder.path('checkpoint'),
+      'missing: --init must be a pre-training run folder (mmssl pretrain --out)',
+    );
   return folder;
 }
 
@@ -43,7 +58,11 @@ export function pretrainRunAt(init: string): RunFolder {
  * A fine-tuned model's architecture: the backbones of the run fine-tuning starts from, if any (they must be the
  * same), and the missing token (learned only when trained with modality dropout).
  */
-export function architecture(config: FinetuneConfig): { backbones: Record<string, BackboneName>; alexnetHidden: number; missingToken: FinetuneConfig['missingToken'] } {
+export function architecture(config: FinetuneConfig): {
+  backbones: Record<string, BackboneName>;
+  alexnetHidden: number;
+  missingToken: FinetuneConfig['missingToken'];
+} {
   const missingToken = config.modalityDropout > 0 ? config.missingToken : 'zero';
   if (config.init === null) return { backbones: config.backbones, alexnetHidden: config.alexnetHidden, missingToken };
   const run = readPretrainConfig(pretrainRunAt(config.init));

@@ -21,7 +21,8 @@ export class SkipLog {
   /** `path`: the run's skipped.jsonl (kept from earlier sessions of a resumed run), or undefined to keep none. */
   constructor(readonly path: string | undefined) {
     if (!path || !existsSync(path)) return;
-    for (const line of readFileSync(path, 'utf8').split('\n')) if (line !== '') this.#remember(JSON.parse(line) as SkipRecord);
+    for (const line of readFileSync(path, 'utf8').split('\n'))
+      if (line !== '') this.#remember(JSON.parse(line) as SkipRecord);
   }
 
   #remember(record: SkipRecord): boolean {
@@ -51,7 +52,10 @@ export class SkipLog {
  */
 export function describeSkipped(samples: readonly SkippedSample[], shown = 3): string {
   const distinct = [...new Map(samples.map((s) => [s.id, s])).values()];
-  const named = distinct.slice(0, shown).map((s) => `${s.id} (${s.message})`).join('; ');
+  const named = distinct
+    .slice(0, shown)
+    .map((s) => `${s.id} (${s.message})`)
+    .join('; ');
   const more = distinct.length > shown ? `; and ${distinct.length - shown} more` : '';
   return `${distinct.length} sample${distinct.length === 1 ? '' : 's'} skipped: ${named}${more}`;
 }

@@ -58,7 +58,11 @@ const OP = 'loadEncoder';
 export class InferenceModel {
   readonly #pool: WorkerPool<InferenceRequest, InferenceReply>;
 
-  private constructor(readonly description: RunDescription & { modalities: string[] }, readonly columns: Record<string, [number, number]>, pool: WorkerPool<InferenceRequest, InferenceReply>) {
+  private constructor(
+    readonly description: RunDescription & { modalities: string[] },
+    readonly columns: Record<string, [number, number]>,
+    pool: WorkerPool<InferenceRequest, InferenceReply>,
+  ) {
     this.#pool = pool;
   }
 
@@ -69,20 +73,43 @@ export class InferenceModel {
 
   /** Loads the run in `init` into the workers; resolves once every worker is ready. */
   static async load(init: string, options: InferenceOptions = {}): Promise<InferenceModel> {
-    const { workers = 1, maxBatch = 16, maxDelayMs = 5, maxQueue = 256, modalities, threadsPerWorker } = checkOptions(OP, options);
-    for (const [name, value, min] of [['workers', workers, 1], ['maxBatch', maxBatch, 1], ['maxDelayMs', maxDelayMs, 0], ['maxQueue', maxQueue, 1]] as const) {
+    const {
+      workers = 1,
+      maxBatch = 16,
+      maxDelayMs = 5,
+      maxQueue = 256,
+      modalities,
+      threadsPerWorker,
+    } = checkOptions(OP, options);
+    for (const [name, value, min] of [
+      ['workers', workers, 1],
+      ['maxBatch', maxBatch, 1],
+      ['maxDelayMs', maxDelayMs, 0],
+      ['maxQueue', maxQueue, 1],
+    ] as const) {
       if (checkInt(OP, name, value) < min) throw invalidArg(OP, name, `an integer >= ${min}`, value);
     }
     const description = await describeRun(init);
     const absent = (modalities ?? []).filter((m) => !description.modalities.includes(m));
-    if (absent.length > 0) throw invalidArg(OP, 'modalities', `among the run's (${description.modalities.join(', ')})`, absent.join(', '));
+    if (absent.length > 0)
+      throw invalidArg(OP, 'modalities', `among the run's (${description.modalities.join(', ')})`, absent.join(', '));
     const threads = threadsPerWorker ?? Math.max(1, Math.floor(availableParallelism() / workers));
     const config: WorkerConfig = { init, modalities, threads };
-    const pool = new WorkerPool<InferenceRequest, InferenceReply>(new URL('./worker.js', import.meta.url), workers, config, { maxBatch, maxDelayMs, maxQueue, groupOf: (r) => r.kind });
-    const ready = await pool.ready().catch(async (e: unknown) => { await pool.close(); throw e; }) as { featureDims: Record<string, number> }[];
+    const pool = new WorkerPool<InferenceRequest, InferenceReply>(
+      new URL('./worker.js', import.meta.url),
+      workers,
+      config,
+      { maxBatch, maxDelayMs, maxQueue, groupOf: (r) => r.kind },
+    );
+    const ready = (await pool.ready().catch(async (e: unknown) => {
+      await pool.close();
+      throw e;
+    })) as { featureDims: Record<string, number> }[];
     const chosen = modalities ?? description.modalities;
     let at = 0;
-    const columns = Object.fromEntries(chosen.map((m) => [m, [at, (at += ready[0].featureDims[m])] as [number, number]]));
+    const columns = Object.fromEntries(
+      chosen.map((m) => [m, [at, (at += ready[0].featureDims[m])] as [number, number]]),
+    );
     return new InferenceModel({ ...description, modalities: chosen }, columns, pool);
   }
 
@@ -92,7 +119,7 @@ export class InferenceModel {
 
   /** The modalities' backbone features for one location's inputs. */
   async embed(inputs: Record<string, ModalityInput>): Promise<Embedding> {
-    const reply = await this.#submit('embed', inputs) as { embedding: Float32Array };
+    const reply = (await this.#submit('embed', inputs)) as { embedding: Float32Array };
     return { embedding: reply.embedding, columns: this.columns };
   }
 
@@ -102,13 +129,14 @@ export class InferenceModel {
     if (!classNames || this.description.modalities.length !== Object.keys(this.description.channels).length) {
       throw new InputError('model', 'this model does not classify: load a fine-tuned run, with all its modalities');
     }
-    const { probabilities } = await this.#submit('classify', inputs) as { probabilities: Float32Array };
+    const { probabilities } = (await this.#submit('classify', inputs)) as { probabilities: Float32Array };
     const best = probabilities.reduce((b, p, i, all) => (p > all[b] ? i : b), 0);
     return { probabilities, classNames, label: classNames[best] };
   }
 
   #submit(kind: Kind, inputs: Record<string, ModalityInput>): Promise<InferenceReply> {
-    if (inputs === null || typeof inputs !== 'object') return Promise.reject(new InputError('inputs', 'expected an object of inputs per modality'));
+    if (inputs === null || typeof inputs !== 'object')
+      return Promise.reject(new InputError('inputs', 'expected an object of inputs per modality'));
     return this.#pool.run({ kind, inputs });
   }
 
@@ -128,8 +156,12 @@ export function loadEncoder(init: string, options: InferenceOptions = {}): Promi
 }
 
 /** Loads a fine-tuned run for `classify` (and `embed`); a pre-training run is refused. */
-export async function loadClassifier(init: string, options: Omit<InferenceOptions, 'modalities'> = {}): Promise<InferenceModel> {
+export async function loadClassifier(
+  init: string,
+  options: Omit<InferenceOptions, 'modalities'> = {},
+): Promise<InferenceModel> {
   const description = await describeRun(init);
-  if (description.kind !== 'finetune') throw invalidArg('loadClassifier', 'init', 'a fine-tuned run (mmssl finetune --out)', init);
+  if (description.kind !== 'finetune')
+    throw invalidArg('loadClassifier', 'init', 'a fine-tuned run (mmssl finetune --out)', init);
   return InferenceModel.load(init, options);
 }

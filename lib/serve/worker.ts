@@ -39,11 +39,13 @@ const run = await loadRun(config.init, { modalities: config.modalities });
 
 /** The model's inputs for items of one shape: per modality, standardised and stacked. */
 function batchOf(rasters: Record<string, Raster>[]): Record<string, ReturnType<typeof cat>> {
-  return Object.fromEntries(run.modalities.map((m) => {
-    const [c, h, w] = rasters[0][m].shape;
-    const x = cat(rasters.map((r) => fromBuffer(r[m].data, [1, c, h, w])));
-    return [m, standardize(x, run.normalization[m]).contiguous({ memoryFormat: run.memoryFormat })];
-  }));
+  return Object.fromEntries(
+    run.modalities.map((m) => {
+      const [c, h, w] = rasters[0][m].shape;
+      const x = cat(rasters.map((r) => fromBuffer(r[m].data, [1, c, h, w])));
+      return [m, standardize(x, run.normalization[m]).contiguous({ memoryFormat: run.memoryFormat })];
+    }),
+  );
 }
 
 /** Every modality of one request's inputs, decoded, checked and resampled; an InputError naming the field if not. */
@@ -52,7 +54,19 @@ async function prepare(inputs: Record<string, ModalityInput>): Promise<Record<st
   if (unknown) throw new InputError(unknown, `not a modality of this model (${run.modalities.join(', ')})`);
   const missing = run.modalities.find((m) => inputs[m] === undefined);
   if (missing) throw new InputError(missing, 'missing: the model needs every one of its modalities');
-  const entries = await Promise.all(run.modalities.map(async (m) => [m, await prepareInput(m, inputs[m], { channels: run.channels[m], size: run.sizes[m], minSize: MIN_INPUT_SIZE[run.backbones[m]] })] as const));
+  const entries = await Promise.all(
+    run.modalities.map(
+      async (m) =>
+        [
+          m,
+          await prepareInput(m, inputs[m], {
+            channels: run.channels[m],
+            size: run.sizes[m],
+            minSize: MIN_INPUT_SIZE[run.backbones[m]],
+          }),
+        ] as const,
+    ),
+  );
   return Object.fromEntries(entries) as Record<string, Raster>;
 }
 
@@ -68,11 +82,19 @@ async function answer(requests: InferenceRequest[]): Promise<Answer<InferenceRep
     groups.set(key, [...(groups.get(key) ?? []), i]);
   });
   for (const indices of groups.values()) {
-    const values = tidy(() => noGrad(() => {
-      const inputs = batchOf(indices.map((i) => (prepared[i] as { value: Record<string, Raster> }).value));
-      const out = kind === 'classify' ? softmax(run.logits!(inputs), 1) : cat(run.modalities.map((m) => run.features(m, inputs[m])), 1);
-      return out.toTypedArray() as Float32Array;
-    }));
+    const values = tidy(() =>
+      noGrad(() => {
+        const inputs = batchOf(indices.map((i) => (prepared[i] as { value: Record<string, Raster> }).value));
+        const out =
+          kind === 'classify'
+            ? softmax(run.logits!(inputs), 1)
+            : cat(
+                run.modalities.map((m) => run.features(m, inputs[m])),
+                1,
+              );
+        return out.toTypedArray() as Float32Array;
+      }),
+    );
     const width = values.length / indices.length;
     indices.forEach((i, k) => {
       const row = values.slice(k * width, (k + 1) * width);

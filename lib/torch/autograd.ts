@@ -11,7 +11,9 @@ function withGradMode<T>(op: string, enabled: boolean, fn: () => T): T {
     const result = fn();
     if (result instanceof Promise) {
       result.catch(() => undefined);
-      throw new ArgumentError(`${op}: fn must be synchronous (it returned a Promise): grad mode cannot follow an await`);
+      throw new ArgumentError(
+        `${op}: fn must be synchronous (it returned a Promise): grad mode cannot follow an await`,
+      );
     }
     return result;
   } finally {
@@ -56,11 +58,19 @@ export interface GradOptions {
 }
 
 /** PyTorch's `torch.autograd.grad`: the gradients of `outputs` with respect to `inputs`, without accumulating. */
-export function grad(outputs: readonly Tensor[], inputs: readonly Tensor[], options: GradOptions = {}): (Tensor | null)[] {
+export function grad(
+  outputs: readonly Tensor[],
+  inputs: readonly Tensor[],
+  options: GradOptions = {},
+): (Tensor | null)[] {
   const { gradOutputs, retainGraph, createGraph = false, allowUnused = false } = checkOptions('grad', options);
-  const grads = native.autogradGrad(handlesOf('grad', 'outputs', outputs), handlesOf('grad', 'inputs', inputs),
+  const grads = native.autogradGrad(
+    handlesOf('grad', 'outputs', outputs),
+    handlesOf('grad', 'inputs', inputs),
     gradOutputs === undefined ? undefined : handlesOf('grad', 'gradOutputs', gradOutputs),
     retainGraph === undefined ? undefined : checkBool('grad', 'retainGraph', retainGraph),
-    checkBool('grad', 'createGraph', createGraph), checkBool('grad', 'allowUnused', allowUnused));
+    checkBool('grad', 'createGraph', createGraph),
+    checkBool('grad', 'allowUnused', allowUnused),
+  );
   return grads.map((g) => (g === null ? null : new Tensor(g)));
 }

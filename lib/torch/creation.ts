@@ -48,13 +48,20 @@ function flatten(data: NestedArray): { values: number[]; shape: number[]; dtype:
   const walk = (node: NestedArray, depth: number, path: string): void => {
     if (depth === shape.length) {
       if (typeof node === 'boolean') allInt = false;
-      else if (typeof node === 'number') { allBool = false; if (!Number.isInteger(node)) allInt = false; }
-      else throw invalidArg('tensor', `data${path}`, 'a number or boolean', node);
+      else if (typeof node === 'number') {
+        allBool = false;
+        if (!Number.isInteger(node)) allInt = false;
+      } else throw invalidArg('tensor', `data${path}`, 'a number or boolean', node);
       values.push(Number(node));
       return;
     }
     if (!Array.isArray(node) || node.length !== shape[depth]) {
-      throw invalidArg('tensor', `data${path}`, `an array of length ${shape[depth]} (nested arrays must be rectangular)`, node);
+      throw invalidArg(
+        'tensor',
+        `data${path}`,
+        `an array of length ${shape[depth]} (nested arrays must be rectangular)`,
+        node,
+      );
     }
     node.forEach((child, i) => walk(child, depth + 1, `${path}[${i}]`));
   };
@@ -75,7 +82,11 @@ export function tensor(data: NestedArray | ArrayBufferView, options: TensorOptio
     return made('tensor', native.fromTypedArray(data, [length], dtype ?? dtypeCode('tensor', source), device), options);
   }
   const flat = flatten(data);
-  return made('tensor', native.fromTypedArray(Float64Array.from(flat.values), flat.shape, dtype ?? dtypeCode('tensor', flat.dtype), device), options);
+  return made(
+    'tensor',
+    native.fromTypedArray(Float64Array.from(flat.values), flat.shape, dtype ?? dtypeCode('tensor', flat.dtype), device),
+    options,
+  );
 }
 
 /**
@@ -123,7 +134,16 @@ export function arange(start: number, end?: number, step = 1, options: TensorOpt
 export function linspace(start: number, end: number, steps: number, options: TensorOptions = {}): Tensor {
   const n = checkInt('linspace', 'steps', steps);
   if (n < 0) throw invalidArg('linspace', 'steps', 'non-negative', steps);
-  return made('linspace', native.linspace(checkNumber('linspace', 'start', start), checkNumber('linspace', 'end', end), n, ...dd('linspace', options)), options);
+  return made(
+    'linspace',
+    native.linspace(
+      checkNumber('linspace', 'start', start),
+      checkNumber('linspace', 'end', end),
+      n,
+      ...dd('linspace', options),
+    ),
+    options,
+  );
 }
 
 // ---- random -------------------------------------------------------------------------------------------------------
@@ -144,7 +164,11 @@ export function randn(...args: SizeArgs): Tensor {
 export function randint(low: number, high: number, size: readonly number[], options: TensorOptions = {}): Tensor {
   const lo = checkInt('randint', 'low', low);
   if (checkInt('randint', 'high', high) <= lo) throw invalidArg('randint', 'high', `greater than low (${lo})`, high);
-  return made('randint', native.randint(lo, high, checkShape('randint', 'size', size), ...dd('randint', options)), options);
+  return made(
+    'randint',
+    native.randint(lo, high, checkShape('randint', 'size', size), ...dd('randint', options)),
+    options,
+  );
 }
 
 // ---- shaped like another tensor -----------------------------------------------------------------------------------
@@ -178,7 +202,8 @@ export function randnLike(input: Tensor, options: TensorOptions = {}): Tensor {
 // ---- several tensors ----------------------------------------------------------------------------------------------
 
 function handles(op: string, tensors: readonly Tensor[]): Handle[] {
-  if (!Array.isArray(tensors) || tensors.length === 0) throw invalidArg(op, 'tensors', 'a non-empty array of tensors', tensors);
+  if (!Array.isArray(tensors) || tensors.length === 0)
+    throw invalidArg(op, 'tensors', 'a non-empty array of tensors', tensors);
   return tensors.map((t, i) => {
     if (!(t instanceof Tensor)) throw invalidArg(op, `tensors[${i}]`, 'a Tensor', t);
     return t.handle;
@@ -202,6 +227,13 @@ export function where(condition: Tensor, input: Tensor | Scalar, other: Tensor |
     if (typeof v === 'number' || typeof v === 'boolean') return v;
     throw invalidArg('where', name, 'a Tensor, number or boolean', v);
   };
-  return new Tensor(native.where(like('where', condition), value('input', input), !(input instanceof Tensor),
-    value('other', other), !(other instanceof Tensor)));
+  return new Tensor(
+    native.where(
+      like('where', condition),
+      value('input', input),
+      !(input instanceof Tensor),
+      value('other', other),
+      !(other instanceof Tensor),
+    ),
+  );
 }

@@ -24,17 +24,24 @@ export function checkAvailable(op: string, device: unknown): Device {
   if (d === 'cpu') return d;
   const index = d === 'cuda' ? 0 : Number(d.slice(5));
   if (!native.cudaIsAvailable()) {
-    throw new DeviceError(`${op}: device '${d}' is not available: ${native.cudaMemoryStats ? 'no CUDA GPU is visible' : "this mmssl addon's LibTorch has no CUDA (rebuild it against a CUDA LibTorch)"}`);
+    throw new DeviceError(
+      `${op}: device '${d}' is not available: ${native.cudaMemoryStats ? 'no CUDA GPU is visible' : "this mmssl addon's LibTorch has no CUDA (rebuild it against a CUDA LibTorch)"}`,
+    );
   }
   const count = native.cudaDeviceCount();
-  if (index >= count) throw new DeviceError(`${op}: device '${d}' is not available: this machine has ${count} CUDA device${count === 1 ? '' : 's'}`);
+  if (index >= count)
+    throw new DeviceError(
+      `${op}: device '${d}' is not available: this machine has ${count} CUDA device${count === 1 ? '' : 's'}`,
+    );
   return d;
 }
 
 function requireCudaBuild(op: string): void {
   if (!native.cudaMemoryStats) {
-    throw new DeviceError(`cuda.${op}: this mmssl addon was built against a LibTorch without CUDA; ` +
-      'rebuild it against a CUDA LibTorch (LIBTORCH=/path/to/libtorch-cuda npm run build:native)');
+    throw new DeviceError(
+      `cuda.${op}: this mmssl addon was built against a LibTorch without CUDA; ` +
+        'rebuild it against a CUDA LibTorch (LIBTORCH=/path/to/libtorch-cuda npm run build:native)',
+    );
   }
 }
 

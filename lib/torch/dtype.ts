@@ -2,7 +2,18 @@
 import { ArgumentError, invalidArg } from '../errors.js';
 import { native } from '../native.js';
 
-export const dtypes = ['float32', 'float64', 'float16', 'bfloat16', 'int64', 'int32', 'int16', 'int8', 'uint8', 'bool'] as const;
+export const dtypes = [
+  'float32',
+  'float64',
+  'float16',
+  'bfloat16',
+  'int64',
+  'int32',
+  'int16',
+  'int8',
+  'uint8',
+  'bool',
+] as const;
 export type DType = (typeof dtypes)[number];
 
 const codes = new Map<DType, number>(dtypes.map((d) => [d, native.dtypeCodes[d]]));
@@ -37,8 +48,16 @@ export function isFloatingPoint(dtype: DType): boolean {
 export type TypedArray = Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array;
 
 const views: Record<DType, new (buffer: ArrayBuffer) => TypedArray> = {
-  float32: Float32Array, float16: Float32Array, bfloat16: Float32Array, float64: Float64Array,
-  int64: BigInt64Array, int32: Int32Array, int16: Int16Array, int8: Int8Array, uint8: Uint8Array, bool: Uint8Array,
+  float32: Float32Array,
+  float16: Float32Array,
+  bfloat16: Float32Array,
+  float64: Float64Array,
+  int64: BigInt64Array,
+  int32: Int32Array,
+  int16: Int16Array,
+  int8: Int8Array,
+  uint8: Uint8Array,
+  bool: Uint8Array,
 };
 
 export function viewOf(dtype: DType, buffer: ArrayBuffer): TypedArray {

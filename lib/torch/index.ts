@@ -1,9 +1,35 @@
 /** The `torch` namespace: tensors, autograd, devices and memory, with PyTorch's names in camelCase. */
 export { Tensor } from './tensor.js';
-export type { NestedArray, Scalar, MemoryFormat, ToOptions, ReduceOptions, StdOptions, BackwardOptions, TopkOptions } from './tensor.js';
+export type {
+  NestedArray,
+  Scalar,
+  MemoryFormat,
+  ToOptions,
+  ReduceOptions,
+  StdOptions,
+  BackwardOptions,
+  TopkOptions,
+} from './tensor.js';
 export {
-  tensor, fromBuffer, zeros, ones, empty, full, arange, linspace, rand, randn, randint,
-  zerosLike, onesLike, fullLike, randLike, randnLike, cat, stack, where,
+  tensor,
+  fromBuffer,
+  zeros,
+  ones,
+  empty,
+  full,
+  arange,
+  linspace,
+  rand,
+  randn,
+  randint,
+  zerosLike,
+  onesLike,
+  fullLike,
+  randLike,
+  randnLike,
+  cat,
+  stack,
+  where,
 } from './creation.js';
 export type { TensorOptions } from './creation.js';
 export { dtypes, isFloatingPoint } from './dtype.js';
@@ -14,6 +40,14 @@ export { tidy, keep } from './scope.js';
 export { noGrad, enableGrad, isGradEnabled, zeroGrad } from './autograd.js';
 export * as autograd from './autograd.js';
 export {
-  setNumThreads, getNumThreads, hostAllocatorTuned, manualSeed, initialSeed, getRngState, setRngState, memoryStats, version,
+  setNumThreads,
+  getNumThreads,
+  hostAllocatorTuned,
+  manualSeed,
+  initialSeed,
+  getRngState,
+  setRngState,
+  memoryStats,
+  version,
 } from './runtime.js';
 export type { MemoryStats, VersionInfo } from './runtime.js';

@@ -3,7 +3,15 @@
  * Keyword arguments become one options object as the last parameter: `x.sum(1, { keepdim: true })`.
  */
 import {
-  checkBool, checkInt, checkInts, checkNumber, checkOneOf, checkOptions, describeSelf, DisposedError, invalidArg,
+  checkBool,
+  checkInt,
+  checkInts,
+  checkNumber,
+  checkOneOf,
+  checkOptions,
+  describeSelf,
+  DisposedError,
+  invalidArg,
 } from '../errors.js';
 import { type Handle, native } from '../native.js';
 import { type Device, checkDevice } from './device.js';
@@ -22,7 +30,10 @@ export type NestedArray = Scalar | NestedArray[];
 const warnLeaks = process.env.MMSSL_WARN_LEAKS === '1';
 const gcSafetyNet = new FinalizationRegistry<Handle>((handle) => {
   if (native.dispose(handle) && warnLeaks) {
-    process.emitWarning('a tensor was garbage-collected without dispose(); use tidy(), using or dispose()', 'MmsslLeakWarning');
+    process.emitWarning(
+      'a tensor was garbage-collected without dispose(); use tidy(), using or dispose()',
+      'MmsslLeakWarning',
+    );
   }
 });
 
@@ -65,8 +76,10 @@ function nest(flat: ArrayLike<number | bigint>, shape: readonly number[], dtype:
   const read = (i: number): Scalar => (dtype === 'bool' ? flat[i] !== 0 : Number(flat[i]));
   if (shape.length === 0) return read(0);
   const strides = shape.map((_, d) => shape.slice(d + 1).reduce((a, b) => a * b, 1));
-  const build = (dim: number, offset: number): NestedArray[] => Array.from({ length: shape[dim] }, (_, i) =>
-    dim === shape.length - 1 ? read(offset + i) : build(dim + 1, offset + i * strides[dim]));
+  const build = (dim: number, offset: number): NestedArray[] =>
+    Array.from({ length: shape[dim] }, (_, i) =>
+      dim === shape.length - 1 ? read(offset + i) : build(dim + 1, offset + i * strides[dim]),
+    );
   return build(0, 0);
 }
 
@@ -203,7 +216,10 @@ export class Tensor {
 
   /** Whether the elements are dense in the given layout (default: row-major, `contiguousFormat`). */
   isContiguous(options: { memoryFormat?: MemoryFormat } = {}): boolean {
-    return native.isContiguous(this.handle, optMemoryFormat('isContiguous', checkOptions('isContiguous', options).memoryFormat));
+    return native.isContiguous(
+      this.handle,
+      optMemoryFormat('isContiguous', checkOptions('isContiguous', options).memoryFormat),
+    );
   }
 
   /** Whether this CPU tensor is in page-locked memory, which CUDA copies from asynchronously. */
@@ -223,18 +239,33 @@ export class Tensor {
 
   /** How error messages show a tensor: its shape, dtype and device. */
   [describeSelf](): string {
-    return this.#handle === null ? 'a disposed tensor' : `a ${this.dtype} tensor of shape [${this.shape.join(', ')}] on ${this.device}`;
+    return this.#handle === null
+      ? 'a disposed tensor'
+      : `a ${this.dtype} tensor of shape [${this.shape.join(', ')}] on ${this.device}`;
   }
 
   // ---- conversion and reading back -------------------------------------------------------------------------------
 
   /** PyTorch's `to(device)`, `to(dtype)` or `to({dtype, device, nonBlocking, copy})`. */
   to(target: Device | DType | ToOptions): Tensor {
-    const options: ToOptions = typeof target === 'string' ? (isDType(target) ? { dtype: target } : { device: checkDevice('to', target) }) : checkOptions('to', target);
+    const options: ToOptions =
+      typeof target === 'string'
+        ? isDType(target)
+          ? { dtype: target }
+          : { device: checkDevice('to', target) }
+        : checkOptions('to', target);
     const dtype = options.dtype === undefined ? undefined : dtypeCode('to', options.dtype);
     const device = options.device === undefined ? undefined : checkDevice('to', options.device);
-    return new Tensor(native.to(this.handle, dtype, device, options.nonBlocking ?? false, options.copy ?? false,
-      optMemoryFormat('to', options.memoryFormat)));
+    return new Tensor(
+      native.to(
+        this.handle,
+        dtype,
+        device,
+        options.nonBlocking ?? false,
+        options.copy ?? false,
+        optMemoryFormat('to', options.memoryFormat),
+      ),
+    );
   }
 
   cpu(): Tensor {
@@ -259,7 +290,9 @@ export class Tensor {
 
   /** The same values, dense in the given layout (default row-major); this tensor itself when already so. */
   contiguous(options: { memoryFormat?: MemoryFormat } = {}): Tensor {
-    return new Tensor(native.contiguous(this.handle, optMemoryFormat('contiguous', checkOptions('contiguous', options).memoryFormat)));
+    return new Tensor(
+      native.contiguous(this.handle, optMemoryFormat('contiguous', checkOptions('contiguous', options).memoryFormat)),
+    );
   }
 
   clone(): Tensor {
@@ -317,53 +350,114 @@ export class Tensor {
 
   /** True division, or `roundingMode` 'trunc' / 'floor' as in PyTorch. */
   div(other: Tensor | Scalar, options?: { roundingMode?: 'trunc' | 'floor' }): Tensor {
-    const mode = options?.roundingMode === undefined ? undefined : checkOneOf('div', 'roundingMode', options.roundingMode, ['trunc', 'floor']);
+    const mode =
+      options?.roundingMode === undefined
+        ? undefined
+        : checkOneOf('div', 'roundingMode', options.roundingMode, ['trunc', 'floor']);
     return new Tensor(native.div(this.handle, operand('div', other), !(other instanceof Tensor), mode));
   }
 
   pow(exponent: Tensor | number): Tensor {
-    return new Tensor(native.pow(this.handle, exponent instanceof Tensor ? exponent.handle : checkNumber('pow', 'exponent', exponent), !(exponent instanceof Tensor)));
+    return new Tensor(
+      native.pow(
+        this.handle,
+        exponent instanceof Tensor ? exponent.handle : checkNumber('pow', 'exponent', exponent),
+        !(exponent instanceof Tensor),
+      ),
+    );
   }
 
-  neg(): Tensor { return new Tensor(native.neg(this.handle)); }
-  exp(): Tensor { return new Tensor(native.exp(this.handle)); }
-  log(): Tensor { return new Tensor(native.log(this.handle)); }
-  sqrt(): Tensor { return new Tensor(native.sqrt(this.handle)); }
-  rsqrt(): Tensor { return new Tensor(native.rsqrt(this.handle)); }
-  abs(): Tensor { return new Tensor(native.abs(this.handle)); }
-  sign(): Tensor { return new Tensor(native.sign(this.handle)); }
-  sin(): Tensor { return new Tensor(native.sin(this.handle)); }
-  cos(): Tensor { return new Tensor(native.cos(this.handle)); }
-  sigmoid(): Tensor { return new Tensor(native.sigmoid(this.handle)); }
-  tanh(): Tensor { return new Tensor(native.tanh(this.handle)); }
-  relu(): Tensor { return new Tensor(native.relu(this.handle)); }
+  neg(): Tensor {
+    return new Tensor(native.neg(this.handle));
+  }
+  exp(): Tensor {
+    return new Tensor(native.exp(this.handle));
+  }
+  log(): Tensor {
+    return new Tensor(native.log(this.handle));
+  }
+  sqrt(): Tensor {
+    return new Tensor(native.sqrt(this.handle));
+  }
+  rsqrt(): Tensor {
+    return new Tensor(native.rsqrt(this.handle));
+  }
+  abs(): Tensor {
+    return new Tensor(native.abs(this.handle));
+  }
+  sign(): Tensor {
+    return new Tensor(native.sign(this.handle));
+  }
+  sin(): Tensor {
+    return new Tensor(native.sin(this.handle));
+  }
+  cos(): Tensor {
+    return new Tensor(native.cos(this.handle));
+  }
+  sigmoid(): Tensor {
+    return new Tensor(native.sigmoid(this.handle));
+  }
+  tanh(): Tensor {
+    return new Tensor(native.tanh(this.handle));
+  }
+  relu(): Tensor {
+    return new Tensor(native.relu(this.handle));
+  }
 
   /** Limits values to [min, max]; either bound may be omitted. */
   clamp(options: { min?: number; max?: number }): Tensor {
     const { min, max } = checkOptions('clamp', options);
-    if (min === undefined && max === undefined) throw invalidArg('clamp', 'options', 'at least one of min and max', options);
+    if (min === undefined && max === undefined)
+      throw invalidArg('clamp', 'options', 'at least one of min and max', options);
     return new Tensor(native.clamp(this.handle, optBound('clamp', 'min', min), optBound('clamp', 'max', max)));
   }
 
-  maximum(t: Tensor): Tensor { return new Tensor(native.maximum(this.handle, other('maximum', t))); }
-  minimum(t: Tensor): Tensor { return new Tensor(native.minimum(this.handle, other('minimum', t))); }
+  maximum(t: Tensor): Tensor {
+    return new Tensor(native.maximum(this.handle, other('maximum', t)));
+  }
+  minimum(t: Tensor): Tensor {
+    return new Tensor(native.minimum(this.handle, other('minimum', t)));
+  }
 
   // ---- comparison and selection -----------------------------------------------------------------------------------
 
-  eq(other: Tensor | Scalar): Tensor { return new Tensor(native.eq(this.handle, operand('eq', other), !(other instanceof Tensor))); }
-  ne(other: Tensor | Scalar): Tensor { return new Tensor(native.ne(this.handle, operand('ne', other), !(other instanceof Tensor))); }
-  lt(other: Tensor | Scalar): Tensor { return new Tensor(native.lt(this.handle, operand('lt', other), !(other instanceof Tensor))); }
-  le(other: Tensor | Scalar): Tensor { return new Tensor(native.le(this.handle, operand('le', other), !(other instanceof Tensor))); }
-  gt(other: Tensor | Scalar): Tensor { return new Tensor(native.gt(this.handle, operand('gt', other), !(other instanceof Tensor))); }
-  ge(other: Tensor | Scalar): Tensor { return new Tensor(native.ge(this.handle, operand('ge', other), !(other instanceof Tensor))); }
-  logicalNot(): Tensor { return new Tensor(native.logicalNot(this.handle)); }
-  isnan(): Tensor { return new Tensor(native.isnan(this.handle)); }
-  isfinite(): Tensor { return new Tensor(native.isfinite(this.handle)); }
+  eq(other: Tensor | Scalar): Tensor {
+    return new Tensor(native.eq(this.handle, operand('eq', other), !(other instanceof Tensor)));
+  }
+  ne(other: Tensor | Scalar): Tensor {
+    return new Tensor(native.ne(this.handle, operand('ne', other), !(other instanceof Tensor)));
+  }
+  lt(other: Tensor | Scalar): Tensor {
+    return new Tensor(native.lt(this.handle, operand('lt', other), !(other instanceof Tensor)));
+  }
+  le(other: Tensor | Scalar): Tensor {
+    return new Tensor(native.le(this.handle, operand('le', other), !(other instanceof Tensor)));
+  }
+  gt(other: Tensor | Scalar): Tensor {
+    return new Tensor(native.gt(this.handle, operand('gt', other), !(other instanceof Tensor)));
+  }
+  ge(other: Tensor | Scalar): Tensor {
+    return new Tensor(native.ge(this.handle, operand('ge', other), !(other instanceof Tensor)));
+  }
+  logicalNot(): Tensor {
+    return new Tensor(native.logicalNot(this.handle));
+  }
+  isnan(): Tensor {
+    return new Tensor(native.isnan(this.handle));
+  }
+  isfinite(): Tensor {
+    return new Tensor(native.isfinite(this.handle));
+  }
 
   /** PyTorch's `allclose`: |a - b| <= atol + rtol * |b| everywhere. */
   allclose(t: Tensor, options: { rtol?: number; atol?: number } = {}): boolean {
     const { rtol = 1e-5, atol = 1e-8 } = checkOptions('allclose', options);
-    const h = native.allclose(this.handle, other('allclose', t), checkNumber('allclose', 'rtol', rtol), checkNumber('allclose', 'atol', atol));
+    const h = native.allclose(
+      this.handle,
+      other('allclose', t),
+      checkNumber('allclose', 'rtol', rtol),
+      checkNumber('allclose', 'atol', atol),
+    );
     const result = native.item(h) as boolean;
     native.dispose(h);
     return result;
@@ -371,38 +465,83 @@ export class Tensor {
 
   // ---- linear algebra ---------------------------------------------------------------------------------------------
 
-  matmul(t: Tensor): Tensor { return new Tensor(native.matmul(this.handle, other('matmul', t))); }
-  mm(t: Tensor): Tensor { return new Tensor(native.mm(this.handle, other('mm', t))); }
-  bmm(t: Tensor): Tensor { return new Tensor(native.bmm(this.handle, other('bmm', t))); }
+  matmul(t: Tensor): Tensor {
+    return new Tensor(native.matmul(this.handle, other('matmul', t)));
+  }
+  mm(t: Tensor): Tensor {
+    return new Tensor(native.mm(this.handle, other('mm', t)));
+  }
+  bmm(t: Tensor): Tensor {
+    return new Tensor(native.bmm(this.handle, other('bmm', t)));
+  }
 
   // ---- reductions -------------------------------------------------------------------------------------------------
 
   /** Sum over `dim` (a dim or a list of dims), or over all elements when `dim` is omitted. */
   sum(dim?: number | readonly number[], options: ReduceOptions = {}): Tensor {
-    return new Tensor(native.sum(this.handle, dimsArg('sum', dim), checkBool('sum', 'keepdim', checkOptions('sum', options).keepdim ?? false)));
+    return new Tensor(
+      native.sum(
+        this.handle,
+        dimsArg('sum', dim),
+        checkBool('sum', 'keepdim', checkOptions('sum', options).keepdim ?? false),
+      ),
+    );
   }
 
   mean(dim?: number | readonly number[], options: ReduceOptions = {}): Tensor {
-    return new Tensor(native.mean(this.handle, dimsArg('mean', dim), checkBool('mean', 'keepdim', checkOptions('mean', options).keepdim ?? false)));
+    return new Tensor(
+      native.mean(
+        this.handle,
+        dimsArg('mean', dim),
+        checkBool('mean', 'keepdim', checkOptions('mean', options).keepdim ?? false),
+      ),
+    );
   }
 
   logsumexp(dim?: number | readonly number[], options: ReduceOptions = {}): Tensor {
-    return new Tensor(native.logsumexp(this.handle, dimsArg('logsumexp', dim), checkBool('logsumexp', 'keepdim', checkOptions('logsumexp', options).keepdim ?? false)));
+    return new Tensor(
+      native.logsumexp(
+        this.handle,
+        dimsArg('logsumexp', dim),
+        checkBool('logsumexp', 'keepdim', checkOptions('logsumexp', options).keepdim ?? false),
+      ),
+    );
   }
 
   std(dim?: number | readonly number[], options: StdOptions = {}): Tensor {
     const { keepdim = false, unbiased = true } = checkOptions('std', options);
-    return new Tensor(native.std(this.handle, dimsArg('std', dim), checkBool('std', 'keepdim', keepdim), checkBool('std', 'unbiased', unbiased)));
+    return new Tensor(
+      native.std(
+        this.handle,
+        dimsArg('std', dim),
+        checkBool('std', 'keepdim', keepdim),
+        checkBool('std', 'unbiased', unbiased),
+      ),
+    );
   }
 
   var(dim?: number | readonly number[], options: StdOptions = {}): Tensor {
     const { keepdim = false, unbiased = true } = checkOptions('var', options);
-    return new Tensor(native.var(this.handle, dimsArg('var', dim), checkBool('var', 'keepdim', keepdim), checkBool('var', 'unbiased', unbiased)));
+    return new Tensor(
+      native.var(
+        this.handle,
+        dimsArg('var', dim),
+        checkBool('var', 'keepdim', keepdim),
+        checkBool('var', 'unbiased', unbiased),
+      ),
+    );
   }
 
   /** The p-norm over `dim`, or over all elements. */
   norm(p: number = 2, dim?: number | readonly number[], options: ReduceOptions = {}): Tensor {
-    return new Tensor(native.norm(this.handle, dimsArg('norm', dim), checkBool('norm', 'keepdim', checkOptions('norm', options).keepdim ?? false), checkNumber('norm', 'p', p)));
+    return new Tensor(
+      native.norm(
+        this.handle,
+        dimsArg('norm', dim),
+        checkBool('norm', 'keepdim', checkOptions('norm', options).keepdim ?? false),
+        checkNumber('norm', 'p', p),
+      ),
+    );
   }
 
   /** The largest element; with `dim`, PyTorch's (values, indices) pair along it. */
@@ -419,18 +558,38 @@ export class Tensor {
     return this.#extreme('min', dim, options);
   }
 
-  #extreme(op: 'max' | 'min', dim: number | undefined, options: ReduceOptions): Tensor | { values: Tensor; indices: Tensor } {
+  #extreme(
+    op: 'max' | 'min',
+    dim: number | undefined,
+    options: ReduceOptions,
+  ): Tensor | { values: Tensor; indices: Tensor } {
     if (dim === undefined) return new Tensor(native[op](this.handle) as Handle);
-    const [values, indices] = native[op](this.handle, checkInt(op, 'dim', dim), checkBool(op, 'keepdim', checkOptions(op, options).keepdim ?? false)) as [Handle, Handle];
+    const [values, indices] = native[op](
+      this.handle,
+      checkInt(op, 'dim', dim),
+      checkBool(op, 'keepdim', checkOptions(op, options).keepdim ?? false),
+    ) as [Handle, Handle];
     return { values: new Tensor(values), indices: new Tensor(indices) };
   }
 
   argmax(dim?: number, options: ReduceOptions = {}): Tensor {
-    return new Tensor(native.argmax(this.handle, dim === undefined ? undefined : checkInt('argmax', 'dim', dim), checkBool('argmax', 'keepdim', checkOptions('argmax', options).keepdim ?? false)));
+    return new Tensor(
+      native.argmax(
+        this.handle,
+        dim === undefined ? undefined : checkInt('argmax', 'dim', dim),
+        checkBool('argmax', 'keepdim', checkOptions('argmax', options).keepdim ?? false),
+      ),
+    );
   }
 
   argmin(dim?: number, options: ReduceOptions = {}): Tensor {
-    return new Tensor(native.argmin(this.handle, dim === undefined ? undefined : checkInt('argmin', 'dim', dim), checkBool('argmin', 'keepdim', checkOptions('argmin', options).keepdim ?? false)));
+    return new Tensor(
+      native.argmin(
+        this.handle,
+        dim === undefined ? undefined : checkInt('argmin', 'dim', dim),
+        checkBool('argmin', 'keepdim', checkOptions('argmin', options).keepdim ?? false),
+      ),
+    );
   }
 
   /** The k largest (or smallest) elements along `dim` (default the last) and their indices, as PyTorch's `topk`. */
@@ -438,34 +597,60 @@ export class Tensor {
     const { dim = -1, largest = true, sorted = true } = checkOptions('topk', options);
     const shape = this.shape;
     const d = checkInt('topk', 'dim', dim);
-    if (d < -shape.length || d >= Math.max(shape.length, 1)) throw invalidArg('topk', 'dim', `in [${-shape.length}, ${shape.length})`, dim);
+    if (d < -shape.length || d >= Math.max(shape.length, 1))
+      throw invalidArg('topk', 'dim', `in [${-shape.length}, ${shape.length})`, dim);
     const size = shape.length === 0 ? 1 : shape[d < 0 ? d + shape.length : d];
-    if (checkInt('topk', 'k', k) < 0 || k > size) throw invalidArg('topk', 'k', `in [0, ${size}] (the size of dim ${dim} of shape [${shape}])`, k);
-    const [values, indices] = native.topk(this.handle, k, d, checkBool('topk', 'largest', largest), checkBool('topk', 'sorted', sorted));
+    if (checkInt('topk', 'k', k) < 0 || k > size)
+      throw invalidArg('topk', 'k', `in [0, ${size}] (the size of dim ${dim} of shape [${shape}])`, k);
+    const [values, indices] = native.topk(
+      this.handle,
+      k,
+      d,
+      checkBool('topk', 'largest', largest),
+      checkBool('topk', 'sorted', sorted),
+    );
     return { values: new Tensor(values), indices: new Tensor(indices) };
   }
 
   // ---- views and re-arrangements ----------------------------------------------------------------------------------
 
-  reshape(...shape: number[] | [readonly number[]]): Tensor { return new Tensor(native.reshape(this.handle, intsArg('reshape', shape))); }
-  view(...shape: number[] | [readonly number[]]): Tensor { return new Tensor(native.view(this.handle, intsArg('view', shape))); }
-  permute(...dims: number[] | [readonly number[]]): Tensor { return new Tensor(native.permute(this.handle, intsArg('permute', dims))); }
-  expand(...shape: number[] | [readonly number[]]): Tensor { return new Tensor(native.expand(this.handle, intsArg('expand', shape))); }
-  repeat(...repeats: number[] | [readonly number[]]): Tensor { return new Tensor(native.repeat(this.handle, intsArg('repeat', repeats))); }
-  flip(...dims: number[] | [readonly number[]]): Tensor { return new Tensor(native.flip(this.handle, intsArg('flip', dims))); }
+  reshape(...shape: number[] | [readonly number[]]): Tensor {
+    return new Tensor(native.reshape(this.handle, intsArg('reshape', shape)));
+  }
+  view(...shape: number[] | [readonly number[]]): Tensor {
+    return new Tensor(native.view(this.handle, intsArg('view', shape)));
+  }
+  permute(...dims: number[] | [readonly number[]]): Tensor {
+    return new Tensor(native.permute(this.handle, intsArg('permute', dims)));
+  }
+  expand(...shape: number[] | [readonly number[]]): Tensor {
+    return new Tensor(native.expand(this.handle, intsArg('expand', shape)));
+  }
+  repeat(...repeats: number[] | [readonly number[]]): Tensor {
+    return new Tensor(native.repeat(this.handle, intsArg('repeat', repeats)));
+  }
+  flip(...dims: number[] | [readonly number[]]): Tensor {
+    return new Tensor(native.flip(this.handle, intsArg('flip', dims)));
+  }
 
   flatten(startDim = 0, endDim = -1): Tensor {
-    return new Tensor(native.flatten(this.handle, checkInt('flatten', 'startDim', startDim), checkInt('flatten', 'endDim', endDim)));
+    return new Tensor(
+      native.flatten(this.handle, checkInt('flatten', 'startDim', startDim), checkInt('flatten', 'endDim', endDim)),
+    );
   }
 
   squeeze(dim?: number): Tensor {
     return new Tensor(native.squeeze(this.handle, dim === undefined ? undefined : checkInt('squeeze', 'dim', dim)));
   }
 
-  unsqueeze(dim: number): Tensor { return new Tensor(native.unsqueeze(this.handle, checkInt('unsqueeze', 'dim', dim))); }
+  unsqueeze(dim: number): Tensor {
+    return new Tensor(native.unsqueeze(this.handle, checkInt('unsqueeze', 'dim', dim)));
+  }
 
   transpose(dim0: number, dim1: number): Tensor {
-    return new Tensor(native.transpose(this.handle, checkInt('transpose', 'dim0', dim0), checkInt('transpose', 'dim1', dim1)));
+    return new Tensor(
+      native.transpose(this.handle, checkInt('transpose', 'dim0', dim0), checkInt('transpose', 'dim1', dim1)),
+    );
   }
 
   /** The transpose of a matrix (or a 0/1-D tensor unchanged), as PyTorch's `t()`. */
@@ -474,13 +659,28 @@ export class Tensor {
   }
 
   narrow(dim: number, start: number, length: number): Tensor {
-    return new Tensor(native.narrow(this.handle, checkInt('narrow', 'dim', dim), checkInt('narrow', 'start', start), checkInt('narrow', 'length', length)));
+    return new Tensor(
+      native.narrow(
+        this.handle,
+        checkInt('narrow', 'dim', dim),
+        checkInt('narrow', 'start', start),
+        checkInt('narrow', 'length', length),
+      ),
+    );
   }
 
   /** `x[..., start:end:step, ...]` along `dim` (a view); omitted bounds mean the whole range. */
   slice(dim: number, start?: number, end?: number, step = 1): Tensor {
     const opt = (name: string, v?: number) => (v === undefined ? undefined : checkInt('slice', name, v));
-    return new Tensor(native.slice(this.handle, checkInt('slice', 'dim', dim), opt('start', start), opt('end', end), checkInt('slice', 'step', step)));
+    return new Tensor(
+      native.slice(
+        this.handle,
+        checkInt('slice', 'dim', dim),
+        opt('start', start),
+        opt('end', end),
+        checkInt('slice', 'step', step),
+      ),
+    );
   }
 
   select(dim: number, index: number): Tensor {
@@ -488,7 +688,9 @@ export class Tensor {
   }
 
   indexSelect(dim: number, index: Tensor): Tensor {
-    return new Tensor(native.indexSelect(this.handle, checkInt('indexSelect', 'dim', dim), other('indexSelect', index, 'index')));
+    return new Tensor(
+      native.indexSelect(this.handle, checkInt('indexSelect', 'dim', dim), other('indexSelect', index, 'index')),
+    );
   }
 
   gather(dim: number, index: Tensor): Tensor {
@@ -526,7 +728,8 @@ export class Tensor {
 
   clamp_(options: { min?: number; max?: number }): this {
     const { min, max } = checkOptions('clamp_', options);
-    if (min === undefined && max === undefined) throw invalidArg('clamp_', 'options', 'at least one of min and max', options);
+    if (min === undefined && max === undefined)
+      throw invalidArg('clamp_', 'options', 'at least one of min and max', options);
     native.clamp_(this.handle, optBound('clamp_', 'min', min), optBound('clamp_', 'max', max));
     return this;
   }
@@ -616,7 +819,11 @@ export class Tensor {
   /** Accumulates gradients into the leaves; `gradient` is required unless this tensor has one element. */
   backward(gradient?: Tensor, options: BackwardOptions = {}): void {
     const { retainGraph, createGraph = false } = checkOptions('backward', options);
-    native.backward(this.handle, gradient === undefined ? undefined : other('backward', gradient, 'gradient'),
-      retainGraph === undefined ? undefined : checkBool('backward', 'retainGraph', retainGraph), checkBool('backward', 'createGraph', createGraph));
+    native.backward(
+      this.handle,
+      gradient === undefined ? undefined : other('backward', gradient, 'gradient'),
+      retainGraph === undefined ? undefined : checkBool('backward', 'retainGraph', retainGraph),
+      checkBool('backward', 'createGraph', createGraph),
+    );
   }
 }

@@ -25,7 +25,6 @@ import { tensor } from '../torch/creation.js';
 import { tidy } from '../torch/scope.js';
 import { buildOptimizer, buildScheduler } from './optimizers.js';
 
-
 /** A fine-tuning epoch, as `onEpoch` is told it: the metrics.jsonl line, with the skipped samples themselves. */
 export interface FinetuneEpochMetrics extends Omit<FinetuneEpochRecord, 'skipped'> {
   /** Samples left out in this epoch (onBadSample 'skip': training, validation; band statistics in the first). */
@@ -63,7 +62,13 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   await using val = prepared.val;
   await using test = prepared.test;
   // BatchNorm needs two samples a batch: the last, smaller batch is dropped when there is more than one.
-  await using train = new DataLoader(dataset, { ...loaderOptions, filter: (_, i) => subset.has(i), augmentation: config.augment, views: 1, dropLast: subset.size > config.batchSize });
+  await using train = new DataLoader(dataset, {
+    ...loaderOptions,
+    filter: (_, i) => subset.has(i),
+    augmentation: config.augment,
+    views: 1,
+    dropLast: subset.size > config.batchSize,
+  });
   const backboneParameters = new Set([...model.backbones.values()].flatMap((b) => b.parameters()));
   if (config.linearProbe) backboneParameters.forEach((p) => p.requiresGrad_(false));
   const probed = [...model.classifier.parameters(), ...(model.missing?.parameters() ?? [])];
@@ -84,17 +89,35 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   const dropRandom = new Random(config.seed).fork(13);
   let epoch = 0;
   for (; epoch < config.epochs && !signal?.aborted; epoch++) {
-    const started = performance.now(), lr = optimizer.paramGroups[0].lr, skippedBefore = train.skipped.length;
-    let lossSum = 0, seen = 0;
+    const started = performance.now(),
+      lr = optimizer.paramGroups[0].lr,
+      skippedBefore = train.skipped.length;
+    let lossSum = 0,
+      seen = 0;
     model.train();
-    if (config.linearProbe) model.backbones.forEach((b) => b.eval());   // frozen: running statistics and no dropout
+    if (config.linearProbe) model.backbones.forEach((b) => b.eval()); // frozen: running statistics and no dropout
     for await (const batch of train.epoch(epoch)) {
       using b = batch;
       const targets = batchTargets(b, config.includeNegative);
       lossSum += tidy(() => {
         optimizer.zeroGrad();
-        const dropped = config.modalityDropout > 0 ? tensor(dropMask(dropRandom.fork(epoch).fork(b.index), targets.length, config.modalities.length, config.modalityDropout), { device: loaderOptions.device }) : null;
-        const loss = crossEntropy(model.forward(firstViews(b, config.modalities, config.memoryFormat), { dropped }), tensor(targets, { dtype: 'int64', device: loaderOptions.device }), { ignoreIndex: -1 });
+        const dropped =
+          config.modalityDropout > 0
+            ? tensor(
+                dropMask(
+                  dropRandom.fork(epoch).fork(b.index),
+                  targets.length,
+                  config.modalities.length,
+                  config.modalityDropout,
+                ),
+                { device: loaderOptions.device },
+              )
+            : null;
+        const loss = crossEntropy(
+          model.forward(firstViews(b, config.modalities, config.memoryFormat), { dropped }),
+          tensor(targets, { dtype: 'int64', device: loaderOptions.device }),
+          { ignoreIndex: -1 },
+        );
         loss.backward();
         optimizer.step();
         return (loss.item() as number) * targets.length;
@@ -108,14 +131,25 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
     pendingSkips = [];
     const valReport = await report(val, 'val', skipped);
     const metrics: FinetuneEpochMetrics = {
-      epoch, loss: lossSum / seen, lr, locationsPerSecond: seen / ((performance.now() - started) / 1000), valAccuracy: valReport.accuracy, valMacroF1: valReport.macroF1, skipped,
+      epoch,
+      loss: lossSum / seen,
+      lr,
+      locationsPerSecond: seen / ((performance.now() - started) / 1000),
+      valAccuracy: valReport.accuracy,
+      valMacroF1: valReport.macroF1,
+      skipped,
     };
     folder.appendLines('metrics', [{ ...metrics, skipped: skipped.length } satisfies FinetuneEpochRecord]);
     onEpoch?.(metrics);
   }
   const final: SkipRecord[] = [];
   const result: FinetuneResult = {
-    classNames, val: await report(val, 'val', final), test: await report(test, 'test', final), trainSamples: subset.size, epochs: epoch, skipped: skips.count,
+    classNames,
+    val: await report(val, 'val', final),
+    test: await report(test, 'test', final),
+    trainSamples: subset.size,
+    epochs: epoch,
+    skipped: skips.count,
   };
   await saveFinetuned(model, folder, config, normalization, inputSizes(config, dataset));
   await folder.writeJson('report', result);

@@ -18,10 +18,8 @@ import type { Device } from '../torch/device.js';
 import type { KnnConfig, PretrainConfig } from '../config/index.js';
 import type { KnnMetrics } from '../runs/records.js';
 
-
 /** Share of training time the 'auto' schedule allows the monitor. */
 export const KNN_BUDGET = 0.1;
-
 
 /** 'auto': epochs until the next evaluation, so that one costing `seconds` stays within the budget of their time. */
 export function knnInterval(seconds: number, epochSeconds: number): number {
@@ -40,22 +38,35 @@ export class KnnMonitor {
   #interval = 1;
   #trainingSeconds = 0;
 
-  private constructor(readonly config: KnnConfig, private readonly setting: Setting, private readonly gallery: DataLoader, private readonly queries: DataLoader) {}
+  private constructor(
+    readonly config: KnnConfig,
+    private readonly setting: Setting,
+    private readonly gallery: DataLoader,
+    private readonly queries: DataLoader,
+  ) {}
 
   /** The monitor for this run, or undefined when it is off or the data have no labelled train and val samples. */
   static create(setting: Setting): KnnMonitor | undefined {
     const { dataset, config, normalization, device } = setting;
     if (config.knn.every === 0) return undefined;
-    const labelled = (split: string) => dataset.samples.flatMap((s, i) => (s.split === split && s.label >= 0 ? [i] : []));
+    const labelled = (split: string) =>
+      dataset.samples.flatMap((s, i) => (s.split === split && s.label >= 0 ? [i] : []));
     const queries = labelled('val');
     const train = new Random(config.seed).fork(11).shuffle(labelled('train')).slice(0, config.knn.gallerySize);
     if (queries.length === 0 || train.length === 0) return undefined;
     // Each loader's workers live as long as the monitor: starting them for every evaluation would cost more than it.
-    const loader = (indices: Set<number>) => new DataLoader(dataset, {
-      modalities: config.modalities.map((name) => ({ name, size: config.sizes[name] })), batchSize: config.batchSize,
-      splits: ['train', 'val'], filter: (_, i) => indices.has(i), shuffle: false, normalization, workers: config.workers,
-      device, onBadSample: config.onBadSample,
-    });
+    const loader = (indices: Set<number>) =>
+      new DataLoader(dataset, {
+        modalities: config.modalities.map((name) => ({ name, size: config.sizes[name] })),
+        batchSize: config.batchSize,
+        splits: ['train', 'val'],
+        filter: (_, i) => indices.has(i),
+        shuffle: false,
+        normalization,
+        workers: config.workers,
+        device,
+        onBadSample: config.onBadSample,
+      });
     return new KnnMonitor(config.knn, setting, loader(new Set(train)), loader(new Set(queries)));
   }
 
@@ -81,10 +92,18 @@ export class KnnMonitor {
       using queries = await this.#embed(model, this.queries);
       if (gallery.columns.length === 0 || queries.columns.length === 0) return undefined;
       const { k, temperature } = this.config;
-      const accuracy = knnAccuracy(gallery.columns[0], gallery.labels, queries.columns[0], queries.labels, { numClasses: CLASSES.length, k, temperature });
+      const accuracy = knnAccuracy(gallery.columns[0], gallery.labels, queries.columns[0], queries.labels, {
+        numClasses: CLASSES.length,
+        k,
+        temperature,
+      });
       const seconds = (performance.now() - start) / 1000;
       this.#schedule(seconds);
-      return { epoch, step, knn: { accuracy, k, gallery: gallery.labels.length, queries: queries.labels.length, seconds } };
+      return {
+        epoch,
+        step,
+        knn: { accuracy, k, gallery: gallery.labels.length, queries: queries.labels.length, seconds },
+      };
     } finally {
       model.train();
     }
@@ -101,7 +120,12 @@ export class KnnMonitor {
     const { modalities, memoryFormat, dtype } = this.setting.config;
     return collectRows(loader, (b) => {
       const inputs = firstViews(b, modalities, memoryFormat);
-      return [cat(modalities.map((m) => model.encoder(m).features(inputs[m].to({ dtype }))), 1)];
+      return [
+        cat(
+          modalities.map((m) => model.encoder(m).features(inputs[m].to({ dtype }))),
+          1,
+        ),
+      ];
     });
   }
 

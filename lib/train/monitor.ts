@@ -11,19 +11,29 @@ import type { Tensor } from '../torch/tensor.js';
 import type { EmbeddingHealth } from '../runs/records.js';
 import { modalityRows, type ViewLayout } from './views.js';
 
-
 /** The monitor's values for embeddings z [T x N, d] laid out as `layout` says (no gradient is recorded). */
 export function embeddingHealth(z: Tensor, layout: ViewLayout, n: number): EmbeddingHealth {
   return tidy(() => {
     const unit = normalize(z.detach(), { dim: 1 });
-    const std = Object.fromEntries(layout.modalities.map((m) => {
-      const [start, end] = modalityRows(layout, m, n);
-      return [m, unit.narrow(0, start, end - start).std(0, { unbiased: false }).mean().item() as number];
-    }));
+    const std = Object.fromEntries(
+      layout.modalities.map((m) => {
+        const [start, end] = modalityRows(layout, m, n);
+        return [
+          m,
+          unit
+            .narrow(0, start, end - start)
+            .std(0, { unbiased: false })
+            .mean()
+            .item() as number,
+        ];
+      }),
+    );
     const v = unit.shape[0];
     // |a - b|^2 = 2 - 2 a.b on the unit sphere; the V x V pairs are few (V is a batch's views), summed here.
     const dot = unit.mm(unit.t()).toTypedArray() as Float32Array;
-    let aligned = 0, positives = 0, spread = 0;
+    let aligned = 0,
+      positives = 0,
+      spread = 0;
     for (let i = 0; i < v; i++) {
       for (let j = 0; j < v; j++) {
         if (i === j) continue;
@@ -32,7 +42,8 @@ export function embeddingHealth(z: Tensor, layout: ViewLayout, n: number): Embed
         if (i % n === j % n) [aligned, positives] = [aligned + squared, positives + 1];
       }
     }
-    const alignment = aligned / positives, uniformity = Math.log(spread / (v * (v - 1)));
+    const alignment = aligned / positives,
+      uniformity = Math.log(spread / (v * (v - 1)));
     return { std, alignment, uniformity };
   });
 }

@@ -30,7 +30,12 @@ import type { PretrainConfig } from '../config/index.js';
 import { bandCounts, type Dataset, type SkippedSample } from '../data/dataset.js';
 import { DataLoader, type Batch } from '../data/loader.js';
 import { openPath } from '../data/open.js';
-import { type BandStatsOptions, loadOrComputeBandStats, type NormalizationStats, writeBandStats } from '../data/stats.js';
+import {
+  type BandStatsOptions,
+  loadOrComputeBandStats,
+  type NormalizationStats,
+  writeBandStats,
+} from '../data/stats.js';
 import { ProcessGroup } from '../distributed/process_group.js';
 import { readPretrainConfig } from '../runs/config.js';
 import { writeEnvironment } from '../runs/environment.js';
@@ -42,7 +47,6 @@ import { KnnMonitor } from './knn_monitor.js';
 import { embeddingHealth } from './monitor.js';
 import { buildOptimizer, buildScheduler, type TrainOptimizer } from './optimizers.js';
 import { anchorRows, viewGroups, viewLayout, type ViewLayout } from './views.js';
-
 
 /** The end of an epoch, or of the part of it a stopped run did. */
 export interface EpochSummary {
@@ -93,20 +97,37 @@ interface Position {
  * holds no anchor (Negatives only) and no step was taken. With a group the loss spans every rank's views, and a rank
  * whose batch holds only Negatives still steps (its views are the others' negatives).
  */
-export function pretrainStep(model: MultiModalModel, batch: Batch, layout: ViewLayout, optimizer: TrainOptimizer, options: { temperature: number; memoryFormat: PretrainConfig['memoryFormat']; dtype?: PretrainConfig['dtype']; group?: ProcessGroup }): { loss: number; health: EmbeddingHealth } | undefined {
+export function pretrainStep(
+  model: MultiModalModel,
+  batch: Batch,
+  layout: ViewLayout,
+  optimizer: TrainOptimizer,
+  options: {
+    temperature: number;
+    memoryFormat: PretrainConfig['memoryFormat'];
+    dtype?: PretrainConfig['dtype'];
+    group?: ProcessGroup;
+  },
+): { loss: number; health: EmbeddingHealth } | undefined {
   const { group } = options;
   const negative = batch.negative.toBooleans();
   if (!group && negative.every(Boolean)) return undefined;
   const n = negative.length;
   return tidy(() => {
-    optimizer.zeroGrad({ setToNone: true });   // backward writes fresh gradients: no pass to zero them
-    const z = cat(layout.modalities.map((m) => {
-      const views = batch.views[m];
-      const x = (views.length === 1 ? views[0] : cat(views)).to({ dtype: options.dtype ?? 'float32' }).contiguous({ memoryFormat: options.memoryFormat });
-      return model.forward(m, x);
-    }));
+    optimizer.zeroGrad({ setToNone: true }); // backward writes fresh gradients: no pass to zero them
+    const z = cat(
+      layout.modalities.map((m) => {
+        const views = batch.views[m];
+        const x = (views.length === 1 ? views[0] : cat(views))
+          .to({ dtype: options.dtype ?? 'float32' })
+          .contiguous({ memoryFormat: options.memoryFormat });
+        return model.forward(m, x);
+      }),
+    );
     const lossOptions = { temperature: options.temperature, anchorMask: anchorRows(layout, negative) };
-    const loss = group ? infoNCEAcrossRanks(z, viewGroups(layout, n), group, lossOptions) : infoNCE(z, viewGroups(layout, n), lossOptions);
+    const loss = group
+      ? infoNCEAcrossRanks(z, viewGroups(layout, n), group, lossOptions)
+      : infoNCE(z, viewGroups(layout, n), lossOptions);
     loss.backward();
     group?.allReduceGradients(model.parameters());
     optimizer.step();
@@ -125,11 +146,17 @@ function agree(group: ProcessGroup | undefined, loss: number, stop: boolean): { 
 
 /** The configuration of the run to resume in `folder`, which must be `config`. */
 function resumedConfig(folder: RunFolder, config: PretrainConfig): PretrainConfig {
-  if (!folder.has('checkpoint')) throw new FileError(folder.path('checkpoint'), 'missing: there is no run to resume here');
+  if (!folder.has('checkpoint'))
+    throw new FileError(folder.path('checkpoint'), 'missing: there is no run to resume here');
   const saved = readPretrainConfig(folder);
   if (JSON.stringify(saved) !== JSON.stringify(config)) {
-    const differing = Object.keys({ ...saved, ...config }).filter((k) => JSON.stringify(saved[k as keyof PretrainConfig]) !== JSON.stringify(config[k as keyof PretrainConfig]));
-    throw new FileError(folder.path('config'), `the run was configured differently (${differing.join(', ')}); a resumed run keeps its configuration`);
+    const differing = Object.keys({ ...saved, ...config }).filter(
+      (k) => JSON.stringify(saved[k as keyof PretrainConfig]) !== JSON.stringify(config[k as keyof PretrainConfig]),
+    );
+    throw new FileError(
+      folder.path('config'),
+      `the run was configured differently (${differing.join(', ')}); a resumed run keeps its configuration`,
+    );
   }
   return saved;
 }
@@ -137,15 +164,25 @@ function resumedConfig(folder: RunFolder, config: PretrainConfig): PretrainConfi
 /** metrics.jsonl up to `step` (a resumed run rewrites what followed its checkpoint). */
 async function truncateMetrics(folder: RunFolder, step: number): Promise<void> {
   const kept = folder.readLines<{ step: number }>('metrics').filter((line) => line.step <= step);
-  await writeFileAtomic(folder.path('metrics'), [new TextEncoder().encode(kept.map((l) => `${JSON.stringify(l)}\n`).join(''))]);
+  await writeFileAtomic(folder.path('metrics'), [
+    new TextEncoder().encode(kept.map((l) => `${JSON.stringify(l)}\n`).join('')),
+  ]);
 }
 
 /** Rank 0's band statistics on every rank, in one broadcast on `device` (the other ranks compute nothing). */
-async function sharedStats(group: ProcessGroup | undefined, dataset: Dataset, modalities: readonly string[], device: Device, compute: () => Promise<NormalizationStats>): Promise<NormalizationStats> {
+async function sharedStats(
+  group: ProcessGroup | undefined,
+  dataset: Dataset,
+  modalities: readonly string[],
+  device: Device,
+  compute: () => Promise<NormalizationStats>,
+): Promise<NormalizationStats> {
   if (!group || group.worldSize === 1) return compute();
   const bands = bandCounts('pretrain', modalities, dataset);
   const own = group.rank === 0 ? await compute() : undefined;
-  const flat = own ? modalities.flatMap((m) => [...own[m].mean, ...own[m].std]) : modalities.flatMap((m) => new Array<number>(2 * bands[m]).fill(0));
+  const flat = own
+    ? modalities.flatMap((m) => [...own[m].mean, ...own[m].std])
+    : modalities.flatMap((m) => new Array<number>(2 * bands[m]).fill(0));
   using t = tensor(flat, { dtype: 'float64', device });
   group.broadcast(t, 0);
   const values = t.toNumbers();
@@ -158,38 +195,79 @@ async function sharedStats(group: ProcessGroup | undefined, dataset: Dataset, mo
  * Waits for the event loop's next turn: a signal (Ctrl-C) that arrived during a step is handled here, before the next
  * step starts, even when the next batch is already read (awaiting it alone would not turn the loop).
  */
-const nextTurn = () => new Promise<void>((resolve) => { setImmediate(resolve); });
+const nextTurn = () =>
+  new Promise<void>((resolve) => {
+    setImmediate(resolve);
+  });
 
 /** Pre-trains as configured, writing the run folder `out`; see the file's comment. */
 export async function pretrain(options: PretrainOptions): Promise<PretrainResult> {
   const { out, resume = false, signal, onStep, onEpoch, onEpochEnd, group } = options;
-  const worldSize = group?.worldSize ?? 1, writer = (group?.rank ?? 0) === 0;
+  const worldSize = group?.worldSize ?? 1,
+    writer = (group?.rank ?? 0) === 0;
   const folder = new RunFolder(out);
   // Everything that can be refused is checked before the run folder is touched.
   const config = resume ? resumedConfig(folder, options.config) : options.config;
   const layout = viewLayout(config.modalities, config.augment);
-  if (config.batchSize % worldSize !== 0) throw invalidArg('pretrain', 'batchSize', `a multiple of the ${worldSize} processes (it is the global batch)`, config.batchSize);
+  if (config.batchSize % worldSize !== 0)
+    throw invalidArg(
+      'pretrain',
+      'batchSize',
+      `a multiple of the ${worldSize} processes (it is the global batch)`,
+      config.batchSize,
+    );
   // With several GPUs on a machine, each rank takes its own (torchrun's LOCAL_RANK convention).
-  const device = checkAvailable('pretrain', group && config.device === 'cuda' ? `cuda:${group.localRank}` : config.device);
-  if (!resume && folder.has('checkpoint')) throw new FileError(out, 'holds a run already: resume it (--resume) or choose another folder');
+  const device = checkAvailable(
+    'pretrain',
+    group && config.device === 'cuda' ? `cuda:${group.localRank}` : config.device,
+  );
+  if (!resume && folder.has('checkpoint'))
+    throw new FileError(out, 'holds a run already: resume it (--resume) or choose another folder');
   const dataset = await openPath(config.data);
   bandCounts('pretrain', config.modalities, dataset);
   if (config.threads !== null) setNumThreads(config.threads);
-  const statsOptions: BandStatsOptions = { modalities: config.modalities, maxSamples: config.statsSamples, seed: config.seed, workers: config.workers, onBadSample: config.onBadSample };
+  const statsOptions: BandStatsOptions = {
+    modalities: config.modalities,
+    maxSamples: config.statsSamples,
+    seed: config.seed,
+    workers: config.workers,
+    onBadSample: config.onBadSample,
+  };
   const statsSkipped: SkippedSample[] = [];
-  const normalization = await sharedStats(group, dataset, config.modalities, device, () => loadOrComputeBandStats(dataset, { ...statsOptions, lookIn: [folder.path('bandStats')], onSkip: (s) => statsSkipped.push(s) }));
+  const normalization = await sharedStats(group, dataset, config.modalities, device, () =>
+    loadOrComputeBandStats(dataset, {
+      ...statsOptions,
+      lookIn: [folder.path('bandStats')],
+      onSkip: (s) => statsSkipped.push(s),
+    }),
+  );
   await using loader = new DataLoader(dataset, {
-    modalities: config.modalities.map((name) => ({ name, size: config.sizes[name] })), batchSize: config.batchSize / worldSize, dropLast: true,
-    augmentation: config.augment, normalization, seed: config.seed, workers: config.workers, device, onBadSample: config.onBadSample,
+    modalities: config.modalities.map((name) => ({ name, size: config.sizes[name] })),
+    batchSize: config.batchSize / worldSize,
+    dropLast: true,
+    augmentation: config.augment,
+    normalization,
+    seed: config.seed,
+    workers: config.workers,
+    device,
+    onBadSample: config.onBadSample,
     shard: { rank: group?.rank ?? 0, worldSize },
   });
   const batches = loader.batches(0).length;
-  if (batches === 0) throw invalidArg('pretrain', 'batchSize', `at most the training split's ${dataset.samples.filter((s) => s.split === 'train').length} locations`, config.batchSize);
+  if (batches === 0)
+    throw invalidArg(
+      'pretrain',
+      'batchSize',
+      `at most the training split's ${dataset.samples.filter((s) => s.split === 'train').length} locations`,
+      config.batchSize,
+    );
   manualSeed(config.seed);
-  using model = pretrainModel(config, dataset).train().to({ device, dtype: config.dtype, memoryFormat: config.memoryFormat });
+  using model = pretrainModel(config, dataset)
+    .train()
+    .to({ device, dtype: config.dtype, memoryFormat: config.memoryFormat });
   if (group && worldSize > 1) {
     if (config.syncBatchNorm) convertSyncBatchNorm(model, group);
-    noGrad(() => group.broadcast([...model.stateDict().values()], 0));   // the same start even if seeds were to differ
+    noGrad(() => group.broadcast([...model.stateDict().values()], 0)); // the same start even if seeds were to differ
   }
   using optimizer = buildOptimizer(model.parameters(), config.optimizer);
   const scheduler = buildScheduler(optimizer, config.schedule, batches, config.epochs);
@@ -202,22 +280,33 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
   if (writer) await writeBandStats(folder.path('bandStats'), dataset, statsOptions, normalization, statsSkipped);
   const skips = new SkipLog(writer ? folder.path('skipped') : undefined);
   let pendingSkips = skips.add('stats', statsSkipped);
-  let position: Position = { epoch: 0, batch: 0 }, step = 0;
+  let position: Position = { epoch: 0, batch: 0 },
+    step = 0;
   if (resume) {
     const loaded = await loadCheckpoint(checkpoint, { model, optimizer, scheduler });
     ({ position } = loaded.extra as { position: Position });
     step = loaded.step;
     if (writer) await truncateMetrics(folder, step);
   }
-  const save = async () => writer && saveCheckpoint(checkpoint, {
-    model, optimizer, scheduler, step, epoch: position.epoch, extra: { position, normalization, modalities: config.modalities, inputSizes: inputSizes(config, dataset) },
-    metadata: { config: JSON.stringify(config) },
-  });
+  const save = async () =>
+    writer &&
+    saveCheckpoint(checkpoint, {
+      model,
+      optimizer,
+      scheduler,
+      step,
+      epoch: position.epoch,
+      extra: { position, normalization, modalities: config.modalities, inputSizes: inputSizes(config, dataset) },
+      metadata: { config: JSON.stringify(config) },
+    });
   await using monitor = writer ? KnnMonitor.create({ dataset, config, normalization, device }) : undefined;
   let stop = false;
   while (position.epoch < config.epochs && !stop) {
-    let waitStart = performance.now(), stopped = false;
-    const epochStart = waitStart, epoch = position.epoch, skippedBefore = loader.skipped.length;
+    let waitStart = performance.now(),
+      stopped = false;
+    const epochStart = waitStart,
+      epoch = position.epoch,
+      skippedBefore = loader.skipped.length;
     for await (const batch of loader.epoch(position.epoch, { from: position.batch })) {
       using b = batch;
       await nextTurn();
@@ -226,7 +315,9 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
         stopped = stop = true;
         break;
       }
-      const stepStart = performance.now(), lr = optimizer.paramGroups[0].lr, commStart = group ? ProcessGroup.waitSeconds() : 0;
+      const stepStart = performance.now(),
+        lr = optimizer.paramGroups[0].lr,
+        commStart = group ? ProcessGroup.waitSeconds() : 0;
       const result = pretrainStep(model, b, layout, optimizer, { ...config, group });
       position = { epoch: position.epoch, batch: b.index + 1 };
       if (result) {
@@ -239,15 +330,22 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
       if (result && writer) {
         const end = performance.now();
         const metrics: StepMetrics = {
-          epoch: position.epoch, batch: b.index, batches, step, loss: agreed.loss, lr,
-          locationsPerSecond: b.ids.length * worldSize / ((end - waitStart) / 1000), dataWait: (stepStart - waitStart) / (end - waitStart),
-          skipped: loader.skipped.length - skippedBefore, ...result.health,
-          ...(group ? { commWait: (ProcessGroup.waitSeconds() - commStart) * 1000 / (end - waitStart) } : {}),
+          epoch: position.epoch,
+          batch: b.index,
+          batches,
+          step,
+          loss: agreed.loss,
+          lr,
+          locationsPerSecond: (b.ids.length * worldSize) / ((end - waitStart) / 1000),
+          dataWait: (stepStart - waitStart) / (end - waitStart),
+          skipped: loader.skipped.length - skippedBefore,
+          ...result.health,
+          ...(group ? { commWait: ((ProcessGroup.waitSeconds() - commStart) * 1000) / (end - waitStart) } : {}),
         };
         folder.appendLines('metrics', [metrics]);
         onStep?.(metrics);
       }
-      stop = group ? agreed.stop : signal?.aborted ?? false;
+      stop = group ? agreed.stop : (signal?.aborted ?? false);
       if (stop && position.batch < batches) {
         stopped = true;
         break;
@@ -270,5 +368,11 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
     }
     if (writer) onEpochEnd?.({ epoch, completed: !stopped, skipped: epochSkips });
   }
-  return { epochs: position.epoch, steps: step, interrupted: position.epoch < config.epochs, checkpoint, skipped: skips.count };
+  return {
+    epochs: position.epoch,
+    steps: step,
+    interrupted: position.epoch < config.epochs,
+    checkpoint,
+    skipped: skips.count,
+  };
 }

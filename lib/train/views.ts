@@ -17,13 +17,19 @@ export interface ViewLayout {
 
 export function viewLayout(modalities: readonly string[], augment: boolean): ViewLayout {
   const op = 'viewLayout';
-  if (!Array.isArray(modalities) || modalities.length === 0 || !modalities.every((m) => typeof m === 'string' && m !== '')) {
+  if (
+    !Array.isArray(modalities) ||
+    modalities.length === 0 ||
+    !modalities.every((m) => typeof m === 'string' && m !== '')
+  ) {
     throw invalidArg(op, 'modalities', 'a non-empty array of modality names', modalities);
   }
   if (new Set(modalities).size !== modalities.length) throw invalidArg(op, 'modalities', 'distinct names', modalities);
   checkBool(op, 'augment', augment);
   if (!augment && modalities.length < 2) {
-    throw new ArgumentError(`${op}: pre-training ${modalities[0]} alone needs augmentations: without them a location has one view and no positive (add a modality, or turn augmentations on)`);
+    throw new ArgumentError(
+      `${op}: pre-training ${modalities[0]} alone needs augmentations: without them a location has one view and no positive (add a modality, or turn augmentations on)`,
+    );
   }
   const views = augment ? 2 : 1;
   return { modalities: [...modalities], views, perLocation: views * modalities.length };

@@ -78,7 +78,11 @@ export class WorkerPool<Request, Reply> {
   }
 
   get stats(): { queueDepth: number; running: number; workers: number } {
-    return { queueDepth: this.#queue.length, running: this.#slots.filter((s) => s.batch).length, workers: this.#slots.length };
+    return {
+      queueDepth: this.#queue.length,
+      running: this.#slots.filter((s) => s.batch).length,
+      workers: this.#slots.length,
+    };
   }
 
   #start(): Slot<Request, Reply> {
@@ -88,7 +92,7 @@ export class WorkerPool<Request, Reply> {
       slot.worker.on('message', (message: WorkerMessage<Reply>) => {
         if ('ready' in message) {
           ready = true;
-          if (!slot.batch) slot.worker.unref();   // starting kept Node alive; idle, it no longer does
+          if (!slot.batch) slot.worker.unref(); // starting kept Node alive; idle, it no longer does
           resolve(message.ready);
           this.#dispatch();
         } else if ('unready' in message) {
@@ -106,9 +110,15 @@ export class WorkerPool<Request, Reply> {
         this.#died(slot, error, ready);
       };
       slot.worker.on('error', died);
-      slot.worker.on('exit', (code) => died(new InternalError(`a worker of ${this.#script.pathname.split('/').pop()} exited unexpectedly with code ${code}`)));
+      slot.worker.on('exit', (code) =>
+        died(
+          new InternalError(
+            `a worker of ${this.#script.pathname.split('/').pop()} exited unexpectedly with code ${code}`,
+          ),
+        ),
+      );
     });
-    started.catch(() => undefined);   // awaited through ready(): no unhandled rejection when nobody asks
+    started.catch(() => undefined); // awaited through ready(): no unhandled rejection when nobody asks
     this.#ready.push(started);
     return slot;
   }
@@ -145,22 +155,31 @@ export class WorkerPool<Request, Reply> {
       if (slot.batch || this.#queue.length === 0) continue;
       const waited = performance.now() - this.#queue[0].enqueued;
       const first = groupOf?.(this.#queue[0].request);
-      const available = first === undefined ? this.#queue.length : this.#queue.filter((p) => groupOf!(p.request) === first).length;
+      const available =
+        first === undefined ? this.#queue.length : this.#queue.filter((p) => groupOf!(p.request) === first).length;
       if (available < maxBatch && waited < maxDelayMs) break;
       const items = this.#takeBatch();
       let done!: () => void;
-      const settled = new Promise<void>((resolve) => { done = resolve; });
+      const settled = new Promise<void>((resolve) => {
+        done = resolve;
+      });
       slot.batch = { id: this.#nextId++, items, done, settled };
       slot.worker.ref();
       this.onBatch?.(items.length);
       slot.worker.postMessage({ id: slot.batch.id, requests: items.map((p) => p.request) });
     }
     if (this.#queue.length > 0 && this.#slots.some((s) => !s.batch)) {
-      this.#timer = setTimeout(() => this.#dispatch(), Math.max(0, maxDelayMs - (performance.now() - this.#queue[0].enqueued)));
+      this.#timer = setTimeout(
+        () => this.#dispatch(),
+        Math.max(0, maxDelayMs - (performance.now() - this.#queue[0].enqueued)),
+      );
     }
   }
 
-  #finish(slot: Slot<Request, Reply>, message: { id: number; replies: Settled<Reply>[] } | { id: number; failure: ErrorData }): void {
+  #finish(
+    slot: Slot<Request, Reply>,
+    message: { id: number; replies: Settled<Reply>[] } | { id: number; failure: ErrorData },
+  ): void {
     const batch = slot.batch;
     if (!batch || batch.id !== message.id) return;
     slot.batch = undefined;
@@ -178,7 +197,7 @@ export class WorkerPool<Request, Reply> {
   /** A worker died: its requests fail; it is replaced, unless it never became ready (then nothing would work). */
   #died(slot: Slot<Request, Reply>, error: Error, wasReady: boolean): void {
     const index = this.#slots.indexOf(slot);
-    if (index < 0) return;   // 'error' and 'exit' both report one death
+    if (index < 0) return; // 'error' and 'exit' both report one death
     slot.batch?.items.forEach((p) => p.reject(error));
     slot.batch?.done();
     slot.batch = undefined;
@@ -207,10 +226,12 @@ export class WorkerPool<Request, Reply> {
     this.#closed = true;
     clearTimeout(this.#timer);
     // Each is ref'd until it exits, so that the exit keeps Node alive until reported.
-    await Promise.all(this.#slots.map((s) => {
-      s.worker.ref();
-      return s.worker.terminate();
-    }));
+    await Promise.all(
+      this.#slots.map((s) => {
+        s.worker.ref();
+        return s.worker.terminate();
+      }),
+    );
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

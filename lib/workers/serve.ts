@@ -28,7 +28,10 @@ export async function settle<T>(run: () => T | Promise<T>): Promise<Settled<T>> 
  * a dataset) has resolved; if it rejects, the pool is told why (its ready() rejects with that error) and nothing is
  * answered.
  */
-export async function serveRequests<Request, Reply>(answer: (requests: Request[]) => Promise<Answer<Reply>>, ready: unknown = null): Promise<void> {
+export async function serveRequests<Request, Reply>(
+  answer: (requests: Request[]) => Promise<Answer<Reply>>,
+  ready: unknown = null,
+): Promise<void> {
   const port = parentPort!;
   const post = (message: WorkerMessage<Reply>, transfer?: TransferListItem[]) => port.postMessage(message, transfer);
   let said: unknown;

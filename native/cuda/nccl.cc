@@ -20,7 +20,8 @@ c10::intrusive_ptr<CollectiveGroup> createNcclGroup(const c10::intrusive_ptr<c10
   options->timeout = timeout;
   return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, size, options);
 #else
-  throw std::runtime_error("this build of mmssl has no NCCL (nccl.h was missing): install libnccl-dev, then npm run build:native");
+  throw std::runtime_error(
+      "this build of mmssl has no NCCL (nccl.h was missing): install libnccl-dev, then npm run build:native");
 #endif
 }
 

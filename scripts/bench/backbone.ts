@@ -17,14 +17,20 @@ const CASES: Record<string, [(o: { inChannels: number }) => nn.Module, number, n
 const FORMATS: torch.MemoryFormat[] = ['contiguousFormat', 'channelsLast'];
 
 /** Median milliseconds of a zero-grad + forward + sum + backward step, after one warm-up step. */
-function stepMs(build: (o: { inChannels: number }) => nn.Module, channels: number, size: number, memoryFormat: torch.MemoryFormat): number {
+function stepMs(
+  build: (o: { inChannels: number }) => nn.Module,
+  channels: number,
+  size: number,
+  memoryFormat: torch.MemoryFormat,
+): number {
   torch.manualSeed(0);
   using model = build({ inChannels: channels }).train().to({ memoryFormat });
   using x = torch.randn([batch, channels, size, size]).contiguous({ memoryFormat });
-  const step = () => torch.tidy(() => {
-    model.zeroGrad();
-    (model.forward(x) as torch.Tensor).sum().backward();
-  });
+  const step = () =>
+    torch.tidy(() => {
+      model.zeroGrad();
+      (model.forward(x) as torch.Tensor).sum().backward();
+    });
   step();
   return medianMs(step, repeats);
 }
@@ -36,7 +42,16 @@ const rows: Row[] = [];
 for (const [label, [build, channels, size]] of Object.entries(CASES)) {
   for (const format of FORMATS) {
     const key = `${label} ${format === 'channelsLast' ? 'channelsLast' : 'contiguous'}`;
-    rows.push(costRow(key, `forward+backward, batch ${batch}`, 'ms', stepMs(build, channels, size, format), baseline[key], name));
+    rows.push(
+      costRow(
+        key,
+        `forward+backward, batch ${batch}`,
+        'ms',
+        stepMs(build, channels, size, format),
+        baseline[key],
+        name,
+      ),
+    );
   }
 }
 report('backbone', rows);

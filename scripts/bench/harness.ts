@@ -17,12 +17,26 @@ export interface Row {
 }
 
 /** A row for a cost (time, memory): lower is better. */
-export function costRow(c: string, metric: string, unit: string, ours: number, baseline: number, baselineName: string): Row {
+export function costRow(
+  c: string,
+  metric: string,
+  unit: string,
+  ours: number,
+  baseline: number,
+  baselineName: string,
+): Row {
   return { case: c, metric, unit, ours, baseline, baselineName, gain: baseline / ours };
 }
 
 /** A row for a rate (throughput): higher is better. */
-export function rateRow(c: string, metric: string, unit: string, ours: number, baseline: number, baselineName: string): Row {
+export function rateRow(
+  c: string,
+  metric: string,
+  unit: string,
+  ours: number,
+  baseline: number,
+  baselineName: string,
+): Row {
   return { case: c, metric, unit, ours, baseline, baselineName, gain: ours / baseline };
 }
 
@@ -35,10 +49,18 @@ export function report(bench: string, rows: Row[]): void {
     return;
   }
   const header = ['case', 'metric', 'ours', 'baseline', 'gain'];
-  const lines = rows.map((r) => [r.case, `${r.metric} (${r.unit})`, String(round(r.ours)), `${round(r.baseline)} (${r.baselineName})`, `${round(r.gain)}x`]);
+  const lines = rows.map((r) => [
+    r.case,
+    `${r.metric} (${r.unit})`,
+    String(round(r.ours)),
+    `${round(r.baseline)} (${r.baselineName})`,
+    `${round(r.gain)}x`,
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   const fmt = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ');
-  console.log(`bench:${bench}\n${fmt(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${lines.map(fmt).join('\n')}`);
+  console.log(
+    `bench:${bench}\n${fmt(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${lines.map(fmt).join('\n')}`,
+  );
 }
 
 /** Median of `repeats` timings of `fn`, in milliseconds. */
@@ -62,7 +84,9 @@ export function pytorchVersion(): string {
 /** Runs a baseline script (scripts/bench/NAME.py) and parses the JSON object it prints. */
 export function runPython<T>(script: string, args: (string | number)[], env: NodeJS.ProcessEnv = {}): T {
   const path = new URL(`../../../scripts/bench/${script}`, import.meta.url).pathname;
-  return JSON.parse(execFileSync(PYTHON, [path, ...args.map(String)], { encoding: 'utf8', env: { ...process.env, ...env } })) as T;
+  return JSON.parse(
+    execFileSync(PYTHON, [path, ...args.map(String)], { encoding: 'utf8', env: { ...process.env, ...env } }),
+  ) as T;
 }
 
 /**
@@ -73,7 +97,9 @@ export function runPython<T>(script: string, args: (string | number)[], env: Nod
 export const MEASURING_ENV = { MALLOC_MMAP_THRESHOLD_: '131072' };
 
 function residentKiB(field: 'VmRSS' | 'VmHWM'): number {
-  const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith(`${field}:`));
+  const line = readFileSync('/proc/self/status', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${field}:`));
   return Number(line!.split(/\s+/)[1]);
 }
 

@@ -27,14 +27,19 @@ function dataset(): string {
   const root = join(tmpdir(), `mmssl-bench-loader-${PER_CLASS}-clean`);
   if (!existsSync(join(root, 'test_dataset.geojson'))) {
     const cli = fileURLToPath(new URL('../../lib/cli/main.js', import.meta.url));
-    execFileSync(process.execPath, [cli, 'synth', '--out', root, '--per-class', String(PER_CLASS), '--seed', '0', '--no-defects'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync(
+      process.execPath,
+      [cli, 'synth', '--out', root, '--per-class', String(PER_CLASS), '--seed', '0', '--no-defects'],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    );
   }
   return root;
 }
 
 /** Locations per second over BATCHES batches after the first (thread start-up excluded), epochs chained. */
 async function ours(loader: data.DataLoader): Promise<number> {
-  let delivered = 0, start = 0;
+  let delivered = 0,
+    start = 0;
   for (let epoch = 0; delivered < BATCHES; epoch++) {
     for await (const batch of loader.epoch(epoch)) {
       using _ = batch;
@@ -54,17 +59,29 @@ async function ours(loader: data.DataLoader): Promise<number> {
  */
 function stepDemand(): number {
   torch.manualSeed(0);
-  const backbones = [nn.models.alexnet({ inChannels: 2 }), nn.models.alexnet({ inChannels: 4 }), nn.models.resnet18({ inChannels: 4 })].map((m) => m.train());
-  const heads = backbones.map((m) => new nn.Linear(m.featureDim, 128));   // a common embedding width for the loss
-  const inputs = [[2, 72], [4, 72], [4, 128]].map(([c, s]) => [0, 1].map(() => torch.randn([BATCH, c, s, s])));
+  const backbones = [
+    nn.models.alexnet({ inChannels: 2 }),
+    nn.models.alexnet({ inChannels: 4 }),
+    nn.models.resnet18({ inChannels: 4 }),
+  ].map((m) => m.train());
+  const heads = backbones.map((m) => new nn.Linear(m.featureDim, 128)); // a common embedding width for the loss
+  const inputs = [
+    [2, 72],
+    [4, 72],
+    [4, 128],
+  ].map(([c, s]) => [0, 1].map(() => torch.randn([BATCH, c, s, s])));
   const groups = Array.from({ length: 6 * BATCH }, (_, i) => i % BATCH);
-  using sgd = new optim.SGD([...backbones, ...heads].flatMap((m) => m.parameters()), { lr: 0.01, momentum: 0.9 });
-  const step = () => torch.tidy(() => {
-    sgd.zeroGrad();
-    const z = torch.cat(backbones.flatMap((m, k) => inputs[k].map((x) => heads[k].forward(m.features(x)))));
-    loss.infoNCE(z, groups, { temperature: 0.1 }).backward();
-    sgd.step();
-  });
+  using sgd = new optim.SGD(
+    [...backbones, ...heads].flatMap((m) => m.parameters()),
+    { lr: 0.01, momentum: 0.9 },
+  );
+  const step = () =>
+    torch.tidy(() => {
+      sgd.zeroGrad();
+      const z = torch.cat(backbones.flatMap((m, k) => inputs[k].map((x) => heads[k].forward(m.features(x)))));
+      loss.infoNCE(z, groups, { temperature: 0.1 }).backward();
+      sgd.step();
+    });
   step();
   const ms = medianMs(step, 3);
   inputs.flat().forEach((x) => x.dispose());
@@ -79,17 +96,41 @@ async function main(): Promise<void> {
   const statsFile = join(root, 'mmssl-band-stats.bench.json');
   writeFileSync(statsFile, JSON.stringify(normalization));
   // The baseline runs first, alone, so the two never share the cores.
-  const baseline = runPython<{ locationsPerSecond: number }>('loader.py', [root, statsFile, BATCH, WORKERS, BATCHES]).locationsPerSecond;
+  const baseline = runPython<{ locationsPerSecond: number }>('loader.py', [
+    root,
+    statsFile,
+    BATCH,
+    WORKERS,
+    BATCHES,
+  ]).locationsPerSecond;
   await using loader = new data.DataLoader(meterml, {
-    modalities: MODALITIES, batchSize: BATCH, dropLast: true, augmentation: true, normalization, workers: WORKERS,
+    modalities: MODALITIES,
+    batchSize: BATCH,
+    dropLast: true,
+    augmentation: true,
+    normalization,
+    workers: WORKERS,
   });
   const name = `PyTorch ${pytorchVersion()} DataLoader, ${WORKERS} worker processes (${PYTHON})`;
   const rate = await ours(loader);
   await loader.close();
   report('loader', [
-    rateRow(`METER-ML layout, s1+s2 72x72, naip 720->128, 2 augmented views, batch ${BATCH}`, 'decode+augment+batch', 'locations/s', rate, baseline, name),
-    rateRow(`the same loader against the pre-training step at batch ${BATCH}`, 'supply vs demand', 'locations/s', rate, stepDemand(),
-      'pre-training step demand (AlexNet S1, AlexNet S2, ResNet18 NAIP, 2 views each, InfoNCE, SGD; ours)'),
+    rateRow(
+      `METER-ML layout, s1+s2 72x72, naip 720->128, 2 augmented views, batch ${BATCH}`,
+      'decode+augment+batch',
+      'locations/s',
+      rate,
+      baseline,
+      name,
+    ),
+    rateRow(
+      `the same loader against the pre-training step at batch ${BATCH}`,
+      'supply vs demand',
+      'locations/s',
+      rate,
+      stepDemand(),
+      'pre-training step demand (AlexNet S1, AlexNet S2, ResNet18 NAIP, 2 views each, InfoNCE, SGD; ours)',
+    ),
   ]);
 }
 

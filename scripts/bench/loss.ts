@@ -11,7 +11,17 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 import { loss, torch } from '../../lib/index.js';
-import { costRow, MEASURING_ENV, medianMs, peakExtraBytes, pytorchVersion, rateRow, report, runPython, type Row } from './harness.js';
+import {
+  costRow,
+  MEASURING_ENV,
+  medianMs,
+  peakExtraBytes,
+  pytorchVersion,
+  rateRow,
+  report,
+  runPython,
+  type Row,
+} from './harness.js';
 
 type Measured = Record<string, number>;
 type Implementation = 'native' | 'naive';
@@ -39,11 +49,14 @@ function batch(v: number) {
  */
 function measure(implementation: Implementation, mode: Mode, sizes: number[]): Measured {
   const lossFn = implementation === 'native' ? loss.infoNCE : loss.infoNCENaive;
-  const stepOf = ({ z, groups, anchorMask }: ReturnType<typeof batch>) => () => torch.tidy(() => {
-    z.grad = null;
-    lossFn(z, groups, { anchorMask }).backward();
-  });
-  const measureOne = (step: () => void) => mode === 'time' ? (step(), medianMs(step, repeats)) : peakExtraBytes(step);
+  const stepOf =
+    ({ z, groups, anchorMask }: ReturnType<typeof batch>) =>
+    () =>
+      torch.tidy(() => {
+        z.grad = null;
+        lossFn(z, groups, { anchorMask }).backward();
+      });
+  const measureOne = (step: () => void) => (mode === 'time' ? (step(), medianMs(step, repeats)) : peakExtraBytes(step));
   if (mode === 'memory') torch.tidy(() => stepOf(batch(256))());
   const out: Measured = {};
   for (const v of sizes) out[v] = torch.tidy(() => measureOne(stepOf(batch(v))));
@@ -58,26 +71,44 @@ function runChild(implementation: Implementation, mode: Mode, sizes: number[]): 
 }
 
 function runPytorch(mode: Mode, threads: number): Measured {
-  return runPython<Measured>('loss.py', [threads, DIM, repeats, mode, ...SIZES], mode === 'memory' ? MEASURING_ENV : {});
+  return runPython<Measured>(
+    'loss.py',
+    [threads, DIM, repeats, mode, ...SIZES],
+    mode === 'memory' ? MEASURING_ENV : {},
+  );
 }
 
 /** The largest V with fit(V) <= 1 GiB, for peak = a + b V (degree 1) or b V² (degree 2), least squares on V >= 4096. */
 function largestWithin(peaks: Measured, degree: 1 | 2): number {
-  const points = Object.entries(peaks).map(([v, p]) => [Number(v), p]).filter(([v]) => v >= 4096);
+  const points = Object.entries(peaks)
+    .map(([v, p]) => [Number(v), p])
+    .filter(([v]) => v >= 4096);
   if (degree === 2) {
     const b = points.reduce((s, [v, p]) => s + p * v * v, 0) / points.reduce((s, [v]) => s + v ** 4, 0);
     return Math.floor(Math.sqrt(GIB / b));
   }
-  const n = points.length, sv = points.reduce((s, [v]) => s + v, 0), sp = points.reduce((s, [, p]) => s + p, 0);
-  const b = (n * points.reduce((s, [v, p]) => s + v * p, 0) - sv * sp) / (n * points.reduce((s, [v]) => s + v * v, 0) - sv * sv);
+  const n = points.length,
+    sv = points.reduce((s, [v]) => s + v, 0),
+    sp = points.reduce((s, [, p]) => s + p, 0);
+  const b =
+    (n * points.reduce((s, [v, p]) => s + v * p, 0) - sv * sp) /
+    (n * points.reduce((s, [v]) => s + v * v, 0) - sv * sv);
   return Math.floor((GIB - (sp - b * sv) / n) / b);
 }
 
 function main(): void {
   const threads = torch.getNumThreads();
   // One process at a time, so no two measurements share the cores.
-  const time = { pytorch: runPytorch('time', threads), naive: runChild('naive', 'time', SIZES), native: runChild('native', 'time', SIZES) };
-  const memory = { pytorch: runPytorch('memory', threads), naive: runChild('naive', 'memory', SIZES), native: runChild('native', 'memory', [...SIZES, ...NATIVE_ONLY]) };
+  const time = {
+    pytorch: runPytorch('time', threads),
+    naive: runChild('naive', 'time', SIZES),
+    native: runChild('native', 'time', SIZES),
+  };
+  const memory = {
+    pytorch: runPytorch('memory', threads),
+    naive: runChild('naive', 'memory', SIZES),
+    native: runChild('native', 'memory', [...SIZES, ...NATIVE_ONLY]),
+  };
   const pytorchName = `PyTorch ${pytorchVersion()} naive (python3-torch, ${threads} threads)`;
   const naiveName = 'mmssl naive composition (loss.infoNCENaive)';
   const mib = (bytes: number) => bytes / 2 ** 20;
@@ -89,10 +120,22 @@ function main(): void {
     rows.push(costRow(c, 'peak extra memory', 'MiB', mib(memory.native[v]), mib(memory.pytorch[v]), pytorchName));
     rows.push(costRow(c, 'peak extra memory', 'MiB', mib(memory.native[v]), mib(memory.naive[v]), naiveName));
   }
-  rows.push(rateRow(`largest V within 1 GiB, d ${DIM}`, 'views (fit of measured peaks)', 'V', largestWithin(memory.native, 1), largestWithin(memory.pytorch, 2), pytorchName));
+  rows.push(
+    rateRow(
+      `largest V within 1 GiB, d ${DIM}`,
+      'views (fit of measured peaks)',
+      'V',
+      largestWithin(memory.native, 1),
+      largestWithin(memory.pytorch, 2),
+      pytorchName,
+    ),
+  );
   report('loss', rows);
   if (!process.argv.includes('--json')) {
-    for (const v of NATIVE_ONLY) console.log(`native loss at V ${v}, d ${DIM}: ${mib(memory.native[v]).toFixed(1)} MiB peak extra memory (measured)`);
+    for (const v of NATIVE_ONLY)
+      console.log(
+        `native loss at V ${v}, d ${DIM}: ${mib(memory.native[v]).toFixed(1)} MiB peak extra memory (measured)`,
+      );
   }
 }
 

@@ -21,12 +21,16 @@ function usPerOp(run: () => void, iters: number): number {
 }
 
 function forward(shape: number[], iters: number): number {
-  const x = torch.randn(shape), y = torch.randn(shape);
-  return usPerOp(() => { for (let i = 0; i < iters; i++) torch.tidy(() => chain(x, y)); }, iters);
+  const x = torch.randn(shape),
+    y = torch.randn(shape);
+  return usPerOp(() => {
+    for (let i = 0; i < iters; i++) torch.tidy(() => chain(x, y));
+  }, iters);
 }
 
 function backward(shape: number[], iters: number): number {
-  const x = torch.randn(shape, { requiresGrad: true }), y = torch.randn(shape);
+  const x = torch.randn(shape, { requiresGrad: true }),
+    y = torch.randn(shape);
   return usPerOp(() => {
     for (let i = 0; i < iters; i++) {
       torch.tidy(() => chain(x, y).backward());

@@ -34,24 +34,46 @@ async function writeRun(out: string): Promise<void> {
   const config = resolveFinetuneConfig({ data: 'synthetic', modalities: Object.keys(CHANNELS) });
   torch.manualSeed(0);
   using model = new nn.models.FusionClassifier({ modalities: CHANNELS, numClasses: 6 });
-  const normalization = { s1: { mean: [-12, -19], std: [3, 3] }, s2: { mean: [1200, 1100, 1000, 2500], std: [500, 500, 500, 800] } };
+  const normalization = {
+    s1: { mean: [-12, -19], std: [3, 3] },
+    s2: { mean: [1200, 1100, 1000, 2500], std: [500, 500, 500, 800] },
+  };
   await writeFileAtomic(join(out, 'config.json'), [new TextEncoder().encode(JSON.stringify(config))]);
   await saveFinetuned(model, new RunFolder(out), config, normalization, { s1: [72, 72], s2: [72, 72] });
 }
 
 function body(): string {
-  const values = (c: number, scale: number, offset: number) => ({ data: Array.from({ length: c * 72 * 72 }, (_, i) => Math.round(offset + scale * Math.sin(i))), shape: [c, 72, 72] });
+  const values = (c: number, scale: number, offset: number) => ({
+    data: Array.from({ length: c * 72 * 72 }, (_, i) => Math.round(offset + scale * Math.sin(i))),
+    shape: [c, 72, 72],
+  });
   return JSON.stringify({ inputs: { s1: values(2, 3, -15), s2: values(4, 500, 1500) } });
 }
 
 async function load(url: string, payload: string): Promise<{ rps: number; p50: number; p99: number; errors: number }> {
-  const result = await autocannon({ url: `${url}/v1/classify`, method: 'POST', body: payload, headers: { 'content-type': 'application/json' }, connections: CONNECTIONS, duration: SECONDS });
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.non2xx + result.errors };
+  const result = await autocannon({
+    url: `${url}/v1/classify`,
+    method: 'POST',
+    body: payload,
+    headers: { 'content-type': 'application/json' },
+    connections: CONNECTIONS,
+    duration: SECONDS,
+  });
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.non2xx + result.errors,
+  };
 }
 
 async function python(run: string): Promise<{ child: ChildProcess; url: string }> {
   const port = await freePort();
-  const child = spawn(PYTHON, [new URL('../../../scripts/bench/serve.py', import.meta.url).pathname, run, String(port), String(THREADS)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    PYTHON,
+    [new URL('../../../scripts/bench/serve.py', import.meta.url).pathname, run, String(port), String(THREADS)],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   await new Promise<void>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', () => resolve());
     child.once('exit', (code) => reject(new Error(`serve.py exited with ${code}`)));
@@ -67,10 +89,16 @@ async function main(): Promise<void> {
     const payload = body();
     const baseline = await python(run);
     const theirs = await load(baseline.url, payload).finally(() => baseline.child.kill());
-    const server = await createServer({ init: run, workers: 1, threadsPerWorker: THREADS, maxBatch: Number(process.env.BENCH_SERVE_MAX_BATCH ?? 16) });
+    const server = await createServer({
+      init: run,
+      workers: 1,
+      threadsPerWorker: THREADS,
+      maxBatch: Number(process.env.BENCH_SERVE_MAX_BATCH ?? 16),
+    });
     const url = await server.app.listen({ port: 0, host: '127.0.0.1' });
     const ours = await load(url, payload).finally(() => server.close());
-    if (ours.errors + theirs.errors > 0) throw new Error(`failed requests: ours ${ours.errors}, baseline ${theirs.errors}`);
+    if (ours.errors + theirs.errors > 0)
+      throw new Error(`failed requests: ours ${ours.errors}, baseline ${theirs.errors}`);
     const name = `PyTorch ${pytorchVersion()} behind ThreadingHTTPServer (serve.py)`;
     const c = `classify, JSON, ${CONNECTIONS} connections for ${SECONDS} s, ${THREADS} threads`;
     report('serve', [

@@ -25,21 +25,30 @@ const MODALITIES: Record<string, [number, number]> = { s1: [2, 72], s2: [4, 72],
 
 function build(): nn.models.MultiModalModel {
   torch.manualSeed(0);
-  return new nn.models.MultiModalModel({ modalities: Object.fromEntries(Object.entries(MODALITIES).map(([m, [c]]) => [m, c])) });
+  return new nn.models.MultiModalModel({
+    modalities: Object.fromEntries(Object.entries(MODALITIES).map(([m, [c]]) => [m, c])),
+  });
 }
 
 /** Median milliseconds of our step in `memoryFormat`, after one warm-up step. */
 function oursMs(memoryFormat: 'contiguousFormat' | 'channelsLast'): number {
   using model = build().train().to({ memoryFormat });
   using optimizer = buildOptimizer(model.parameters(), { name: 'sgd', lr: 0.01, momentum: 0.9, weightDecay: 1e-4 });
-  const views = Object.fromEntries(Object.entries(MODALITIES).map(([m, [c, s]]) => [m, [0, 1].map(() => torch.randn([BATCH, c, s, s]).contiguous({ memoryFormat }))]));
+  const views = Object.fromEntries(
+    Object.entries(MODALITIES).map(([m, [c, s]]) => [
+      m,
+      [0, 1].map(() => torch.randn([BATCH, c, s, s]).contiguous({ memoryFormat })),
+    ]),
+  );
   using negative = torch.tensor(Array.from({ length: BATCH }, (_, i) => i % 10 === 0));
   const batch = { views, negative } as unknown as Batch;
   const layout = viewLayout(Object.keys(MODALITIES), true);
   const step = () => pretrainStep(model, batch, layout, optimizer, { temperature: 0.2, memoryFormat });
   step();
   const ms = medianMs(step, REPEATS);
-  Object.values(views).flat().forEach((x) => x.dispose());
+  Object.values(views)
+    .flat()
+    .forEach((x) => x.dispose());
   return ms;
 }
 
@@ -52,18 +61,55 @@ async function main(): Promise<void> {
       await io.safetensors.saveFile(model.stateDict(), weights);
     }
     const threads = torch.getNumThreads();
-    const baseline = runPython<{ contiguous: number; channelsLast: number }>('step.py', [threads, weights, BATCH, REPEATS]);
+    const baseline = runPython<{ contiguous: number; channelsLast: number }>('step.py', [
+      threads,
+      weights,
+      BATCH,
+      REPEATS,
+    ]);
     // PyTorch again with glibc tuned as mmssl tunes it at load (native/runtime.cc), to show what that part is worth.
-    const tuned = runPython<{ contiguous: number; channelsLast: number }>('step.py', [threads, weights, BATCH, REPEATS], TUNED_MALLOC);
+    const tuned = runPython<{ contiguous: number; channelsLast: number }>(
+      'step.py',
+      [threads, weights, BATCH, REPEATS],
+      TUNED_MALLOC,
+    );
     const ours = { contiguous: oursMs('contiguousFormat'), channelsLast: oursMs('channelsLast') };
     const rate = (ms: number) => BATCH / (ms / 1000);
     const name = (format: string) => `PyTorch ${pytorchVersion()}, ${format}, same weights (step.py)`;
     const c = `3 modalities x 2 views, batch ${BATCH}, ${threads} threads`;
     report('step', [
-      rateRow(`${c}: ours (channels-last, the default) vs PyTorch as usually written (NCHW)`, 'pre-training step', 'locations/s', rate(ours.channelsLast), rate(baseline.contiguous), name('NCHW')),
-      rateRow(`${c}: both channels-last`, 'pre-training step', 'locations/s', rate(ours.channelsLast), rate(baseline.channelsLast), name('channels-last')),
-      rateRow(`${c}: both NCHW`, 'pre-training step', 'locations/s', rate(ours.contiguous), rate(baseline.contiguous), name('NCHW')),
-      rateRow(`${c}: both channels-last, PyTorch with mmssl's malloc settings`, 'pre-training step', 'locations/s', rate(ours.channelsLast), rate(tuned.channelsLast), `${name('channels-last')}, MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ as mmssl sets them`),
+      rateRow(
+        `${c}: ours (channels-last, the default) vs PyTorch as usually written (NCHW)`,
+        'pre-training step',
+        'locations/s',
+        rate(ours.channelsLast),
+        rate(baseline.contiguous),
+        name('NCHW'),
+      ),
+      rateRow(
+        `${c}: both channels-last`,
+        'pre-training step',
+        'locations/s',
+        rate(ours.channelsLast),
+        rate(baseline.channelsLast),
+        name('channels-last'),
+      ),
+      rateRow(
+        `${c}: both NCHW`,
+        'pre-training step',
+        'locations/s',
+        rate(ours.contiguous),
+        rate(baseline.contiguous),
+        name('NCHW'),
+      ),
+      rateRow(
+        `${c}: both channels-last, PyTorch with mmssl's malloc settings`,
+        'pre-training step',
+        'locations/s',
+        rate(ours.channelsLast),
+        rate(tuned.channelsLast),
+        `${name('channels-last')}, MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ as mmssl sets them`,
+      ),
     ]);
   } finally {
     rmSync(scratch, { recursive: true, force: true });

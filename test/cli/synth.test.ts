@@ -16,7 +16,10 @@ const scratch = mkdtempSync(join(tmpdir(), 'mmssl-cli-synth-'));
 test.after.always(() => rmSync(scratch, { recursive: true, force: true }));
 
 function mmssl(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const { status, stdout, stderr, error } = spawnSync(process.execPath, [main, ...args], { encoding: 'utf8', timeout: 120_000 });
+  const { status, stdout, stderr, error } = spawnSync(process.execPath, [main, ...args], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   if (error) throw error;
   return { status, stdout, stderr };
 }
@@ -48,8 +51,14 @@ test('synth writes a dataset, says where and how many locations, and openMeterML
   t.is(report.defects.length, 2);
   const dataset = await openMeterML(out);
   t.is(dataset.samples.length, 21);
-  t.deepEqual(dataset.samples.map((s) => s.split), [...Array(7).fill('train'), ...Array(7).fill('val'), ...Array(7).fill('test')]);
-  const raster = await dataset.read(dataset.samples.findIndex((s) => s.split === 'val'), 'naip');
+  t.deepEqual(
+    dataset.samples.map((s) => s.split),
+    [...Array(7).fill('train'), ...Array(7).fill('val'), ...Array(7).fill('test')],
+  );
+  const raster = await dataset.read(
+    dataset.samples.findIndex((s) => s.split === 'val'),
+    'naip',
+  );
   t.deepEqual(raster.shape, [4, 720, 720]);
   t.deepEqual(readdirSync(dirname(out)), ['dataset'], 'no partial folder left');
 });
@@ -57,7 +66,16 @@ test('synth writes a dataset, says where and how many locations, and openMeterML
 test('synth --no-defects --format meterml into an existing empty folder writes no broken sample', async (t) => {
   const out = join(parent('clean'), 'dataset');
   mkdirSync(out);
-  const { status, stdout, stderr } = mmssl('synth', '--out', out, '--per-class', '3', '--format', 'meterml', '--no-defects');
+  const { status, stdout, stderr } = mmssl(
+    'synth',
+    '--out',
+    out,
+    '--per-class',
+    '3',
+    '--format',
+    'meterml',
+    '--no-defects',
+  );
   t.is(status, 0, stderr);
   t.regex(stdout, /\b21 locations\b.*\b0 broken on purpose/);
   const report: SynthReport = JSON.parse(readFileSync(join(out, 'synth_report.json'), 'utf8'));
@@ -75,22 +93,55 @@ test('--help and synth --help exit 0 and list the options', (t) => {
   t.regex(top.stdout, /\bsynth\b/);
   const synth = mmssl('synth', '--help');
   t.is(synth.status, 0);
-  for (const option of ['--out', '--per-class', '--seed', '--format', '--no-defects']) t.true(synth.stdout.includes(option), option);
+  for (const option of ['--out', '--per-class', '--seed', '--format', '--no-defects'])
+    t.true(synth.stdout.includes(option), option);
   t.is(synth.stderr, '');
 });
 
 const bad: [string, (dir: string) => string[], RegExp][] = [
-  ['--per-class 2', (d) => ['synth', '--out', join(d, 'o'), '--per-class', '2'], /^error: option '--per-class <n>' argument '2' is invalid\. an integer >= 3 is expected\./],
-  ['--per-class abc', (d) => ['synth', '--out', join(d, 'o'), '--per-class', 'abc'], /^error: option '--per-class <n>' argument 'abc' is invalid/],
-  ['--per-class 3.5', (d) => ['synth', '--out', join(d, 'o'), '--per-class', '3.5'], /^error: option '--per-class <n>' argument '3\.5' is invalid/],
-  ['--seed -1', (d) => ['synth', '--out', join(d, 'o'), '--per-class', '3', '--seed', '-1'], /^error: option '--seed <s>' argument '-1' is invalid/],
-  ['--format tiff', (d) => ['synth', '--out', join(d, 'o'), '--per-class', '3', '--format', 'tiff'], /^error: option '--format <format>' argument 'tiff' is invalid\. Allowed choices are meterml/],
+  [
+    '--per-class 2',
+    (d) => ['synth', '--out', join(d, 'o'), '--per-class', '2'],
+    /^error: option '--per-class <n>' argument '2' is invalid\. an integer >= 3 is expected\./,
+  ],
+  [
+    '--per-class abc',
+    (d) => ['synth', '--out', join(d, 'o'), '--per-class', 'abc'],
+    /^error: option '--per-class <n>' argument 'abc' is invalid/,
+  ],
+  [
+    '--per-class 3.5',
+    (d) => ['synth', '--out', join(d, 'o'), '--per-class', '3.5'],
+    /^error: option '--per-class <n>' argument '3\.5' is invalid/,
+  ],
+  [
+    '--seed -1',
+    (d) => ['synth', '--out', join(d, 'o'), '--per-class', '3', '--seed', '-1'],
+    /^error: option '--seed <s>' argument '-1' is invalid/,
+  ],
+  [
+    '--format tiff',
+    (d) => ['synth', '--out', join(d, 'o'), '--per-class', '3', '--format', 'tiff'],
+    /^error: option '--format <format>' argument 'tiff' is invalid\. Allowed choices are meterml/,
+  ],
   ['missing --out', () => ['synth', '--per-class', '3'], /^error: required option '--out <dir>' not specified/],
-  ['missing --per-class', (d) => ['synth', '--out', join(d, 'o')], /^error: required option '--per-class <n>' not specified/],
-  ['unknown option', (d) => ['synth', '--out', join(d, 'o'), '--per-class', '3', '--bogus'], /^error: unknown option '--bogus'/],
+  [
+    'missing --per-class',
+    (d) => ['synth', '--out', join(d, 'o')],
+    /^error: required option '--per-class <n>' not specified/,
+  ],
+  [
+    'unknown option',
+    (d) => ['synth', '--out', join(d, 'o'), '--per-class', '3', '--bogus'],
+    /^error: unknown option '--bogus'/,
+  ],
   ['unknown command', () => ['frobnicate'], /^error: unknown command 'frobnicate'/],
   // a value commander accepts but synthesize refuses: mmssl's own message
-  ['--seed too large', (d) => ['synth', '--out', join(d, 'o'), '--per-class', '3', '--seed', '99999999999999999999'], /^mmssl: synthesize: seed must be an integer/],
+  [
+    '--seed too large',
+    (d) => ['synth', '--out', join(d, 'o'), '--per-class', '3', '--seed', '99999999999999999999'],
+    /^mmssl: synthesize: seed must be an integer/,
+  ],
 ];
 
 for (const [name, args, message] of bad) {
@@ -105,7 +156,7 @@ for (const [name, args, message] of bad) {
   });
 }
 
-test('an existing non-empty --out, or a file, is mmssl\'s one-line error naming it, and stays as it was', (t) => {
+test("an existing non-empty --out, or a file, is mmssl's one-line error naming it, and stays as it was", (t) => {
   const dir = parent('existing');
   const out = join(dir, 'full');
   mkdirSync(out);
@@ -126,7 +177,8 @@ test('an existing non-empty --out, or a file, is mmssl\'s one-line error naming 
 });
 
 test('--out with a trailing slash (as shell completion writes it) works', async (t) => {
-  const dir = parent('slash'), out = join(dir, 'dataset');
+  const dir = parent('slash'),
+    out = join(dir, 'dataset');
   const { status, stdout, stderr } = mmssl('synth', '--out', `${out}/`, '--per-class', '3');
   t.is(status, 0, stderr);
   t.notRegex(stderr, STACK);

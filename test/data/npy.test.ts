@@ -16,7 +16,10 @@ interface Expected {
 }
 const expected: Expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8'));
 
-const sha256 = (data: NpyData) => createHash('sha256').update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)).digest('hex');
+const sha256 = (data: NpyData) =>
+  createHash('sha256')
+    .update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+    .digest('hex');
 const decodeFixture = (file: string) => decodeNpy(readFileSync(join(dir, file)), join(dir, file));
 
 for (const { file, dtype, shape, sha256: values } of expected.arrays) {
@@ -30,13 +33,25 @@ for (const { file, dtype, shape, sha256: values } of expected.arrays) {
 
 test('the fixtures cover every dtype, big-endian, Fortran order, versions 2.0 and 3.0, 0-d and 1-d shapes', (t) => {
   const byFile = new Map(expected.arrays.map((a) => [a.file, a]));
-  for (const dtype of ['bool', 'uint8', 'int8', 'uint16', 'int16', 'uint32', 'int32', 'float32', 'float64']) t.true(byFile.has(`${dtype}.npy`), dtype);
-  for (const file of ['big-endian-float64.npy', 'fortran-float32.npy', 'fortran-big-endian-int16.npy', 'version-2.npy', 'version-3.npy', 'version-2-fortran.npy']) {
+  for (const dtype of ['bool', 'uint8', 'int8', 'uint16', 'int16', 'uint32', 'int32', 'float32', 'float64'])
+    t.true(byFile.has(`${dtype}.npy`), dtype);
+  for (const file of [
+    'big-endian-float64.npy',
+    'fortran-float32.npy',
+    'fortran-big-endian-int16.npy',
+    'version-2.npy',
+    'version-3.npy',
+    'version-2-fortran.npy',
+  ]) {
     t.true(byFile.has(file), file);
   }
   t.deepEqual(byFile.get('scalar.npy')?.shape, []);
   t.deepEqual(byFile.get('vector.npy')?.shape, [5]);
-  t.deepEqual(Array.from(decodeFixture('fortran-float32.npy').data.subarray(0, 5)), [0, 1, 2, 3, 4], 'C order, whatever order the file had');
+  t.deepEqual(
+    Array.from(decodeFixture('fortran-float32.npy').data.subarray(0, 5)),
+    [0, 1, 2, 3, 4],
+    'C order, whatever order the file had',
+  );
 });
 
 test("encodeNpy writes np.save's bytes for the same values, header padding included", (t) => {
@@ -73,7 +88,11 @@ test('broken files are FileErrors naming the file and what is wrong', (t) => {
   t.deepEqual(Object.keys(BROKEN).sort(), Object.keys(expected.broken).sort(), 'every broken fixture is checked');
   for (const [file, message] of Object.entries(BROKEN)) {
     const path = join(dir, file);
-    const error = t.throws(() => decodeFixture(file), { code: 'ERR_MMSSL_IO', message }, `${file}: ${expected.broken[file]}`);
+    const error = t.throws(
+      () => decodeFixture(file),
+      { code: 'ERR_MMSSL_IO', message },
+      `${file}: ${expected.broken[file]}`,
+    );
     t.true(error?.message.startsWith(`${path}: not a readable .npy file: `), error?.message);
   }
 });

@@ -29,13 +29,22 @@ test('grey, grey + alpha, RGB, RGBA, 16-bit and interlaced files decode to the s
 test('palettes and damaged files are FileErrors naming the file and the problem', (t) => {
   for (const [file, why] of Object.entries(expected.refused)) {
     const path = join(dir, file);
-    t.throws(() => decodePng(readFileSync(path), path), { code: 'ERR_MMSSL_IO', message: new RegExp(`${file}: .*(${why})`) });
+    t.throws(() => decodePng(readFileSync(path), path), {
+      code: 'ERR_MMSSL_IO',
+      message: new RegExp(`${file}: .*(${why})`),
+    });
   }
   const rgba = readFileSync(join(dir, 'rgba.png'));
   const flipped = Uint8Array.from(rgba);
-  flipped[60] ^= 0xff;   // inside the first IDAT
-  t.throws(() => decodePng(flipped, 'x.png'), { code: 'ERR_MMSSL_IO', message: /x\.png: not a readable PNG file: chunk IDAT at byte \d+: CRC mismatch/ });
-  t.throws(() => decodePng(new Uint8Array([1, 2, 3]), 'y.png'), { code: 'ERR_MMSSL_IO', message: /y\.png: not a readable PNG file: no PNG signature/ });
+  flipped[60] ^= 0xff; // inside the first IDAT
+  t.throws(() => decodePng(flipped, 'x.png'), {
+    code: 'ERR_MMSSL_IO',
+    message: /x\.png: not a readable PNG file: chunk IDAT at byte \d+: CRC mismatch/,
+  });
+  t.throws(() => decodePng(new Uint8Array([1, 2, 3]), 'y.png'), {
+    code: 'ERR_MMSSL_IO',
+    message: /y\.png: not a readable PNG file: no PNG signature/,
+  });
 });
 
 // ---- encodePng ------------------------------------------------------------------------------------------------------
@@ -89,13 +98,17 @@ test('encodePng round trip: grey, grey + alpha, RGB and RGBA of odd sizes decode
     t.like(decoded, { width: image.width, height: image.height, channels: image.channels, depth: 8 }, image.path);
     t.deepEqual(Uint8Array.from(decoded.data), image.data, image.path);
   }
-  const pillow = JSON.parse(execFileSync('/usr/bin/python3', ['-c', PILLOW_READS, ...images.map((i) => i.path)], { encoding: 'utf8' })) as
-    { mode: string; size: number[]; shape: number[]; dtype: string; sha256: string }[];
+  const pillow = JSON.parse(
+    execFileSync('/usr/bin/python3', ['-c', PILLOW_READS, ...images.map((i) => i.path)], { encoding: 'utf8' }),
+  ) as { mode: string; size: number[]; shape: number[]; dtype: string; sha256: string }[];
   for (const [k, image] of images.entries()) {
     const p = pillow[k];
     t.is(p.mode, image.mode, image.path);
     t.deepEqual(p.size, [image.width, image.height]);
-    t.deepEqual(p.shape, image.channels === 1 ? [image.height, image.width] : [image.height, image.width, image.channels]);
+    t.deepEqual(
+      p.shape,
+      image.channels === 1 ? [image.height, image.width] : [image.height, image.width, image.channels],
+    );
     t.is(p.dtype, 'uint8');
     t.is(p.sha256, createHash('sha256').update(image.data).digest('hex'), image.path);
   }
@@ -118,12 +131,25 @@ test('encodePng of constants and full-range ramps (the Sub filter wraps modulo 2
 });
 
 test('encodePng refuses a sample count that does not fit, or 5 channels', (t) => {
-  t.throws(() => encodePng({ width: 3, height: 3, channels: 3, data: new Uint8Array(26) }), { instanceOf: ArgumentError, code: 'ERR_MMSSL_ARG', message: /26 samples for 3x3x3/ });
-  t.throws(() => encodePng({ width: 1, height: 1, channels: 5, data: new Uint8Array(5) }), { instanceOf: ArgumentError, code: 'ERR_MMSSL_ARG' });
+  t.throws(() => encodePng({ width: 3, height: 3, channels: 3, data: new Uint8Array(26) }), {
+    instanceOf: ArgumentError,
+    code: 'ERR_MMSSL_ARG',
+    message: /26 samples for 3x3x3/,
+  });
+  t.throws(() => encodePng({ width: 1, height: 1, channels: 5, data: new Uint8Array(5) }), {
+    instanceOf: ArgumentError,
+    code: 'ERR_MMSSL_ARG',
+  });
 });
 
 test('encodePng refuses dimensions that are not positive integers (PNG needs width, height >= 1)', (t) => {
   // 256 x 2.25 x 4 = 2304 samples: the count fits, the height is no height (the header would say 2, and the file not decode)
-  t.throws(() => encodePng({ width: 256, height: 2.25, channels: 4, data: new Uint8Array(2304) }), { instanceOf: ArgumentError, code: 'ERR_MMSSL_ARG' });
-  t.throws(() => encodePng({ width: 0, height: 4, channels: 1, data: new Uint8Array(0) }), { instanceOf: ArgumentError, code: 'ERR_MMSSL_ARG' });
+  t.throws(() => encodePng({ width: 256, height: 2.25, channels: 4, data: new Uint8Array(2304) }), {
+    instanceOf: ArgumentError,
+    code: 'ERR_MMSSL_ARG',
+  });
+  t.throws(() => encodePng({ width: 0, height: 4, channels: 1, data: new Uint8Array(0) }), {
+    instanceOf: ArgumentError,
+    code: 'ERR_MMSSL_ARG',
+  });
 });

@@ -5,11 +5,19 @@ import { data } from '../../lib/index.js';
 const { Random } = data;
 
 test('a seed gives one stream; fork(key) depends on (seed, key) only and leaves the parent where it was', (t) => {
-  const a = new Random(42), b = new Random(42);
+  const a = new Random(42),
+    b = new Random(42);
   const first = Array.from({ length: 5 }, () => a.nextUint32());
-  t.deepEqual(first, Array.from({ length: 5 }, () => b.nextUint32()));
-  t.notDeepEqual(first, Array.from({ length: 5 }, () => new Random(43).nextUint32()));
-  const before = new Random(7), forked = before.fork(3).random();
+  t.deepEqual(
+    first,
+    Array.from({ length: 5 }, () => b.nextUint32()),
+  );
+  t.notDeepEqual(
+    first,
+    Array.from({ length: 5 }, () => new Random(43).nextUint32()),
+  );
+  const before = new Random(7),
+    forked = before.fork(3).random();
   t.is(new Random(7).fork(3).random(), forked);
   t.is(before.random(), new Random(7).random(), 'forking does not advance the parent');
   t.not(new Random(7).fork(3).random(), new Random(7).fork(4).random());
@@ -19,7 +27,11 @@ test('a seed gives one stream; fork(key) depends on (seed, key) only and leaves 
 test('uniform, integer, normal and Bernoulli draws have the moments they should (5 sigma over 200,000 draws)', (t) => {
   const random = new Random(1);
   const n = 200000;
-  let sum = 0, sumSq = 0, normalSum = 0, normalSq = 0, heads = 0;
+  let sum = 0,
+    sumSq = 0,
+    normalSum = 0,
+    normalSq = 0,
+    heads = 0;
   const counts = new Array<number>(7).fill(0);
   for (let i = 0; i < n; i++) {
     const u = random.random();
@@ -45,7 +57,10 @@ test('shuffle is a permutation, and every position is reached', (t) => {
   const firstPlace = new Set<number>();
   for (let i = 0; i < 200; i++) {
     const order = random.shuffle([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    t.deepEqual([...order].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    t.deepEqual(
+      [...order].sort((a, b) => a - b),
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    );
     firstPlace.add(order[0]);
   }
   t.is(firstPlace.size, 10);

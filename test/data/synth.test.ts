@@ -4,7 +4,16 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 
@@ -38,7 +47,11 @@ const rasterSha = ({ data }: Raster) => sha256(new Uint8Array(data.buffer, data.
 
 /** sha256 of every file (relative path → hash), synth_report.json aside (it records the `out` path). */
 function hashes(root: string): Map<string, string> {
-  return new Map(listFiles(root).filter((f) => f !== 'synth_report.json').map((f) => [f, sha256(readFileSync(join(root, f)))]));
+  return new Map(
+    listFiles(root)
+      .filter((f) => f !== 'synth_report.json')
+      .map((f) => [f, sha256(readFileSync(join(root, f)))]),
+  );
 }
 
 interface Feature {
@@ -46,22 +59,32 @@ interface Feature {
   geometry: { type: string; coordinates: number[] };
   properties: { Latitude: number; Longitude: number; Type: string; Source: string; Image_Folder: string };
 }
-const features = (root: string, split: string): Feature[] => JSON.parse(readFileSync(join(root, `${split}_dataset.geojson`), 'utf8')).features;
+const features = (root: string, split: string): Feature[] =>
+  JSON.parse(readFileSync(join(root, `${split}_dataset.geojson`), 'utf8')).features;
 
 function python(script: string, ...args: string[]): unknown {
-  return JSON.parse(execFileSync('/usr/bin/python3', ['-c', script, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 }));
+  return JSON.parse(
+    execFileSync('/usr/bin/python3', ['-c', script, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 }),
+  );
 }
 
 // ---- the shared datasets: A (seed 1, defects), A2 (A again), C (seed 2, no defects, into an existing empty folder) ----
 
-const rootA = join(scratch, 'a'), rootA2 = join(scratch, 'a2'), rootC = join(scratch, 'c');
+const rootA = join(scratch, 'a'),
+  rootA2 = join(scratch, 'a2'),
+  rootC = join(scratch, 'c');
 let reportA: SynthReport, reportA2: SynthReport, reportC: SynthReport;
 const progressA: [number, number][] = [];
 let datasetA: Dataset, datasetC: Dataset;
 
 test.before(async () => {
-  mkdirSync(rootC);   // "must not exist, or be empty": an empty folder is fine
-  reportA = await synthesize({ out: rootA, perClass: PER_CLASS, seed: 1, onProgress: (done, total) => progressA.push([done, total]) });
+  mkdirSync(rootC); // "must not exist, or be empty": an empty folder is fine
+  reportA = await synthesize({
+    out: rootA,
+    perClass: PER_CLASS,
+    seed: 1,
+    onProgress: (done, total) => progressA.push([done, total]),
+  });
   reportA2 = await synthesize({ out: rootA2, perClass: PER_CLASS, seed: 1 });
   reportC = await synthesize({ out: rootC, perClass: PER_CLASS, seed: 2, defects: false });
   datasetA = await openMeterML(rootA);
@@ -71,7 +94,8 @@ test.before(async () => {
 // ---- determinism ----------------------------------------------------------------------------------------------------
 
 test('the same seed writes byte-identical files; the report differs only in out', (t) => {
-  const a = hashes(rootA), a2 = hashes(rootA2);
+  const a = hashes(rootA),
+    a2 = hashes(rootA2);
   t.true(a.size > 3 * 7 * PER_CLASS, `${a.size} files`);
   t.deepEqual([...a2.keys()], [...a.keys()]);
   for (const [file, hash] of a) t.is(a2.get(file), hash, file);
@@ -82,9 +106,11 @@ test('the same seed writes byte-identical files; the report differs only in out'
 });
 
 test('another seed writes other sites and other pixels', (t) => {
-  const a = hashes(rootA), c = hashes(rootC);
+  const a = hashes(rootA),
+    c = hashes(rootC);
   const folders = (root: string) => SPLITS.flatMap((s) => features(root, s).map((f) => f.properties.Image_Folder));
-  const fa = folders(rootA), fc = folders(rootC);
+  const fa = folders(rootA),
+    fc = folders(rootC);
   t.is(fa.length, fc.length);
   t.is(fa.filter((f) => fc.includes(f)).length, 0, 'no site in common');
   // location by location (same type, same split, same order), every image differs
@@ -93,8 +119,9 @@ test('another seed writes other sites and other pixels', (t) => {
   let compared = 0;
   for (let i = 0; i < ia.length; i++) {
     for (const file of ['naip.png', 'sentinel-2-10m.npy', 'sentinel-1.npy']) {
-      const ha = a.get(join(ia[i], file)), hc = c.get(join(ic[i], file));
-      if (ha === undefined || hc === undefined) continue;   // A's missing-file defect
+      const ha = a.get(join(ia[i], file)),
+        hc = c.get(join(ic[i], file));
+      if (ha === undefined || hc === undefined) continue; // A's missing-file defect
       t.not(ha, hc, `${ia[i]} vs ${ic[i]}: ${file}`);
       compared++;
     }
@@ -118,7 +145,11 @@ test('METER-ML layout: geojson per split, train folders one level below Image_Fo
       const types = new Set<string>();
       for (const { type, geometry, properties: p } of fs) {
         t.is(type, 'Feature');
-        t.deepEqual(geometry, { type: 'Point', coordinates: [p.Longitude, p.Latitude] }, 'GeoJSON points are [longitude, latitude]');
+        t.deepEqual(
+          geometry,
+          { type: 'Point', coordinates: [p.Longitude, p.Latitude] },
+          'GeoJSON points are [longitude, latitude]',
+        );
         t.true(p.Latitude >= -90 && p.Latitude <= 90 && p.Longitude >= -180 && p.Longitude <= 180);
         t.is(typeof p.Latitude, 'number');
         t.is(typeof p.Longitude, 'number');
@@ -153,7 +184,8 @@ test('METER-ML layout: geojson per split, train folders one level below Image_Fo
 
 test('openMeterML indexes every site with its classes; the multi-class sites are CAFOs and Landfills', (t) => {
   t.is(datasetA.samples.length, 7 * PER_CLASS);
-  const byType = (type: string) => datasetA.samples.filter((s) => (type === 'Negative' ? s.negative : s.classes.includes(type as never)));
+  const byType = (type: string) =>
+    datasetA.samples.filter((s) => (type === 'Negative' ? s.negative : s.classes.includes(type as never)));
   for (const type of CLASSES) t.true(byType(type).length >= PER_CLASS, type);
   t.is(byType('Negative').length, PER_CLASS);
   const multi = datasetA.samples.filter((s) => s.classes.length > 1);
@@ -189,11 +221,24 @@ print(json.dumps(out))
 test('NumPy and Pillow read the files to the values openMeterML reads (NIR in alpha, not premultiplied)', async (t) => {
   const d = datasetC;
   // one sample per split, and a multi-class one
-  const picks = [...SPLITS.map((s) => d.samples.findIndex((x) => x.split === s)), d.samples.findIndex((x) => x.classes.length > 1)];
+  const picks = [
+    ...SPLITS.map((s) => d.samples.findIndex((x) => x.split === s)),
+    d.samples.findIndex((x) => x.classes.length > 1),
+  ];
   t.true(picks.every((i) => i >= 0));
-  const expected = python(READ_WITH_NUMPY_AND_PILLOW, ...picks.map((i) => join(rootC, d.samples[i].id))) as Record<string, {
-    shape: number[]; dtype: string; sha256: string; sums: number[]; pixel: number[]; mode?: string; size?: number[]; alpha?: number[];
-  }>[];
+  const expected = python(READ_WITH_NUMPY_AND_PILLOW, ...picks.map((i) => join(rootC, d.samples[i].id))) as Record<
+    string,
+    {
+      shape: number[];
+      dtype: string;
+      sha256: string;
+      sums: number[];
+      pixel: number[];
+      mode?: string;
+      size?: number[];
+      alpha?: number[];
+    }
+  >[];
   for (const [k, index] of picks.entries()) {
     const e = expected[k];
     t.deepEqual(e.s1.shape, [72, 72, 2]);
@@ -205,15 +250,25 @@ test('NumPy and Pillow read the files to the values openMeterML reads (NIR in al
     t.deepEqual(e.naip.shape, [720, 720, 4]);
     t.is(e.naip.dtype, 'uint8');
     t.is(e.naip.alpha![0], e.naip.pixel[3], 'band 3 is the alpha channel');
-    for (const [modality, [h, w], at] of [['s1', [72, 72], [5, 7]], ['s2', [72, 72], [5, 7]], ['naip', [720, 720], [100, 300]]] as const) {
+    for (const [modality, [h, w], at] of [
+      ['s1', [72, 72], [5, 7]],
+      ['s2', [72, 72], [5, 7]],
+      ['naip', [720, 720], [100, 300]],
+    ] as const) {
       const raster = await d.read(index, modality);
       const bands = e[modality].sums.length;
       t.deepEqual(raster.shape, [bands, h, w], modality);
       t.is(rasterSha(raster), e[modality].sha256, `${d.samples[index].id} ${modality}`);
       const plane = h * w;
-      const sums = Array.from({ length: bands }, (_, b) => raster.data.subarray(b * plane, (b + 1) * plane).reduce((s, v) => s + v, 0));
+      const sums = Array.from({ length: bands }, (_, b) =>
+        raster.data.subarray(b * plane, (b + 1) * plane).reduce((s, v) => s + v, 0),
+      );
       t.deepEqual(sums, e[modality].sums, `${modality} band sums`);
-      t.deepEqual(Array.from({ length: bands }, (_, b) => raster.data[b * plane + at[0] * w + at[1]]), e[modality].pixel, `${modality} pixel`);
+      t.deepEqual(
+        Array.from({ length: bands }, (_, b) => raster.data[b * plane + at[0] * w + at[1]]),
+        e[modality].pixel,
+        `${modality} pixel`,
+      );
     }
   }
 });
@@ -224,9 +279,16 @@ function bandStats({ shape: [bands, h, w], data }: Raster) {
   const plane = h * w;
   return Array.from({ length: bands }, (_, b) => {
     const band = data.subarray(b * plane, (b + 1) * plane);
-    let min = Infinity, max = -Infinity, sum = 0, sq = 0, integers = true;
+    let min = Infinity,
+      max = -Infinity,
+      sum = 0,
+      sq = 0,
+      integers = true;
     for (const v of band) {
-      min = Math.min(min, v); max = Math.max(max, v); sum += v; sq += v * v;
+      min = Math.min(min, v);
+      max = Math.max(max, v);
+      sum += v;
+      sq += v * v;
       if (!Number.isInteger(v)) integers = false;
     }
     const mean = sum / plane;
@@ -249,7 +311,8 @@ test('values in the documented ranges: S1 0..4095, S2 reflectance x 10000 in 0..
     }
   }
   // plausible magnitudes, not just anything in range: vegetation is dark in red, bright in NIR (S2 and NAIP alike)
-  const s2 = bandStats(await datasetC.read(0, 's2')), naip = bandStats(await datasetC.read(0, 'naip'));
+  const s2 = bandStats(await datasetC.read(0, 's2')),
+    naip = bandStats(await datasetC.read(0, 'naip'));
   t.true(s2[0].mean > 100 && s2[0].mean < 5000, `S2 red mean ${s2[0].mean}`);
   t.true(naip[3].mean > 30, `NAIP NIR (alpha) mean ${naip[3].mean}`);
 });
@@ -271,12 +334,17 @@ test('with defects: synth_report.json lists two broken samples, and reading them
       t.regex(defect.problem, /missing/);
     } else {
       // NumPy's view of the broken file: float32 with NaN
-      const e = python('import sys, json, numpy as np; a = np.load(sys.argv[1]); print(json.dumps([str(a.dtype), int(np.isnan(a).sum())]))', path) as [string, number];
+      const e = python(
+        'import sys, json, numpy as np; a = np.load(sys.argv[1]); print(json.dumps([str(a.dtype), int(np.isnan(a).sum())]))',
+        path,
+      ) as [string, number];
       t.is(e[0], 'float32');
       t.true(e[1] > 0);
       t.regex(defect.problem, /NaN/);
     }
-    const error = await t.throwsAsync(datasetA.read(index, byFile[defect.file as keyof typeof byFile]), { code: 'ERR_MMSSL_IO' });
+    const error = await t.throwsAsync(datasetA.read(index, byFile[defect.file as keyof typeof byFile]), {
+      code: 'ERR_MMSSL_IO',
+    });
     t.is(error?.name, 'FileError');
     t.true(error!.message.includes(defect.folder), error?.message);
     t.true(error!.message.includes(defect.file), error?.message);
@@ -301,20 +369,28 @@ test('without defects: every sample reads in every modality synth writes, and th
 
 /** The raster averaged over k x k blocks (speckle and noise averaged out): [C, H / k, W / k]. */
 function blockMean({ shape: [c, h, w], data }: Raster, k: number): Raster {
-  const [oh, ow] = [h / k, w / k], out = new Float32Array(c * oh * ow);
+  const [oh, ow] = [h / k, w / k],
+    out = new Float32Array(c * oh * ow);
   for (let b = 0; b < c; b++) {
-    for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) out[b * oh * ow + Math.floor(i / k) * ow + Math.floor(j / k)] += data[b * h * w + i * w + j] / (k * k);
+    for (let i = 0; i < h; i++)
+      for (let j = 0; j < w; j++)
+        out[b * oh * ow + Math.floor(i / k) * ow + Math.floor(j / k)] += data[b * h * w + i * w + j] / (k * k);
   }
   return { shape: [c, oh, ow], data: out };
 }
 
 /** Per band, percentiles (linear interpolation, as NumPy's default) of the image on a 36 x 36 grid (20 m cells). */
 function imageFeatures(r: Raster): number[] {
-  const { shape: [bands, h, w], data } = blockMean(r, r.shape[1] / 36);
+  const {
+    shape: [bands, h, w],
+    data,
+  } = blockMean(r, r.shape[1] / 36);
   return Array.from({ length: bands }, (_, b) => {
     const sorted = Float64Array.from(data.subarray(b * h * w, (b + 1) * h * w)).sort();
     return [0, 2, 10, 50, 90, 98, 100].map((q) => {
-      const at = (q / 100) * (sorted.length - 1), lo = Math.floor(at), hi = Math.ceil(at);
+      const at = (q / 100) * (sorted.length - 1),
+        lo = Math.floor(at),
+        hi = Math.ceil(at);
       return sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo);
     });
   }).flat();
@@ -324,11 +400,15 @@ function imageFeatures(r: Raster): number[] {
 function looAccuracy(xs: number[][], ys: number[]): number {
   const dims = xs[0].length;
   const mean = Array.from({ length: dims }, (_, d) => xs.reduce((s, x) => s + x[d], 0) / xs.length);
-  const std = Array.from({ length: dims }, (_, d) => Math.sqrt(xs.reduce((s, x) => s + (x[d] - mean[d]) ** 2, 0) / xs.length) || 1);
+  const std = Array.from(
+    { length: dims },
+    (_, d) => Math.sqrt(xs.reduce((s, x) => s + (x[d] - mean[d]) ** 2, 0) / xs.length) || 1,
+  );
   const z = xs.map((x) => x.map((v, d) => (v - mean[d]) / std[d]));
   let correct = 0;
   for (let i = 0; i < z.length; i++) {
-    let best = -1, bestDistance = Infinity;
+    let best = -1,
+      bestDistance = Infinity;
     for (let c = 0; c < CLASSES.length; c++) {
       const members = z.filter((_, j) => j !== i && ys[j] === c);
       if (members.length === 0) continue;
@@ -346,7 +426,8 @@ test('each modality alone carries the class: nearest-centroid accuracy well abov
   const d = datasetA;
   const accuracy: Record<string, number> = {};
   for (const modality of ['s1', 's2', 'naip'] as const) {
-    const xs: number[][] = [], ys: number[] = [];
+    const xs: number[][] = [],
+      ys: number[] = [];
     for (let i = 0; i < d.samples.length; i++) {
       if (d.samples[i].label < 0) continue;
       let raster: Raster;
@@ -379,13 +460,18 @@ function parent(name: string): string {
 }
 
 test('bad options are rejected, naming the option or path, and leave nothing behind', async (t) => {
-  for (const [name, perClass, pattern] of [['two', 2, /perClass.*>= 3.*2/], ['fraction', 3.5, /perClass.*integer.*3\.5/]] as const) {
-    const dir = parent(name), out = join(dir, 'out');
+  for (const [name, perClass, pattern] of [
+    ['two', 2, /perClass.*>= 3.*2/],
+    ['fraction', 3.5, /perClass.*integer.*3\.5/],
+  ] as const) {
+    const dir = parent(name),
+      out = join(dir, 'out');
     await t.throwsAsync(synthesize({ out, perClass }), { code: 'ERR_MMSSL_ARG', message: pattern });
     t.deepEqual(readdirSync(dir), [], name);
   }
   {
-    const dir = parent('nonempty'), out = join(dir, 'out');
+    const dir = parent('nonempty'),
+      out = join(dir, 'out');
     mkdirSync(out);
     writeFileSync(join(out, 'keep.txt'), 'mine');
     const error = await t.throwsAsync(synthesize({ out, perClass: 3 }), { code: 'ERR_MMSSL_IO' });
@@ -396,7 +482,8 @@ test('bad options are rejected, naming the option or path, and leave nothing beh
     t.is(readFileSync(join(out, 'keep.txt'), 'utf8'), 'mine');
   }
   {
-    const dir = parent('file'), out = join(dir, 'out');
+    const dir = parent('file'),
+      out = join(dir, 'out');
     writeFileSync(out, 'a file');
     const error = await t.throwsAsync(synthesize({ out, perClass: 3 }), { code: 'ERR_MMSSL_IO' });
     t.true(error!.message.includes(out), error?.message);
@@ -407,22 +494,34 @@ test('bad options are rejected, naming the option or path, and leave nothing beh
   {
     const dir = parent('misc');
     await t.throwsAsync(synthesize({ out: '', perClass: 3 }), { code: 'ERR_MMSSL_ARG', message: /out/ });
-    await t.throwsAsync(synthesize({ out: join(dir, 'o'), perClass: 3, seed: 0.5 }), { code: 'ERR_MMSSL_ARG', message: /seed/ });
-    await t.throwsAsync(synthesize({ out: join(dir, 'o'), perClass: 3, defects: 'no' as never }), { code: 'ERR_MMSSL_ARG', message: /defects/ });
+    await t.throwsAsync(synthesize({ out: join(dir, 'o'), perClass: 3, seed: 0.5 }), {
+      code: 'ERR_MMSSL_ARG',
+      message: /seed/,
+    });
+    await t.throwsAsync(synthesize({ out: join(dir, 'o'), perClass: 3, defects: 'no' as never }), {
+      code: 'ERR_MMSSL_ARG',
+      message: /defects/,
+    });
     await t.throwsAsync(synthesize(undefined as never), { code: 'ERR_MMSSL_ARG' });
     t.deepEqual(readdirSync(dir), []);
   }
 });
 
 test('an interrupted run removes its partial folder and leaves no dataset', async (t) => {
-  const dir = parent('interrupted'), out = join(dir, 'out');
+  const dir = parent('interrupted'),
+    out = join(dir, 'out');
   const seen: number[] = [];
-  await t.throwsAsync(synthesize({
-    out, perClass: 3, onProgress: (done) => {
-      seen.push(done);
-      if (done === 2) throw new Error('stop here');
-    },
-  }), { message: 'stop here' });
+  await t.throwsAsync(
+    synthesize({
+      out,
+      perClass: 3,
+      onProgress: (done) => {
+        seen.push(done);
+        if (done === 2) throw new Error('stop here');
+      },
+    }),
+    { message: 'stop here' },
+  );
   t.deepEqual(seen, [1, 2]);
   t.deepEqual(readdirSync(dir), []);
 });
@@ -431,10 +530,16 @@ test('an interrupted run removes its partial folder and leaves no dataset', asyn
 
 test('onProgress counts every location, done increasing to total = 7 x perClass', (t) => {
   t.is(progressA.length, 7 * PER_CLASS);
-  t.deepEqual(progressA, Array.from({ length: 7 * PER_CLASS }, (_, k) => [k + 1, 7 * PER_CLASS]));
+  t.deepEqual(
+    progressA,
+    Array.from({ length: 7 * PER_CLASS }, (_, k) => [k + 1, 7 * PER_CLASS]),
+  );
   t.is(reportA.locations, 7 * PER_CLASS);
   // no partial folder left by the successful runs
-  t.deepEqual(readdirSync(scratch).filter((name) => name.includes('.partial-')), []);
+  t.deepEqual(
+    readdirSync(scratch).filter((name) => name.includes('.partial-')),
+    [],
+  );
 });
 
 // ---- defects at the smallest size -----------------------------------------------------------------------------------
@@ -451,7 +556,10 @@ test('at perClass 3 the broken samples are still Negative sites, so every class 
   for (const defect of report.defects) {
     const sample = dataset.samples.find((s) => s.id === defect.folder);
     t.truthy(sample, defect.folder);
-    t.true(sample?.negative, `${defect.folder} (${defect.file}) is a ${sample?.classes.join('-')} site, not a Negative one`);
+    t.true(
+      sample?.negative,
+      `${defect.folder} (${defect.file}) is a ${sample?.classes.join('-')} site, not a Negative one`,
+    );
   }
   for (const name of CLASSES) {
     const usable = [];
@@ -460,14 +568,17 @@ test('at perClass 3 the broken samples are still Negative sites, so every class 
       try {
         for (const modality of ['s1', 's2', 'naip']) await dataset.read(i, modality);
         usable.push(s.id);
-      } catch { /* broken */ }
+      } catch {
+        /* broken */
+      }
     }
     t.true(usable.length >= 1, `${name}: no readable training sample`);
   }
 });
 
 test('an out path with a trailing slash writes the dataset there (its partial folder must not be inside it)', async (t) => {
-  const dir = parent('slash'), out = join(dir, 'dataset');
+  const dir = parent('slash'),
+    out = join(dir, 'dataset');
   // `${out}/.partial-<pid>` would be inside out, which is removed before the rename: the run would fail at the end
   const report = await synthesize({ out: `${out}/`, perClass: 3, seed: 3 });
   t.is(report.locations, 21);

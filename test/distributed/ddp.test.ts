@@ -15,7 +15,12 @@ const worker = new URL('../fixtures/ddp-worker.js', import.meta.url).pathname;
 const scratch = mkdtempSync(join(tmpdir(), 'mmssl-ddp-'));
 test.after.always(() => rmSync(scratch, { recursive: true, force: true }));
 
-interface RankRun { code: number | null; signal: NodeJS.Signals | null; result?: Record<string, unknown>; stderr: string }
+interface RankRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  result?: Record<string, unknown>;
+  stderr: string;
+}
 
 /** Runs the scenario on 2 ranks; when `until` is 0, rank 1 is killed once rank 0 has exited. */
 async function runRanks(scenario: string, env: Record<string, string> = {}, until?: 0): Promise<RankRun[]> {
@@ -23,33 +28,64 @@ async function runRanks(scenario: string, env: Record<string, string> = {}, unti
   const runs = [0, 1].map((rank) => {
     const out = join(scratch, `${scenario}-${port}-${rank}.json`);
     const child = spawn(process.execPath, [worker, scenario, out], {
-      env: { ...process.env, ...env, RANK: String(rank), WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: port, MMSSL_NUM_THREADS: '1' },
+      env: {
+        ...process.env,
+        ...env,
+        RANK: String(rank),
+        WORLD_SIZE: '2',
+        MASTER_ADDR: '127.0.0.1',
+        MASTER_PORT: port,
+        MMSSL_NUM_THREADS: '1',
+      },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
-    child.stderr.on('data', (chunk) => { stderr += chunk; });
-    const done = new Promise<RankRun>((resolve) => child.on('exit', (code, signal) => {
-      let result: Record<string, unknown> | undefined;
-      try { result = JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>; } catch { result = undefined; }
-      resolve({ code, signal, result, stderr });
-    }));
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    const done = new Promise<RankRun>((resolve) =>
+      child.on('exit', (code, signal) => {
+        let result: Record<string, unknown> | undefined;
+        try {
+          result = JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>;
+        } catch {
+          result = undefined;
+        }
+        resolve({ code, signal, result, stderr });
+      }),
+    );
     return { child, done };
   });
   if (until === 0) void runs[0].done.then(() => runs[1].child.kill('SIGKILL'));
   return Promise.all(runs.map((r) => r.done));
 }
 
-const close = (t: { true: (v: boolean, m?: string) => void }, actual: number[], expected: number[], what: string, tol = 1e-9) => {
+const close = (
+  t: { true: (v: boolean, m?: string) => void },
+  actual: number[],
+  expected: number[],
+  what: string,
+  tol = 1e-9,
+) => {
   const scale = Math.max(1e-12, ...expected.map(Math.abs));
   const worst = Math.max(0, ...expected.map((e, i) => Math.abs(actual[i] - e)));
-  t.true(actual.length === expected.length && worst <= tol * scale, `${what}: worst difference ${worst} at scale ${scale}`);
+  t.true(
+    actual.length === expected.length && worst <= tol * scale,
+    `${what}: worst difference ${worst} at scale ${scale}`,
+  );
 };
 const values = (x: torch.Tensor) => Array.from(x.contiguous().toTypedArray() as Float64Array, Number);
 
 test('the environment configures the group as torchrun does; bad values name the variable', (t) => {
   const saved = { ...process.env };
   try {
-    Object.assign(process.env, { RANK: '3', WORLD_SIZE: '4', LOCAL_RANK: '1', MASTER_ADDR: '10.0.0.2', MASTER_PORT: '29999' });
+    Object.assign(process.env, {
+      RANK: '3',
+      WORLD_SIZE: '4',
+      LOCAL_RANK: '1',
+      MASTER_ADDR: '10.0.0.2',
+      MASTER_PORT: '29999',
+    });
     const o = distributed.resolveGroupOptions();
     t.like(o, { rank: 3, worldSize: 4, localRank: 1, masterAddr: '10.0.0.2', masterPort: 29999, timeoutMs: 1_800_000 });
     t.like(distributed.resolveGroupOptions({ rank: 0, masterPort: 1234 }), { rank: 0, worldSize: 4, masterPort: 1234 });
@@ -61,7 +97,8 @@ test('the environment configures the group as torchrun does; bad values name the
     t.throws(() => distributed.resolveGroupOptions({ masterPort: 70000 }), { message: /masterPort/ });
   } finally {
     for (const k of ['RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT']) {
-      if (saved[k] === undefined) delete process.env[k]; else process.env[k] = saved[k];
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
     }
   }
 });
@@ -79,8 +116,16 @@ test('collectives on 2 processes: all-reduce (sum, mean, max, channels-last), br
   const runs = await runRanks('collectives');
   for (const [rank, run] of runs.entries()) {
     t.is(run.code, 0, run.stderr);
-    t.like(run.result, { sum: [3, 30], mean: [1.5, 4], max: [1, 0], broadcast: [8, 8, 8], gathered: [0, 0.5, 1, 1.5], shape: [2, 2] }, `rank ${rank}`);
-    t.deepEqual(run.result!.cl, Array.from({ length: 16 }, (_, i) => 3 * i), `rank ${rank}: channels-last`);
+    t.like(
+      run.result,
+      { sum: [3, 30], mean: [1.5, 4], max: [1, 0], broadcast: [8, 8, 8], gathered: [0, 0.5, 1, 1.5], shape: [2, 2] },
+      `rank ${rank}`,
+    );
+    t.deepEqual(
+      run.result!.cl,
+      Array.from({ length: 16 }, (_, i) => 3 * i),
+      `rank ${rank}: channels-last`,
+    );
   }
 });
 
@@ -90,10 +135,15 @@ for (const [name, sizes, negative, singles] of [
   ['Negatives seen once on every rank', [3, 2], [false, true, false, false, false], 2],
 ] as const) {
   test(`global negatives (${name}): the ranks' mean loss, z gradients and averaged parameter gradients are one process's on the whole batch`, async (t) => {
-    const runs = await runRanks('loss', { TEST_SIZES: JSON.stringify(sizes), TEST_NEGATIVE: JSON.stringify(negative), TEST_SINGLES: String(singles) });
+    const runs = await runRanks('loss', {
+      TEST_SIZES: JSON.stringify(sizes),
+      TEST_NEGATIVE: JSON.stringify(negative),
+      TEST_SINGLES: String(singles),
+    });
     runs.forEach((r) => t.is(r.code, 0, r.stderr));
     // one process: the whole batch, ordered as the ranks gathered it (rank 0's rows, then rank 1's)
-    const views = 3, total = sizes[0] + sizes[1];
+    const views = 3,
+      total = sizes[0] + sizes[1];
     torch.manualSeed(7);
     const x = torch.randn([views * total + 2 * singles, 5], { dtype: 'float64' });
     const linear = new nn.Linear(5, 6).to({ dtype: 'float64' });
@@ -101,8 +151,12 @@ for (const [name, sizes, negative, singles] of [
     const z = linear.forward(x.indexSelect(0, torch.tensor(index, { dtype: 'int64' })));
     z.retainGrad();
     const rankRows = sizes.map((n) => views * n + singles);
-    const ids = sizes.flatMap((n, r) => Array.from({ length: rankRows[r] }, (_, i) => 100 * r + (i < views * n ? i % n : i)));
-    const mask = sizes.flatMap((n, r) => Array.from({ length: rankRows[r] }, (_, i) => i < views * n && !negative[r * sizes[0] + (i % n)]));
+    const ids = sizes.flatMap((n, r) =>
+      Array.from({ length: rankRows[r] }, (_, i) => 100 * r + (i < views * n ? i % n : i)),
+    );
+    const mask = sizes.flatMap((n, r) =>
+      Array.from({ length: rankRows[r] }, (_, i) => i < views * n && !negative[r * sizes[0] + (i % n)]),
+    );
     const l = loss.infoNCE(z, ids, { temperature: 0.3, anchorMask: mask });
     l.backward();
     t.true(Number.isFinite(l.item() as number), `the one-process loss is finite: ${l.item()}`);
@@ -117,22 +171,34 @@ for (const [name, sizes, negative, singles] of [
   });
 }
 
-test('synchronised BatchNorm (1d, 2d, uneven shares): outputs, gradients and running statistics are one BatchNorm\'s on the whole batch', async (t) => {
+test("synchronised BatchNorm (1d, 2d, uneven shares): outputs, gradients and running statistics are one BatchNorm's on the whole batch", async (t) => {
   const sizes = [5, 3];
   const runs = await runRanks('syncbn', { TEST_SIZES: JSON.stringify(sizes) });
   runs.forEach((r) => t.is(r.code, 0, r.stderr));
-  for (const shape of [[8, 3], [8, 3, 4, 5]]) {
+  for (const shape of [
+    [8, 3],
+    [8, 3, 4, 5],
+  ]) {
     torch.manualSeed(11);
-    const x = torch.randn(shape, { dtype: 'float64' }).mul(2).add(1).requiresGrad_(), c = torch.randn(shape, { dtype: 'float64' });
+    const x = torch.randn(shape, { dtype: 'float64' }).mul(2).add(1).requiresGrad_(),
+      c = torch.randn(shape, { dtype: 'float64' });
     const bn = (shape.length === 2 ? new nn.BatchNorm1d(3) : new nn.BatchNorm2d(3)).to({ dtype: 'float64' });
-    torch.noGrad(() => { bn.weight!.copy_(torch.tensor([0.5, 2, -1], { dtype: 'float64' })); bn.bias!.copy_(torch.tensor([0.1, 0, 3], { dtype: 'float64' })); });
+    torch.noGrad(() => {
+      bn.weight!.copy_(torch.tensor([0.5, 2, -1], { dtype: 'float64' }));
+      bn.bias!.copy_(torch.tensor([0.1, 0, 3], { dtype: 'float64' }));
+    });
     const y = bn.forward(x);
     y.mul(c).sum().backward();
     for (const [rank, run] of runs.entries()) {
       const r = (run.result as Record<string, Record<string, number[]>>)[`${shape.length}d`];
       const start = rank === 0 ? 0 : sizes[0];
       close(t, r.y, values(y.detach().narrow(0, start, sizes[rank])), `${shape.length}d rank ${rank} output`);
-      close(t, r.xGrad, values(x.grad!.narrow(0, start, sizes[rank])).map((g) => 2 * g), `${shape.length}d rank ${rank} input gradient (x worldSize)`);
+      close(
+        t,
+        r.xGrad,
+        values(x.grad!.narrow(0, start, sizes[rank])).map((g) => 2 * g),
+        `${shape.length}d rank ${rank} input gradient (x worldSize)`,
+      );
       close(t, r.weightGrad, values(bn.weight!.grad!), `${shape.length}d rank ${rank} weight gradient`);
       close(t, r.biasGrad, values(bn.bias!.grad!), `${shape.length}d rank ${rank} bias gradient`);
       close(t, r.runningMean, values(bn.runningMean!), `${shape.length}d rank ${rank} running mean`);
@@ -159,12 +225,32 @@ test('a rank that dies ends the other with a DistributedError at once; one that 
 
 test('a group that cannot form says where it waited; NCCL without CUDA and unknown backends are refused; collectives after destroy() say so', async (t) => {
   const port = await freePort();
-  await t.throwsAsync(distributed.initProcessGroup({ rank: 1, worldSize: 2, masterPort: port, timeoutMs: 1500 }), { code: 'ERR_MMSSL_DIST', message: new RegExp(`rendezvous at 127\\.0\\.0\\.1:${port} failed within 1500 ms`) });
+  await t.throwsAsync(distributed.initProcessGroup({ rank: 1, worldSize: 2, masterPort: port, timeoutMs: 1500 }), {
+    code: 'ERR_MMSSL_DIST',
+    message: new RegExp(`rendezvous at 127\\.0\\.0\\.1:${port} failed within 1500 ms`),
+  });
   if (!torch.cuda.isAvailable()) {
-    await t.throwsAsync(distributed.initProcessGroup({ backend: 'nccl', rank: 0, worldSize: 1, masterPort: await freePort(), timeoutMs: 5000 }), { code: 'ERR_MMSSL_DIST', message: /NCCL needs a LibTorch with CUDA|no NCCL/ });
+    await t.throwsAsync(
+      distributed.initProcessGroup({
+        backend: 'nccl',
+        rank: 0,
+        worldSize: 1,
+        masterPort: await freePort(),
+        timeoutMs: 5000,
+      }),
+      { code: 'ERR_MMSSL_DIST', message: /NCCL needs a LibTorch with CUDA|no NCCL/ },
+    );
   }
-  t.throws(() => distributed.resolveGroupOptions({ backend: 'mpi' as 'gloo' }), { code: 'ERR_MMSSL_ARG', message: /backend/ });
-  const solo = await distributed.initProcessGroup({ rank: 0, worldSize: 1, masterPort: await freePort(), timeoutMs: 5000 });
+  t.throws(() => distributed.resolveGroupOptions({ backend: 'mpi' as 'gloo' }), {
+    code: 'ERR_MMSSL_ARG',
+    message: /backend/,
+  });
+  const solo = await distributed.initProcessGroup({
+    rank: 0,
+    worldSize: 1,
+    masterPort: await freePort(),
+    timeoutMs: 5000,
+  });
   const x = torch.tensor([2, 3], { dtype: 'float64' });
   solo.allReduce(x);
   t.deepEqual(values(x), [2, 3]);

@@ -9,7 +9,8 @@ import { classificationReport, confusionMatrix, formatConfusionMatrix } from '..
 
 const close = (actual: number, expected: number, tolerance = 1e-12) => Math.abs(actual - expected) <= tolerance;
 const allClose = (actual: readonly (number | null)[], expected: readonly (number | null)[]) =>
-  actual.length === expected.length && actual.every((a, i) => (a === null || expected[i] === null ? a === expected[i] : close(a, expected[i]!)));
+  actual.length === expected.length &&
+  actual.every((a, i) => (a === null || expected[i] === null ? a === expected[i] : close(a, expected[i]!)));
 
 // Case A: 3 classes, 10 samples, every class present and predicted.
 //   targets      0 0 0 0 1 1 1 2 2 2
@@ -74,7 +75,10 @@ test('case B: a class never predicted, one predicted but absent, one in neither 
   const r = classificationReport(matrix, ['water', 'forest', 'urban', 'snow']);
   t.true(close(r.accuracy, 0.4));
   t.true(allClose(r.recall, [2 / 3, 0, 0, 0]));
-  t.deepEqual(r.perClassAccuracy.map((x) => (x === null ? null : typeof x)), ['number', 'number', null, null]);
+  t.deepEqual(
+    r.perClassAccuracy.map((x) => (x === null ? null : typeof x)),
+    ['number', 'number', null, null],
+  );
   t.true(allClose(r.perClassAccuracy, [2 / 3, 0, null, null]));
   t.true(allClose(r.precision, [4 / 7, 0, 0, 0]));
   t.true(allClose(r.f1, [8 / 13, 0, 0, 0]));
@@ -96,7 +100,10 @@ test('case C: perfect predictions of a single class give macro F1 1, not 1/3', (
 });
 
 test('confusionMatrix takes typed arrays, and an empty input gives a zero matrix that can be summed', (t) => {
-  t.deepEqual(confusionMatrix(Int32Array.from(A.targets), Uint8Array.from(A.predictions), 3), confusionMatrix(A.targets, A.predictions, 3));
+  t.deepEqual(
+    confusionMatrix(Int32Array.from(A.targets), Uint8Array.from(A.predictions), 3),
+    confusionMatrix(A.targets, A.predictions, 3),
+  );
   t.deepEqual(confusionMatrix(new Float64Array(0), [], 2), [
     [0, 0],
     [0, 0],
@@ -192,9 +199,8 @@ test('50 random seeded cases (6 classes, 1 to 200 samples, skewed, classes missi
   const numClasses = 6;
   const cases = makeCases(50, numClasses);
   const input = JSON.stringify(cases.map((c) => ({ ...c, numClasses })));
-  const expected: (ReturnType<typeof classificationReport> & { matrix: number[][]; allClassMacroF1: number })[] = JSON.parse(
-    execFileSync('/usr/bin/python3', ['-c', REFERENCE], { input, encoding: 'utf8' }),
-  );
+  const expected: (ReturnType<typeof classificationReport> & { matrix: number[][]; allClassMacroF1: number })[] =
+    JSON.parse(execFileSync('/usr/bin/python3', ['-c', REFERENCE], { input, encoding: 'utf8' }));
   t.is(expected.length, 50);
   let unionDiffers = 0;
   let neverPredicted = 0;
@@ -209,7 +215,10 @@ test('50 random seeded cases (6 classes, 1 to 200 samples, skewed, classes missi
     t.true(close(r.accuracy, e.accuracy), `${where}: accuracy ${r.accuracy} vs ${e.accuracy}`);
     t.true(allClose(r.precision, e.precision), `${where}: precision ${r.precision} vs ${e.precision}`);
     t.true(allClose(r.recall, e.recall), `${where}: recall ${r.recall} vs ${e.recall}`);
-    t.true(allClose(r.perClassAccuracy, e.perClassAccuracy), `${where}: perClassAccuracy ${r.perClassAccuracy} vs ${e.perClassAccuracy}`);
+    t.true(
+      allClose(r.perClassAccuracy, e.perClassAccuracy),
+      `${where}: perClassAccuracy ${r.perClassAccuracy} vs ${e.perClassAccuracy}`,
+    );
     t.true(allClose(r.f1, e.f1), `${where}: f1 ${r.f1} vs ${e.f1}`);
     t.true(close(r.macroF1, e.macroF1), `${where}: macroF1 ${r.macroF1} vs ${e.macroF1}`);
     if (!close(e.macroF1, e.allClassMacroF1)) unionDiffers++;
@@ -232,35 +241,98 @@ function throwsArg(t: import('ava').ExecutionContext, fn: () => unknown, message
 }
 
 test('confusionMatrix: mismatched lengths', (t) => {
-  throwsArg(t, () => confusionMatrix([0, 1, 2], [0, 1], 3), /^confusionMatrix: predictions must be of the same length as targets \(3\), got array of length 2$/);
-  throwsArg(t, () => confusionMatrix([0], new Int32Array(2), 3), /same length as targets \(1\), got array of length 2$/);
+  throwsArg(
+    t,
+    () => confusionMatrix([0, 1, 2], [0, 1], 3),
+    /^confusionMatrix: predictions must be of the same length as targets \(3\), got array of length 2$/,
+  );
+  throwsArg(
+    t,
+    () => confusionMatrix([0], new Int32Array(2), 3),
+    /same length as targets \(1\), got array of length 2$/,
+  );
 });
 
 test('confusionMatrix: an out-of-range label, named by its index', (t) => {
-  throwsArg(t, () => confusionMatrix([0, 1, 3, 0], [0, 1, 2, 0], 3), /^confusionMatrix: targets\[2\] must be an integer class index in \[0, 3\), got number 3$/);
-  throwsArg(t, () => confusionMatrix([0, 1, 2], [0, -1, 2], 3), /^confusionMatrix: predictions\[1\] must be an integer class index in \[0, 3\), got number -1$/);
+  throwsArg(
+    t,
+    () => confusionMatrix([0, 1, 3, 0], [0, 1, 2, 0], 3),
+    /^confusionMatrix: targets\[2\] must be an integer class index in \[0, 3\), got number 3$/,
+  );
+  throwsArg(
+    t,
+    () => confusionMatrix([0, 1, 2], [0, -1, 2], 3),
+    /^confusionMatrix: predictions\[1\] must be an integer class index in \[0, 3\), got number -1$/,
+  );
 });
 
 test('confusionMatrix: non-integer labels and bad arrays', (t) => {
-  throwsArg(t, () => confusionMatrix([0, 1.5], [0, 1], 3), /targets\[1\] must be an integer class index in \[0, 3\), got number 1.5$/);
-  throwsArg(t, () => confusionMatrix([0, 1], [NaN, 1], 3), /predictions\[0\] must be an integer class index .*, got number NaN$/);
+  throwsArg(
+    t,
+    () => confusionMatrix([0, 1.5], [0, 1], 3),
+    /targets\[1\] must be an integer class index in \[0, 3\), got number 1.5$/,
+  );
+  throwsArg(
+    t,
+    () => confusionMatrix([0, 1], [NaN, 1], 3),
+    /predictions\[0\] must be an integer class index .*, got number NaN$/,
+  );
   throwsArg(t, () => confusionMatrix(['1'] as unknown as number[], [1], 3), /targets\[0\] .*, got string '1'$/);
-  throwsArg(t, () => confusionMatrix(null as unknown as number[], [1], 3), /targets must be an array of class indices, got null$/);
+  throwsArg(
+    t,
+    () => confusionMatrix(null as unknown as number[], [1], 3),
+    /targets must be an array of class indices, got null$/,
+  );
 });
 
 test('confusionMatrix: numClasses 0, negative or not an integer', (t) => {
-  throwsArg(t, () => confusionMatrix([], [], 0), /^confusionMatrix: numClasses must be a positive integer, got number 0$/);
+  throwsArg(
+    t,
+    () => confusionMatrix([], [], 0),
+    /^confusionMatrix: numClasses must be a positive integer, got number 0$/,
+  );
   throwsArg(t, () => confusionMatrix([], [], -2), /numClasses must be a positive integer, got number -2$/);
   throwsArg(t, () => confusionMatrix([0], [0], 2.5), /numClasses must be an integer, got number 2.5$/);
 });
 
 test('classificationReport: empty input (no samples) and malformed matrices', (t) => {
-  throwsArg(t, () => classificationReport(confusionMatrix([], [], 3)), /^classificationReport: matrix must be a confusion matrix with at least one sample/);
+  throwsArg(
+    t,
+    () => classificationReport(confusionMatrix([], [], 3)),
+    /^classificationReport: matrix must be a confusion matrix with at least one sample/,
+  );
   throwsArg(t, () => classificationReport([]), /matrix must be a non-empty square array of arrays/);
   throwsArg(t, () => classificationReport([[1, 2], [3]]), /matrix must be a non-empty square array of arrays/);
-  throwsArg(t, () => classificationReport([[1, 0], [-1, 2]]), /matrix\[1\]\[0\] must be a non-negative integer count, got number -1$/);
-  throwsArg(t, () => classificationReport([[1, 0.5], [0, 2]]), /matrix\[0\]\[1\] must be a non-negative integer count/);
-  throwsArg(t, () => classificationReport([[1, 0], [0, 2]], ['a']), /classNames must be an array of 2 strings \(one per class\), got array of length 1$/);
+  throwsArg(
+    t,
+    () =>
+      classificationReport([
+        [1, 0],
+        [-1, 2],
+      ]),
+    /matrix\[1\]\[0\] must be a non-negative integer count, got number -1$/,
+  );
+  throwsArg(
+    t,
+    () =>
+      classificationReport([
+        [1, 0.5],
+        [0, 2],
+      ]),
+    /matrix\[0\]\[1\] must be a non-negative integer count/,
+  );
+  throwsArg(
+    t,
+    () =>
+      classificationReport(
+        [
+          [1, 0],
+          [0, 2],
+        ],
+        ['a'],
+      ),
+    /classNames must be an array of 2 strings \(one per class\), got array of length 1$/,
+  );
 });
 
 // ---- the printed table ------------------------------------------------------------------------------------------
@@ -281,11 +353,19 @@ test('formatConfusionMatrix: every count, per-class columns, accuracy and macro 
   t.deepEqual(lines[2].split(/\s+/).slice(4), ['66.67%', '50.00%', '57.14%', '3']);
   t.true(lines[4].includes('accuracy 70.00%'), lines[4]);
   t.true(lines[4].includes('macro F1 70.71%'), lines[4]);
-  t.true(lines.slice(0, 4).every((l) => l.length === lines[0].length), 'the table rows have the same width');
+  t.true(
+    lines.slice(0, 4).every((l) => l.length === lines[0].length),
+    'the table rows have the same width',
+  );
 });
 
 test('formatConfusionMatrix: names from the report, indices otherwise, long names shortened in the header, - for no samples', (t) => {
-  const report = classificationReport(confusionMatrix(B.targets, B.predictions, 4), ['permanent water', 'forest', 'urban', 'snow']);
+  const report = classificationReport(confusionMatrix(B.targets, B.predictions, 4), [
+    'permanent water',
+    'forest',
+    'urban',
+    'snow',
+  ]);
   const text = formatConfusionMatrix(report);
   const lines = text.split('\n');
   t.true(lines[0].includes('permanent…'), lines[0]);
@@ -294,6 +374,15 @@ test('formatConfusionMatrix: names from the report, indices otherwise, long name
   for (const row of report.confusionMatrix) for (const count of row) t.true(text.includes(String(count)));
   t.true(text.includes('accuracy 40.00%'));
   t.true(text.includes(`macro F1 ${((100 * 8) / 39).toFixed(2)}%`));
-  t.true(formatConfusionMatrix(classificationReport([[2, 0], [1, 3]])).split('\n')[1].startsWith('0 '));
+  t.true(
+    formatConfusionMatrix(
+      classificationReport([
+        [2, 0],
+        [1, 3],
+      ]),
+    )
+      .split('\n')[1]
+      .startsWith('0 '),
+  );
   t.throws(() => formatConfusionMatrix(report, ['a', 'b']), { instanceOf: ArgumentError });
 });

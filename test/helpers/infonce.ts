@@ -20,14 +20,21 @@ export function randomBatch(seed: number, { maxViews, maxDim, skew = 1 }: BatchL
   const v = 2 + Math.floor(r() ** skew * (maxViews - 1));
   const d = Math.max(1, Math.min(1 + Math.floor(r() ** Math.max(1, skew - 1) * maxDim), Math.floor(2e7 / (v * v))));
   const locations = 1 + Math.floor(r() * Math.floor(v / 2));
-  const singles = r() < 0.5 ? 0.3 : 0;   // the share of the views beyond two per location that are a location's only one
+  const singles = r() < 0.5 ? 0.3 : 0; // the share of the views beyond two per location that are a location's only one
   const single = Array.from({ length: v }, (_, i) => i >= 2 * locations && r() < singles);
-  const groups = single.map((alone, i) => (alone ? locations + i : i < 2 * locations ? i % locations : Math.floor(r() * locations)));
+  const groups = single.map((alone, i) =>
+    alone ? locations + i : i < 2 * locations ? i % locations : Math.floor(r() * locations),
+  );
   const anchorMask = single.map((alone) => !alone && r() < 0.8);
   anchorMask[0] = true;
   return {
-    z: randomArray(v * d, seed + 1), shape: [v, d] as [number, number], groups, anchorMask,
-    temperature: 0.05 + r() * 0.95, positives: r() < 0.5 ? 'sum' as const : 'mean' as const, normalize: r() < 0.8,
+    z: randomArray(v * d, seed + 1),
+    shape: [v, d] as [number, number],
+    groups,
+    anchorMask,
+    temperature: 0.05 + r() * 0.95,
+    positives: r() < 0.5 ? ('sum' as const) : ('mean' as const),
+    normalize: r() < 0.8,
     stripRows: r() < 0.3 ? v : 1 + Math.floor(r() * (v + 4)),
   };
 }

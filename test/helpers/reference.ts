@@ -46,15 +46,22 @@ export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>, atol = 1e-
 
 /** Broadcasts a binary function over two shapes, as NumPy and PyTorch do. */
 export function broadcast(
-  a: number[], aShape: number[], b: number[], bShape: number[], f: (x: number, y: number) => number,
+  a: number[],
+  aShape: number[],
+  b: number[],
+  bShape: number[],
+  f: (x: number, y: number) => number,
 ): { data: number[]; shape: number[] } {
   const n = Math.max(aShape.length, bShape.length);
   const pa = [...Array(n - aShape.length).fill(1), ...aShape];
   const pb = [...Array(n - bShape.length).fill(1), ...bShape];
   const shape = pa.map((s, i) => Math.max(s, pb[i]));
-  const sa = strides(pa), sb = strides(pb), so = strides(shape);
+  const sa = strides(pa),
+    sb = strides(pb),
+    so = strides(shape);
   const data = Array.from({ length: numel(shape) }, (_, flat) => {
-    let ia = 0, ib = 0;
+    let ia = 0,
+      ib = 0;
     for (let d = 0; d < n; d++) {
       const idx = Math.floor(flat / so[d]) % shape[d];
       ia += (pa[d] === 1 ? 0 : idx) * sa[d];
@@ -68,22 +75,31 @@ export function broadcast(
 /** [m, k] x [k, n]. */
 export function matmul(a: number[], b: number[], m: number, k: number, n: number): number[] {
   const out = new Array(m * n).fill(0);
-  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
-    let s = 0;
-    for (let p = 0; p < k; p++) s += a[i * k + p] * b[p * n + j];
-    out[i * n + j] = s;
-  }
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) s += a[i * k + p] * b[p * n + j];
+      out[i * n + j] = s;
+    }
   return out;
 }
 
 /** Reduces `dim` of a row-major array with `f` over the values along it. */
-export function reduceDim(x: number[], shape: number[], dim: number, f: (v: number[]) => number): { data: number[]; shape: number[] } {
-  const outer = numel(shape.slice(0, dim)), size = shape[dim], inner = numel(shape.slice(dim + 1));
+export function reduceDim(
+  x: number[],
+  shape: number[],
+  dim: number,
+  f: (v: number[]) => number,
+): { data: number[]; shape: number[] } {
+  const outer = numel(shape.slice(0, dim)),
+    size = shape[dim],
+    inner = numel(shape.slice(dim + 1));
   const data: number[] = [];
-  for (let o = 0; o < outer; o++) for (let i = 0; i < inner; i++) {
-    const v = Array.from({ length: size }, (_, k) => x[(o * size + k) * inner + i]);
-    data.push(f(v));
-  }
+  for (let o = 0; o < outer; o++)
+    for (let i = 0; i < inner; i++) {
+      const v = Array.from({ length: size }, (_, k) => x[(o * size + k) * inner + i]);
+      data.push(f(v));
+    }
   return { data, shape: shape.filter((_, d) => d !== dim) };
 }
 
@@ -100,23 +116,36 @@ export const logsumexp = (v: number[]) => {
 
 /** Direct 2-D convolution (cross-correlation) of [N, C, H, W] with [O, C/groups, KH, KW]. */
 export function conv2d(
-  x: number[], [n, c, h, w]: number[], wt: number[], [o, cg, kh, kw]: number[], bias: number[] | null,
-  stride: number, pad: number, dilation = 1, groups = 1,
+  x: number[],
+  [n, c, h, w]: number[],
+  wt: number[],
+  [o, cg, kh, kw]: number[],
+  bias: number[] | null,
+  stride: number,
+  pad: number,
+  dilation = 1,
+  groups = 1,
 ): { data: number[]; shape: number[] } {
   const oh = Math.floor((h + 2 * pad - dilation * (kh - 1) - 1) / stride) + 1;
   const ow = Math.floor((w + 2 * pad - dilation * (kw - 1) - 1) / stride) + 1;
   const og = o / groups;
   const data = new Array(n * o * oh * ow).fill(0);
-  for (let b = 0; b < n; b++) for (let oc = 0; oc < o; oc++) for (let y = 0; y < oh; y++) for (let xx = 0; xx < ow; xx++) {
-    let s = bias ? bias[oc] : 0;
-    const g = Math.floor(oc / og);
-    for (let ic = 0; ic < cg; ic++) for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) {
-      const yy = y * stride - pad + i * dilation, xi = xx * stride - pad + j * dilation;
-      if (yy < 0 || yy >= h || xi < 0 || xi >= w) continue;
-      s += x[((b * c + g * cg + ic) * h + yy) * w + xi] * wt[((oc * cg + ic) * kh + i) * kw + j];
-    }
-    data[((b * o + oc) * oh + y) * ow + xx] = s;
-  }
+  for (let b = 0; b < n; b++)
+    for (let oc = 0; oc < o; oc++)
+      for (let y = 0; y < oh; y++)
+        for (let xx = 0; xx < ow; xx++) {
+          let s = bias ? bias[oc] : 0;
+          const g = Math.floor(oc / og);
+          for (let ic = 0; ic < cg; ic++)
+            for (let i = 0; i < kh; i++)
+              for (let j = 0; j < kw; j++) {
+                const yy = y * stride - pad + i * dilation,
+                  xi = xx * stride - pad + j * dilation;
+                if (yy < 0 || yy >= h || xi < 0 || xi >= w) continue;
+                s += x[((b * c + g * cg + ic) * h + yy) * w + xi] * wt[((oc * cg + ic) * kh + i) * kw + j];
+              }
+          data[((b * o + oc) * oh + y) * ow + xx] = s;
+        }
   return { data, shape: [n, o, oh, ow] };
 }
 
@@ -124,13 +153,20 @@ export function conv2d(
 export function bilinear(x: number[], [n, c, h, w]: number[], oh: number, ow: number): number[] {
   const out: number[] = [];
   const src = (dst: number, scale: number, size: number) => Math.min(Math.max((dst + 0.5) * scale - 0.5, 0), size - 1);
-  for (let p = 0; p < n * c; p++) for (let y = 0; y < oh; y++) for (let xx = 0; xx < ow; xx++) {
-    const sy = src(y, h / oh, h), sx = src(xx, w / ow, w);
-    const y0 = Math.floor(sy), x0 = Math.floor(sx), y1 = Math.min(y0 + 1, h - 1), x1 = Math.min(x0 + 1, w - 1);
-    const ly = sy - y0, lx = sx - x0;
-    const at = (yy: number, xi: number) => x[(p * h + yy) * w + xi];
-    out.push((1 - ly) * ((1 - lx) * at(y0, x0) + lx * at(y0, x1)) + ly * ((1 - lx) * at(y1, x0) + lx * at(y1, x1)));
-  }
+  for (let p = 0; p < n * c; p++)
+    for (let y = 0; y < oh; y++)
+      for (let xx = 0; xx < ow; xx++) {
+        const sy = src(y, h / oh, h),
+          sx = src(xx, w / ow, w);
+        const y0 = Math.floor(sy),
+          x0 = Math.floor(sx),
+          y1 = Math.min(y0 + 1, h - 1),
+          x1 = Math.min(x0 + 1, w - 1);
+        const ly = sy - y0,
+          lx = sx - x0;
+        const at = (yy: number, xi: number) => x[(p * h + yy) * w + xi];
+        out.push((1 - ly) * ((1 - lx) * at(y0, x0) + lx * at(y0, x1)) + ly * ((1 - lx) * at(y1, x0) + lx * at(y1, x1)));
+      }
   return out;
 }
 
@@ -144,11 +180,12 @@ export function gradcheck(f: (x: Tensor) => Tensor, data: number[], shape: numbe
     f(x).backward();
     const analytic = values(x.grad!);
     const numeric = data.map((_, i) => {
-      const at = (delta: number) => torch.noGrad(() => {
-        const d = data.slice();
-        d[i] += delta;
-        return f(torch.tensor(d, { dtype: 'float64' }).reshape(shape)).item() as number;
-      });
+      const at = (delta: number) =>
+        torch.noGrad(() => {
+          const d = data.slice();
+          d[i] += delta;
+          return f(torch.tensor(d, { dtype: 'float64' }).reshape(shape)).item() as number;
+        });
       return (at(eps) - at(-eps)) / (2 * eps);
     });
     return maxRelErr(analytic, numeric, 1e-4);

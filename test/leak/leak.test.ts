@@ -11,5 +11,8 @@ test('10,000 tidy iterations of forward+backward leave live tensors and RSS flat
   const { before, halfway, after } = JSON.parse(execFileSync(process.execPath, [loop, '10000'], { encoding: 'utf8' }));
   t.is(after.tensors, before.tensors);
   const growth = (after.rss - halfway.rss) / 2 ** 20;
-  t.true(growth < 5, `RSS grew by ${growth.toFixed(1)} MiB over the second 5,000 iterations (${((halfway.rss - before.rss) / 2 ** 20).toFixed(1)} MiB over the first)`);
+  t.true(
+    growth < 5,
+    `RSS grew by ${growth.toFixed(1)} MiB over the second 5,000 iterations (${((halfway.rss - before.rss) / 2 ** 20).toFixed(1)} MiB over the first)`,
+  );
 });

@@ -4,7 +4,6 @@ import { loss, torch } from '../../lib/index.js';
 import { randomBatch } from '../helpers/infonce.js';
 import { maxRelErr, values } from '../helpers/reference.js';
 
-
 test('the naive composition agrees with the TypeScript reference, loss and gradient, over 40 random batches', (t) => {
   const before = torch.memoryStats().tensors;
   for (let seed = 0; seed < 40; seed++) {
@@ -14,7 +13,10 @@ test('the naive composition agrees with the TypeScript reference, loss and gradi
       const z = torch.tensor(c.z, { dtype: 'float64' }).reshape(c.shape).requiresGrad_();
       const value = loss.infoNCENaive(z, torch.tensor(c.groups), { ...c, anchorMask: torch.tensor(c.anchorMask) });
       value.backward();
-      t.true(Math.abs(value.item() - expected.loss) <= 1e-10 * Math.abs(expected.loss), `seed ${seed}: loss ${value.item()} vs ${expected.loss}`);
+      t.true(
+        Math.abs(value.item() - expected.loss) <= 1e-10 * Math.abs(expected.loss),
+        `seed ${seed}: loss ${value.item()} vs ${expected.loss}`,
+      );
       // (with d = 1 and normalisation the true gradient is exactly 0, and float64 leaves ~1e-14: hence the atol)
       t.true(maxRelErr(values(z.grad!), expected.grad, 1e-6) < 1e-6, `seed ${seed}: gradient`);
     });

@@ -13,7 +13,8 @@ const keys = (m: nn.Module) => [...m.stateDict()].map(([k, v]) => `${k} [${v.sha
 /** x [n, k] · Wᵀ + b for W [m, k], in float64. */
 function affine(x: number[], n: number, weight: torch.Tensor, bias: torch.Tensor): number[] {
   const [m, k] = weight.shape;
-  const w = values(weight), b = values(bias);
+  const w = values(weight),
+    b = values(bias);
   const wt = Array.from({ length: k * m }, (_, i) => w[(i % m) * k + Math.floor(i / m)]);
   return matmul(x, wt, n, k, m).map((v, i) => v + b[i % m]);
 }
@@ -24,12 +25,24 @@ test('ProjectionHead is Linear, (BatchNorm1d,) ReLU per hidden width, then a Lin
   tidy(() => {
     const head = new ProjectionHead([8, 16, 4]);
     t.deepEqual(keys(head), ['0.weight [16, 8]', '0.bias [16]', '2.weight [4, 16]', '2.bias [4]']);
-    t.deepEqual(head.children().map((m) => m.constructor.name), ['Linear', 'ReLU', 'Linear']);
+    t.deepEqual(
+      head.children().map((m) => m.constructor.name),
+      ['Linear', 'ReLU', 'Linear'],
+    );
     t.deepEqual(head.widths, [8, 16, 4]);
     const deep = new ProjectionHead([6, 5, 4, 3], { batchNorm: true });
-    t.deepEqual(deep.children().map((m) => m.constructor.name), ['Linear', 'BatchNorm1d', 'ReLU', 'Linear', 'BatchNorm1d', 'ReLU', 'Linear']);
+    t.deepEqual(
+      deep.children().map((m) => m.constructor.name),
+      ['Linear', 'BatchNorm1d', 'ReLU', 'Linear', 'BatchNorm1d', 'ReLU', 'Linear'],
+    );
     t.deepEqual(keys(deep).slice(0, 7), [
-      '0.weight [5, 6]', '0.bias [5]', '1.weight [5]', '1.bias [5]', '1.running_mean [5]', '1.running_var [5]', '1.num_batches_tracked []',
+      '0.weight [5, 6]',
+      '0.bias [5]',
+      '1.weight [5]',
+      '1.bias [5]',
+      '1.running_mean [5]',
+      '1.running_var [5]',
+      '1.num_batches_tracked []',
     ]);
     using single = new ProjectionHead([3, 2]);
     t.deepEqual(keys(single), ['0.weight [2, 3]', '0.bias [2]'], 'two widths: one Linear, no activation');
@@ -51,7 +64,7 @@ test('ProjectionHead forward equals relu(x W0ᵀ + b0) W1ᵀ + b1', (t) => {
   });
 });
 
-test('ProjectionHead with BatchNorm matches PyTorch\'s Sequential bit for bit: init, train-mode output, statistics', (t) => {
+test("ProjectionHead with BatchNorm matches PyTorch's Sequential bit for bit: init, train-mode output, statistics", (t) => {
   sameDraws(t, pytorch, 'projection head', () => {
     const head = new ProjectionHead([8, 16, 4], { batchNorm: true });
     const x = torch.randn([6, 8]);
@@ -65,7 +78,8 @@ test('ClassifierHead applies one Linear layer to the concatenated features', (t)
     const head = new ClassifierHead([3, 5], 4).to('float64');
     t.deepEqual(keys(head), ['fc.weight [4, 8]', 'fc.bias [4]']);
     t.deepEqual(head.inFeatures, [3, 5]);
-    const a = randomArray(2 * 3, 2), b = randomArray(2 * 5, 3);
+    const a = randomArray(2 * 3, 2),
+      b = randomArray(2 * 5, 3);
     const joined = [...a.slice(0, 3), ...b.slice(0, 5), ...a.slice(3), ...b.slice(5)];
     const out = head.forward(t64(a, [2, 3]), t64(b, [2, 5]));
     t.true(maxRelErr(values(out), affine(joined, 2, head.fc.weight, head.fc.bias!)) < 1e-12);
@@ -84,7 +98,8 @@ test('ClassifierHead dropout zeroes or rescales each input feature in training o
       head.fc.weight.copy_(torch.arange(50).reshape([50, 1]).eq(torch.arange(50)));
       head.fc.bias!.zero_();
     });
-    const a = randomArray(30, 4, 1, 2), b = randomArray(20, 5, 1, 2);
+    const a = randomArray(30, 4, 1, 2),
+      b = randomArray(20, 5, 1, 2);
     const x = [...a, ...b];
     const trained = values(head.forward(t64(a, [1, 30]), t64(b, [1, 20])));
     t.true(trained.every((v, i) => v === 0 || Math.abs(v - 2 * x[i]) < 1e-12));
@@ -96,17 +111,38 @@ test('ClassifierHead dropout zeroes or rescales each input feature in training o
 
 test('bad widths, options and features are rejected with ERR_MMSSL_ARG', (t) => {
   tidy(() => {
-    t.throws(() => new ProjectionHead([8]), { code: 'ERR_MMSSL_ARG', message: /ProjectionHead: widths must be an array of at least 2 widths/ });
-    t.throws(() => new ProjectionHead([8, 0, 4]), { code: 'ERR_MMSSL_ARG', message: /widths\[1\] must be a positive integer/ });
+    t.throws(() => new ProjectionHead([8]), {
+      code: 'ERR_MMSSL_ARG',
+      message: /ProjectionHead: widths must be an array of at least 2 widths/,
+    });
+    t.throws(() => new ProjectionHead([8, 0, 4]), {
+      code: 'ERR_MMSSL_ARG',
+      message: /widths\[1\] must be a positive integer/,
+    });
     t.throws(() => new ProjectionHead([8, 4], { batchNorm: 'yes' as never }), { code: 'ERR_MMSSL_ARG' });
     t.throws(() => new ClassifierHead([], 3), { code: 'ERR_MMSSL_ARG' });
     t.throws(() => new ClassifierHead(4, 0), { code: 'ERR_MMSSL_ARG', message: /numClasses/ });
-    t.throws(() => new ClassifierHead(4, 3, { dropout: 1.5 }), { code: 'ERR_MMSSL_ARG', message: /Dropout: p must be a probability/ });
+    t.throws(() => new ClassifierHead(4, 3, { dropout: 1.5 }), {
+      code: 'ERR_MMSSL_ARG',
+      message: /Dropout: p must be a probability/,
+    });
     const head = new ClassifierHead([3, 5], 2);
-    t.throws(() => head.forward(torch.ones([2, 3])), { code: 'ERR_MMSSL_ARG', message: /features must be 2 tensor\(s\)/ });
-    t.throws(() => head.forward(torch.ones([2, 3]), torch.ones([2, 4])), { code: 'ERR_MMSSL_ARG', message: /features\[1\] must be a \[2, 5\] tensor, got a float32 tensor of shape \[2, 4\] on cpu/ });
-    t.throws(() => head.forward(torch.ones([2, 3]), torch.ones([3, 5])), { code: 'ERR_MMSSL_ARG', message: /features\[1\] must be a \[2, 5\] tensor/ });
-    t.throws(() => head.forward('x' as never, torch.ones([3, 5])), { code: 'ERR_MMSSL_ARG', message: /features\[0\] must be a Tensor/ });
+    t.throws(() => head.forward(torch.ones([2, 3])), {
+      code: 'ERR_MMSSL_ARG',
+      message: /features must be 2 tensor\(s\)/,
+    });
+    t.throws(() => head.forward(torch.ones([2, 3]), torch.ones([2, 4])), {
+      code: 'ERR_MMSSL_ARG',
+      message: /features\[1\] must be a \[2, 5\] tensor, got a float32 tensor of shape \[2, 4\] on cpu/,
+    });
+    t.throws(() => head.forward(torch.ones([2, 3]), torch.ones([3, 5])), {
+      code: 'ERR_MMSSL_ARG',
+      message: /features\[1\] must be a \[2, 5\] tensor/,
+    });
+    t.throws(() => head.forward('x' as never, torch.ones([3, 5])), {
+      code: 'ERR_MMSSL_ARG',
+      message: /features\[0\] must be a Tensor/,
+    });
     head.dispose();
   });
 });

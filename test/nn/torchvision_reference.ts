@@ -58,7 +58,12 @@ export async function pytorchReference(section: 'layers' | 'models'): Promise<Re
  * and the four draws that follow, have the same bits. Then frees what `make` returned (for a layer, its state dict is
  * all of its tensors).
  */
-export function sameDraws(t: ExecutionContext, reference: LayersReference, name: string, make: () => Record<string, torch.Tensor>): void {
+export function sameDraws(
+  t: ExecutionContext,
+  reference: LayersReference,
+  name: string,
+  make: () => Record<string, torch.Tensor>,
+): void {
   torch.tidy(() => {
     torch.manualSeed(reference.info[name].seed);
     const made = make();

@@ -22,14 +22,74 @@ const cases: [string, (x: torch.Tensor) => torch.Tensor, number[]][] = [
   ['logsumexp', (x) => x.logsumexp(1).sum(), [3, 5]],
   ['norm', (x) => x.norm(2, 1).sum(), [3, 4]],
   ['max/min along dim', (x) => x.max(1).values.sum().add(x.min(0).values.sum()), [3, 4]],
-  ['views', (x) => x.reshape(4, 3).permute(1, 0).flatten().narrow(0, 2, 6).mul(tensor([1, 2, 3, 4, 5, 6], { dtype: 'float64' })).sum(), [3, 4]],
+  [
+    'views',
+    (x) =>
+      x
+        .reshape(4, 3)
+        .permute(1, 0)
+        .flatten()
+        .narrow(0, 2, 6)
+        .mul(tensor([1, 2, 3, 4, 5, 6], { dtype: 'float64' }))
+        .sum(),
+    [3, 4],
+  ],
   ['slice/select/flip', (x) => x.slice(1, 0, 3, 2).flip(0).select(1, 1).pow(2).sum(), [3, 4]],
-  ['gather/indexSelect', (x) => x.gather(1, tensor([[0, 2], [1, 1], [3, 0]])).pow(2).sum().add(x.indexSelect(1, tensor([3, 3])).sum()), [3, 4]],
-  ['cat/stack', (x) => torch.cat([x, x.mul(2)], 1).pow(2).sum().add(torch.stack([x, x.exp()]).select(0, 1).sum()), [2, 3]],
-  ['expand/repeat', (x) => x.unsqueeze(0).expand(3, 2, 2).mul(x.repeat(3, 1).reshape(3, 2, 2)).sum(), [2, 2]],
+  [
+    'gather/indexSelect',
+    (x) =>
+      x
+        .gather(
+          1,
+          tensor([
+            [0, 2],
+            [1, 1],
+            [3, 0],
+          ]),
+        )
+        .pow(2)
+        .sum()
+        .add(x.indexSelect(1, tensor([3, 3])).sum()),
+    [3, 4],
+  ],
+  [
+    'cat/stack',
+    (x) =>
+      torch
+        .cat([x, x.mul(2)], 1)
+        .pow(2)
+        .sum()
+        .add(torch.stack([x, x.exp()]).select(0, 1).sum()),
+    [2, 3],
+  ],
+  [
+    'expand/repeat',
+    (x) =>
+      x
+        .unsqueeze(0)
+        .expand(3, 2, 2)
+        .mul(x.repeat(3, 1).reshape(3, 2, 2))
+        .sum(),
+    [2, 2],
+  ],
   ['where', (x) => torch.where(x.gt(0), x.pow(2), x.mul(-3)).sum(), [6]],
   ['softmax/logSoftmax', (x) => F.softmax(x, 1).mul(F.logSoftmax(x, 0)).sum(), [3, 4]],
-  ['normalize', (x) => F.normalize(x, { dim: 1 }).mul(tensor([[1, 2, 3], [4, 5, 6]], { dtype: 'float64' })).sum(), [2, 3]],
+  [
+    'normalize',
+    (x) =>
+      F.normalize(x, { dim: 1 })
+        .mul(
+          tensor(
+            [
+              [1, 2, 3],
+              [4, 5, 6],
+            ],
+            { dtype: 'float64' },
+          ),
+        )
+        .sum(),
+    [2, 3],
+  ],
 ];
 
 cases.forEach(([name, f, shape], i) => {
@@ -93,7 +153,13 @@ test('noGrad stops recording, enableGrad restores it, and both restore the mode 
     });
     t.false(y.requiresGrad);
     t.true(torch.isGradEnabled());
-    t.throws(() => torch.noGrad(() => { throw new Error('boom'); }), { message: 'boom' });
+    t.throws(
+      () =>
+        torch.noGrad(() => {
+          throw new Error('boom');
+        }),
+      { message: 'boom' },
+    );
     t.true(torch.isGradEnabled());
     t.throws(() => torch.noGrad(async () => 1 as never), { code: 'ERR_MMSSL_ARG' });
     t.true(torch.isGradEnabled());
@@ -102,7 +168,8 @@ test('noGrad stops recording, enableGrad restores it, and both restore the mode 
 
 test('zeroGrad clears or zeroes every parameter in one call', (t) => {
   tidy(() => {
-    const a = torch.ones([2], { requiresGrad: true }), b = torch.ones([3], { requiresGrad: true });
+    const a = torch.ones([2], { requiresGrad: true }),
+      b = torch.ones([3], { requiresGrad: true });
     a.mul(3).sum().add(b.mul(2).sum()).backward();
     torch.zeroGrad([a, b], { setToNone: false });
     t.deepEqual(a.grad!.toArray(), [0, 0]);
@@ -123,7 +190,10 @@ test('autograd.grad returns gradients without accumulating, and supports double 
     const [g2] = torch.autograd.grad([g!.sum()], [x]);
     t.deepEqual(g2!.toArray(), [6, 12, 18]);
     const z = torch.ones([1], { requiresGrad: true });
-    t.deepEqual(torch.autograd.grad([x.sum()], [x, z], { allowUnused: true }).map((v) => v === null), [false, true]);
+    t.deepEqual(
+      torch.autograd.grad([x.sum()], [x, z], { allowUnused: true }).map((v) => v === null),
+      [false, true],
+    );
   });
 });
 
@@ -137,7 +207,7 @@ test('setting grad by hand and reading it back', (t) => {
   });
 });
 
-test('assigning data swaps a tensor\'s data in place, keeping its identity and requiresGrad', (t) => {
+test("assigning data swaps a tensor's data in place, keeping its identity and requiresGrad", (t) => {
   const p = torch.zeros([2]).requiresGrad_();
   t.deepEqual(p.shape, [2]);
   t.is(p.dtype, 'float32');
@@ -148,5 +218,10 @@ test('assigning data swaps a tensor\'s data in place, keeping its identity and r
   t.true(p.isLeaf);
   p.mul(2).sum().backward();
   t.deepEqual(p.grad?.toArray(), [2, 2, 2]);
-  t.throws(() => { p.data = 3 as unknown as torch.Tensor; }, { code: 'ERR_MMSSL_ARG' });
+  t.throws(
+    () => {
+      p.data = 3 as unknown as torch.Tensor;
+    },
+    { code: 'ERR_MMSSL_ARG' },
+  );
 });

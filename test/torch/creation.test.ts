@@ -6,10 +6,16 @@ import { values } from '../helpers/reference.js';
 
 test('tensor() infers dtype and shape from nested arrays, as torch.tensor does', (t) => {
   torch.tidy(() => {
-    const ints = torch.tensor([[1, 2, 3], [4, 5, 6]]);
+    const ints = torch.tensor([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
     t.is(ints.dtype, 'int64');
     t.deepEqual(ints.shape, [2, 3]);
-    t.deepEqual(ints.toArray(), [[1, 2, 3], [4, 5, 6]]);
+    t.deepEqual(ints.toArray(), [
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
     t.is(torch.tensor([1.5, 2]).dtype, 'float32');
     t.is(torch.tensor([true, false]).dtype, 'bool');
     t.deepEqual(torch.tensor(3.25).shape, []);
@@ -26,7 +32,7 @@ test('tensor() rejects ragged and non-numeric data, naming the element', (t) => 
   t.regex(bad!.message, /data\[1\] must be a number or boolean/);
 });
 
-test('tensor() keeps a typed array\'s element type and converts on request', (t) => {
+test("tensor() keeps a typed array's element type and converts on request", (t) => {
   torch.tidy(() => {
     t.is(torch.tensor(new Float64Array([1, 2])).dtype, 'float64');
     t.is(torch.tensor(new Int32Array([1, 2])).dtype, 'int32');
@@ -41,9 +47,16 @@ test('tensor() keeps a typed array\'s element type and converts on request', (t)
 test('every dtype round-trips through toTypedArray with the right array type', (t) => {
   const data = [0, 1, -2, 3];
   const expect: Record<torch.DType, [new (n: number) => ArrayLike<unknown>, number[]]> = {
-    float32: [Float32Array, data], float64: [Float64Array, data], float16: [Float32Array, data], bfloat16: [Float32Array, data],
-    int64: [BigInt64Array, data], int32: [Int32Array, data], int16: [Int16Array, data], int8: [Int8Array, data],
-    uint8: [Uint8Array, [0, 1, 254, 3]], bool: [Uint8Array, [0, 1, 1, 1]],
+    float32: [Float32Array, data],
+    float64: [Float64Array, data],
+    float16: [Float32Array, data],
+    bfloat16: [Float32Array, data],
+    int64: [BigInt64Array, data],
+    int32: [Int32Array, data],
+    int16: [Int16Array, data],
+    int8: [Int8Array, data],
+    uint8: [Uint8Array, [0, 1, 254, 3]],
+    bool: [Uint8Array, [0, 1, 1, 1]],
   };
   for (const dtype of torch.dtypes) {
     torch.tidy(() => {
@@ -58,10 +71,16 @@ test('every dtype round-trips through toTypedArray with the right array type', (
 
 test('zeros, ones, full, empty, zerosLike and onesLike give the requested shape, dtype and values', (t) => {
   torch.tidy(() => {
-    t.deepEqual(torch.zeros(2, 3).toArray(), [[0, 0, 0], [0, 0, 0]]);
+    t.deepEqual(torch.zeros(2, 3).toArray(), [
+      [0, 0, 0],
+      [0, 0, 0],
+    ]);
     t.deepEqual(torch.ones([2], { dtype: 'int32' }).toArray(), [1, 1]);
     t.is(torch.ones([2], { dtype: 'int32' }).dtype, 'int32');
-    t.deepEqual(torch.full([2, 2], 7).toArray(), [[7, 7], [7, 7]]);
+    t.deepEqual(torch.full([2, 2], 7).toArray(), [
+      [7, 7],
+      [7, 7],
+    ]);
     t.is(torch.full([1], 7).dtype, 'int64');
     t.is(torch.full([1], 0.5).dtype, 'float32');
     t.is(torch.full([1], true).dtype, 'bool');
@@ -150,7 +169,10 @@ test('to() converts dtype and device, and rejects unknown ones', (t) => {
 test('item, toArray and toTypedArrayAsync read back values', async (t) => {
   using x = torch.arange(6, undefined, 1, { dtype: 'float32' });
   using y = x.reshape(2, 3);
-  t.deepEqual(y.toArray(), [[0, 1, 2], [3, 4, 5]]);
+  t.deepEqual(y.toArray(), [
+    [0, 1, 2],
+    [3, 4, 5],
+  ]);
   const async = await y.toTypedArrayAsync();
   t.deepEqual(Array.from(async, Number), [0, 1, 2, 3, 4, 5]);
   using big = torch.ones([1 << 20]);
@@ -164,7 +186,10 @@ test('cat, stack and where combine tensors', (t) => {
   torch.tidy(() => {
     const a = torch.tensor([[1, 2]]);
     const b = torch.tensor([[3, 4]]);
-    t.deepEqual(torch.cat([a, b]).toArray(), [[1, 2], [3, 4]]);
+    t.deepEqual(torch.cat([a, b]).toArray(), [
+      [1, 2],
+      [3, 4],
+    ]);
     t.deepEqual(torch.cat([a, b], 1).toArray(), [[1, 2, 3, 4]]);
     t.deepEqual(torch.stack([a, b], 0).shape, [2, 1, 2]);
     const cond = torch.tensor([true, false, true]);

@@ -20,12 +20,13 @@ test.serial('threads default to the cores available and can be changed', (t) => 
 });
 
 test.serial('manualSeed makes a whole computation reproducible on CPU', (t) => {
-  const run = () => torch.tidy(() => {
-    torch.manualSeed(2024);
-    const w = torch.randn([8, 8]);
-    const x = torch.rand([4, 8]);
-    return Array.from(x.matmul(w).relu().toTypedArray(), Number);
-  });
+  const run = () =>
+    torch.tidy(() => {
+      torch.manualSeed(2024);
+      const w = torch.randn([8, 8]);
+      const x = torch.rand([4, 8]);
+      return Array.from(x.matmul(w).relu().toTypedArray(), Number);
+    });
   t.deepEqual(run(), run());
 });
 
@@ -35,7 +36,8 @@ const cudaTest = hasCuda ? test : test.skip;
 test('cuda queries answer on a CPU build', (t) => {
   t.is(typeof hasCuda, 'boolean');
   t.is(torch.cuda.deviceCount() > 0, hasCuda);
-  if (!torch.version().cuda) t.throws(() => torch.cuda.memoryStats(), { code: 'ERR_MMSSL_DEVICE', message: /without CUDA/ });
+  if (!torch.version().cuda)
+    t.throws(() => torch.cuda.memoryStats(), { code: 'ERR_MMSSL_DEVICE', message: /without CUDA/ });
 });
 
 cudaTest(`tensors move to CUDA and back${hasCuda ? '' : ' (skipped: no CUDA device in this machine)'}`, (t) => {
@@ -43,7 +45,10 @@ cudaTest(`tensors move to CUDA and back${hasCuda ? '' : ' (skipped: no CUDA devi
     const x = torch.arange(6, undefined, 1, { dtype: 'float32' }).reshape(2, 3);
     const g = x.cuda();
     t.is(g.device, 'cuda:0');
-    t.deepEqual(g.mul(2).cpu().toArray(), [[0, 2, 4], [6, 8, 10]]);
+    t.deepEqual(g.mul(2).cpu().toArray(), [
+      [0, 2, 4],
+      [6, 8, 10],
+    ]);
     torch.cuda.synchronize();
   });
 });

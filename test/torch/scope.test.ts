@@ -19,19 +19,22 @@ test.serial('tidy frees everything made inside except what it returns', (t) => {
   t.is(live(), before);
 });
 
-test.serial('tidy keeps tensors returned inside arrays, objects and Maps, and moves them to the enclosing scope', (t) => {
-  const before = live();
-  torch.tidy(() => {
-    const inner = torch.tidy(() => {
-      const x = torch.arange(3);
-      return { list: [x.add(1)], map: new Map([['y', x.mul(2)]]), meta: { n: 1 } };
+test.serial(
+  'tidy keeps tensors returned inside arrays, objects and Maps, and moves them to the enclosing scope',
+  (t) => {
+    const before = live();
+    torch.tidy(() => {
+      const inner = torch.tidy(() => {
+        const x = torch.arange(3);
+        return { list: [x.add(1)], map: new Map([['y', x.mul(2)]]), meta: { n: 1 } };
+      });
+      t.is(live(), before + 2);
+      t.deepEqual(inner.list[0].toArray(), [1, 2, 3]);
+      t.deepEqual(inner.map.get('y')!.toArray(), [0, 2, 4]);
     });
-    t.is(live(), before + 2);
-    t.deepEqual(inner.list[0].toArray(), [1, 2, 3]);
-    t.deepEqual(inner.map.get('y')!.toArray(), [0, 2, 4]);
-  });
-  t.is(live(), before);
-});
+    t.is(live(), before);
+  },
+);
 
 test.serial('keep() exempts a tensor from every scope; dispose() and using free it', (t) => {
   const before = live();
@@ -52,12 +55,16 @@ test.serial('keep() exempts a tensor from every scope; dispose() and using free 
   t.is(live(), before);
 });
 
-test.serial('a throw inside tidy frees the scope\'s tensors and propagates the error', (t) => {
+test.serial("a throw inside tidy frees the scope's tensors and propagates the error", (t) => {
   const before = live();
-  t.throws(() => torch.tidy(() => {
-    torch.ones([5]);
-    throw new Error('inner failure');
-  }), { message: 'inner failure' });
+  t.throws(
+    () =>
+      torch.tidy(() => {
+        torch.ones([5]);
+        throw new Error('inner failure');
+      }),
+    { message: 'inner failure' },
+  );
   t.is(live(), before);
 });
 
@@ -73,10 +80,19 @@ test.serial('a disposed tensor throws DisposedError everywhere, and disposing tw
   x.dispose();
   t.true(x.isDisposed);
   t.is(String(x), 'Tensor(disposed)');
-  for (const use of [() => x.shape, () => x.add(1), () => torch.ones([2]).add(x), () => torch.cat([x]), () => x.toArray()]) {
+  for (const use of [
+    () => x.shape,
+    () => x.add(1),
+    () => torch.ones([2]).add(x),
+    () => torch.cat([x]),
+    () => x.toArray(),
+  ]) {
     t.throws(() => torch.tidy(use as () => unknown), { instanceOf: DisposedError, code: 'ERR_MMSSL_DISPOSED' });
   }
-  const escaped = torch.tidy(() => { const y = torch.ones([1]); return () => y.add(1); });
+  const escaped = torch.tidy(() => {
+    const y = torch.ones([1]);
+    return () => y.add(1);
+  });
   t.throws(escaped, { code: 'ERR_MMSSL_DISPOSED' });
 });
 
@@ -95,7 +111,9 @@ test.serial('memoryStats counts live handles and distinct storage bytes by devic
 
 test.serial('tensors dropped without dispose are freed by the garbage collector', async (t) => {
   const before = live();
-  (() => { for (let i = 0; i < 100; i++) torch.ones([10]); })();
+  (() => {
+    for (let i = 0; i < 100; i++) torch.ones([10]);
+  })();
   t.is(live(), before + 100);
   for (let i = 0; i < 10 && live() > before; i++) {
     gc();

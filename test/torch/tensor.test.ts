@@ -2,7 +2,17 @@ import test from 'ava';
 
 import { nn, torch } from '../../lib/index.js';
 import {
-  broadcast, logsumexp, matmul, maxRelErr, mean, numel, randomArray, reduceDim, sum, values, variance,
+  broadcast,
+  logsumexp,
+  matmul,
+  maxRelErr,
+  mean,
+  numel,
+  randomArray,
+  reduceDim,
+  sum,
+  values,
+  variance,
 } from '../helpers/reference.js';
 
 const { tidy, tensor } = torch;
@@ -25,7 +35,8 @@ const binary: [string, (a: torch.Tensor, b: torch.Tensor) => torch.Tensor, (x: n
 for (const [name, op, ref] of binary) {
   test(`${name} broadcasts [3, 1, 4] with [5, 1] like the reference`, (t) => {
     tidy(() => {
-      const a = randomArray(12, 1), b = randomArray(5, 2, 0.5, 2);
+      const a = randomArray(12, 1),
+        b = randomArray(5, 2, 0.5, 2);
       const expected = broadcast(a, [3, 1, 4], b, [5, 1], ref);
       const out = op(t64(a, [3, 1, 4]), t64(b, [5, 1]));
       t.deepEqual(out.shape, expected.shape);
@@ -81,7 +92,8 @@ test('integer division modes and type promotion follow PyTorch', (t) => {
 
 test('comparisons, logicalNot, isnan, isfinite and where', (t) => {
   tidy(() => {
-    const a = tensor([1, 2, 3]), b = tensor([3, 2, 1]);
+    const a = tensor([1, 2, 3]),
+      b = tensor([3, 2, 1]);
     t.deepEqual(a.eq(b).toArray(), [false, true, false]);
     t.deepEqual(a.ne(b).toArray(), [true, false, true]);
     t.deepEqual(a.lt(b).toArray(), [true, false, false]);
@@ -100,7 +112,8 @@ test('comparisons, logicalNot, isnan, isfinite and where', (t) => {
 
 test('matmul, mm and bmm equal the triple-loop product', (t) => {
   tidy(() => {
-    const a = randomArray(3 * 5, 4), b = randomArray(5 * 2, 5);
+    const a = randomArray(3 * 5, 4),
+      b = randomArray(5 * 2, 5);
     const ref = matmul(a, b, 3, 5, 2);
     t.true(maxRelErr(values(t64(a, [3, 5]).mm(t64(b, [5, 2]))), ref) < 1e-12);
     t.true(maxRelErr(values(t64(a, [3, 5]).matmul(t64(b, [5, 2]))), ref) < 1e-12);
@@ -113,7 +126,8 @@ test('matmul, mm and bmm equal the triple-loop product', (t) => {
 
 test('float32 matmul is close to the float64 reference', (t) => {
   tidy(() => {
-    const a = randomArray(64 * 48, 8), b = randomArray(48 * 32, 9);
+    const a = randomArray(64 * 48, 8),
+      b = randomArray(48 * 32, 9);
     const out = tensor(a).reshape(64, 48).matmul(tensor(b).reshape(48, 32));
     t.true(maxRelErr(values(out), matmul(a, b, 64, 48, 32), 1e-3) < 1e-4);
   });
@@ -122,16 +136,22 @@ test('float32 matmul is close to the float64 reference', (t) => {
 test('topk along a dim, largest and smallest, against sorting in TypeScript; k out of range names the size', (t) => {
   tidy(() => {
     const shape = [4, 7];
-    const a = randomArray(numel(shape), 21, -3, 3);   // distinct values: no ties to order
+    const a = randomArray(numel(shape), 21, -3, 3); // distinct values: no ties to order
     const x = t64(a, shape);
     for (const largest of [true, false]) {
       const { values: v, indices: i } = x.topk(3, { largest });
       t.deepEqual(v.shape, [4, 3]);
       for (let r = 0; r < 4; r++) {
         const row = a.slice(r * 7, r * 7 + 7);
-        const order = row.map((_, j) => j).sort((p, q) => (largest ? row[q] - row[p] : row[p] - row[q])).slice(0, 3);
+        const order = row
+          .map((_, j) => j)
+          .sort((p, q) => (largest ? row[q] - row[p] : row[p] - row[q]))
+          .slice(0, 3);
         t.deepEqual(values(i).slice(r * 3, r * 3 + 3), order);
-        t.deepEqual(values(v).slice(r * 3, r * 3 + 3), order.map((j) => row[j]));
+        t.deepEqual(
+          values(v).slice(r * 3, r * 3 + 3),
+          order.map((j) => row[j]),
+        );
       }
     }
     const down = x.topk(2, { dim: 0 });
@@ -159,11 +179,16 @@ test('reductions over all elements, one dim and several dims, with keepdim', (t)
     t.is(x.argmax().item(), a.indexOf(Math.max(...a)));
     for (const dim of [0, 1, 2]) {
       const cases: [torch.Tensor, (v: number[]) => number][] = [
-        [x.sum(dim), sum], [x.mean(dim), mean], [x.logsumexp(dim), logsumexp],
-        [x.std(dim), (v) => Math.sqrt(variance(v, true))], [x.var(dim, { unbiased: false }), (v) => variance(v, false)],
+        [x.sum(dim), sum],
+        [x.mean(dim), mean],
+        [x.logsumexp(dim), logsumexp],
+        [x.std(dim), (v) => Math.sqrt(variance(v, true))],
+        [x.var(dim, { unbiased: false }), (v) => variance(v, false)],
         [x.norm(2, dim), (v) => Math.sqrt(sum(v.map((u) => u * u)))],
-        [x.max(dim).values, (v) => Math.max(...v)], [x.min(dim).values, (v) => Math.min(...v)],
-        [x.max(dim).indices, (v) => v.indexOf(Math.max(...v))], [x.argmin(dim), (v) => v.indexOf(Math.min(...v))],
+        [x.max(dim).values, (v) => Math.max(...v)],
+        [x.min(dim).values, (v) => Math.min(...v)],
+        [x.max(dim).indices, (v) => v.indexOf(Math.max(...v))],
+        [x.argmin(dim), (v) => v.indexOf(Math.min(...v))],
       ];
       for (const [out, f] of cases) {
         const ref = reduceDim(a, shape, dim, f);
@@ -195,17 +220,80 @@ test('view ops move elements where the index arithmetic says', (t) => {
     t.false(p.isContiguous());
     t.true(p.contiguous().isContiguous());
     t.deepEqual(x.transpose(0, 2).shape, [4, 3, 2]);
-    t.deepEqual(torch.arange(6).reshape(2, 3).t().toArray(), [[0, 3], [1, 4], [2, 5]]);
+    t.deepEqual(torch.arange(6).reshape(2, 3).t().toArray(), [
+      [0, 3],
+      [1, 4],
+      [2, 5],
+    ]);
     t.deepEqual(x.narrow(2, 1, 2).select(0, 0).select(0, 0).toArray(), [1, 2]);
     t.deepEqual(torch.arange(10).slice(0, 2, 9, 3).toArray(), [2, 5, 8]);
     t.deepEqual(torch.arange(10).slice(0, -3).toArray(), [7, 8, 9]);
-    t.deepEqual(x.select(1, 2).toArray(), [[8, 9, 10, 11], [20, 21, 22, 23]]);
-    t.deepEqual(torch.arange(5).indexSelect(0, tensor([4, 0, 4])).toArray(), [4, 0, 4]);
-    t.deepEqual(tensor([[1, 2], [3, 4]]).gather(1, tensor([[1, 0], [1, 1]])).toArray(), [[2, 1], [4, 4]]);
-    t.deepEqual(tensor([[1, 2], [3, 4]]).flip(0).toArray(), [[3, 4], [1, 2]]);
-    t.deepEqual(tensor([[1, 2], [3, 4]]).flip(0, 1).toArray(), [[4, 3], [2, 1]]);
-    t.deepEqual(tensor([[1], [2]]).expand(2, 3).toArray(), [[1, 1, 1], [2, 2, 2]]);
-    t.deepEqual(tensor([1, 2]).repeat(2, 2).toArray(), [[1, 2, 1, 2], [1, 2, 1, 2]]);
+    t.deepEqual(x.select(1, 2).toArray(), [
+      [8, 9, 10, 11],
+      [20, 21, 22, 23],
+    ]);
+    t.deepEqual(
+      torch
+        .arange(5)
+        .indexSelect(0, tensor([4, 0, 4]))
+        .toArray(),
+      [4, 0, 4],
+    );
+    t.deepEqual(
+      tensor([
+        [1, 2],
+        [3, 4],
+      ])
+        .gather(
+          1,
+          tensor([
+            [1, 0],
+            [1, 1],
+          ]),
+        )
+        .toArray(),
+      [
+        [2, 1],
+        [4, 4],
+      ],
+    );
+    t.deepEqual(
+      tensor([
+        [1, 2],
+        [3, 4],
+      ])
+        .flip(0)
+        .toArray(),
+      [
+        [3, 4],
+        [1, 2],
+      ],
+    );
+    t.deepEqual(
+      tensor([
+        [1, 2],
+        [3, 4],
+      ])
+        .flip(0, 1)
+        .toArray(),
+      [
+        [4, 3],
+        [2, 1],
+      ],
+    );
+    t.deepEqual(
+      tensor([[1], [2]])
+        .expand(2, 3)
+        .toArray(),
+      [
+        [1, 1, 1],
+        [2, 2, 2],
+      ],
+    );
+    t.deepEqual(tensor([1, 2]).repeat(2, 2).toArray(), [
+      [1, 2, 1, 2],
+      [1, 2, 1, 2],
+    ]);
     t.is(x.size(-1), 4);
     t.deepEqual(x.size(), [2, 3, 4]);
     t.is(x.numel(), 24);
@@ -217,7 +305,10 @@ test('views share storage with their base', (t) => {
   tidy(() => {
     const x = torch.zeros(2, 3);
     x.select(0, 1).fill_(5);
-    t.deepEqual(x.toArray(), [[0, 0, 0], [5, 5, 5]]);
+    t.deepEqual(x.toArray(), [
+      [0, 0, 0],
+      [5, 5, 5],
+    ]);
   });
 });
 
@@ -261,6 +352,9 @@ test('channelsLast: same values in NHWC order, recognised by isContiguous, kept 
     const y = nn.functional.conv2d(nhwc, w.contiguous({ memoryFormat: 'channelsLast' }), null, { padding: 1 });
     t.true(y.isContiguous({ memoryFormat: 'channelsLast' }));
     t.true(y.allclose(nn.functional.conv2d(x, w, null, { padding: 1 }), { rtol: 1e-4, atol: 1e-5 }));
-    t.throws(() => x.contiguous({ memoryFormat: 'nhwc' as never }), { code: 'ERR_MMSSL_ARG', message: /memoryFormat must be one of/ });
+    t.throws(() => x.contiguous({ memoryFormat: 'nhwc' as never }), {
+      code: 'ERR_MMSSL_ARG',
+      message: /memoryFormat must be one of/,
+    });
   });
 });

@@ -17,62 +17,133 @@ const data = join(scratch, 'data');
 const ready = synthesize({ out: data, perClass: 4, seed: 3 });
 
 /** A model small enough for a test: narrow AlexNets, NAIP at 64x64, small heads. */
-const config = (overrides: Record<string, unknown> = {}) => resolvePretrainConfig({
-  data, modalities: ['s1', 's2', 'naip'], epochs: 3, batchSize: 4, alexnetHidden: 32, hiddenDim: 32, embeddingDim: 16,
-  sizes: { naip: [64, 64] }, optimizer: { name: 'adam', lr: 1e-3 }, threads: 1, workers: 1, seed: 5, onBadSample: 'skip',
-  knn: { every: 1 },   // 'auto' follows measured times, which a resumed run does not repeat
-}, overrides);
+const config = (overrides: Record<string, unknown> = {}) =>
+  resolvePretrainConfig(
+    {
+      data,
+      modalities: ['s1', 's2', 'naip'],
+      epochs: 3,
+      batchSize: 4,
+      alexnetHidden: 32,
+      hiddenDim: 32,
+      embeddingDim: 16,
+      sizes: { naip: [64, 64] },
+      optimizer: { name: 'adam', lr: 1e-3 },
+      threads: 1,
+      workers: 1,
+      seed: 5,
+      onBadSample: 'skip',
+      knn: { every: 1 }, // 'auto' follows measured times, which a resumed run does not repeat
+    },
+    overrides,
+  );
 
-async function run(out: string, options: { resume?: boolean; stopAfter?: number; overrides?: Record<string, unknown> } = {}) {
+async function run(
+  out: string,
+  options: { resume?: boolean; stopAfter?: number; overrides?: Record<string, unknown> } = {},
+) {
   await ready;
   const steps: StepMetrics[] = [];
   const controller = new AbortController();
   const result = await pretrain({
-    config: config(options.overrides), out, resume: options.resume, signal: controller.signal,
-    onStep: (m) => { steps.push(m); if (m.step === options.stopAfter) controller.abort(); },
+    config: config(options.overrides),
+    out,
+    resume: options.resume,
+    signal: controller.signal,
+    onStep: (m) => {
+      steps.push(m);
+      if (m.step === options.stopAfter) controller.abort();
+    },
   });
   return { result, steps };
 }
 
-test.serial('the loss falls; a run stopped mid-epoch and resumed repeats the uninterrupted losses exactly', async (t) => {
-  const whole = await run(join(scratch, 'whole'));
-  t.is(whole.result.epochs, 3);
-  t.false(whole.result.interrupted);
-  const batches = whole.steps[0].batches;
-  t.is(whole.steps.length, 3 * batches);
-  const last = whole.steps.slice(-batches).reduce((s, m) => s + m.loss, 0) / batches;
-  t.true(last < whole.steps[0].loss, `last epoch's mean loss ${last} vs first step's ${whole.steps[0].loss}`);
-  for (const m of whole.steps) t.true(Number.isFinite(m.loss) && m.dataWait >= 0 && m.dataWait <= 1 && m.locationsPerSecond > 0 && Object.keys(m.std).length === 3);
+test.serial(
+  'the loss falls; a run stopped mid-epoch and resumed repeats the uninterrupted losses exactly',
+  async (t) => {
+    const whole = await run(join(scratch, 'whole'));
+    t.is(whole.result.epochs, 3);
+    t.false(whole.result.interrupted);
+    const batches = whole.steps[0].batches;
+    t.is(whole.steps.length, 3 * batches);
+    const last = whole.steps.slice(-batches).reduce((s, m) => s + m.loss, 0) / batches;
+    t.true(last < whole.steps[0].loss, `last epoch's mean loss ${last} vs first step's ${whole.steps[0].loss}`);
+    for (const m of whole.steps)
+      t.true(
+        Number.isFinite(m.loss) &&
+          m.dataWait >= 0 &&
+          m.dataWait <= 1 &&
+          m.locationsPerSecond > 0 &&
+          Object.keys(m.std).length === 3,
+      );
 
-  const stopAt = batches + 1;   // mid-epoch 2
-  const first = await run(join(scratch, 'resumed'), { stopAfter: stopAt });
-  t.true(first.result.interrupted);
-  t.is(first.steps.length, stopAt);
-  const second = await run(join(scratch, 'resumed'), { resume: true });
-  t.deepEqual([...first.steps, ...second.steps].map((m) => m.loss), whole.steps.map((m) => m.loss), 'the same losses, bit for bit');
-  t.deepEqual([...first.steps, ...second.steps].map((m) => [m.epoch, m.batch]), whole.steps.map((m) => [m.epoch, m.batch]));
-  const lines = readFileSync(join(scratch, 'resumed', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as StepMetrics);
-  t.deepEqual(lines.filter((m) => 'loss' in m).map((m) => m.step), whole.steps.map((m) => m.step), 'metrics.jsonl: one line per step, none twice');
-  const knnSteps = (run: string) => readFileSync(join(scratch, run, 'metrics.jsonl'), 'utf8').trim().split('\n').filter((l) => l.includes('"knn"')).map((l) => (JSON.parse(l) as StepMetrics).step);
-  t.deepEqual(knnSteps('resumed'), knnSteps('whole'), 'the k-NN evaluations of the resumed run, once each');
-  t.deepEqual(JSON.parse(readFileSync(join(scratch, 'resumed', 'config.json'), 'utf8')), config());
-});
+    const stopAt = batches + 1; // mid-epoch 2
+    const first = await run(join(scratch, 'resumed'), { stopAfter: stopAt });
+    t.true(first.result.interrupted);
+    t.is(first.steps.length, stopAt);
+    const second = await run(join(scratch, 'resumed'), { resume: true });
+    t.deepEqual(
+      [...first.steps, ...second.steps].map((m) => m.loss),
+      whole.steps.map((m) => m.loss),
+      'the same losses, bit for bit',
+    );
+    t.deepEqual(
+      [...first.steps, ...second.steps].map((m) => [m.epoch, m.batch]),
+      whole.steps.map((m) => [m.epoch, m.batch]),
+    );
+    const lines = readFileSync(join(scratch, 'resumed', 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as StepMetrics);
+    t.deepEqual(
+      lines.filter((m) => 'loss' in m).map((m) => m.step),
+      whole.steps.map((m) => m.step),
+      'metrics.jsonl: one line per step, none twice',
+    );
+    const knnSteps = (run: string) =>
+      readFileSync(join(scratch, run, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .filter((l) => l.includes('"knn"'))
+        .map((l) => (JSON.parse(l) as StepMetrics).step);
+    t.deepEqual(knnSteps('resumed'), knnSteps('whole'), 'the k-NN evaluations of the resumed run, once each');
+    t.deepEqual(JSON.parse(readFileSync(join(scratch, 'resumed', 'config.json'), 'utf8')), config());
+  },
+);
 
-test.serial('one modality with augmentations trains on its two views; one without is refused before the folder is made', async (t) => {
-  const single = await run(join(scratch, 'single'), { overrides: { modalities: ['s2'], epochs: 1 } });
-  t.deepEqual(Object.keys(single.steps[0].std), ['s2']);
-  const out = join(scratch, 'refused');
-  await t.throwsAsync(run(out, { overrides: { modalities: ['s2'], augment: false } }), { code: 'ERR_MMSSL_ARG', message: /s2 alone needs augmentations/ });
-  await t.throwsAsync(run(out, { overrides: { modalities: ['s1', 'sar'] } }), { code: 'ERR_MMSSL_ARG', message: /modalities must be names among the dataset's \(s1, s2, naip/ });
-  t.false(existsSync(out));
-});
+test.serial(
+  'one modality with augmentations trains on its two views; one without is refused before the folder is made',
+  async (t) => {
+    const single = await run(join(scratch, 'single'), { overrides: { modalities: ['s2'], epochs: 1 } });
+    t.deepEqual(Object.keys(single.steps[0].std), ['s2']);
+    const out = join(scratch, 'refused');
+    await t.throwsAsync(run(out, { overrides: { modalities: ['s2'], augment: false } }), {
+      code: 'ERR_MMSSL_ARG',
+      message: /s2 alone needs augmentations/,
+    });
+    await t.throwsAsync(run(out, { overrides: { modalities: ['s1', 'sar'] } }), {
+      code: 'ERR_MMSSL_ARG',
+      message: /modalities must be names among the dataset's \(s1, s2, naip/,
+    });
+    t.false(existsSync(out));
+  },
+);
 
 test.serial('a finished run is not overwritten; resuming needs a run, and the same configuration', async (t) => {
   const out = join(scratch, 'once');
   await run(out, { overrides: { epochs: 1, modalities: ['s1', 's2'] } });
-  await t.throwsAsync(run(out, { overrides: { epochs: 1, modalities: ['s1', 's2'] } }), { code: 'ERR_MMSSL_IO', message: /holds a run already: resume it/ });
-  await t.throwsAsync(run(out, { resume: true, overrides: { epochs: 2, modalities: ['s1', 's2'] } }), { code: 'ERR_MMSSL_IO', message: /configured differently \(epochs\)/ });
-  await t.throwsAsync(run(join(scratch, 'nothing'), { resume: true }), { code: 'ERR_MMSSL_IO', message: /missing: there is no run to resume here/ });
+  await t.throwsAsync(run(out, { overrides: { epochs: 1, modalities: ['s1', 's2'] } }), {
+    code: 'ERR_MMSSL_IO',
+    message: /holds a run already: resume it/,
+  });
+  await t.throwsAsync(run(out, { resume: true, overrides: { epochs: 2, modalities: ['s1', 's2'] } }), {
+    code: 'ERR_MMSSL_IO',
+    message: /configured differently \(epochs\)/,
+  });
+  await t.throwsAsync(run(join(scratch, 'nothing'), { resume: true }), {
+    code: 'ERR_MMSSL_IO',
+    message: /missing: there is no run to resume here/,
+  });
   t.throws(() => config({ optimizer: { name: 'rmsprop' } }), { code: 'ERR_MMSSL_ARG', message: /optimizer\.name/ });
   t.throws(() => config({ epoch: 3 }), { code: 'ERR_MMSSL_ARG', message: /key must be one of .*got string 'epoch'/ });
 });

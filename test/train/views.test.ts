@@ -18,7 +18,10 @@ test('a single modality with augmentations: its second view is the only positive
   const groups = viewGroups(layout, 3);
   t.deepEqual(groups, [0, 1, 2, 0, 1, 2]);
   // positives of row 1 (location 1, view 0): row 4 only
-  t.deepEqual(groups.flatMap((g, row) => (g === groups[1] && row !== 1 ? [row] : [])), [4]);
+  t.deepEqual(
+    groups.flatMap((g, row) => (g === groups[1] && row !== 1 ? [row] : [])),
+    [4],
+  );
 });
 
 test('without augmentations: one view per modality, the other modalities are the positives', (t) => {
@@ -31,13 +34,32 @@ test('without augmentations: one view per modality, the other modalities are the
 test('Negatives are anchors of nothing, in every view of every modality', (t) => {
   const layout = viewLayout(['s1', 's2'], true);
   // locations: a (class), b (Negative), c (class)
-  t.deepEqual(anchorRows(layout, [false, true, false]), [true, false, true, true, false, true, true, false, true, true, false, true]);
+  t.deepEqual(anchorRows(layout, [false, true, false]), [
+    true,
+    false,
+    true,
+    true,
+    false,
+    true,
+    true,
+    false,
+    true,
+    true,
+    false,
+    true,
+  ]);
   t.deepEqual(anchorRows(viewLayout(['s1', 's2'], false), [true, true]), [false, false, false, false]);
 });
 
 test('a single modality without augmentations, no modality, or one twice are refused with the reason', (t) => {
-  t.throws(() => viewLayout(['s2'], false), { code: 'ERR_MMSSL_ARG', message: /pre-training s2 alone needs augmentations: without them a location has one view and no positive/ });
+  t.throws(() => viewLayout(['s2'], false), {
+    code: 'ERR_MMSSL_ARG',
+    message: /pre-training s2 alone needs augmentations: without them a location has one view and no positive/,
+  });
   t.throws(() => viewLayout([], true), { code: 'ERR_MMSSL_ARG', message: /modalities/ });
   t.throws(() => viewLayout(['s1', 's1'], true), { code: 'ERR_MMSSL_ARG', message: /distinct/ });
-  t.throws(() => modalityRows(viewLayout(['s1', 's2'], true), 'naip', 4), { code: 'ERR_MMSSL_ARG', message: /one of s1, s2/ });
+  t.throws(() => modalityRows(viewLayout(['s1', 's2'], true), 'naip', 4), {
+    code: 'ERR_MMSSL_ARG',
+    message: /one of s1, s2/,
+  });
 });

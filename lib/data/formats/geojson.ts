@@ -15,7 +15,10 @@ export function parseFeatureCollection(text: string, file: string): FeatureColle
     throw new FileError(file, `not JSON: ${(e as Error).message}`);
   }
   if (!isObject(json) || json.type !== 'FeatureCollection' || !Array.isArray(json.features)) {
-    throw new FileError(file, 'not a GeoJSON FeatureCollection (an object with type "FeatureCollection" and a features array)');
+    throw new FileError(
+      file,
+      'not a GeoJSON FeatureCollection (an object with type "FeatureCollection" and a features array)',
+    );
   }
   return json as FeatureCollection;
 }

@@ -28,15 +28,16 @@ export interface GeoTiffRaster extends Raster {
 
 const WEBP = 50001;
 const YCBCR = 6;
-const COMPLEX_FORMATS = new Set([5, 6]);   // SampleFormat: complex int, complex float
+const COMPLEX_FORMATS = new Set([5, 6]); // SampleFormat: complex int, complex float
 
 /** Why `image` cannot be decoded here, if we know in advance: WebP and complex samples. */
 function unsupported(image: GeoTIFFImage): string | undefined {
   const directory = image.getFileDirectory();
   if (directory.getValue('Compression') === WEBP) {
-    return 'WebP compression cannot be decoded in Node (geotiff needs the browser\'s createImageBitmap); re-encode it, e.g. gdal_translate -co COMPRESS=DEFLATE in.tif out.tif';
+    return "WebP compression cannot be decoded in Node (geotiff needs the browser's createImageBitmap); re-encode it, e.g. gdal_translate -co COMPRESS=DEFLATE in.tif out.tif";
   }
-  if (Array.from(directory.getValue('SampleFormat') ?? []).some((f) => COMPLEX_FORMATS.has(Number(f)))) return 'complex samples (e.g. CInt16) are not supported; convert to amplitude or to two real bands first';
+  if (Array.from(directory.getValue('SampleFormat') ?? []).some((f) => COMPLEX_FORMATS.has(Number(f))))
+    return 'complex samples (e.g. CInt16) are not supported; convert to amplitude or to two real bands first';
   return undefined;
 }
 
@@ -69,7 +70,7 @@ function geoTransform(image: GeoTIFFImage): GeoTransform | null {
 function epsg(image: GeoTIFFImage): number | null {
   const keys = image.getGeoKeys();
   const code = keys?.ProjectedCSTypeGeoKey ?? keys?.GeographicTypeGeoKey;
-  return typeof code === 'number' && code !== 32767 ? code : null;   // 32767: user-defined
+  return typeof code === 'number' && code !== 32767 ? code : null; // 32767: user-defined
 }
 
 /** The bands as one float32 [C, H, W] buffer, nodata turned into NaN (compared at the samples' own precision). */
@@ -94,7 +95,9 @@ export async function decodeGeoTiff(bytes: Uint8Array, file: string): Promise<Ge
   let image: GeoTIFFImage;
   let bands: ArrayLike<number>[];
   try {
-    const tiff = await fromArrayBuffer(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
+    const tiff = await fromArrayBuffer(
+      bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer,
+    );
     image = await tiff.getImage(0);
     const reason = unsupported(image);
     if (reason) throw new FileError(file, reason);
@@ -106,7 +109,8 @@ export async function decodeGeoTiff(bytes: Uint8Array, file: string): Promise<Ge
     if (e instanceof FileError) throw e;
     throw new FileError(file, `cannot be decoded as a GeoTIFF: ${(e as Error).message ?? e}`);
   }
-  const width = image.getWidth(), height = image.getHeight();
+  const width = image.getWidth(),
+    height = image.getHeight();
   const nodata = image.getGDALNoData();
   const transform = geoTransform(image);
   return {
@@ -114,7 +118,7 @@ export async function decodeGeoTiff(bytes: Uint8Array, file: string): Promise<Ge
     data: channelsFirst(bands, nodata, width * height),
     nodata,
     geoTransform: transform,
-    epsg: transform ? epsg(image) : null,   // GCP-only files: the GCPs' CRS is not the raster's (GDAL reports none)
+    epsg: transform ? epsg(image) : null, // GCP-only files: the GCPs' CRS is not the raster's (GDAL reports none)
   };
 }
 
@@ -132,48 +136,71 @@ export interface GeoTiffImage {
   nodata?: number;
 }
 
-const enum TagType { Short = 3, Long = 4, Ascii = 2, Double = 12 }
-const TYPE_BYTES: Record<TagType, number> = { [TagType.Ascii]: 1, [TagType.Short]: 2, [TagType.Long]: 4, [TagType.Double]: 8 };
+const enum TagType {
+  Short = 3,
+  Long = 4,
+  Ascii = 2,
+  Double = 12,
+}
+const TYPE_BYTES: Record<TagType, number> = {
+  [TagType.Ascii]: 1,
+  [TagType.Short]: 2,
+  [TagType.Long]: 4,
+  [TagType.Double]: 8,
+};
 const ROWS_PER_STRIP = 16;
 
 /** Little-endian classic TIFF, Deflate strips of 16 rows, pixel-interleaved, with GeoTIFF keys for EPSG:4326. */
 export function encodeGeoTiff({ width, height, bands, data, origin, pixelSize, nodata }: GeoTiffImage): Uint8Array {
-  if (data.length !== width * height * bands) throw new ArgumentError(`encodeGeoTiff: ${data.length} samples for ${width}x${height}x${bands}`);
-  const bytesPerSample = data.BYTES_PER_ELEMENT, format = data instanceof Float32Array ? 3 : 1;
-  const raw = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);   // little-endian on every platform Node runs on
+  if (data.length !== width * height * bands)
+    throw new ArgumentError(`encodeGeoTiff: ${data.length} samples for ${width}x${height}x${bands}`);
+  const bytesPerSample = data.BYTES_PER_ELEMENT,
+    format = data instanceof Float32Array ? 3 : 1;
+  const raw = new Uint8Array(data.buffer, data.byteOffset, data.byteLength); // little-endian on every platform Node runs on
   const rowBytes = width * bands * bytesPerSample;
   const strips: Uint8Array[] = [];
-  for (let y = 0; y < height; y += ROWS_PER_STRIP) strips.push(deflateSync(raw.subarray(y * rowBytes, Math.min(height, y + ROWS_PER_STRIP) * rowBytes)));
+  for (let y = 0; y < height; y += ROWS_PER_STRIP)
+    strips.push(deflateSync(raw.subarray(y * rowBytes, Math.min(height, y + ROWS_PER_STRIP) * rowBytes)));
   const offsets: number[] = [];
-  let end = 8;   // after the header
+  let end = 8; // after the header
   for (const strip of strips) {
     offsets.push(end);
     end += strip.length;
   }
   const repeat = (v: number) => Array<number>(bands).fill(v);
   const tags: [number, TagType, number[] | string][] = [
-    [256, TagType.Long, [width]], [257, TagType.Long, [height]], [258, TagType.Short, repeat(bytesPerSample * 8)],
-    [259, TagType.Short, [8]], [262, TagType.Short, [1]], [273, TagType.Long, offsets], [277, TagType.Short, [bands]],
-    [278, TagType.Long, [ROWS_PER_STRIP]], [279, TagType.Long, strips.map((s) => s.length)], [284, TagType.Short, [1]],
+    [256, TagType.Long, [width]],
+    [257, TagType.Long, [height]],
+    [258, TagType.Short, repeat(bytesPerSample * 8)],
+    [259, TagType.Short, [8]],
+    [262, TagType.Short, [1]],
+    [273, TagType.Long, offsets],
+    [277, TagType.Short, [bands]],
+    [278, TagType.Long, [ROWS_PER_STRIP]],
+    [279, TagType.Long, strips.map((s) => s.length)],
+    [284, TagType.Short, [1]],
     ...(bands > 1 ? [[338, TagType.Short, Array<number>(bands - 1).fill(0)] as [number, TagType, number[]]] : []),
     [339, TagType.Short, repeat(format)],
-    [33550, TagType.Double, [pixelSize, pixelSize, 0]], [33922, TagType.Double, [0, 0, 0, origin[0], origin[1], 0]],
+    [33550, TagType.Double, [pixelSize, pixelSize, 0]],
+    [33922, TagType.Double, [0, 0, 0, origin[0], origin[1], 0]],
     // GeoKeyDirectory: version 1.1.0, 3 keys: GTModelType geographic, GTRasterType PixelIsArea, GeographicType 4326
     [34735, TagType.Short, [1, 1, 0, 3, 1024, 0, 1, 2, 1025, 0, 1, 1, 2048, 0, 1, 4326]],
     ...(nodata === undefined ? [] : [[42113, TagType.Ascii, `${nodata}\0`] as [number, TagType, string]]),
   ];
-  const ifdStart = end + (end % 2);   // the IFD starts on a word boundary
+  const ifdStart = end + (end % 2); // the IFD starts on a word boundary
   const ifdSize = 2 + tags.length * 12 + 4;
   const values = tags.map(([, type, v]) => (typeof v === 'string' ? v.length : v.length) * TYPE_BYTES[type]);
   const total = ifdStart + ifdSize + values.reduce((n, b) => n + (b > 4 ? b + (b % 2) : 0), 0);
-  const out = new Uint8Array(total), view = new DataView(out.buffer);
+  const out = new Uint8Array(total),
+    view = new DataView(out.buffer);
   out.set([0x49, 0x49, 42, 0]);
   view.setUint32(4, ifdStart, true);
   strips.forEach((s, i) => out.set(s, offsets[i]));
   view.setUint16(ifdStart, tags.length, true);
   let extra = ifdStart + ifdSize;
   tags.forEach(([tag, type, v], i) => {
-    const entry = ifdStart + 2 + i * 12, count = typeof v === 'string' ? v.length : v.length;
+    const entry = ifdStart + 2 + i * 12,
+      count = typeof v === 'string' ? v.length : v.length;
     view.setUint16(entry, tag, true);
     view.setUint16(entry + 2, type, true);
     view.setUint32(entry + 4, count, true);
@@ -181,7 +208,7 @@ export function encodeGeoTiff({ width, height, bands, data, origin, pixelSize, n
     if (values[i] > 4) {
       view.setUint32(at, extra, true);
       at = extra;
-      extra += values[i] + (values[i] % 2);   // values start on a word boundary
+      extra += values[i] + (values[i] % 2); // values start on a word boundary
     }
     for (let k = 0; k < count; k++) {
       if (typeof v === 'string') view.setUint8(at + k, v.charCodeAt(k));

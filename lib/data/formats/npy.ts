@@ -6,7 +6,8 @@
 import { FileError } from '../../errors.js';
 
 export type NpyDtype = 'bool' | 'uint8' | 'int8' | 'uint16' | 'int16' | 'uint32' | 'int32' | 'float32' | 'float64';
-export type NpyData = Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array | Float32Array | Float64Array;
+export type NpyData =
+  Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array | Float32Array | Float64Array;
 
 export interface NpyArray {
   dtype: NpyDtype;
@@ -16,14 +17,28 @@ export interface NpyArray {
 }
 
 const KINDS: Record<string, [NpyDtype, new (buffer: ArrayBuffer) => NpyData]> = {
-  b1: ['bool', Uint8Array], u1: ['uint8', Uint8Array], i1: ['int8', Int8Array],
-  u2: ['uint16', Uint16Array], i2: ['int16', Int16Array], u4: ['uint32', Uint32Array], i4: ['int32', Int32Array],
-  f4: ['float32', Float32Array], f8: ['float64', Float64Array],
+  b1: ['bool', Uint8Array],
+  u1: ['uint8', Uint8Array],
+  i1: ['int8', Int8Array],
+  u2: ['uint16', Uint16Array],
+  i2: ['int16', Int16Array],
+  u4: ['uint32', Uint32Array],
+  i4: ['int32', Int32Array],
+  f4: ['float32', Float32Array],
+  f8: ['float64', Float64Array],
 };
 const DESCR: Record<NpyDtype, string> = {
-  bool: '|b1', uint8: '|u1', int8: '|i1', uint16: '<u2', int16: '<i2', uint32: '<u4', int32: '<i4', float32: '<f4', float64: '<f8',
+  bool: '|b1',
+  uint8: '|u1',
+  int8: '|i1',
+  uint16: '<u2',
+  int16: '<i2',
+  uint32: '<u4',
+  int32: '<i4',
+  float32: '<f4',
+  float64: '<f8',
 };
-const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59];   // \x93NUMPY
+const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 /** NumPy reserves room in the header for the growth axis (the first) to reach this many digits (numpy.lib.format). */
 const GROWTH_AXIS_MAX_DIGITS = 21;
 
@@ -51,29 +66,39 @@ export function decodeNpy(bytes: Uint8Array, file: string): NpyArray {
   if (major < 1 || major > 3) throw fail(`format version ${major}.${bytes[7]} (1.0 to 3.0 are read)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const lengthBytes = major === 1 ? 2 : 4;
-  if (bytes.length < 8 + lengthBytes) throw fail(`the file ends inside the ${lengthBytes}-byte header length (${bytes.length} bytes)`);
+  if (bytes.length < 8 + lengthBytes)
+    throw fail(`the file ends inside the ${lengthBytes}-byte header length (${bytes.length} bytes)`);
   const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
   const dataStart = 8 + lengthBytes + headerLength;
-  if (dataStart > bytes.length) throw fail(`header of ${headerLength} bytes runs past the end of the file (${bytes.length} bytes)`);
+  if (dataStart > bytes.length)
+    throw fail(`header of ${headerLength} bytes runs past the end of the file (${bytes.length} bytes)`);
   const header = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(bytes.subarray(8 + lengthBytes, dataStart));
   // A structured dtype's descr is a list of fields ('['): matched only to say so.
   const descrValue = headerField(header, 'descr', `'[^']*'|"[^"]*"|\\[`);
   const fortran = headerField(header, 'fortran_order', 'True|False');
   const shapeText = headerField(header, 'shape', '\\([^)]*\\)');
-  if (descrValue === undefined || fortran === undefined || shapeText === undefined) throw fail(`header ${JSON.stringify(header.trim())} lacks descr, fortran_order or shape`);
+  if (descrValue === undefined || fortran === undefined || shapeText === undefined)
+    throw fail(`header ${JSON.stringify(header.trim())} lacks descr, fortran_order or shape`);
   if (descrValue === '[') throw fail('structured dtype (bool, (u)int8/16/32, float32/64 are read)');
   const descr = descrValue.slice(1, -1);
   const kind = KINDS[descr.slice(1)];
   if (!kind || !'<>|='.includes(descr[0])) throw fail(`dtype '${descr}' (bool, (u)int8/16/32, float32/64 are read)`);
-  const shape = shapeText.slice(1, -1).split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number);
+  const shape = shapeText
+    .slice(1, -1)
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map(Number);
   if (shape.some((n) => !Number.isSafeInteger(n) || n < 0)) throw fail(`shape ${shapeText}`);
   const [dtype, Ctor] = kind;
   const itemSize = Number(descr.slice(2));
   const count = shape.reduce((a, b) => a * b, 1);
   if (bytes.length - dataStart !== count * itemSize) {
-    throw fail(`shape ${shapeText} of '${descr}' needs ${count * itemSize} bytes of data, the file has ${bytes.length - dataStart}`);
+    throw fail(
+      `shape ${shapeText} of '${descr}' needs ${count * itemSize} bytes of data, the file has ${bytes.length - dataStart}`,
+    );
   }
-  const raw = new Uint8Array(bytes.subarray(dataStart));   // a copy (aligned, owned; Buffer.slice would share)
+  const raw = new Uint8Array(bytes.subarray(dataStart)); // a copy (aligned, owned; Buffer.slice would share)
   if (descr[0] === '>' && itemSize > 1) {
     for (let i = 0; i < raw.length; i += itemSize) raw.subarray(i, i + itemSize).reverse();
   }

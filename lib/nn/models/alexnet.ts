@@ -38,26 +38,49 @@ export class AlexNet extends Module {
   readonly featureDim: number;
 
   constructor(options: AlexNetOptions = {}) {
-    const { inChannels = 3, numClasses = 1000, dropout = 0.5, hiddenFeatures = 4096 } = checkOptions('AlexNet', options);
+    const {
+      inChannels = 3,
+      numClasses = 1000,
+      dropout = 0.5,
+      hiddenFeatures = 4096,
+    } = checkOptions('AlexNet', options);
     checkPositiveInt('AlexNet', 'inChannels', inChannels);
     checkPositiveInt('AlexNet', 'numClasses', numClasses);
     checkPositiveInt('AlexNet', 'hiddenFeatures', hiddenFeatures);
     // Made first so that a bad probability throws before any weight exists.
     const [dropout6, dropout7] = [new Dropout(dropout), new Dropout(dropout)];
     super();
-    this.featureLayers = this.registerModule('features', new Sequential(
-      new Conv2d(inChannels, 64, 11, { stride: 4, padding: 2 }), new ReLU({ inplace: true }), new MaxPool2d(3, { stride: 2 }),
-      new Conv2d(64, 192, 5, { padding: 2 }), new ReLU({ inplace: true }), new MaxPool2d(3, { stride: 2 }),
-      new Conv2d(192, 384, 3, { padding: 1 }), new ReLU({ inplace: true }),
-      new Conv2d(384, 256, 3, { padding: 1 }), new ReLU({ inplace: true }),
-      new Conv2d(256, 256, 3, { padding: 1 }), new ReLU({ inplace: true }), new MaxPool2d(3, { stride: 2 }),
-    ));
+    this.featureLayers = this.registerModule(
+      'features',
+      new Sequential(
+        new Conv2d(inChannels, 64, 11, { stride: 4, padding: 2 }),
+        new ReLU({ inplace: true }),
+        new MaxPool2d(3, { stride: 2 }),
+        new Conv2d(64, 192, 5, { padding: 2 }),
+        new ReLU({ inplace: true }),
+        new MaxPool2d(3, { stride: 2 }),
+        new Conv2d(192, 384, 3, { padding: 1 }),
+        new ReLU({ inplace: true }),
+        new Conv2d(384, 256, 3, { padding: 1 }),
+        new ReLU({ inplace: true }),
+        new Conv2d(256, 256, 3, { padding: 1 }),
+        new ReLU({ inplace: true }),
+        new MaxPool2d(3, { stride: 2 }),
+      ),
+    );
     this.avgpool = this.registerModule('avgpool', new AdaptiveAvgPool2d(6));
-    this.classifier = this.registerModule('classifier', new Sequential(
-      dropout6, new Linear(256 * 6 * 6, hiddenFeatures), new ReLU({ inplace: true }),
-      dropout7, new Linear(hiddenFeatures, hiddenFeatures), new ReLU({ inplace: true }),
-      new Linear(hiddenFeatures, numClasses),
-    ));
+    this.classifier = this.registerModule(
+      'classifier',
+      new Sequential(
+        dropout6,
+        new Linear(256 * 6 * 6, hiddenFeatures),
+        new ReLU({ inplace: true }),
+        dropout7,
+        new Linear(hiddenFeatures, hiddenFeatures),
+        new ReLU({ inplace: true }),
+        new Linear(hiddenFeatures, numClasses),
+      ),
+    );
     this.featureDim = hiddenFeatures;
   }
 
@@ -66,7 +89,10 @@ export class AlexNet extends Module {
     const pooled = chain(x, [this.featureLayers, this.avgpool]);
     const flat = pooled.flatten(1);
     pooled.dispose();
-    const fc7 = chain(flat, Array.from({ length: this.classifier.length - 1 }, (_, i) => this.classifier.at(i)));
+    const fc7 = chain(
+      flat,
+      Array.from({ length: this.classifier.length - 1 }, (_, i) => this.classifier.at(i)),
+    );
     flat.dispose();
     return fc7;
   }

@@ -11,7 +11,8 @@ import { Linear } from '../modules/linear.js';
 import { checkInput, checkPositiveInt } from '../modules/utils.js';
 
 function checkWidths(op: string, name: string, widths: unknown, min: number): number[] {
-  if (!Array.isArray(widths) || widths.length < min) throw invalidArg(op, name, `an array of at least ${min} widths`, widths);
+  if (!Array.isArray(widths) || widths.length < min)
+    throw invalidArg(op, name, `an array of at least ${min} widths`, widths);
   return widths.map((w, i) => checkPositiveInt(op, `${name}[${i}]`, w));
 }
 
@@ -66,7 +67,12 @@ export class ClassifierHead extends Module {
   constructor(inFeatures: number | readonly number[], numClasses: number, options: ClassifierHeadOptions = {}) {
     const { dropout = 0, batchNorm = false } = checkOptions('ClassifierHead', options);
     checkBool('ClassifierHead', 'batchNorm', batchNorm);
-    const widths = checkWidths('ClassifierHead', 'inFeatures', typeof inFeatures === 'number' ? [inFeatures] : inFeatures, 1);
+    const widths = checkWidths(
+      'ClassifierHead',
+      'inFeatures',
+      typeof inFeatures === 'number' ? [inFeatures] : inFeatures,
+      1,
+    );
     checkPositiveInt('ClassifierHead', 'numClasses', numClasses);
     const drop = new Dropout(dropout);
     super();
@@ -80,9 +86,18 @@ export class ClassifierHead extends Module {
   /** Logits [N, numClasses] from one [N, inFeatures[i]] tensor per entry of `inFeatures`. */
   forward(...features: Tensor[]): Tensor {
     const widths = this.inFeatures;
-    if (features.length !== widths.length) throw invalidArg('ClassifierHead', 'features', `${widths.length} tensor(s)`, features);
+    if (features.length !== widths.length)
+      throw invalidArg('ClassifierHead', 'features', `${widths.length} tensor(s)`, features);
     const n = features[0] instanceof Tensor ? features[0].shape[0] : undefined;
-    features.forEach((f, i) => checkInput('ClassifierHead', f, `a [${n ?? 'N'}, ${widths[i]}] tensor`, (s) => s.length === 2 && s[0] === n && s[1] === widths[i], `features[${i}]`));
+    features.forEach((f, i) =>
+      checkInput(
+        'ClassifierHead',
+        f,
+        `a [${n ?? 'N'}, ${widths[i]}] tensor`,
+        (s) => s.length === 2 && s[0] === n && s[1] === widths[i],
+        `features[${i}]`,
+      ),
+    );
     const joined = features.length === 1 ? features[0] : cat(features, 1);
     return this.fc.forward(this.dropout.forward(this.bn ? this.bn.forward(joined) : joined));
   }

@@ -43,8 +43,16 @@ export class ModalityEncoder extends Module {
   readonly head: ProjectionHead;
   readonly backboneName: BackboneName;
 
-  constructor(readonly inChannels: number, options: ModalityEncoderOptions = {}) {
-    const { backbone = 'alexnet', embeddingDim = 128, hiddenDim = 512, alexnetHidden = 4096 } = checkOptions('ModalityEncoder', options);
+  constructor(
+    readonly inChannels: number,
+    options: ModalityEncoderOptions = {},
+  ) {
+    const {
+      backbone = 'alexnet',
+      embeddingDim = 128,
+      hiddenDim = 512,
+      alexnetHidden = 4096,
+    } = checkOptions('ModalityEncoder', options);
     checkPositiveInt('ModalityEncoder', 'inChannels', inChannels);
     checkOneOf('ModalityEncoder', 'backbone', backbone, BACKBONES);
     checkPositiveInt('ModalityEncoder', 'embeddingDim', embeddingDim);
@@ -52,10 +60,18 @@ export class ModalityEncoder extends Module {
     super();
     this.backboneName = backbone;
     // One output unit: the classifier's last layer is never used (features stop at fc7), so keep it small.
-    this.backbone = this.registerModule('backbone', backbone === 'alexnet' ? new AlexNet({ inChannels, numClasses: 1, hiddenFeatures: alexnetHidden }) : resnet18({ inChannels, numClasses: 1 }));
+    this.backbone = this.registerModule(
+      'backbone',
+      backbone === 'alexnet'
+        ? new AlexNet({ inChannels, numClasses: 1, hiddenFeatures: alexnetHidden })
+        : resnet18({ inChannels, numClasses: 1 }),
+    );
     // BatchNorm in the head (SimCLR v2's): without it, an untrained backbone maps every tile to nearly the same
     // direction and the cheapest way down the loss is to collapse all modalities onto it (seen on synthetic data).
-    this.head = this.registerModule('head', new ProjectionHead([this.backbone.featureDim, hiddenDim, embeddingDim], { batchNorm: true }));
+    this.head = this.registerModule(
+      'head',
+      new ProjectionHead([this.backbone.featureDim, hiddenDim, embeddingDim], { batchNorm: true }),
+    );
   }
 
   /** The backbone's features [N, featureDim]: what fine-tuning concatenates. */
@@ -85,21 +101,41 @@ export class MultiModalModel extends Module {
   readonly encoders: ReadonlyMap<string, ModalityEncoder>;
 
   constructor(readonly spec: MultiModalSpec) {
-    const { modalities, backbones = {}, embeddingDim, hiddenDim, alexnetHidden } = checkOptions('MultiModalModel', spec);
-    if (!isObject(modalities) || Object.keys(modalities).length === 0) throw invalidArg('MultiModalModel', 'modalities', 'an object of input channels per modality', modalities);
+    const {
+      modalities,
+      backbones = {},
+      embeddingDim,
+      hiddenDim,
+      alexnetHidden,
+    } = checkOptions('MultiModalModel', spec);
+    if (!isObject(modalities) || Object.keys(modalities).length === 0)
+      throw invalidArg('MultiModalModel', 'modalities', 'an object of input channels per modality', modalities);
     for (const name of Object.keys(backbones)) {
-      if (!(name in modalities)) throw invalidArg('MultiModalModel', 'backbones', `names among ${Object.keys(modalities).join(', ')}`, name);
+      if (!(name in modalities))
+        throw invalidArg('MultiModalModel', 'backbones', `names among ${Object.keys(modalities).join(', ')}`, name);
     }
     super();
-    this.encoders = new Map(Object.entries(modalities).map(([name, channels]) => [name, this.registerModule(name, new ModalityEncoder(channels, {
-      backbone: backbones[name] ?? defaultBackbone(name), embeddingDim, hiddenDim, alexnetHidden,
-    }))]));
+    this.encoders = new Map(
+      Object.entries(modalities).map(([name, channels]) => [
+        name,
+        this.registerModule(
+          name,
+          new ModalityEncoder(channels, {
+            backbone: backbones[name] ?? defaultBackbone(name),
+            embeddingDim,
+            hiddenDim,
+            alexnetHidden,
+          }),
+        ),
+      ]),
+    );
   }
 
   /** The encoder of `modality`; an ArgumentError naming the modalities there are otherwise. */
   encoder(modality: string): ModalityEncoder {
     const encoder = this.encoders.get(modality);
-    if (!encoder) throw invalidArg('MultiModalModel', 'modality', `one of ${[...this.encoders.keys()].join(', ')}`, modality);
+    if (!encoder)
+      throw invalidArg('MultiModalModel', 'modality', `one of ${[...this.encoders.keys()].join(', ')}`, modality);
     return encoder;
   }
 
@@ -141,27 +177,64 @@ export class FusionClassifier extends Module {
   readonly missing: MissingTokens | null;
 
   constructor(readonly spec: FusionClassifierSpec) {
-    const { modalities, numClasses, backbones = {}, alexnetHidden = 4096, missingToken = 'zero' } = checkOptions('FusionClassifier', spec);
-    if (!isObject(modalities) || Object.keys(modalities).length === 0) throw invalidArg('FusionClassifier', 'modalities', 'an object of input channels per modality', modalities);
+    const {
+      modalities,
+      numClasses,
+      backbones = {},
+      alexnetHidden = 4096,
+      missingToken = 'zero',
+    } = checkOptions('FusionClassifier', spec);
+    if (!isObject(modalities) || Object.keys(modalities).length === 0)
+      throw invalidArg('FusionClassifier', 'modalities', 'an object of input channels per modality', modalities);
     checkOneOf('FusionClassifier', 'missingToken', missingToken, ['zero', 'learned']);
     super();
-    this.backbones = new Map(Object.entries(modalities).map(([name, inChannels]) => {
-      const kind = backbones[name] ?? defaultBackbone(name);
-      checkOneOf('FusionClassifier', `backbones.${name}`, kind, BACKBONES);
-      return [name, this.registerModule(name, kind === 'alexnet' ? new AlexNet({ inChannels, numClasses: 1, hiddenFeatures: alexnetHidden }) : resnet18({ inChannels, numClasses: 1 }))];
-    }));
+    this.backbones = new Map(
+      Object.entries(modalities).map(([name, inChannels]) => {
+        const kind = backbones[name] ?? defaultBackbone(name);
+        checkOneOf('FusionClassifier', `backbones.${name}`, kind, BACKBONES);
+        return [
+          name,
+          this.registerModule(
+            name,
+            kind === 'alexnet'
+              ? new AlexNet({ inChannels, numClasses: 1, hiddenFeatures: alexnetHidden })
+              : resnet18({ inChannels, numClasses: 1 }),
+          ),
+        ];
+      }),
+    );
     // Standardised features: the backbones' scales differ, and pre-training leaves them free (BN in its heads).
-    this.classifier = this.registerModule('classifier', new ClassifierHead([...this.backbones.values()].map((b) => b.featureDim), numClasses, { batchNorm: true }));
-    this.missing = this.registerModule('missing', missingToken === 'learned' ? new MissingTokens(this.backbones) : null);
+    this.classifier = this.registerModule(
+      'classifier',
+      new ClassifierHead(
+        [...this.backbones.values()].map((b) => b.featureDim),
+        numClasses,
+        { batchNorm: true },
+      ),
+    );
+    this.missing = this.registerModule(
+      'missing',
+      missingToken === 'learned' ? new MissingTokens(this.backbones) : null,
+    );
   }
 
   /** Logits [N, numClasses] from one batch per modality present (see FusionOptions for missing ones). */
   forward(inputs: Record<string, Tensor>, options: FusionOptions = {}): Tensor {
     const absent = new Set(options.absent ?? []);
-    const features = Object.fromEntries([...this.backbones].filter(([name]) => !absent.has(name)).map(([name, backbone]) => {
-      if (!(name in inputs)) throw invalidArg('FusionClassifier', 'inputs', `a batch for each of ${[...this.backbones.keys()].filter((m) => !absent.has(m)).join(', ')} (or options.absent naming what is missing)`, Object.keys(inputs));
-      return [name, backbone.features(inputs[name])];
-    }));
+    const features = Object.fromEntries(
+      [...this.backbones]
+        .filter(([name]) => !absent.has(name))
+        .map(([name, backbone]) => {
+          if (!(name in inputs))
+            throw invalidArg(
+              'FusionClassifier',
+              'inputs',
+              `a batch for each of ${[...this.backbones.keys()].filter((m) => !absent.has(m)).join(', ')} (or options.absent naming what is missing)`,
+              Object.keys(inputs),
+            );
+          return [name, backbone.features(inputs[name])];
+        }),
+    );
     return this.fuse(features, options.dropped);
   }
 
@@ -173,13 +246,17 @@ export class FusionClassifier extends Module {
     const present = Object.values(features);
     if (present.length === 0) throw invalidArg('FusionClassifier', 'inputs', 'at least one modality', 'none');
     const [n] = present[0].shape;
-    return this.classifier.forward(...[...this.backbones].map(([name, backbone], j) => {
-      const token = () => (this.missing ? this.missing.forward(name).unsqueeze(0).expand([n, backbone.featureDim])
-        : zeros([n, backbone.featureDim], { dtype: present[0].dtype, device: present[0].device }));
-      const f = features[name];
-      if (!f) return token();
-      return dropped ? where(dropped.narrow(1, j, 1), token(), f) : f;
-    }));
+    return this.classifier.forward(
+      ...[...this.backbones].map(([name, backbone], j) => {
+        const token = () =>
+          this.missing
+            ? this.missing.forward(name).unsqueeze(0).expand([n, backbone.featureDim])
+            : zeros([n, backbone.featureDim], { dtype: present[0].dtype, device: present[0].device });
+        const f = features[name];
+        if (!f) return token();
+        return dropped ? where(dropped.narrow(1, j, 1), token(), f) : f;
+      }),
+    );
   }
 }
 
@@ -189,7 +266,8 @@ class MissingTokens extends Module {
 
   constructor(backbones: ReadonlyMap<string, Backbone>) {
     super();
-    for (const [name, backbone] of backbones) this.#tokens.set(name, this.registerParameter(name, zeros([backbone.featureDim]).requiresGrad_()));
+    for (const [name, backbone] of backbones)
+      this.#tokens.set(name, this.registerParameter(name, zeros([backbone.featureDim]).requiresGrad_()));
   }
 
   /** The token of `modality`, [featureDim]. */

@@ -20,8 +20,10 @@ export interface ResNetOptions {
   zeroInitResidual?: boolean;
 }
 
-const conv3x3 = (inPlanes: number, outPlanes: number, stride = 1) => new Conv2d(inPlanes, outPlanes, 3, { stride, padding: 1, bias: false });
-const conv1x1 = (inPlanes: number, outPlanes: number, stride = 1) => new Conv2d(inPlanes, outPlanes, 1, { stride, bias: false });
+const conv3x3 = (inPlanes: number, outPlanes: number, stride = 1) =>
+  new Conv2d(inPlanes, outPlanes, 3, { stride, padding: 1, bias: false });
+const conv1x1 = (inPlanes: number, outPlanes: number, stride = 1) =>
+  new Conv2d(inPlanes, outPlanes, 1, { stride, bias: false });
 
 /** Two 3x3 convolutions with a shortcut: relu(bn2(conv2(relu(bn1(conv1(x))))) + downsample(x)). */
 export class BasicBlock extends Module {
@@ -77,7 +79,8 @@ export class ResNet extends Module {
   /** `layers`: the number of blocks in each of the four stages ([2, 2, 2, 2] for ResNet18). */
   constructor(layers: readonly number[], options: ResNetOptions = {}) {
     const { inChannels = 3, numClasses = 1000, zeroInitResidual = false } = checkOptions('ResNet', options);
-    if (!Array.isArray(layers) || layers.length !== 4) throw invalidArg('ResNet', 'layers', 'an array of 4 block counts', layers);
+    if (!Array.isArray(layers) || layers.length !== 4)
+      throw invalidArg('ResNet', 'layers', 'an array of 4 block counts', layers);
     layers.forEach((n, i) => checkPositiveInt('ResNet', `layers[${i}]`, n));
     checkPositiveInt('ResNet', 'inChannels', inChannels);
     checkPositiveInt('ResNet', 'numClasses', numClasses);
@@ -90,7 +93,10 @@ export class ResNet extends Module {
     let inPlanes = 64;
     // torchvision's _make_layer: the downsample is built before the blocks, which matters for the RNG order.
     const makeLayer = (planes: number, blocks: number, stride: number) => {
-      const downsample = stride !== 1 || inPlanes !== planes ? new Sequential(conv1x1(inPlanes, planes, stride), new BatchNorm2d(planes)) : null;
+      const downsample =
+        stride !== 1 || inPlanes !== planes
+          ? new Sequential(conv1x1(inPlanes, planes, stride), new BatchNorm2d(planes))
+          : null;
       const stage = [new BasicBlock(inPlanes, planes, stride, downsample)];
       inPlanes = planes;
       for (let i = 1; i < blocks; i++) stage.push(new BasicBlock(planes, planes));
@@ -103,13 +109,25 @@ export class ResNet extends Module {
     this.avgpool = this.registerModule('avgpool', new AdaptiveAvgPool2d(1));
     this.fc = this.registerModule('fc', new Linear(512, numClasses));
     // BatchNorm2d's own init already gives the weight 1 and bias 0 that torchvision sets again here.
-    for (const m of this.modules()) if (m instanceof Conv2d) kaimingNormal_(m.weight, { mode: 'fanOut', nonlinearity: 'relu' });
-    if (zeroInitResidual) for (const m of this.modules()) if (m instanceof BasicBlock && m.bn2.weight !== null) zeros_(m.bn2.weight);
+    for (const m of this.modules())
+      if (m instanceof Conv2d) kaimingNormal_(m.weight, { mode: 'fanOut', nonlinearity: 'relu' });
+    if (zeroInitResidual)
+      for (const m of this.modules()) if (m instanceof BasicBlock && m.bn2.weight !== null) zeros_(m.bn2.weight);
   }
 
   /** The pooled activations of the last stage [N, 512]: the fine-tuning and fusion representation. */
   features(x: Tensor): Tensor {
-    using pooled = chain(x, [this.conv1, this.bn1, this.relu, this.maxpool, this.layer1, this.layer2, this.layer3, this.layer4, this.avgpool]);
+    using pooled = chain(x, [
+      this.conv1,
+      this.bn1,
+      this.relu,
+      this.maxpool,
+      this.layer1,
+      this.layer2,
+      this.layer3,
+      this.layer4,
+      this.avgpool,
+    ]);
     return pooled.flatten(1);
   }
 

@@ -47,7 +47,10 @@ export abstract class BatchNorm extends Module {
   /** Set by convertSyncBatchNorm: training statistics over every rank's batch (PyTorch's SyncBatchNorm). */
   syncGroup: StatsGroup | null = null;
 
-  constructor(readonly numFeatures: number, options: BatchNormOptions = {}) {
+  constructor(
+    readonly numFeatures: number,
+    options: BatchNormOptions = {},
+  ) {
     const op = new.target.name;
     const { eps = 1e-5, momentum = 0.1, affine = true, trackRunningStats = true } = checkOptions(op, options);
     checkPositiveInt(op, 'numFeatures', numFeatures);
@@ -61,7 +64,10 @@ export abstract class BatchNorm extends Module {
     this.bias = this.registerParameter('bias', affine ? empty([numFeatures]) : null);
     this.runningMean = this.registerBuffer('running_mean', trackRunningStats ? zeros([numFeatures]) : null);
     this.runningVar = this.registerBuffer('running_var', trackRunningStats ? ones([numFeatures]) : null);
-    this.numBatchesTracked = this.registerBuffer('num_batches_tracked', trackRunningStats ? tensor(0, { dtype: 'int64' }) : null);
+    this.numBatchesTracked = this.registerBuffer(
+      'num_batches_tracked',
+      trackRunningStats ? tensor(0, { dtype: 'int64' }) : null,
+    );
     this.resetParameters();
   }
 
@@ -83,7 +89,12 @@ export abstract class BatchNorm extends Module {
   forward(x: Tensor): Tensor {
     const op = this.constructor.name;
     const ranks = this.inputRanks;
-    checkInput(op, x, `a ${ranks.join('-D or ')}-D tensor with ${this.numFeatures} channels (dim 1)`, (s) => ranks.includes(s.length) && s[1] === this.numFeatures);
+    checkInput(
+      op,
+      x,
+      `a ${ranks.join('-D or ')}-D tensor with ${this.numFeatures} channels (dim 1)`,
+      (s) => ranks.includes(s.length) && s[1] === this.numFeatures,
+    );
     if (this.training && x.numel() === this.numFeatures) {
       throw invalidArg(op, 'input', 'more than 1 value per channel in training mode', x);
     }
@@ -94,8 +105,15 @@ export abstract class BatchNorm extends Module {
     }
     // Without running statistics, eval mode too normalises by the batch.
     const useBatchStats = this.training || this.runningMean === null;
-    if (useBatchStats && this.syncGroup && this.syncGroup.worldSize > 1) return this.#syncForward(x, this.syncGroup, momentum);
-    return batchNorm(x, this.runningMean, this.runningVar, { weight: this.weight, bias: this.bias, training: useBatchStats, momentum, eps: this.eps });
+    if (useBatchStats && this.syncGroup && this.syncGroup.worldSize > 1)
+      return this.#syncForward(x, this.syncGroup, momentum);
+    return batchNorm(x, this.runningMean, this.runningVar, {
+      weight: this.weight,
+      bias: this.bias,
+      training: useBatchStats,
+      momentum,
+      eps: this.eps,
+    });
   }
 
   /**
@@ -107,7 +125,9 @@ export abstract class BatchNorm extends Module {
     const c = this.numFeatures;
     const dims = [0, ...Array.from({ length: x.ndim - 2 }, (_, i) => i + 2)];
     const shape = [1, c, ...Array.from({ length: x.ndim - 2 }, () => 1)];
-    const totals = group.allReduceSum(cat([x.sum(dims), tensor([x.numel() / c], { dtype: x.dtype, device: x.device })]));
+    const totals = group.allReduceSum(
+      cat([x.sum(dims), tensor([x.numel() / c], { dtype: x.dtype, device: x.device })]),
+    );
     const count = totals.narrow(0, c, 1);
     const mean = totals.narrow(0, 0, c).div(count);
     const centred = x.sub(mean.reshape(shape));
@@ -118,7 +138,7 @@ export abstract class BatchNorm extends Module {
       const n = count.item();
       noGrad(() => {
         this.runningMean!.mul_(1 - momentum).add_(mean.detach().mul(momentum));
-        this.runningVar!.mul_(1 - momentum).add_(variance.detach().mul(momentum * n / Math.max(1, n - 1)));
+        this.runningVar!.mul_(1 - momentum).add_(variance.detach().mul((momentum * n) / Math.max(1, n - 1)));
       });
     }
     return y;

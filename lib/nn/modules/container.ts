@@ -29,7 +29,8 @@ export class Sequential extends Module {
   /** The layer at `index`; negative indices count from the end (PyTorch's `seq[i]`). */
   at(index: number): Layer {
     const n = this.#layers.length;
-    if (checkInt('Sequential.at', 'index', index) < -n || index >= n) throw invalidArg('Sequential.at', 'index', `in [${-n}, ${n - 1}]`, index);
+    if (checkInt('Sequential.at', 'index', index) < -n || index >= n)
+      throw invalidArg('Sequential.at', 'index', `in [${-n}, ${n - 1}]`, index);
     return this.#layers[index < 0 ? index + n : index];
   }
 

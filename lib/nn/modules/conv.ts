@@ -21,12 +21,22 @@ export class Conv2d extends Module {
   readonly dilation: [number, number];
   readonly groups: number;
 
-  constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: Pair, options: Conv2dOptions = {}) {
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    kernelSize: Pair,
+    options: Conv2dOptions = {},
+  ) {
     const { stride = 1, padding = 0, dilation = 1, groups = 1, bias = true } = checkOptions('Conv2d', options);
     checkPositiveInt('Conv2d', 'inChannels', inChannels);
     checkPositiveInt('Conv2d', 'outChannels', outChannels);
     if (inChannels % checkPositiveInt('Conv2d', 'groups', groups) !== 0 || outChannels % groups !== 0) {
-      throw invalidArg('Conv2d', 'groups', `a divisor of inChannels (${inChannels}) and outChannels (${outChannels})`, groups);
+      throw invalidArg(
+        'Conv2d',
+        'groups',
+        `a divisor of inChannels (${inChannels}) and outChannels (${outChannels})`,
+        groups,
+      );
     }
     checkBool('Conv2d', 'bias', bias);
     super();
@@ -46,7 +56,17 @@ export class Conv2d extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    checkInput('Conv2d', x, `a [N, ${this.inChannels}, H, W] tensor`, (s) => s.length === 4 && s[1] === this.inChannels);
-    return functional.conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
+    checkInput(
+      'Conv2d',
+      x,
+      `a [N, ${this.inChannels}, H, W] tensor`,
+      (s) => s.length === 4 && s[1] === this.inChannels,
+    );
+    return functional.conv2d(x, this.weight, this.bias, {
+      stride: this.stride,
+      padding: this.padding,
+      dilation: this.dilation,
+      groups: this.groups,
+    });
   }
 }

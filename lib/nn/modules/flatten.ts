@@ -5,7 +5,10 @@ import { Module } from '../module.js';
 
 /** Flattens dims startDim..endDim into one; the defaults keep the batch dimension ([N, C, H, W] -> [N, C·H·W]). */
 export class Flatten extends Module {
-  constructor(readonly startDim = 1, readonly endDim = -1) {
+  constructor(
+    readonly startDim = 1,
+    readonly endDim = -1,
+  ) {
     checkInt('Flatten', 'startDim', startDim);
     checkInt('Flatten', 'endDim', endDim);
     super();

@@ -18,7 +18,11 @@ export class Linear extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
 
-  constructor(readonly inFeatures: number, readonly outFeatures: number, options: { bias?: boolean } = {}) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    options: { bias?: boolean } = {},
+  ) {
     const { bias = true } = checkOptions('Linear', options);
     checkPositiveInt('Linear', 'inFeatures', inFeatures);
     checkPositiveInt('Linear', 'outFeatures', outFeatures);
@@ -35,7 +39,12 @@ export class Linear extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    checkInput('Linear', x, `a tensor whose last dimension is ${this.inFeatures}`, (s) => s.length > 0 && s[s.length - 1] === this.inFeatures);
+    checkInput(
+      'Linear',
+      x,
+      `a tensor whose last dimension is ${this.inFeatures}`,
+      (s) => s.length > 0 && s[s.length - 1] === this.inFeatures,
+    );
     return linear(x, this.weight, this.bias);
   }
 }

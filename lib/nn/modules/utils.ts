@@ -12,8 +12,18 @@ export type Pair = number | readonly [number, number];
 /** PyTorch's `_pair`: [height, width] from a number or a pair of integers, each at least `min` when it is given. */
 export function pair(op: string, name: string, v: Pair, min?: number): [number, number] {
   const values: readonly unknown[] = typeof v === 'number' ? [v, v] : Array.isArray(v) && v.length === 2 ? v : [];
-  if (values.length !== 2 || !values.every((n) => Number.isSafeInteger(n) && (min === undefined || (n as number) >= min))) {
-    throw invalidArg(op, name, min === undefined ? 'an integer or a [height, width] pair' : `an integer >= ${min} or a [height, width] pair of them`, v);
+  if (
+    values.length !== 2 ||
+    !values.every((n) => Number.isSafeInteger(n) && (min === undefined || (n as number) >= min))
+  ) {
+    throw invalidArg(
+      op,
+      name,
+      min === undefined
+        ? 'an integer or a [height, width] pair'
+        : `an integer >= ${min} or a [height, width] pair of them`,
+      v,
+    );
   }
   return [values[0] as number, values[1] as number];
 }
@@ -24,7 +34,13 @@ export function checkPositiveInt(op: string, name: string, value: unknown): numb
 }
 
 /** Checks a layer's input before any native code runs: a Tensor whose shape passes `fits`, described by `expected`. */
-export function checkInput(op: string, x: unknown, expected: string, fits: (shape: readonly number[]) => boolean, name = 'input'): Tensor {
+export function checkInput(
+  op: string,
+  x: unknown,
+  expected: string,
+  fits: (shape: readonly number[]) => boolean,
+  name = 'input',
+): Tensor {
   if (!(x instanceof Tensor)) throw invalidArg(op, name, 'a Tensor', x);
   if (!fits(x.shape)) throw invalidArg(op, name, expected, x);
   return x;

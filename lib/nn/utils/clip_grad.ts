@@ -14,13 +14,23 @@ export interface ClipGradNormOptions {
  * Scales the gradients of `parameters` in place so that their joint norm (as if concatenated into one vector) is at
  * most `maxNorm`, and returns the norm they had. Parameters without a gradient are skipped.
  */
-export function clipGradNorm_(parameters: readonly Tensor[], maxNorm: number, options: ClipGradNormOptions = {}): number {
+export function clipGradNorm_(
+  parameters: readonly Tensor[],
+  maxNorm: number,
+  options: ClipGradNormOptions = {},
+): number {
   const { normType = 2, errorIfNonfinite = false } = checkOptions('clipGradNorm_', options);
   if (!Array.isArray(parameters)) throw invalidArg('clipGradNorm_', 'parameters', 'an array of tensors', parameters);
   const handles = parameters.map((p, i) => {
     if (!(p instanceof Tensor)) throw invalidArg('clipGradNorm_', `parameters[${i}]`, 'a Tensor', p);
     return p.handle;
   });
-  if (!(checkNumber('clipGradNorm_', 'maxNorm', maxNorm) > 0)) throw invalidArg('clipGradNorm_', 'maxNorm', 'a number > 0', maxNorm);
-  return native.clipGradNorm(handles, maxNorm, checkNumber('clipGradNorm_', 'normType', normType), checkBool('clipGradNorm_', 'errorIfNonfinite', errorIfNonfinite));
+  if (!(checkNumber('clipGradNorm_', 'maxNorm', maxNorm) > 0))
+    throw invalidArg('clipGradNorm_', 'maxNorm', 'a number > 0', maxNorm);
+  return native.clipGradNorm(
+    handles,
+    maxNorm,
+    checkNumber('clipGradNorm_', 'normType', normType),
+    checkBool('clipGradNorm_', 'errorIfNonfinite', errorIfNonfinite),
+  );
 }
