@@ -1,22 +1,13 @@
+# node-gyp's build (prebuildify uses it). Everything but the target's name comes from libtorch.gypi, which
+# scripts/build.mjs writes with LibTorch discovery (scripts/find-libtorch.mjs --write) and CMakeLists.txt reads too;
+# the exclusions drop node-gyp's defaults that the shared flags replace.
 {
+  "includes": ["libtorch.gypi"],
   "targets": [
     {
       "target_name": "mmssl",
-      "sources": ["<!@(node scripts/find-libtorch.mjs --sources)"],
-      "include_dirs": [
-        "<!(node -p \"require('node-addon-api').include_dir\")",
-        "<!@(node scripts/find-libtorch.mjs --include-dirs)"
-      ],
-      "defines": [
-        "NAPI_VERSION=8",
-        "NAPI_CPP_EXCEPTIONS",
-        "NODE_ADDON_API_DISABLE_DEPRECATED",
-        "<!@(node scripts/find-libtorch.mjs --defines)"
-      ],
-      "libraries": ["<!@(node scripts/find-libtorch.mjs --libraries)"],
-      "cflags!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++14", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-fopenmp-simd", "-Wno-unused-parameter"]
+      "cflags!": ["-fno-exceptions", "-fno-rtti", "-Wextra", "-fno-omit-frame-pointer", "-O3"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++14", "-std=gnu++17"]
     }
   ]
 }

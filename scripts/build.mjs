@@ -16,7 +16,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { describeLibTorch, flavourTag } from './find-libtorch.mjs';
+import { SETTINGS_FILE } from './find-libtorch.mjs';
 import { PREBUILD_RECORD } from './install.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -29,14 +29,15 @@ function run(command, args, cwd = root) {
   if (result.status !== 0) process.exit(result.status ?? 1);
 }
 
-// Discovery runs once, in its own process, whose message and exit status stop the build when LibTorch is unusable.
-function findLibTorch() {
-  const found = spawnSync(process.execPath, [join(root, 'scripts', 'find-libtorch.mjs'), '--json'], {
+// Discovery runs once per build, in its own process, whose message and exit status stop the build when LibTorch is
+// unusable: it writes DIR/libtorch.gypi, the settings both builds read (CMake's build folder, node-gyp's scratch copy).
+function writeSettings(dir) {
+  const found = spawnSync(process.execPath, [join(root, 'scripts', 'find-libtorch.mjs'), '--write', dir], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   if (found.status !== 0) process.exit(found.status ?? 1);
-  return JSON.parse(found.stdout);
+  return JSON.parse(readFileSync(join(dir, SETTINGS_FILE), 'utf8')).variables;
 }
 
 // node-gyp downloads Node's headers unless told where they are: use npm's setting, else the headers that ship with
@@ -60,8 +61,7 @@ function gypWorkspace(dir) {
   return dir;
 }
 
-function buildGyp(dir = mkdtempSync(join(tmpdir(), 'mmssl-gyp-'))) {
-  gypWorkspace(dir);
+function buildGyp(dir) {
   const headers = nodedir();
   run(
     process.execPath,
@@ -76,15 +76,12 @@ function buildGyp(dir = mkdtempSync(join(tmpdir(), 'mmssl-gyp-'))) {
   console.log(`node-gyp build: ${join(dir, 'build', 'Release', 'mmssl.node')}`);
 }
 
-async function buildPrebuild(flavour, out = root) {
-  // prebuildify moves its output with rename(2): the scratch copy must be on the output's file system.
-  mkdirSync(resolve(out), { recursive: true });
-  const dir = gypWorkspace(mkdtempSync(join(resolve(out), '.prebuild-')));
+async function buildPrebuild(dir, flavour, out) {
   const prebuildify = require('prebuildify');
   const headers = nodedir();
   const options = {
     cwd: dir,
-    out: resolve(out),
+    out,
     name: `mmssl.${flavour}`,
     napi: true,
     strip: true,
@@ -99,32 +96,33 @@ async function buildPrebuild(flavour, out = root) {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  console.log(
-    `prebuild: ${join(resolve(out), 'prebuilds', `${process.platform}-${process.arch}`)}/mmssl.${flavour}.*.node`,
-  );
+  console.log(`prebuild: ${join(out, 'prebuilds', `${process.platform}-${process.arch}`)}/mmssl.${flavour}.*.node`);
 }
 
 function buildCmake(libtorch) {
-  // CMake caches the LibTorch it configured with: when discovery now finds another one, configure afresh.
-  const stamp = join(root, 'build', '.libtorch');
-  const stale = !existsSync(stamp) || readFileSync(stamp, 'utf8') !== libtorch;
-  run(process.execPath, [
-    require.resolve('cmake-js/bin/cmake-js'),
-    stale ? 'rebuild' : 'build',
-    '--parallel',
-    jobs,
-    '--log-level',
-    'warn',
-  ]);
-  writeFileSync(stamp, libtorch);
+  // CMake reconfigures by itself when libtorch.gypi changes (a configure dependency); the stamp tells setup.sh which
+  // LibTorch the addon was built against.
+  run(process.execPath, [require.resolve('cmake-js/bin/cmake-js'), 'build', '--parallel', jobs, '--log-level', 'warn']);
+  writeFileSync(join(root, 'build', '.libtorch'), libtorch);
   // A build from source is the addon to load from now on, not a prebuild chosen at install.
   rmSync(join(root, PREBUILD_RECORD), { force: true });
 }
 
-const torch = findLibTorch();
-const libtorch = describeLibTorch(torch);
-console.log(libtorch);
-const [mode, dir] = process.argv.slice(2);
-if (mode === '--gyp') buildGyp(dir);
-else if (mode === '--prebuild') await buildPrebuild(flavourTag(torch), dir);
-else buildCmake(libtorch);
+const [mode, arg] = process.argv.slice(2);
+if (mode === '--gyp') {
+  const dir = gypWorkspace(arg ?? mkdtempSync(join(tmpdir(), 'mmssl-gyp-')));
+  console.log(writeSettings(dir).mmssl_libtorch);
+  buildGyp(dir);
+} else if (mode === '--prebuild') {
+  // prebuildify moves its output with rename(2): the scratch copy must be on the output's file system.
+  const out = resolve(arg ?? root);
+  mkdirSync(out, { recursive: true });
+  const dir = gypWorkspace(mkdtempSync(join(out, '.prebuild-')));
+  const { mmssl_libtorch, mmssl_flavour } = writeSettings(dir);
+  console.log(mmssl_libtorch);
+  await buildPrebuild(dir, mmssl_flavour, out);
+} else {
+  const { mmssl_libtorch } = writeSettings(join(root, 'build'));
+  console.log(mmssl_libtorch);
+  buildCmake(mmssl_libtorch);
+}

@@ -144,7 +144,10 @@ in_root() {
 
 source scripts/tap.sh
 
-build_cmake() { in_root "$1" node node_modules/cmake-js/bin/cmake-js build -O "build/debian13-$2" --parallel "$(nproc)" --log-level warn; }
+build_cmake() { # build_cmake ROOT FLAVOUR: discovery writes the build folder's settings (libtorch.gypi), then cmake-js
+  in_root "$1" node scripts/find-libtorch.mjs --write "build/debian13-$2" &&
+    in_root "$1" node node_modules/cmake-js/bin/cmake-js build -O "build/debian13-$2" --parallel "$(nproc)" --log-level warn
+}
 # The prebuild (prebuildify, node-gyp, binding.gyp) lands in the checkout's prebuilds/, so a package packed afterwards
 # ships it beside the host's (npm run prebuild).
 build_prebuild() { in_root "$1" node scripts/build.mjs --prebuild; }
@@ -170,6 +173,7 @@ check_cpu() {
   check "$tag cmake-js build" build_cmake "$root" cpu
   check "$tag prebuild with node-gyp from binding.gyp" build_prebuild "$root"
   check "$tag prebuild loads and computes" smoke "$root" "/mmssl/$(prebuild_of cpu)"
+  check "$tag cmake-js build and prebuild export the same symbols" same_exports "${addon#/mmssl/}" "$(prebuild_of cpu)"
   check "$tag addon loaded on this host's LibTorch 1.13 is refused with the reason" cross_load "$checkout${addon#/mmssl}"
   if [[ -f $root$addon ]]; then
     say "running the ava suite against LibTorch 2.6"
@@ -217,6 +221,7 @@ check_cuda() {
   check "$tag prebuild with node-gyp from binding.gyp" build_prebuild "$root"
   check "$tag prebuild links torch_cuda and c10_cuda" linkage "$(prebuild_of cuda)"
   check "$tag prebuild holds every CUDA export" cuda_exports "$(prebuild_of cuda)"
+  check "$tag cmake-js build and prebuild export the same symbols" same_exports "$addon" "$(prebuild_of cuda)"
   check "$tag loading without cuDNN fails with a LoadError that names it" load_diagnosis "$root" "/mmssl/$addon"
   echo "# $tag not run: this machine has no GPU, and the root's nvidia-cudnn is a stand-in, so LibTorch's CUDA" \
     "libraries cannot load here. On a GPU machine: LIBTORCH=/path/to/libtorch-cuda npm test (see the README)."

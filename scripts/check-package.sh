@@ -19,6 +19,7 @@ if [[ -z $prebuild ]]; then
   prebuild=$(ls prebuilds/*/mmssl."$flavour".*.node 2>/dev/null | head -n1)
 fi
 [[ -n $prebuild ]] || { echo "not ok - no $flavour prebuild to pack"; echo "# check:package: $passed passed, $((failed + 1)) failed"; exit 1; }
+check "the cmake-js build and the $flavour prebuild (node-gyp) export the same symbols" same_exports build/Release/mmssl.node "$prebuild"
 
 # ---- pack -------------------------------------------------------------------------------------------------------
 

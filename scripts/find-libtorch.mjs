@@ -1,16 +1,37 @@
 #!/usr/bin/env node
-// The one LibTorch discovery, shared by CMakeLists.txt (cmake-js), binding.gyp (node-gyp) and scripts/build.mjs.
-// Order: LIBTORCH (a LibTorch folder, e.g. the official zip), LIBTORCH_USE_PYTORCH=1 (the libtorch inside the
-// installed Python torch), then the system one (Debian's libtorch-dev).
+// The one LibTorch discovery and the one set of build settings. Order: LIBTORCH (a LibTorch folder, e.g. the
+// official zip), LIBTORCH_USE_PYTORCH=1 (the libtorch inside the installed Python torch), then the system one
+// (Debian's libtorch-dev). scripts/build.mjs runs it once per build with --write DIR, and both builds read the file it
+// writes (DIR/libtorch.gypi, in node-gyp's format, which is JSON: CMakeLists.txt reads it from its build folder,
+// binding.gyp includes it from the scratch copy node-gyp builds in): the same sources, include folders, defines,
+// compiler flags and libraries for cmake-js and node-gyp.
 //
-//   node scripts/find-libtorch.mjs --json | --cmake-dir | --include-dirs | --libraries | --defines | --sources | --report
-//                                  | --flavour
+//   node scripts/find-libtorch.mjs --write [DIR, default build] | --json | --report | --flavour
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The file both builds read: in CMake's build folder, and beside binding.gyp for node-gyp. */
+export const SETTINGS_FILE = 'libtorch.gypi';
+
+// Both builds' compiler flags, beside what each tool adds for any Node addon (-fPIC; node-gyp's defines for Node's
+// own headers, which the addon reaches only through N-API). binding.gyp removes node-gyp's -fno-exceptions,
+// -fno-rtti, -Wextra and -fno-omit-frame-pointer, CMakeLists.txt CMake's Release flags, so these are all there is.
+const COMPILE_FLAGS = [
+  '-std=c++17',
+  '-O3',
+  '-pthread',
+  '-fexceptions',
+  '-frtti',
+  '-fopenmp-simd',
+  '-Wall',
+  '-Wno-unused-parameter',
+];
+const ADDON_DEFINES = ['NAPI_VERSION=8', 'NAPI_CPP_EXCEPTIONS', 'NODE_ADDON_API_DISABLE_DEPRECATED', 'NDEBUG'];
 
 export const FIXES = `Fix it with one of:
   - Debian/Ubuntu: sudo apt-get install libtorch-dev   (or run: npm run setup)
@@ -152,9 +173,51 @@ export function linkFlags(torch) {
   return [`-L${torch.libDir}`, `-Wl,-rpath,${torch.libDir}`, '-ltorch', '-ltorch_cpu', '-lc10', ...cudaLibs];
 }
 
+// What LibTorch's CMake targets tell dependants to define (USE_DISTRIBUTED, USE_C10D_GLOO, ...: they change what
+// its headers declare), read from Caffe2Targets.cmake for torch_cpu, and torch_cuda against a CUDA LibTorch. Values
+// that are generator expressions only forward another target's, already read.
+function torchTargetDefines(torch) {
+  const file = join(torch.cmakeDir, '..', 'Caffe2', 'Caffe2Targets.cmake');
+  if (!existsSync(file)) return [];
+  const targets = ['torch_cpu', ...(torch.cuda ? ['torch_cuda'] : [])];
+  const blocks = readFileSync(file, 'utf8').split('set_target_properties(').slice(1);
+  return blocks.flatMap((block) => {
+    const value = block.match(/INTERFACE_COMPILE_DEFINITIONS "([^"]*)"/)?.[1];
+    if (!targets.includes(block.split(/\s/, 1)[0]) || !value || value.includes('$<')) return [];
+    return value.split(';');
+  });
+}
+
 export function defines(torch) {
   const abi = torch.cxx11abi === undefined ? [] : [`_GLIBCXX_USE_CXX11_ABI=${torch.cxx11abi ? 1 : 0}`];
-  return [...abi, ...(torch.cuda ? ['MMSSL_WITH_CUDA'] : [])];
+  return [...ADDON_DEFINES, ...abi, ...torchTargetDefines(torch), ...(torch.cuda ? ['MMSSL_WITH_CUDA'] : [])];
+}
+
+/**
+ * Both builds' settings, as node-gyp's target_defaults (binding.gyp includes the file; CMakeLists.txt reads the same
+ * keys): sources relative to the package (the file's folder, for both), include folders absolute.
+ */
+export function buildSettings(torch) {
+  const addonApi = dirname(createRequire(join(root, 'package.json')).resolve('node-addon-api/package.json'));
+  return {
+    variables: { mmssl_libtorch: describeLibTorch(torch), mmssl_flavour: flavourTag(torch) },
+    target_defaults: {
+      sources: nativeSources(torch),
+      include_dirs: [addonApi, ...torch.includeDirs],
+      defines: defines(torch),
+      cflags_cc: COMPILE_FLAGS,
+      libraries: linkFlags(torch),
+    },
+  };
+}
+
+// Writes DIR/libtorch.gypi whole (a build never reads half a file).
+function writeSettings(dir, torch) {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, SETTINGS_FILE);
+  writeFileSync(`${file}.tmp`, `${JSON.stringify(buildSettings(torch), null, 2)}\n`);
+  renameSync(`${file}.tmp`, file);
+  return describeLibTorch(torch);
 }
 
 function main(flag) {
@@ -167,17 +230,8 @@ function main(flag) {
     process.exit(1);
   }
   const outputs = {
+    '--write': () => writeSettings(process.argv[3] ?? join(root, 'build'), torch),
     '--json': () => JSON.stringify(torch, null, 2),
-    '--cmake-dir': () => torch.cmakeDir,
-    '--lib-dir': () => torch.libDir,
-    '--cuda': () => (torch.cuda ? 'ON' : 'OFF'),
-    '--include-dirs': () => torch.includeDirs.join(' '),
-    '--libraries': () => linkFlags(torch).join(' '),
-    '--defines': () => defines(torch).join(' '),
-    '--sources': () =>
-      nativeSources(torch)
-        .map((s) => relative(root, join(root, s)))
-        .join(' '),
     '--flavour': () => flavourTag(torch),
     '--report': () => describeLibTorch(torch),
   };

@@ -1,7 +1,7 @@
 // Loading and building fail with messages that say what was looked for, where, and how to fix it.
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -62,6 +62,34 @@ test('LibTorch discovery reports the system LibTorch by default', (t) => {
   const found = JSON.parse(out.stdout);
   t.is(found.source, 'system');
   t.regex(found.version, /^\d+\.\d+\.\d+$/);
+});
+
+test("discovery writes both builds' settings: every native source, LibTorch's own defines, one set of flags", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mmssl-settings-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const out = discovery({}, '--write', dir);
+  t.is(out.status, 0, out.stderr);
+  const settings = JSON.parse(readFileSync(join(dir, 'libtorch.gypi'), 'utf8'));
+  const { sources, include_dirs, defines, cflags_cc, libraries } = settings.target_defaults;
+  const expected = readdirSync(join(root, 'native')).filter((f) => f.endsWith('.cc'));
+  t.true(expected.length > 0);
+  t.deepEqual(
+    sources,
+    expected.sort().map((f) => `native/${f}`),
+    'CPU LibTorch: native/*.cc without native/cuda',
+  );
+  t.true(
+    include_dirs.every((d: string) => existsSync(d)),
+    include_dirs.join(', '),
+  );
+  // Debian's torch_cpu target asks for these; a build without them sees other declarations in LibTorch's headers.
+  for (const d of ['USE_DISTRIBUTED', 'USE_C10D_GLOO', 'NDEBUG', 'NAPI_VERSION=8']) t.true(defines.includes(d), d);
+  t.deepEqual(
+    cflags_cc.filter((f: string) => /^-O|^-std=/.test(f)),
+    ['-std=c++17', '-O3'],
+  );
+  t.true(libraries.includes('-ltorch'));
+  t.regex(settings.variables.mmssl_flavour, /^torch-\d+_\d+-cpu/);
 });
 
 test('a LIBTORCH folder that is not a LibTorch fails with what is missing and the fixes', (t) => {
