@@ -61,12 +61,13 @@ test('every relative link of README.md and docs/ resolves to a file', (t) => {
   t.deepEqual(broken, []);
 });
 
-test('docs/api, the API reference, is what TypeDoc generates from the TSDoc comments now (npm run docs)', (t) => {
+test('docs/api, the API reference, is what TypeDoc generates from the TSDoc comments now, without a warning (npm run docs)', (t) => {
   const out = mkdtempSync(join(tmpdir(), 'mmssl-api-'));
   t.teardown(() => rmSync(out, { recursive: true, force: true }));
   execFileSync(
     process.execPath,
-    [join(ROOT, 'node_modules/typedoc/bin/typedoc'), '--out', out, '--logLevel', 'Error'],
+    // typedoc.json treats warnings (a public signature naming an undocumented type) as errors: this throws on them.
+    [join(ROOT, 'node_modules/typedoc/bin/typedoc'), '--out', out, '--logLevel', 'Warn'],
     { cwd: ROOT, encoding: 'utf8', timeout: 240_000 },
   );
   const files = (dir: string): string[] =>

@@ -34,7 +34,7 @@ import {
 } from './schema.js';
 
 export { ConfigSource } from './schema.js';
-export type { ConfigOf, ConfigValues, Kind, Option, Schema } from './schema.js';
+export type { ConfigLayer, ConfigOf, ConfigValues, Kind, Option, Schema } from './schema.js';
 
 export const OPTIMIZERS = ['sgd', 'adam', 'adamw', 'lars'] as const;
 export type OptimizerName = (typeof OPTIMIZERS)[number];

@@ -183,7 +183,7 @@ export function defaultsOf<S extends Schema>(schema: S): Partial<ConfigOf<S>> {
 }
 
 /** A layer of values and where they came from (a file's path; undefined for values given in code). */
-interface ConfigLayer {
+export interface ConfigLayer {
   values: Record<string, unknown>;
   source?: string;
 }

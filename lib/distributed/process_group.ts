@@ -106,6 +106,7 @@ export async function initProcessGroup(options: ProcessGroupOptions = {}): Promi
 export class ProcessGroup {
   #handle: ObjectHandle | undefined;
 
+  /** @internal A group comes from `initProcessGroup`, which makes the native one. */
   constructor(
     handle: ObjectHandle,
     readonly rank: number,

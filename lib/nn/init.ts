@@ -7,7 +7,8 @@ import { checkNumber, checkOneOf, checkOptions, invalidArg } from '../errors.js'
 import { noGrad } from '../torch/autograd.js';
 import { Tensor } from '../torch/tensor.js';
 
-const nonlinearities = [
+/** The nonlinearities `calculateGain` and the Kaiming initialisations know, as PyTorch names them. */
+export const nonlinearities = [
   'linear',
   'conv1d',
   'conv2d',

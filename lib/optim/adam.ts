@@ -21,19 +21,20 @@ function validate(op: string, o: AdamOptions): void {
   checkBool(op, 'amsgrad', o.amsgrad);
 }
 
-type Params = readonly Tensor[] | readonly ParamGroupSpec<AdamOptions>[];
+/** What Adam and AdamW optimize: parameters, or parameter groups with their own options. */
+export type AdamParams = readonly Tensor[] | readonly ParamGroupSpec<AdamOptions>[];
 const defaults = { lr: 1e-3, betas: [0.9, 0.999] as const, eps: 1e-8, amsgrad: false };
 
 /** Adam; `weightDecay` (default 0) is added to the gradient (L2), as in PyTorch. */
 export class Adam extends Optimizer<AdamOptions> {
-  constructor(params: Params, options: Partial<AdamOptions> = {}) {
+  constructor(params: AdamParams, options: Partial<AdamOptions> = {}) {
     super('adam', params, { ...defaults, weightDecay: 0, ...checkOptions('Adam', options) }, validate);
   }
 }
 
 /** AdamW; `weightDecay` (default 0.01) shrinks the weights directly, decoupled from the gradient. */
 export class AdamW extends Optimizer<AdamOptions> {
-  constructor(params: Params, options: Partial<AdamOptions> = {}) {
+  constructor(params: AdamParams, options: Partial<AdamOptions> = {}) {
     super('adamw', params, { ...defaults, weightDecay: 1e-2, ...checkOptions('AdamW', options) }, validate);
   }
 }

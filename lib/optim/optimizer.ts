@@ -26,7 +26,8 @@ export interface OptimizerStateDict {
   param_groups: Record<string, unknown>[];
 }
 
-type Kind = 'sgd' | 'adam' | 'adamw' | 'lars';
+/** Which native step an optimizer runs. */
+export type OptimizerKind = 'sgd' | 'adam' | 'adamw' | 'lars';
 
 const snakeCase = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
@@ -41,7 +42,7 @@ export abstract class Optimizer<O extends object> implements Disposable {
    * @param validate throws for an option outside its domain (called on every step, since options may change)
    */
   protected constructor(
-    kind: Kind,
+    kind: OptimizerKind,
     params: readonly Tensor[] | readonly ParamGroupSpec<O>[],
     defaults: O,
     private readonly validate: (op: string, options: O) => void,

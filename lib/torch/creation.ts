@@ -29,7 +29,8 @@ function dd(op: string, options: TensorOptions): [number | undefined, Device | u
 }
 
 /** `f(2, 3)`, `f([2, 3])` or `f([2, 3], options)`: PyTorch's ways of passing a size. */
-type SizeArgs = number[] | [readonly number[]] | [readonly number[], TensorOptions];
+/** A shape given as numbers (`zeros(2, 3)`), as an array, or as an array and options. */
+export type SizeArgs = number[] | [readonly number[]] | [readonly number[], TensorOptions];
 
 function sizeAndOptions(op: string, args: SizeArgs): [number[], TensorOptions] {
   if (Array.isArray(args[0])) return [checkShape(op, 'size', args[0]), (args[1] as TensorOptions | undefined) ?? {}];

@@ -1,5 +1,7 @@
 /** The `torch` namespace: tensors, autograd, devices and memory, with PyTorch's names in camelCase. */
 export { Tensor } from './tensor.js';
+export type { Scope } from './scope.js';
+export type { SizeArgs } from './creation.js';
 export type {
   NestedArray,
   Scalar,

@@ -45,7 +45,10 @@ export class KnnMonitor {
     private readonly queries: DataLoader,
   ) {}
 
-  /** The monitor for this run, or undefined when it is off or the data have no labelled train and val samples. */
+  /**
+   * The monitor for this run, or undefined when it is off or the data have no labelled train and val samples.
+   * @internal Pre-training makes it from its own setting.
+   */
   static create(setting: Setting): KnnMonitor | undefined {
     const { dataset, config, normalization, device } = setting;
     if (config.knn.every === 0) return undefined;

@@ -6,4 +6,12 @@ export type { ResNetOptions } from './resnet.js';
 export { ClassifierHead, ProjectionHead } from './heads.js';
 export type { ClassifierHeadOptions, ProjectionHeadOptions } from './heads.js';
 export { BACKBONES, defaultBackbone, FusionClassifier, ModalityEncoder, MultiModalModel } from './multimodal.js';
-export type { BackboneName, FusionClassifierSpec, ModalityEncoderOptions, MultiModalSpec } from './multimodal.js';
+export type {
+  Backbone,
+  BackboneName,
+  FusionClassifierSpec,
+  FusionOptions,
+  MissingTokens,
+  ModalityEncoderOptions,
+  MultiModalSpec,
+} from './multimodal.js';

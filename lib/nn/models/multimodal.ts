@@ -35,7 +35,8 @@ export interface ModalityEncoderOptions {
   alexnetHidden?: number;
 }
 
-type Backbone = AlexNet | ResNet;
+/** A modality's backbone module. */
+export type Backbone = AlexNet | ResNet;
 
 /** A modality's backbone and projection head. */
 export class ModalityEncoder extends Module {
@@ -261,7 +262,8 @@ export class FusionClassifier extends Module {
 }
 
 /** A learned [featureDim] vector per modality, initialised to zero (the 'zero' token it starts as). */
-class MissingTokens extends Module {
+/** The learned tokens that stand in for an absent modality's features. */
+export class MissingTokens extends Module {
   readonly #tokens = new Map<string, Tensor>();
 
   constructor(backbones: ReadonlyMap<string, Backbone>) {
