@@ -126,6 +126,9 @@ export class InternalError extends MmsslError {
   }
 }
 
+/** A worker thread that exited while it held requests: killed by what it was doing, or out of memory. */
+export class WorkerExitError extends InternalError {}
+
 const CLASSES: Record<string, abstract new (...args: never[]) => Error> = {
   MmsslError,
   ArgumentError,
@@ -139,6 +142,7 @@ const CLASSES: Record<string, abstract new (...args: never[]) => Error> = {
   InputError,
   QueueFullError,
   InternalError,
+  WorkerExitError,
   Error,
   TypeError,
   RangeError,

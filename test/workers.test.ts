@@ -3,6 +3,9 @@ import test from 'ava';
 import { Worker } from 'node:worker_threads';
 
 import { torch } from '../lib/index.js';
+import { sampleError } from '../lib/data/loader.js';
+import { FileError, WorkerExitError } from '../lib/errors.js';
+import { WorkerPool } from '../lib/workers/pool.js';
 
 const script = new URL('./fixtures/worker.js', import.meta.url);
 
@@ -34,4 +37,20 @@ test('terminating a busy worker leaves the process and other workers healthy', a
   t.true(Number.isFinite(r.loss));
   using y = torch.arange(4);
   t.deepEqual(y.toArray(), [0, 1, 2, 3]);
+});
+
+test('a pool worker that dies mid-request fails that request with a WorkerExitError, and a new worker serves the rest', async (t) => {
+  const pool = new WorkerPool<string, string>(new URL('./fixtures/exiting-worker.js', import.meta.url), 1, null);
+  t.teardown(() => pool.close());
+  await pool.ready();
+  const error = await t.throwsAsync(pool.run('exit'), { instanceOf: WorkerExitError, code: 'ERR_MMSSL_INTERNAL' });
+  t.regex(error!.message, /exited unexpectedly with code 3/);
+  t.is(await pool.run('after'), 'after');
+  // The loader makes the death the sample's FileError, which onBadSample 'skip' skips like any unreadable file.
+  const asSample = sampleError(error, 'site-7 (naip)') as FileError;
+  t.true(asSample instanceof FileError);
+  t.is(asSample.path, 'site-7 (naip)');
+  t.regex(asSample.message, /^site-7 \(naip\): killed the worker decoding it \(a worker of exiting-worker\.js exited/);
+  const other = new Error('not a death');
+  t.is(sampleError(other, 'x'), other);
 });

@@ -6,7 +6,7 @@
  */
 import { availableParallelism } from 'node:os';
 
-import { checkBool, checkInt, checkOneOf, checkOptions, FileError, invalidArg } from '../errors.js';
+import { checkBool, checkInt, checkOneOf, checkOptions, FileError, invalidArg, WorkerExitError } from '../errors.js';
 import { noGrad } from '../torch/autograd.js';
 import { cat, fromBuffer, tensor } from '../torch/creation.js';
 import type { Device } from '../torch/device.js';
@@ -258,7 +258,9 @@ export class DataLoader {
         index,
         rasters: await allInOrder(
           this.#resolved.modalities.map((m) =>
-            pool.run({ index, modality: m.name, size: resizes(m) ? m.size : undefined }),
+            pool
+              .run({ index, modality: m.name, size: resizes(m) ? m.size : undefined })
+              .catch((e: unknown) => Promise.reject(sampleError(e, `${this.dataset.samples[index].id} (${m.name})`))),
           ),
         ),
       })),
@@ -423,4 +425,15 @@ export function shardOf<T>(order: readonly T[], { rank, worldSize }: { rank: num
   const total = Math.ceil(order.length / worldSize) * worldSize;
   const padded = Array.from({ length: total }, (_, i) => order[i % order.length]);
   return padded.filter((_, i) => i % worldSize === rank);
+}
+
+/**
+ * A read's error as the sample's: a worker that died reading it (each worker reads one file at a time, so the file
+ * it held killed it) is a FileError for that file, which `onBadSample: 'skip'` skips like any unreadable one.
+ */
+export function sampleError(error: unknown, where: string): unknown {
+  if (!(error instanceof WorkerExitError)) return error;
+  return new FileError(where, `killed the worker decoding it (${error.message}): the file is damaged or too large`, {
+    cause: error,
+  });
 }

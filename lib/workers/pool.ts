@@ -4,12 +4,12 @@
  * worker gets together: one at a time for the data loader's reads, up to `maxBatch` of one kind within `maxDelayMs`
  * for inference. `run(request)` resolves with the worker's reply or rejects with its error, rebuilt in its class
  * (errors cross as data: lib/errors.ts). A full queue refuses at once (QueueFullError). A worker that dies fails the
- * requests it held with an InternalError and is replaced; one that dies before it is ready fails the pool. Idle
+ * requests it held with a WorkerExitError (an InternalError) and is replaced; one that dies before it is ready fails the pool. Idle
  * workers keep Node alive only while requests are outstanding, so a forgotten pool never hangs a process.
  */
 import { Worker } from 'node:worker_threads';
 
-import { type ErrorData, fromErrorData, InternalError, QueueFullError } from '../errors.js';
+import { type ErrorData, fromErrorData, InternalError, QueueFullError, WorkerExitError } from '../errors.js';
 
 /** How queued requests are grouped for a worker. */
 export interface BatchingPolicy<Request> {
@@ -112,7 +112,7 @@ export class WorkerPool<Request, Reply> {
       slot.worker.on('error', died);
       slot.worker.on('exit', (code) =>
         died(
-          new InternalError(
+          new WorkerExitError(
             `a worker of ${this.#script.pathname.split('/').pop()} exited unexpectedly with code ${code}`,
           ),
         ),

@@ -1,11 +1,16 @@
 /**
- * GeoTIFF to float32 [bands, H, W], decoded by the `geotiff` package: every dtype it reads (8 to 64-bit integers,
- * float16/32/64, packed 1..7 and 12-bit samples), compression (none, Deflate, LZW, PackBits, JPEG, ZSTD, LERC) with
- * predictors, strips or tiles, pixel or band interleave, little or big-endian, BigTIFF. The full-resolution image is
- * read; overviews are ignored. Nodata pixels (GDAL_NODATA) and NaN come back as NaN, so one check finds both.
+ * GeoTIFF to float32 [bands, H, W]. `geotiff` parses the file's structure (TIFF and BigTIFF, both byte orders, the
+ * GeoTIFF keys); the pixels are decoded here (lib/data/formats/tiff/): every integer depth from 1 to 32 bits and 64,
+ * float16/32/64, both byte orders, pixel or band interleave, strips or tiles, no compression, LZW (both bit orders),
+ * Deflate, PackBits, ZSTD, LERC and JPEG, horizontal and floating-point predictors. The full-resolution image is
+ * read; overviews are ignored; scale and offset are not applied (GDAL's ReadAsArray does not either). Nodata pixels
+ * (GDAL_NODATA, compared at the samples' own precision; sparse blocks too) and NaN come back as NaN, so one check
+ * finds both.
  *
- * Not decodable here: WebP-compressed TIFF (geotiff decodes WebP with the browser's createImageBitmap, which Node
- * lacks) and complex samples; both are FileErrors that say so and how to convert the file.
+ * Refused, by name and with the gdal_translate command that converts the file: other compressions (WebP, LZMA,
+ * CCITT fax, SGILOG, JPEG 2000, ...), complex samples, 24-bit floats, interpretations GDAL converts (CMYK, CIELab,
+ * YCbCr without JPEG), and images that would decode to more than 1 GiB. Nothing a file declares is allocated before
+ * it is checked against these bounds.
  *
  * `encodeGeoTiff` writes what the synthetic generator needs and `geotiff`'s own writer lacks: Deflate compression,
  * a nodata value, georeferencing in EPSG:4326.
@@ -16,6 +21,9 @@ import { fromArrayBuffer, type GeoTIFFImage } from 'geotiff';
 
 import { ArgumentError, FileError } from '../../errors.js';
 import type { Raster } from '../dataset.js';
+import { BlockError, blockDecoder, lercLayout } from './tiff/codecs.js';
+import { blockAt, type Layout, readLayout, SampleFormat } from './tiff/layout.js';
+import { fillBlock, undoPredictor, unpackBlock, ycbcrToRgb } from './tiff/samples.js';
 
 export interface GeoTiffRaster extends Raster {
   /** The file's nodata value (pixels equal to it are NaN in `data`), or null. */
@@ -26,20 +34,8 @@ export interface GeoTiffRaster extends Raster {
   epsg: number | null;
 }
 
-const WEBP = 50001;
-const YCBCR = 6;
-const COMPLEX_FORMATS = new Set([5, 6]); // SampleFormat: complex int, complex float
-
-/** Why `image` cannot be decoded here, if we know in advance: WebP and complex samples. */
-function unsupported(image: GeoTIFFImage): string | undefined {
-  const directory = image.getFileDirectory();
-  if (directory.getValue('Compression') === WEBP) {
-    return "WebP compression cannot be decoded in Node (geotiff needs the browser's createImageBitmap); re-encode it, e.g. gdal_translate -co COMPRESS=DEFLATE in.tif out.tif";
-  }
-  if (Array.from(directory.getValue('SampleFormat') ?? []).some((f) => COMPLEX_FORMATS.has(Number(f))))
-    return 'complex samples (e.g. CInt16) are not supported; convert to amplitude or to two real bands first';
-  return undefined;
-}
+/** The most float32 samples one raster decodes to (1 GiB): a file declaring more is refused before decoding. */
+export const MAX_SAMPLES = 2 ** 28;
 
 export type GeoTransform = [number, number, number, number, number, number];
 const PIXEL_IS_POINT = 2;
@@ -73,53 +69,125 @@ function epsg(image: GeoTIFFImage): number | null {
   return typeof code === 'number' && code !== 32767 ? code : null; // 32767: user-defined
 }
 
-/** The bands as one float32 [C, H, W] buffer, nodata turned into NaN (compared at the samples' own precision). */
-function channelsFirst(bands: ArrayLike<number>[], nodata: number | null, plane: number): Float32Array {
-  const out = new Float32Array(bands.length * plane);
-  bands.forEach((band, b) => {
-    const target = out.subarray(b * plane, (b + 1) * plane);
-    for (let i = 0; i < plane; i++) target[i] = band[i];
-    if (nodata === null) return;
-    // Float32 bands hold the nodata value rounded to float32; integer and float64 bands hold it exactly.
-    const marker = band instanceof Float32Array ? Math.fround(nodata) : nodata;
-    for (let i = 0; i < plane; i++) if (band[i] === marker) target[i] = Number.NaN;
-  });
-  return out;
-}
-
 /**
- * Decodes a GeoTIFF's bytes; `file` names it in errors. Anything that is not a decodable TIFF is a FileError naming
- * the file and the reason.
+ * Decodes a GeoTIFF's bytes; `file` names it in errors. Anything that is not a TIFF this reader decodes right is a
+ * FileError naming the file and the reason.
  */
 export async function decodeGeoTiff(bytes: Uint8Array, file: string): Promise<GeoTiffRaster> {
-  let image: GeoTIFFImage;
-  let bands: ArrayLike<number>[];
   try {
-    const tiff = await fromArrayBuffer(
-      bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer,
-    );
-    image = await tiff.getImage(0);
-    const reason = unsupported(image);
-    if (reason) throw new FileError(file, reason);
-    // YCbCr (JPEG-compressed photos mostly) is converted to RGB, as GDAL does; other photometrics keep their samples.
-    const ycbcr = image.getFileDirectory().getValue('PhotometricInterpretation') === YCBCR;
-    const rasters = ycbcr ? await image.readRGB({ interleave: false }) : await image.readRasters({ interleave: false });
-    bands = Array.from(rasters as unknown as ArrayLike<number>[]);
+    return await decode(bytes, file);
   } catch (e) {
+    // A damaged file fails wherever geotiff reads past what it holds (a tag, an offsets table): one FileError.
     if (e instanceof FileError) throw e;
-    throw new FileError(file, `cannot be decoded as a GeoTIFF: ${(e as Error).message ?? e}`);
+    const past =
+      e instanceof RangeError ? ' (its directory points past the end of the file: truncated or damaged?)' : '';
+    throw new FileError(file, `is not a readable TIFF${past}: ${(e as Error).message ?? e}`);
   }
-  const width = image.getWidth(),
-    height = image.getHeight();
+}
+
+async function decode(bytes: Uint8Array, file: string): Promise<GeoTiffRaster> {
+  const tiff = await fromArrayBuffer(
+    bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer,
+  );
+  const image = await tiff.getImage(0);
+  const littleEndian = (tiff as unknown as { littleEndian: boolean }).littleEndian;
+  const layout = await readLayout(image, littleEndian);
+  if (typeof layout === 'string') throw new FileError(file, layout);
+  const total = layout.width * layout.height * layout.samples;
+  if (total > MAX_SAMPLES)
+    throw new FileError(
+      file,
+      `declares ${layout.width}x${layout.height} pixels of ${layout.samples} samples (${(total / 2 ** 28).toFixed(1)} GiB as float32), more than the 1 GiB a raster may decode to; cut it into tiles first (gdal_translate -srcwin)`,
+    );
   const nodata = image.getGDALNoData();
+  const data = await decodePixels(image, layout, bytes, nodata, file);
   const transform = geoTransform(image);
   return {
-    shape: [bands.length, height, width],
-    data: channelsFirst(bands, nodata, width * height),
+    shape: [layout.samples, layout.height, layout.width],
+    data,
     nodata,
     geoTransform: transform,
     epsg: transform ? epsg(image) : null, // GCP-only files: the GCPs' CRS is not the raster's (GDAL reports none)
   };
+}
+
+/** Where each block's bytes are; every block checked to lie within the file before anything is allocated. */
+async function blockTable(image: GeoTIFFImage, layout: Layout, size: number, file: string) {
+  const d = image.getFileDirectory();
+  const [offsets, counts] = (await Promise.all(
+    layout.tiled
+      ? [d.loadValue('TileOffsets'), d.loadValue('TileByteCounts')]
+      : [d.loadValue('StripOffsets'), d.loadValue('StripByteCounts')],
+  )) as (ArrayLike<number | bigint> | undefined)[];
+  const blocks = layout.blocksAcross * layout.blocksDown * (layout.planar ? layout.samples : 1);
+  if (!offsets || !counts || offsets.length < blocks || counts.length < blocks)
+    throw new FileError(
+      file,
+      `lists ${offsets?.length ?? 0} block offsets and ${counts?.length ?? 0} byte counts for ${blocks} blocks`,
+    );
+  const table = Array.from({ length: blocks }, (_, i) => ({ offset: Number(offsets[i]), count: Number(counts[i]) }));
+  const beyond = table.findIndex(({ offset, count }) => !(offset >= 0 && count >= 0 && offset + count <= size));
+  if (beyond >= 0)
+    throw new FileError(
+      file,
+      `${layout.tiled ? 'tile' : 'strip'} ${beyond} (${table[beyond].count} bytes at ${table[beyond].offset}) lies beyond the end of the file (${size} bytes): truncated?`,
+    );
+  return table;
+}
+
+/** The block decoder for the image; a FileError when its codec's parameters are not usable. */
+async function decoderFor(image: GeoTIFFImage, layout: Layout, file: string) {
+  const d = image.getFileDirectory();
+  const jpegTables = (await d.loadValue('JPEGTables')) as Uint8Array | undefined;
+  const lercParameters = (await d.loadValue('LercParameters')) as number[] | undefined;
+  try {
+    return await blockDecoder(layout, { jpegTables, lercParameters });
+  } catch (e) {
+    throw new FileError(file, `cannot decode its ${layout.tiled ? 'tiles' : 'strips'}: ${(e as Error).message ?? e}`);
+  }
+}
+
+/** Every block of the image, decompressed, un-predicted and unpacked into one [C, H, W] float32 buffer. */
+async function decodePixels(
+  image: GeoTIFFImage,
+  layout: Layout,
+  bytes: Uint8Array,
+  nodata: number | null,
+  file: string,
+): Promise<Float32Array> {
+  const table = await blockTable(image, layout, bytes.length, file);
+  const decode = await decoderFor(image, layout, file);
+  const stored = lercLayout(layout); // how the decoded bytes hold the samples
+  const out = new Float32Array(layout.width * layout.height * layout.samples);
+  // Float32 (and float16) samples hold the nodata value rounded to float32; integer and float64 samples exactly.
+  const float32 = layout.format === SampleFormat.Float && layout.bits <= 32;
+  const marker = nodata === null ? undefined : float32 ? Math.fround(nodata) : nodata;
+  for (let band = 0; band < (layout.planar ? layout.samples : 1); band++)
+    for (let by = 0; by < layout.blocksDown; by++)
+      for (let bx = 0; bx < layout.blocksAcross; bx++) {
+        const block = blockAt(layout, bx, by, band),
+          place = { bx, by, band, rows: block.rows };
+        const { offset, count } = table[block.index];
+        if (count === 0) {
+          fillBlock(layout, place, out, marker === undefined ? 0 : Number.NaN); // sparse: no bytes in the file
+          continue;
+        }
+        const where = `${layout.tiled ? 'tile' : 'strip'} ${block.index}`;
+        let pixels: Uint8Array;
+        try {
+          pixels = await decode(bytes.subarray(offset, offset + count), block.bytes);
+        } catch (e) {
+          if (!(e instanceof BlockError)) throw e;
+          throw new FileError(file, `${where} does not decode: ${e.message}`);
+        }
+        const expected = blockAt(stored, bx, by, band).bytes;
+        if (pixels.length < expected)
+          throw new FileError(file, `${where} decodes to ${pixels.length} bytes, ${expected} expected`);
+        if (layout.ycbcr) ycbcrToRgb(pixels);
+        undoPredictor(pixels, layout, block.rows);
+        unpackBlock(pixels, stored, place, out, marker);
+      }
+  return out;
 }
 
 // ---- writing ----------------------------------------------------------------------------------------------------

@@ -1,0 +1,224 @@
+/**
+ * A block's bytes, decompressed into exactly the bytes its tags say it holds. LZW and PackBits are decoded here
+ * (geotiff's decoders grow their output without bound and do not know LZW's pre-TIFF-6 bit order), Deflate by
+ * Node's zlib with the output bounded; ZSTD by `zstddec` told the block's size (geotiff's wrapper lets the frame
+ * say how much to allocate, so one damaged byte can exhaust the heap); LERC by the `lerc` package (geotiff's wrapper
+ * returns the whole buffer of a view, whatever its offset); JPEG by geotiff's decoder, its output checked. Every
+ * decoder stops at the block's size: no file can make this allocate more than its tags declare.
+ */
+import { inflateSync } from 'node:zlib';
+
+import { getDecoder } from 'geotiff';
+import Lerc from 'lerc';
+import { ZSTDDecoder } from 'zstddec';
+
+import type { Layout } from './layout.js';
+
+/** Thrown for a block that does not decode; the caller names the file and the block. */
+export class BlockError extends Error {}
+
+const CLEAR = 256,
+  EOI = 257,
+  MAX_CODES = 4096;
+
+/**
+ * LZW as TIFF 6 writes it (codes MSB-first, the code width growing one code early) and as TIFF 5 did (LSB-first,
+ * no early change; libtiff's "compat" decoder, told apart the same way: the first bytes 0x00 0x01).
+ */
+export function lzwDecode(input: Uint8Array, size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  const oldStyle = input.length >= 2 && input[0] === 0 && (input[1] & 1) === 1;
+  const early = oldStyle ? 0 : 1;
+  const prefix = new Int16Array(MAX_CODES),
+    suffix = new Uint8Array(MAX_CODES),
+    first = new Uint8Array(MAX_CODES),
+    length = new Uint16Array(MAX_CODES);
+  for (let c = 0; c < 256; c++) {
+    suffix[c] = first[c] = c;
+    length[c] = 1;
+  }
+  let next = 258,
+    width = 9,
+    previous = -1,
+    pos = 0;
+  let acc = 0,
+    held = 0,
+    at = 0;
+  const emit = (code: number) => {
+    const n = length[code];
+    for (let i = n - 1, c = code; i >= 0; i--, c = prefix[c]) if (pos + i < size) out[pos + i] = suffix[c];
+    pos += n;
+  };
+  while (pos < size) {
+    while (held < width && at < input.length) {
+      // acc keeps fewer than 32 bits: at most width - 1 + 8
+      if (oldStyle) acc |= input[at++] << held;
+      else acc = ((acc << 8) | input[at++]) >>> 0;
+      held += 8;
+    }
+    if (held < width) break; // the data ended without an EOI code: what was decoded stands, as in libtiff
+    let code: number;
+    if (oldStyle) {
+      code = acc & ((1 << width) - 1);
+      acc >>>= width;
+    } else {
+      code = (acc >>> (held - width)) & ((1 << width) - 1);
+      acc &= (1 << (held - width)) - 1;
+    }
+    held -= width;
+    if (code === EOI) break;
+    if (code === CLEAR) {
+      next = 258;
+      width = 9;
+      previous = -1;
+      continue;
+    }
+    if (previous < 0) {
+      if (code > 255) throw new BlockError(`LZW data start with code ${code}, not a literal`);
+    } else if (code <= next && next < MAX_CODES) {
+      prefix[next] = previous;
+      suffix[next] = code < next ? first[code] : first[previous];
+      first[next] = first[previous];
+      length[next] = length[previous] + 1;
+      next++;
+    } else if (code >= next) throw new BlockError(`LZW code ${code} is beyond the table (${next} codes)`);
+    emit(code);
+    previous = code;
+    if (next + early >= 1 << width && width < 12) width++;
+  }
+  return out;
+}
+
+/** PackBits runs, up to `size` bytes. */
+export function packBitsDecode(input: Uint8Array, size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let pos = 0,
+    at = 0;
+  while (pos < size && at < input.length) {
+    const header = (input[at++] << 24) >> 24;
+    if (header >= 0) {
+      const n = Math.min(header + 1, size - pos, input.length - at);
+      out.set(input.subarray(at, at + n), pos);
+      pos += n;
+      at += header + 1;
+    } else if (header !== -128) {
+      const n = Math.min(1 - header, size - pos);
+      if (at < input.length) out.fill(input[at], pos, pos + n);
+      pos += n;
+      at++;
+    }
+  }
+  return out;
+}
+
+function inflate(input: Uint8Array, size: number): Uint8Array {
+  try {
+    // Room for a writer's padding, not for a bomb: a block inflating past twice its size is refused.
+    return inflateSync(input, { maxOutputLength: 2 * size + 1024 });
+  } catch (e) {
+    throw new BlockError(`Deflate data do not inflate: ${(e as Error).message}`);
+  }
+}
+
+/** The codecs geotiff decodes for us, given what its decoders read from the tags. */
+type Delegated = (input: Uint8Array) => Promise<Uint8Array>;
+
+/** The block decoder for an image (geotiff's decoder is made once per image, its JPEG tables parsed once). */
+export async function blockDecoder(
+  layout: Layout,
+  tags: { jpegTables?: Uint8Array; lercParameters?: number[] },
+): Promise<(input: Uint8Array, size: number) => Promise<Uint8Array>> {
+  const own: Record<number, (input: Uint8Array, size: number) => Uint8Array> = {
+    1: (input) => input,
+    5: lzwDecode,
+    8: inflate,
+    32946: inflate,
+    32773: packBitsDecode,
+  };
+  const decode = own[layout.compression];
+  if (decode) return async (input, size) => decode(input, size);
+  if (layout.compression === ZSTD) return zstdDecoder();
+  if (layout.compression === LERC) return lercDecoder(layout, tags.lercParameters);
+  const delegated = await delegate(layout.compression, layout, tags);
+  return async (input) => delegated(input);
+}
+
+const ZSTD = 50000,
+  LERC = 34887;
+
+let zstd: Promise<ZSTDDecoder> | undefined;
+async function zstdDecoder() {
+  zstd ??= (async () => {
+    const decoder = new ZSTDDecoder();
+    await decoder.init();
+    return decoder;
+  })();
+  const decoder = await zstd;
+  return async (input: Uint8Array, size: number) => {
+    try {
+      return decoder.decode(input, size);
+    } catch (e) {
+      throw new BlockError(`ZSTD data do not decompress: ${(e as Error).message ?? e}`);
+    }
+  };
+}
+
+/**
+ * LERC blobs, after their additional Deflate or ZSTD (LercParameters[1]). LERC returns samples in memory order,
+ * whole bytes per sample: `lercLayout` says how to read them.
+ */
+async function lercDecoder(layout: Layout, parameters: number[] | undefined) {
+  const extra = parameters?.[1] ?? 0;
+  if (![0, 1, 2].includes(extra)) throw new BlockError(`LERC with additional compression ${extra} is not defined`);
+  const unzstd = extra === 2 ? await zstdDecoder() : undefined;
+  return async (input: Uint8Array, size: number) => {
+    // The LERC blob is at most about the raw size (LERC only shrinks data, plus a header).
+    const blob = extra === 1 ? inflate(input, size) : unzstd ? await unzstd(input, 2 * size + 1024) : input;
+    try {
+      const buffer = blob.buffer.slice(blob.byteOffset, blob.byteOffset + blob.byteLength) as ArrayBuffer;
+      const { pixels, mask } = Lerc.decode(buffer, { returnPixelInterleavedDims: !layout.planar });
+      const values = pixels[0];
+      // LERC keeps NaN out of its data, as a mask of invalid pixels: GDAL puts NaN back, so do we.
+      if (mask && (values instanceof Float32Array || values instanceof Float64Array)) {
+        const depth = values.length / mask.length;
+        for (let p = 0; p < mask.length; p++) if (!mask[p]) values.fill(Number.NaN, p * depth, (p + 1) * depth);
+      }
+      return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+    } catch (e) {
+      throw new BlockError(`LERC data do not decode: ${(e as Error).message ?? e}`);
+    }
+  };
+}
+
+/** How LERC's output is laid out: the container type's whole bytes (packed NBITS samples unpacked), in the file's byte order. */
+export function lercLayout(layout: Layout): Layout {
+  if (layout.compression !== LERC) return layout;
+  const bits = layout.bits <= 8 ? 8 : layout.bits <= 16 ? 16 : layout.bits <= 32 ? 32 : 64;
+  return { ...layout, bits };
+}
+
+async function delegate(
+  compression: number,
+  layout: Layout,
+  tags: { jpegTables?: Uint8Array; lercParameters?: number[] },
+) {
+  const decoder = await getDecoder(compression, {
+    tileWidth: layout.blockWidth,
+    tileHeight: layout.blockHeight,
+    predictor: 1, // applied by us, after decompression
+    bitsPerSample: Array(layout.samples).fill(layout.bits),
+    planarConfiguration: layout.planar ? 2 : 1,
+    samplesPerPixel: layout.samples,
+    ...(tags.jpegTables ? { JPEGTables: tags.jpegTables } : {}),
+    ...(tags.lercParameters ? { LercParameters: tags.lercParameters } : {}),
+  } as Parameters<typeof getDecoder>[1]);
+  const run: Delegated = async (input) => {
+    try {
+      const buffer = input.buffer.slice(input.byteOffset, input.byteOffset + input.byteLength);
+      return new Uint8Array(await decoder.decodeBlock(buffer as ArrayBuffer));
+    } catch (e) {
+      throw new BlockError(`${(e as Error).message ?? e}`);
+    }
+  };
+  return run;
+}
