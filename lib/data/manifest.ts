@@ -25,7 +25,16 @@ import { dirname, isAbsolute, join } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
 
 import { checkInt, checkOneOf, checkOptions, FileError, invalidArg, isObject } from '../errors.js';
-import { type Dataset, type ModalityInfo, parseType, type Raster, type SampleRecord, type Split } from './dataset.js';
+import {
+  CLASSES,
+  type Dataset,
+  type ModalityInfo,
+  NEGATIVE,
+  parseType,
+  type Raster,
+  type SampleRecord,
+  type Split,
+} from './dataset.js';
 import { parseFeatureCollection } from './formats/geojson.js';
 import { decodeGeoTiff } from './formats/geotiff.js';
 import { handleInvalid, INVALID_POLICIES, type InvalidPolicy, resized } from './pixels.js';
@@ -44,6 +53,12 @@ export interface ManifestOptions {
   splits?: readonly Split[];
   /** Nodata and NaN pixels: 'raise' (default) or 'fill' (lib/data/pixels.ts). */
   invalid?: InvalidPolicy;
+  /**
+   * A label naming something that is not a class (nor Negative): 'raise' (default) stops at the first, naming the
+   * location; 'none' reads that part of the label as no class (a location whose label names nothing else is
+   * unlabelled: used in pre-training, not in fine-tuning).
+   */
+  unknownLabels?: 'raise' | 'none';
 }
 
 /** Where one modality of one location is: one multi-band file, or one file per band (by band name). */
@@ -58,7 +73,8 @@ interface Location {
 
 const SPLITS: readonly Split[] = ['train', 'val', 'test'];
 const RESERVED = new Set(['id', 'split', 'label', 'latitude', 'longitude']);
-const OPTION_NAMES = ['modalities', 'splits', 'invalid'] as const;
+const OPTION_NAMES = ['modalities', 'splits', 'invalid', 'unknownLabels'] as const;
+const UNKNOWN_LABELS = ['raise', 'none'] as const;
 const isTiff = (value: unknown): value is string => typeof value === 'string' && /\.tiff?$/i.test(value);
 
 // ---- parsing ----------------------------------------------------------------------------------------------------
@@ -128,13 +144,32 @@ function checkSource(value: unknown, modality: string, where: string, path: stri
   );
 }
 
-function toLocation(row: Parsed['rows'][number], index: number, modalities: readonly string[], path: string): Location {
+/** The names in a label that are neither a class nor Negative ('' is no label, not an unknown one). */
+function unknownNames(label: string): string[] {
+  if (label.trim() === '') return [];
+  const known: readonly string[] = [...CLASSES, NEGATIVE];
+  return label.split('-').filter((name) => !known.includes(name.trim()));
+}
+
+function toLocation(
+  row: Parsed['rows'][number],
+  index: number,
+  modalities: readonly string[],
+  path: string,
+  unknownLabels: 'raise' | 'none',
+): Location {
   const { where, fields, point } = row;
   const split = fields.split;
   if (!SPLITS.includes(split as Split))
     throw new FileError(path, `${where}: split is ${JSON.stringify(split)}, expected one of ${SPLITS.join(', ')}`);
   const label = fields.label ?? '';
   if (typeof label !== 'string') throw new FileError(path, `${where}: label is ${JSON.stringify(label)}, not a string`);
+  const unknown = unknownNames(label);
+  if (unknown.length > 0 && unknownLabels === 'raise')
+    throw new FileError(
+      path,
+      `${where}: label ${JSON.stringify(label)} names ${unknown.map((n) => `'${n}'`).join(', ')}, not one of the classes (${CLASSES.join(', ')}) or ${NEGATIVE}; classes are joined by '-'. To read such labels as no class, open it with unknownLabels: 'none'`,
+    );
   const latitude = Number(fields.latitude ?? point?.[1]),
     longitude = Number(fields.longitude ?? point?.[0]);
   const record: SampleRecord = {
@@ -317,11 +352,12 @@ export async function openManifest(path: string, options: ManifestOptions = {}):
     throw invalidArg(op, 'path', 'a manifest file path (.geojson, .json or .csv)', path);
   const checked = checkOptions(op, options);
   for (const name of Object.keys(checked)) checkOneOf(op, 'option', name, OPTION_NAMES);
-  const { splits = SPLITS, invalid = 'raise' } = checked;
+  const { splits = SPLITS, invalid = 'raise', unknownLabels = 'raise' } = checked;
   if (!Array.isArray(splits) || splits.length === 0)
     throw invalidArg(op, 'splits', `a non-empty array of ${SPLITS.join(', ')}`, splits);
   splits.forEach((s) => checkOneOf(op, 'splits', s, SPLITS));
   checkOneOf(op, 'invalid', invalid, INVALID_POLICIES);
+  checkOneOf(op, 'unknownLabels', unknownLabels, UNKNOWN_LABELS);
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -336,7 +372,7 @@ export async function openManifest(path: string, options: ManifestOptions = {}):
   if (names.length === 0)
     throw new FileError(path, 'names no modality: no property or column lists .tif files, and none is declared');
   const locations = parsed.rows
-    .map((row, i) => toLocation(row, i, names, path))
+    .map((row, i) => toLocation(row, i, names, path, unknownLabels as 'raise' | 'none'))
     .filter((l) => splits.includes(l.record.split));
   const ids = new Set<string>();
   for (const { record, where } of locations) {

@@ -225,6 +225,12 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
     throw new FileError(out, 'holds a run already: resume it (--resume) or choose another folder');
   const dataset = await openPath(config.data);
   bandCounts('pretrain', config.modalities, dataset);
+  const train = dataset.samples.filter((s) => s.split === 'train');
+  if (!train.some((s) => !s.negative))
+    throw new FileError(
+      config.data,
+      `the training split holds no anchor: ${train.length === 0 ? 'it is empty' : `all ${train.length} of its locations are Negatives`}, which are only ever negatives; pre-training needs locations of other types`,
+    );
   if (config.threads !== null) setNumThreads(config.threads);
   const statsOptions: BandStatsOptions = {
     modalities: config.modalities,
@@ -353,6 +359,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
       waitStart = performance.now();
     }
     if (!stopped) position = { epoch: position.epoch + 1, batch: 0 };
+    if (!stopped && step === 0) throw noStep(config.data, epoch, loader.skipped.length);
     await save();
     const trained = loader.skipped.slice(skippedBefore);
     skips.add('train', trained);
@@ -375,4 +382,14 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
     checkpoint,
     skipped: skips.count,
   };
+}
+
+/**
+ * A whole epoch without a step (every batch held only Negatives or samples that could not be read): stopping beats
+ * writing an untrained checkpoint as if it were a result.
+ */
+function noStep(data: string, epoch: number, skipped: number): FileError {
+  const why =
+    skipped > 0 ? `${skipped} samples could not be read (skipped.jsonl lists them)` : 'every batch held only Negatives';
+  return new FileError(data, `epoch ${epoch + 1} took no optimizer step: ${why}; no checkpoint was written`);
 }

@@ -352,6 +352,29 @@ test('bad manifests and bad locations are errors naming the file and the feature
   t.deepEqual((await gap.read(1, 's2')).shape, [12, 120, 120]);
 });
 
+test("a label that names no class is an error naming the location, or with unknownLabels 'none' no class", async (t) => {
+  const path = (label: string) => {
+    const json = bigEarthNetGeoJson();
+    json.features[1].properties.label = label;
+    return writeManifest(`label-${label.length}.geojson`, json);
+  };
+  for (const label of ['Roundabout', 'CAFOs-Roundabout', 'landfills']) {
+    await t.throwsAsync(data.openManifest(path(label)), {
+      code: 'ERR_MMSSL_IO',
+      message: new RegExp(
+        `features\\[1\\]: label "${label}" names '${label.split('-').at(-1)}', not one of the classes \\(CAFOs, .*unknownLabels: 'none'`,
+      ),
+    });
+  }
+  const lenient = await data.openManifest(path('CAFOs-Roundabout'), { unknownLabels: 'none' });
+  t.like(lenient.samples[1], { classes: ['CAFOs'], label: 0, negative: false });
+  const none = await data.openManifest(path('Roundabout'), { unknownLabels: 'none' });
+  t.like(none.samples[1], { classes: [], label: -1, negative: false });
+  const unlabelled = await data.openManifest(path(''));
+  t.like(unlabelled.samples[1], { classes: [], label: -1, negative: false }, "'' is no label, not an unknown one");
+  await t.throwsAsync(data.openManifest(path('x'), { unknownLabels: 'drop' as 'none' }), { code: 'ERR_MMSSL_ARG' });
+});
+
 test('a manifest dataset reopens from its spec in the data workers: the loader delivers what read gives', async (t) => {
   const dataset = await data.openDataset({ kind: 'manifest', path: ben });
   await using loader = new data.DataLoader(dataset, {

@@ -2,7 +2,7 @@
 // the uninterrupted run's losses exactly, the run folder holds what it should, and wrong set-ups are refused before
 // anything is written.
 import test from 'ava';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -147,3 +147,57 @@ test.serial('a finished run is not overwritten; resuming needs a run, and the sa
   t.throws(() => config({ optimizer: { name: 'rmsprop' } }), { code: 'ERR_MMSSL_ARG', message: /optimizer\.name/ });
   t.throws(() => config({ epoch: 3 }), { code: 'ERR_MMSSL_ARG', message: /key must be one of .*got string 'epoch'/ });
 });
+
+/** A manifest over the two real BigEarthNet-MM locations, both in train, with the labels given. */
+function bigEarthNet(name: string, labels: [string, string], brokenSecond = false): string {
+  const real = join(import.meta.dirname, '..', '..', '..', 'test', 'fixtures', 'real');
+  const manifest = JSON.parse(readFileSync(join(real, 'MANIFEST.json'), 'utf8')) as {
+    locations: Record<string, { modalities: Record<string, { files: Record<string, string> }> }>;
+  };
+  const features = Object.entries(manifest.locations).map(([id, loc], i) => ({
+    type: 'Feature',
+    geometry: null,
+    properties: {
+      id,
+      split: 'train',
+      label: labels[i],
+      s1: Object.fromEntries(
+        Object.entries(loc.modalities['sentinel-1'].files).map(([b, f]) => [
+          b,
+          brokenSecond && i === 1 ? 'missing.tif' : join(real, f),
+        ]),
+      ),
+      s2: Object.fromEntries(Object.entries(loc.modalities['sentinel-2'].files).map(([b, f]) => [b, join(real, f)])),
+    },
+  }));
+  const path = join(scratch, `${name}.geojson`);
+  writeFileSync(path, JSON.stringify({ type: 'FeatureCollection', features }));
+  return path;
+}
+
+const realConfig = (path: string) =>
+  config({ data: path, modalities: ['s1', 's2'], batchSize: 2, epochs: 1, knn: { every: 0 }, sizes: {} });
+
+test.serial(
+  'a training split without an anchor (only Negatives) is refused before the run folder exists',
+  async (t) => {
+    const out = join(scratch, 'no-anchor');
+    await t.throwsAsync(pretrain({ config: realConfig(bigEarthNet('negatives', ['Negative', 'Negative'])), out }), {
+      code: 'ERR_MMSSL_IO',
+      message: /negatives\.geojson: the training split holds no anchor: all 2 of its locations are Negatives/,
+    });
+    t.false(existsSync(out));
+  },
+);
+
+test.serial(
+  'an epoch that takes no step (its only anchor unreadable, skipped) stops without a checkpoint',
+  async (t) => {
+    const out = join(scratch, 'no-step');
+    await t.throwsAsync(pretrain({ config: realConfig(bigEarthNet('unreadable', ['Negative', 'Mines'], true)), out }), {
+      code: 'ERR_MMSSL_IO',
+      message: /epoch 1 took no optimizer step: 1 samples could not be read .*no checkpoint/,
+    });
+    t.false(existsSync(join(out, 'checkpoint.safetensors')));
+  },
+);
