@@ -140,7 +140,56 @@ export async function blockDecoder(
   if (layout.compression === ZSTD) return zstdDecoder();
   if (layout.compression === LERC) return lercDecoder(layout, tags.lercParameters);
   const delegated = await delegate(layout.compression, layout, tags);
-  return async (input) => delegated(input);
+  return async (input) => {
+    checkJpeg(input, { width: layout.blockWidth, height: layout.blockHeight });
+    return delegated(input);
+  };
+}
+
+/**
+ * A JPEG stream's structure, checked before geotiff's decoder sees it: it loops on a segment whose length does not
+ * advance, and allocates a frame's blocks for every frame header it meets, so a damaged stream could exhaust the
+ * heap. Every segment must lie within the data, at most one frame header may come, and it must fit the block.
+ */
+export function checkJpeg(input: Uint8Array, block: { width: number; height: number } | null): void {
+  if (input[0] !== 0xff || input[1] !== 0xd8) throw new BlockError('its JPEG data do not start with a JPEG marker');
+  let at = 2,
+    frames = 0;
+  while (at + 1 < input.length) {
+    if (input[at] !== 0xff) throw new BlockError(`its JPEG data hold no marker at byte ${at}`);
+    const marker = input[at + 1];
+    if (marker === 0xff) {
+      at++; // fill byte
+      continue;
+    }
+    if (marker === 0xd9) return; // end of image
+    if (marker >= 0xd0 && marker <= 0xd7) {
+      at += 2;
+      continue;
+    }
+    const length = (input[at + 2] << 8) | input[at + 3];
+    if (length < 2 || at + 2 + length > input.length)
+      throw new BlockError(`a JPEG segment (marker ${marker.toString(16)}) of ${length} bytes runs past the data`);
+    const isFrame = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+    if (isFrame) {
+      const height = (input[at + 5] << 8) | input[at + 6],
+        width = (input[at + 7] << 8) | input[at + 8];
+      if (++frames > 1) throw new BlockError('its JPEG data hold more than one frame');
+      if (!block || width > block.width || height > block.height || input[at + 9] > 4)
+        throw new BlockError(
+          `its JPEG frame is ${width}x${height}x${input[at + 9]}, not within the ${block?.width}x${block?.height} block`,
+        );
+    }
+    at += 2 + length;
+    if (marker === 0xda) {
+      // Entropy-coded data: up to the next marker that is not a stuffed byte or a restart marker.
+      while (
+        at + 1 < input.length &&
+        !(input[at] === 0xff && input[at + 1] !== 0 && (input[at + 1] < 0xd0 || input[at + 1] > 0xd7))
+      )
+        at++;
+    }
+  }
 }
 
 const ZSTD = 50000,
@@ -202,6 +251,7 @@ async function delegate(
   layout: Layout,
   tags: { jpegTables?: Uint8Array; lercParameters?: number[] },
 ) {
+  if (tags.jpegTables) checkJpeg(tags.jpegTables, null); // tables only: a frame header there is refused
   const decoder = await getDecoder(compression, {
     tileWidth: layout.blockWidth,
     tileHeight: layout.blockHeight,

@@ -85,6 +85,8 @@ export interface Layout {
 export type Refusal = string;
 
 const CONVERT = 'gdal_translate -co COMPRESS=DEFLATE in.tif out.tif';
+/** The most samples one block may hold (2^28, as the whole raster): decoders allocate a block before filling it. */
+const MAX_BLOCK_SAMPLES = 2 ** 28;
 
 const first = (v: unknown, fallback: number): number => {
   const x = Array.isArray(v) || ArrayBuffer.isView(v) ? Number((v as ArrayLike<number>)[0]) : Number(v ?? fallback);
@@ -141,6 +143,8 @@ export async function readLayout(image: GeoTIFFImage, littleEndian: boolean): Pr
   const blockWidth = tiled ? first(tag.TileWidth, 0) : width;
   const blockHeight = tiled ? first(tag.TileLength, 0) : Math.min(first(tag.RowsPerStrip, height), height);
   if (!(blockWidth > 0 && blockHeight > 0)) return `declares ${blockWidth}x${blockHeight} blocks`;
+  if (blockWidth * blockHeight * samples > MAX_BLOCK_SAMPLES)
+    return `declares ${blockWidth}x${blockHeight} blocks of ${samples} samples, more than the ${MAX_BLOCK_SAMPLES} samples a block may hold here`;
   return {
     width,
     height,
