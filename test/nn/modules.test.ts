@@ -49,6 +49,7 @@ test('Linear: PyTorch keys and shapes, y = x · Wᵀ + b on the last dimension, 
 });
 
 test('Conv2d: weight [out, in / groups, kH, kW], and the forward of a direct convolution', (t) => {
+  torch.manualSeed(11);
   tidy(() => {
     using conv = new nn.Conv2d(4, 6, [3, 2], { stride: 2, padding: 1, groups: 2 });
     t.deepEqual(keys(conv), ['weight [6, 2, 3, 2]', 'bias [6]']);
@@ -66,7 +67,8 @@ test('Conv2d: weight [out, in / groups, kH, kW], and the forward of a direct con
     const ref = conv2d(x, [2, 2, 6, 5], values(square.weight), [3, 2, 3, 3], null, 1, 1);
     const out = square.forward(t64(x, [2, 2, 6, 5]));
     t.deepEqual(out.shape, ref.shape);
-    t.true(maxRelErr(values(out), ref.data) < 1e-12);
+    // Error relative to the outputs' scale (about 1): an output that happens to be near 0 has no relative precision.
+    t.true(maxRelErr(values(out), ref.data, 1) < 1e-12);
     t.throws(() => square.forward(t64(x, [4, 6, 5])), {
       code: 'ERR_MMSSL_ARG',
       message: /Conv2d: input must be a \[N, 2, H, W\] tensor/,
