@@ -21,7 +21,7 @@ import { fromArrayBuffer, type GeoTIFFImage } from 'geotiff';
 
 import { ArgumentError, FileError } from '../../errors.js';
 import type { Raster } from '../dataset.js';
-import { BlockError, blockDecoder, lercLayout } from './tiff/codecs.js';
+import { BlockError, blockDecoder, lercLayout, ownBuffer } from './tiff/codecs.js';
 import { blockAt, type Layout, readLayout, SampleFormat } from './tiff/layout.js';
 import { fillBlock, undoPredictor, unpackBlock, ycbcrToRgb } from './tiff/samples.js';
 
@@ -86,9 +86,7 @@ export async function decodeGeoTiff(bytes: Uint8Array, file: string): Promise<Ge
 }
 
 async function decode(bytes: Uint8Array, file: string): Promise<GeoTiffRaster> {
-  const tiff = await fromArrayBuffer(
-    bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer,
-  );
+  const tiff = await fromArrayBuffer(ownBuffer(bytes));
   const image = await tiff.getImage(0);
   const littleEndian = (tiff as unknown as { littleEndian: boolean }).littleEndian;
   const layout = await readLayout(image, littleEndian);

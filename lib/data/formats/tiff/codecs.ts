@@ -14,6 +14,10 @@ import { ZSTDDecoder } from 'zstddec';
 
 import type { Layout } from './layout.js';
 
+/** A copy of a view's bytes in an ArrayBuffer of their own (what geotiff's and LERC's decoders take). */
+export const ownBuffer = (view: Uint8Array): ArrayBuffer =>
+  view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength) as ArrayBuffer;
+
 /** Thrown for a block that does not decode; the caller names the file and the block. */
 export class BlockError extends Error {}
 
@@ -224,8 +228,7 @@ async function lercDecoder(layout: Layout, parameters: number[] | undefined) {
     // The LERC blob is at most about the raw size (LERC only shrinks data, plus a header).
     const blob = extra === 1 ? inflate(input, size) : unzstd ? await unzstd(input, 2 * size + 1024) : input;
     try {
-      const buffer = blob.buffer.slice(blob.byteOffset, blob.byteOffset + blob.byteLength) as ArrayBuffer;
-      const { pixels, mask } = Lerc.decode(buffer, { returnPixelInterleavedDims: !layout.planar });
+      const { pixels, mask } = Lerc.decode(ownBuffer(blob), { returnPixelInterleavedDims: !layout.planar });
       const values = pixels[0];
       // LERC keeps NaN out of its data, as a mask of invalid pixels: GDAL puts NaN back, so do we.
       if (mask && (values instanceof Float32Array || values instanceof Float64Array)) {
@@ -264,8 +267,7 @@ async function delegate(
   } as Parameters<typeof getDecoder>[1]);
   const run: Delegated = async (input) => {
     try {
-      const buffer = input.buffer.slice(input.byteOffset, input.byteOffset + input.byteLength);
-      return new Uint8Array(await decoder.decodeBlock(buffer as ArrayBuffer));
+      return new Uint8Array(await decoder.decodeBlock(ownBuffer(input)));
     } catch (e) {
       throw new BlockError(`${(e as Error).message ?? e}`);
     }
