@@ -3,8 +3,9 @@
  * (geotiff's decoders grow their output without bound and do not know LZW's pre-TIFF-6 bit order), Deflate by
  * Node's zlib with the output bounded; ZSTD by `zstddec` told the block's size (geotiff's wrapper lets the frame
  * say how much to allocate, so one damaged byte can exhaust the heap); LERC by the `lerc` package (geotiff's wrapper
- * returns the whole buffer of a view, whatever its offset); JPEG by geotiff's decoder, its output checked. Every
- * decoder stops at the block's size: no file can make this allocate more than its tags declare.
+ * returns the whole buffer of a view, whatever its offset, and keeps only the first of a block's LERC bands); JPEG
+ * by geotiff's decoder, its output checked. Every decoder stops at the block's size: no file can make this allocate
+ * more than its tags declare.
  */
 import { inflateSync } from 'node:zlib';
 
@@ -228,18 +229,91 @@ async function lercDecoder(layout: Layout, parameters: number[] | undefined) {
     // The LERC blob is at most about the raw size (LERC only shrinks data, plus a header).
     const blob = extra === 1 ? inflate(input, size) : unzstd ? await unzstd(input, 2 * size + 1024) : input;
     try {
-      const { pixels, mask } = Lerc.decode(ownBuffer(blob), { returnPixelInterleavedDims: !layout.planar });
-      const values = pixels[0];
-      // LERC keeps NaN out of its data, as a mask of invalid pixels: GDAL puts NaN back, so do we.
-      if (mask && (values instanceof Float32Array || values instanceof Float64Array)) {
-        const depth = values.length / mask.length;
-        for (let p = 0; p < mask.length; p++) if (!mask[p]) values.fill(Number.NaN, p * depth, (p + 1) * depth);
-      }
+      const values = lercSamples(blob, !layout.planar);
       return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
     } catch (e) {
       throw new BlockError(`LERC data do not decode: ${(e as Error).message ?? e}`);
     }
   };
+}
+
+/**
+ * A LERC block's samples in TIFF order. A pixel-interleaved block is one LERC band holding every sample of a pixel
+ * (GDAL up to 3.6) or one LERC band per sample, each with a mask of invalid pixels of its own or the previous band's
+ * (libtiff 4.5 on, when the samples' NaN differ): those bands are interleaved back, each band's mask applied to its
+ * own samples. LERC keeps NaN out of its data as a mask: GDAL puts NaN back, so do we.
+ */
+function lercSamples(blob: Uint8Array, interleaved: boolean): TypedArray {
+  const bands = lercBands(blob);
+  if (bands.length > 1 && !interleaved) throw new Error(`a band-interleaved block holds ${bands.length} LERC bands`);
+  const decoded = Lerc.decode(ownBuffer(blob), { returnPixelInterleavedDims: interleaved });
+  const values = decoded.pixels as TypedArray[];
+  if (values.length !== bands.length) throw new Error(`${values.length} bands decode, ${bands.length} are declared`);
+  // `lerc` returns the first band's mask and, only when several bands store one, the masks without saying whose
+  // they are: a band that stores its own is decoded alone for it.
+  let previous: Uint8Array | null = null;
+  const masks = bands.map((band, b) => {
+    if (band.validPixels === band.pixels) previous = null;
+    else if (band.ownMask) previous = b === 0 ? decoded.mask : Lerc.decode(ownBuffer(band.bytes)).mask;
+    return previous;
+  });
+  const n = bands.length,
+    depth = bands[0].depth;
+  const out =
+    n === 1 ? values[0] : new (values[0].constructor as new (length: number) => TypedArray)(values[0].length * n);
+  if (n > 1)
+    values.forEach((band, b) => {
+      for (let i = 0; i < band.length; i++) out[(i - (i % depth)) * n + b * depth + (i % depth)] = band[i];
+    });
+  if (out instanceof Float32Array || out instanceof Float64Array)
+    masks.forEach((mask, b) => {
+      for (let p = 0; mask && p < mask.length; p++)
+        if (!mask[p]) out.fill(Number.NaN, (p * n + b) * depth, (p * n + b + 1) * depth);
+    });
+  return out;
+}
+
+type TypedArray = Exclude<NodeJS.TypedArray, BigInt64Array | BigUint64Array>;
+
+interface LercBand {
+  bytes: Uint8Array;
+  pixels: number;
+  /** Values per pixel. */
+  depth: number;
+  validPixels: number;
+  /** Whether the band stores its mask (one that does not, yet has invalid pixels, has the previous band's). */
+  ownMask: boolean;
+}
+
+/**
+ * The bands of a LERC 2 blob, read from their headers as `lerc` reads them. A blob of another kind (LERC 1) is one
+ * band for `lerc` to judge, its mask the one `lerc` returns.
+ */
+function lercBands(blob: Uint8Array): LercBand[] {
+  const view = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
+  const isLerc2 = (at: number) => String.fromCharCode(...blob.subarray(at, at + 6)) === 'Lerc2 ';
+  if (!isLerc2(0)) return [{ bytes: blob, pixels: 1, depth: 1, validPixels: 0, ownMask: true }];
+  const bands: LercBand[] = [];
+  // Bands follow one another until fewer than 10 bytes are left, as `lerc` reads them.
+  for (let at = 0; at < blob.length - 10;) {
+    const band = `band ${bands.length + 1}`;
+    if (!isLerc2(at)) throw new Error(`${band} does not start with a LERC 2 header`);
+    const version = view.getInt32(at + 6, true);
+    let key = at + (version >= 3 ? 14 : 10);
+    if (key + (version >= 4 ? 56 : 52) > blob.length) throw new Error(`${band}'s header is cut short`);
+    const height = view.getUint32(key, true),
+      width = view.getUint32(key + 4, true);
+    const depth = version >= 4 ? view.getUint32(key + 8, true) : 1;
+    key += version >= 4 ? 12 : 8;
+    const validPixels = view.getUint32(key, true),
+      size = view.getInt32(key + 8, true),
+      maskBytes = view.getUint32(key + 40, true);
+    if (size <= key + 44 - at || at + size > blob.length) throw new Error(`${band} claims ${size} bytes`);
+    const ownMask = maskBytes > 0 || validPixels === 0;
+    bands.push({ bytes: blob.subarray(at, at + size), pixels: width * height, depth, validPixels, ownMask });
+    at += size;
+  }
+  return bands;
 }
 
 /** How LERC's output is laid out: the container type's whole bytes (packed NBITS samples unpacked), in the file's byte order. */
