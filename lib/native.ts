@@ -26,6 +26,18 @@ export interface Binding {
   dtypeCodes: Record<string, number>;
   /** The errors the addon throws: one factory (message, op) per kind, in native/common.h's ErrorKind order. */
   setErrorFactories(factories: readonly ((message: string, op: string) => Error)[]): void;
+  // image.cc
+  /** A TIFF JPEG block's samples, interleaved: YCbCr converted to RGB when `toRgb`, rows the frame lacks zero. */
+  jpegDecode(
+    data: Uint8Array,
+    tables: Opt<Uint8Array>,
+    toRgb: boolean,
+    width: number,
+    height: number,
+    components: number,
+  ): Uint8Array;
+  /** A TIFF WebP block's RGB or RGBA samples. */
+  webpDecode(data: Uint8Array, width: number, height: number, channels: number): Uint8Array;
   // tensor.cc
   /** True when the handle was live (and is now released); false for a stale or already disposed one. */
   dispose(t: H): boolean;

@@ -21,6 +21,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   initOptim(env, exports);
   initLoss(env, exports);
   initDistributed(env, exports);
+  initImage(env, exports);
 #ifdef MMSSL_WITH_CUDA
   initCuda(env, exports);
 #endif

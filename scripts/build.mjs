@@ -40,6 +40,22 @@ function writeSettings(dir) {
   return JSON.parse(readFileSync(join(dir, SETTINGS_FILE), 'utf8')).variables;
 }
 
+// The image libraries' headers (native/image.cc), looked for by the compiler the build uses: a missing one stops
+// here with the packages to install, not with a compile error deep in the build.
+function checkImageHeaders() {
+  const compiler = process.env.CXX ?? 'c++';
+  const source = '#include <cstdio>\n#include <jpeglib.h>\n#include <webp/decode.h>\n';
+  const found = spawnSync(compiler, ['-E', '-x', 'c++', '-', '-o', '/dev/null'], { input: source, encoding: 'utf8' });
+  if (found.error?.code === 'ENOENT') return; // no compiler: the build says so itself
+  if (found.status === 0) return;
+  console.error(
+    `mmssl: the addon decodes GeoTIFFs' JPEG and WebP tiles with libjpeg-turbo and libwebp, whose headers ${compiler} ` +
+      'does not find. Install them: apt-get install libjpeg-dev libwebp-dev (Debian, Ubuntu), dnf install ' +
+      `libjpeg-turbo-devel libwebp-devel (Fedora, RHEL).\n${found.stderr.trim()}`,
+  );
+  process.exit(1);
+}
+
 // node-gyp downloads Node's headers unless told where they are: use npm's setting, else the headers that ship with
 // the running Node (Debian's nodejs and the official tarballs both have <prefix>/include/node).
 function nodedir() {
@@ -109,6 +125,7 @@ function buildCmake(libtorch) {
 }
 
 const [mode, arg] = process.argv.slice(2);
+checkImageHeaders();
 if (mode === '--gyp') {
   const dir = gypWorkspace(arg ?? mkdtempSync(join(tmpdir(), 'mmssl-gyp-')));
   console.log(writeSettings(dir).mmssl_libtorch);

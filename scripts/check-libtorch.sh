@@ -54,8 +54,9 @@ mirror() {
 # cuDNN from NVIDIA while it configures, which fails without that network access; a stand-in package (equivs) keeps
 # apt consistent, and LibTorch's own files install regardless. Gloo's headers: libgloo-dev, or libgloo-cuda-dev for
 # the CUDA LibTorch (they conflict); NCCL's: libnccl-dev. python3-gdal: the GeoTIFF matrix tests write and decode with GDAL.
-packages_cpu="g++ cmake make binutils nodejs libnode-dev python3 libtorch-dev libgloo-dev python3-torch python3-torchvision python3-gdal"
-packages_cuda="g++ cmake make binutils nodejs libnode-dev python3 libtorch-cuda-dev libgloo-cuda-dev libnccl-dev nvidia-cuda-toolkit"
+# libjpeg-dev and libwebp-dev: the addon's JPEG and WebP decoding.
+packages_cpu="g++ cmake make binutils libjpeg-dev libwebp-dev nodejs libnode-dev python3 libtorch-dev libgloo-dev python3-torch python3-torchvision python3-gdal"
+packages_cuda="g++ cmake make binutils libjpeg-dev libwebp-dev nodejs libnode-dev python3 libtorch-cuda-dev libgloo-cuda-dev libnccl-dev nvidia-cuda-toolkit"
 
 mounted_under() { findmnt -rn -o TARGET | grep -q "^$1\(/\|$\)"; }
 

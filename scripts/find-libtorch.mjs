@@ -173,6 +173,9 @@ export function linkFlags(torch) {
   return [`-L${torch.libDir}`, `-Wl,-rpath,${torch.libDir}`, '-ltorch', '-ltorch_cpu', '-lc10', ...cudaLibs];
 }
 
+// libjpeg-turbo and libwebp, which decode TIFF's JPEG and WebP blocks (native/image.cc) as GDAL's libtiff does.
+const IMAGE_LIBRARIES = ['-ljpeg', '-lwebp'];
+
 // What LibTorch's CMake targets tell dependants to define (USE_DISTRIBUTED, USE_C10D_GLOO, ...: they change what
 // its headers declare), read from Caffe2Targets.cmake for torch_cpu, and torch_cuda against a CUDA LibTorch. Values
 // that are generator expressions only forward another target's, already read.
@@ -206,7 +209,7 @@ export function buildSettings(torch) {
       include_dirs: [addonApi, ...torch.includeDirs],
       defines: defines(torch),
       cflags_cc: COMPILE_FLAGS,
-      libraries: linkFlags(torch),
+      libraries: [...linkFlags(torch), ...IMAGE_LIBRARIES],
     },
   };
 }

@@ -9,12 +9,13 @@ cd "$(dirname "$0")/.."
 # the reference BLAS (~5 GFLOP/s) unless an optimised one is installed (~200 GFLOP/s). libgloo-dev: headers for
 # c10d's Gloo backend. python3-torch: PyTorch on the same LibTorch, the baseline of the benchmarks and tests;
 # python3-numpy and python3-pil read the data fixtures independently in tests; gdal-bin and python3-gdal write the
-# GeoTIFF test matrix and decode it as the reference.
+# GeoTIFF test matrix and decode it as the reference. libjpeg-dev and libwebp-dev: the addon decodes TIFF's JPEG and
+# WebP blocks with libjpeg-turbo and libwebp, as GDAL does.
 # With LIBTORCH or LIBTORCH_USE_PYTORCH the LibTorch is the user's, and only the compilers are needed from Debian.
 if [[ -n ${LIBTORCH:-} || ${LIBTORCH_USE_PYTORCH:-} == 1 ]]; then
-  packages=(g++ cmake make)
+  packages=(g++ cmake make libjpeg-dev libwebp-dev)
 else
-  packages=(g++ cmake make libtorch-dev libgloo-dev libopenblas0-pthread python3-torch python3-torchvision python3-numpy python3-pil gdal-bin python3-gdal)
+  packages=(g++ cmake make libjpeg-dev libwebp-dev libtorch-dev libgloo-dev libopenblas0-pthread python3-torch python3-torchvision python3-numpy python3-pil gdal-bin python3-gdal)
 fi
 missing=()
 if command -v dpkg-query >/dev/null; then

@@ -6,15 +6,18 @@
  * python3-torch) in the same run, on the same synthetic dataset (`mmssl synth`, made once and kept in the temp folder).
  * A second row sets the loader against what a pre-training step consumes at the same batch size (our three
  * backbones on two views of each modality, InfoNCE, SGD): a gain above 1 means the loader keeps the step fed.
+ * The GeoTIFF rows decode whole 1024x1024 files as archives hold them (Sentinel-2 Deflate, NAIP JPEG and WebP, a
+ * LERC elevation model; scripts/bench/geotiff.py writes them) against GDAL's ReadAsArray into float32 (what ours
+ * returns), one thread each; ours after two reads that warm the JIT.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { data, loss, nn, optim, torch } from '../../lib/index.js';
-import { medianMs, PYTHON, pytorchVersion, rateRow, report, runPython } from './harness.js';
+import { medianMs, PYTHON, pytorchVersion, rateRow, report, type Row, runPython } from './harness.js';
 
 const BATCH = Number(process.env.BENCH_LOADER_BATCH ?? 32);
 const BATCHES = Number(process.env.BENCH_LOADER_BATCHES ?? 15);
@@ -89,6 +92,35 @@ function stepDemand(): number {
   return BATCH / (ms / 1000);
 }
 
+/** Samples per second decoding each file of scripts/bench/geotiff.py, against GDAL's, the median of 5 reads each. */
+async function geotiffRows(): Promise<Row[]> {
+  const gdal = runPython<{
+    gdal: string;
+    cases: Record<string, { file: string; samples: number; samplesPerSecond: number }>;
+  }>('geotiff.py', [join(tmpdir(), 'mmssl-bench-geotiff'), 5]);
+  const rows: Row[] = [];
+  for (const [name, { file, samples, samplesPerSecond }] of Object.entries(gdal.cases)) {
+    const seconds: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      const start = performance.now();
+      await data.decodeGeoTiff(readFileSync(file), file);
+      if (i >= 2) seconds.push((performance.now() - start) / 1000);
+    }
+    const median = seconds.sort((a, b) => a - b)[2];
+    rows.push(
+      rateRow(
+        `GeoTIFF ${name}, 1024x1024`,
+        'decode',
+        'Msamples/s',
+        samples / median / 1e6,
+        samplesPerSecond / 1e6,
+        `GDAL ${gdal.gdal} ReadAsArray to float32, 1 thread`,
+      ),
+    );
+  }
+  return rows;
+}
+
 async function main(): Promise<void> {
   const root = dataset();
   const meterml = await data.openMeterML(root, { splits: ['train'] });
@@ -131,6 +163,7 @@ async function main(): Promise<void> {
       stepDemand(),
       'pre-training step demand (AlexNet S1, AlexNet S2, ResNet18 NAIP, 2 views each, InfoNCE, SGD; ours)',
     ),
+    ...(await geotiffRows()),
   ]);
 }
 

@@ -28,6 +28,9 @@ const SEEDS = [
     'f32_little_band3_tiles_lerc',
     'u64_big_pixel3_tiles_none',
     'jpeg_rgb_tiles',
+    'jpeg_ycbcr_tiles',
+    'webp_rgb_tiles',
+    'webp_rgba_lossless_strips',
   ].map((name) => join(matrix, `${name}.tif`)),
 ];
 

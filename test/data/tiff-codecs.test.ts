@@ -4,8 +4,10 @@
 // "compat" decoding, which it tells apart by the first bytes 00 01), and PackBits. Random data of every length class,
 // truncated and garbage inputs: the output never exceeds the block's size and bad data is a BlockError.
 import test from 'ava';
+import { execFileSync } from 'node:child_process';
 
-import { BlockError, lzwDecode, packBitsDecode } from '../../lib/data/formats/tiff/codecs.js';
+import { BlockError, blockDecoder, lzwDecode, packBitsDecode } from '../../lib/data/formats/tiff/codecs.js';
+import { type Layout, SampleFormat } from '../../lib/data/formats/tiff/layout.js';
 
 function lzwEncode(data: Uint8Array, oldStyle: boolean): Uint8Array {
   const out: number[] = [];
@@ -140,3 +142,73 @@ test('PackBits decodes what its encoder writes, and stops at the block size', (t
   t.deepEqual(packBitsDecode(packBitsEncode(data), 100), data.subarray(0, 100));
   t.is(packBitsDecode(new Uint8Array([0x80, 0x80, 5]), 10).length, 10, '-128 is a no-op; short data leave zeros');
 });
+
+// JPEG and WebP blocks go to libjpeg-turbo and libwebp in the addon. Streams Pillow writes (baseline 4:2:0,
+// progressive, greyscale; lossy and lossless RGBA) decode within 1 of Pillow's own decoding, then damaged copies:
+// each decodes to the block's size or is a BlockError, never a crash (a crash here would end the test process).
+const PILLOW_BLOCKS = `
+import base64, io, json, sys
+from PIL import Image
+img = Image.frombytes('RGB', (40, 24), bytes((x * 7 + y * 3 + c * 50) % 256 for y in range(24) for x in range(40) for c in range(3)))
+out = {}
+for name, im, fmt, options in [
+    ('jpeg_420', img, 'JPEG', {'quality': 85, 'subsampling': 2}),
+    ('jpeg_progressive', img, 'JPEG', {'quality': 85, 'progressive': True}),
+    ('jpeg_grey', img.convert('L'), 'JPEG', {'quality': 90}),
+    ('webp_lossy', img, 'WEBP', {'quality': 80}),
+    ('webp_lossless_rgba', img.convert('RGBA'), 'WEBP', {'lossless': True}),
+]:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **options)
+    decoded = Image.open(io.BytesIO(buf.getvalue())).convert(im.mode)
+    out[name] = {'bytes': base64.b64encode(buf.getvalue()).decode(), 'pixels': base64.b64encode(decoded.tobytes()).decode()}
+json.dump(out, sys.stdout)
+`;
+
+test('JPEG and WebP blocks decode as their libraries do; damaged ones are BlockErrors, never a crash', async (t) => {
+  const streams: Record<string, { bytes: string; pixels: string }> = JSON.parse(
+    execFileSync('/usr/bin/python3', ['-c', PILLOW_BLOCKS], { encoding: 'utf8' }),
+  );
+  const names = Object.keys(streams);
+  t.is(names.length, 5);
+  let damaged = 0,
+    refused = 0;
+  for (const name of names) {
+    const channels = name.includes('grey') ? 1 : name.includes('rgba') ? 4 : 3;
+    const layout = blockLayout(name.startsWith('jpeg') ? 7 : 50001, channels);
+    const decode = await blockDecoder(layout, {});
+    const stream = Buffer.from(streams[name].bytes, 'base64'),
+      pillow = Buffer.from(streams[name].pixels, 'base64');
+    const size = 40 * 24 * channels;
+    const pixels = await decode(stream, size);
+    t.is(pixels.length, size, name);
+    // Pillow decodes with Debian's libjpeg-turbo and libwebp too.
+    t.true(
+      pixels.every((v, i) => Math.abs(v - pillow[i]) <= 1),
+      `${name}: within 1 of Pillow's decoding`,
+    );
+    for (let k = 0; k < 300; k++) {
+      const copy = Uint8Array.from(stream);
+      if (k < 100) copy[(k * 7919) % copy.length] ^= 1 << (k % 8);
+      else if (k < 200) copy.fill(k, (k * 31) % copy.length, ((k * 31) % copy.length) + 8);
+      const input = k < 200 ? copy : copy.subarray(0, Math.floor((copy.length * (k - 200)) / 100));
+      damaged++;
+      try {
+        t.is((await decode(input, size)).length, size);
+      } catch (e) {
+        if (!(e instanceof BlockError)) throw e;
+        refused++;
+      }
+    }
+  }
+  t.true(refused > damaged / 10, `${refused} of ${damaged} damaged blocks refused`);
+  t.log(`${damaged} damaged JPEG and WebP blocks: ${refused} refused, the others decoded to their size`);
+});
+
+function blockLayout(compression: number, samples: number): Layout {
+  return {
+    ...{ width: 40, height: 24, blockWidth: 40, blockHeight: 24, blocksAcross: 1, blocksDown: 1 },
+    ...{ samples, bits: 8, format: SampleFormat.Unsigned, littleEndian: true, planar: false, tiled: true },
+    ...{ compression, predictor: 1, photometric: samples === 1 ? 1 : 2, ycbcr: compression === 7 && samples === 3 },
+  };
+}

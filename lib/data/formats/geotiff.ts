@@ -2,12 +2,12 @@
  * GeoTIFF to float32 [bands, H, W]. `geotiff` parses the file's structure (TIFF and BigTIFF, both byte orders, the
  * GeoTIFF keys); the pixels are decoded here (lib/data/formats/tiff/): every integer depth from 1 to 32 bits and 64,
  * float16/32/64, both byte orders, pixel or band interleave, strips or tiles, no compression, LZW (both bit orders),
- * Deflate, PackBits, ZSTD, LERC and JPEG, horizontal and floating-point predictors. The full-resolution image is
+ * Deflate, PackBits, ZSTD, LERC, JPEG and WebP, horizontal and floating-point predictors. The full-resolution image is
  * read; overviews are ignored; scale and offset are not applied (GDAL's ReadAsArray does not either). Nodata pixels
  * (GDAL_NODATA, compared at the samples' own precision; sparse blocks too) and NaN come back as NaN, so one check
  * finds both.
  *
- * Refused, by name and with the gdal_translate command that converts the file: other compressions (WebP, LZMA,
+ * Refused, by name and with the gdal_translate command that converts the file: other compressions (LZMA,
  * CCITT fax, SGILOG, JPEG 2000, ...), complex samples, 24-bit floats, interpretations GDAL converts (CMYK, CIELab,
  * YCbCr without JPEG), and images that would decode to more than 1 GiB. Nothing a file declares is allocated before
  * it is checked against these bounds.
@@ -23,7 +23,7 @@ import { ArgumentError, FileError } from '../../errors.js';
 import type { Raster } from '../dataset.js';
 import { BlockError, blockDecoder, lercLayout, ownBuffer } from './tiff/codecs.js';
 import { blockAt, type Layout, readLayout, SampleFormat } from './tiff/layout.js';
-import { fillBlock, undoPredictor, unpackBlock, ycbcrToRgb } from './tiff/samples.js';
+import { fillBlock, undoPredictor, unpackBlock } from './tiff/samples.js';
 
 export interface GeoTiffRaster extends Raster {
   /** The file's nodata value (pixels equal to it are NaN in `data`), or null. */
@@ -181,7 +181,6 @@ async function decodePixels(
         const expected = blockAt(stored, bx, by, band).bytes;
         if (pixels.length < expected)
           throw new FileError(file, `${where} decodes to ${pixels.length} bytes, ${expected} expected`);
-        if (layout.ycbcr) ycbcrToRgb(pixels);
         undoPredictor(pixels, layout, block.rows);
         unpackBlock(pixels, stored, place, out, marker);
       }

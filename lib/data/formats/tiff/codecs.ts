@@ -4,18 +4,20 @@
  * Node's zlib with the output bounded; ZSTD by `zstddec` told the block's size (geotiff's wrapper lets the frame
  * say how much to allocate, so one damaged byte can exhaust the heap); LERC by the `lerc` package (geotiff's wrapper
  * returns the whole buffer of a view, whatever its offset, and keeps only the first of a block's LERC bands); JPEG
- * by geotiff's decoder, its output checked. Every decoder stops at the block's size: no file can make this allocate
- * more than its tags declare.
+ * and WebP by libjpeg-turbo and libwebp in the addon, as GDAL's libtiff decodes them (geotiff's JavaScript JPEG
+ * decoder upsamples YCbCr otherwise and knows no WebP). Every decoder stops at the block's size: no file can make
+ * this allocate more than its tags declare.
  */
 import { inflateSync } from 'node:zlib';
 
-import { getDecoder } from 'geotiff';
 import Lerc from 'lerc';
 import { ZSTDDecoder } from 'zstddec';
 
+import { native } from '../../../native.js';
+
 import type { Layout } from './layout.js';
 
-/** A copy of a view's bytes in an ArrayBuffer of their own (what geotiff's and LERC's decoders take). */
+/** A copy of a view's bytes in an ArrayBuffer of their own (what geotiff's parser and LERC's decoder take). */
 export const ownBuffer = (view: Uint8Array): ArrayBuffer =>
   view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength) as ArrayBuffer;
 
@@ -125,80 +127,60 @@ function inflate(input: Uint8Array, size: number): Uint8Array {
   }
 }
 
-/** The codecs geotiff decodes for us, given what its decoders read from the tags. */
-type Delegated = (input: Uint8Array) => Promise<Uint8Array>;
+type Decode = (input: Uint8Array, size: number) => Uint8Array | Promise<Uint8Array>;
 
-/** The block decoder for an image (geotiff's decoder is made once per image, its JPEG tables parsed once). */
+/** The block decoder for an image: `size` is the bytes the block holds, by its tags. */
 export async function blockDecoder(
   layout: Layout,
   tags: { jpegTables?: Uint8Array; lercParameters?: number[] },
-): Promise<(input: Uint8Array, size: number) => Promise<Uint8Array>> {
-  const own: Record<number, (input: Uint8Array, size: number) => Uint8Array> = {
+): Promise<Decode> {
+  const own: Record<number, Decode> = {
     1: (input) => input,
     5: lzwDecode,
     8: inflate,
     32946: inflate,
     32773: packBitsDecode,
+    [JPEG]: jpegDecoder(layout, tags.jpegTables),
+    [WEBP]: webpDecoder(layout),
   };
   const decode = own[layout.compression];
-  if (decode) return async (input, size) => decode(input, size);
+  if (decode) return decode;
   if (layout.compression === ZSTD) return zstdDecoder();
   if (layout.compression === LERC) return lercDecoder(layout, tags.lercParameters);
-  const delegated = await delegate(layout.compression, layout, tags);
-  return async (input) => {
-    checkJpeg(input, { width: layout.blockWidth, height: layout.blockHeight });
-    return delegated(input);
-  };
+  throw new BlockError(`compression ${layout.compression} has no decoder`); // readLayout refused it already
 }
 
-/**
- * A JPEG stream's structure, checked before geotiff's decoder sees it: it loops on a segment whose length does not
- * advance, and allocates a frame's blocks for every frame header it meets, so a damaged stream could exhaust the
- * heap. Every segment must lie within the data, at most one frame header may come, and it must fit the block.
- */
-export function checkJpeg(input: Uint8Array, block: { width: number; height: number } | null): void {
-  if (input[0] !== 0xff || input[1] !== 0xd8) throw new BlockError('its JPEG data do not start with a JPEG marker');
-  let at = 2,
-    frames = 0;
-  while (at + 1 < input.length) {
-    if (input[at] !== 0xff) throw new BlockError(`its JPEG data hold no marker at byte ${at}`);
-    const marker = input[at + 1];
-    if (marker === 0xff) {
-      at++; // fill byte
-      continue;
-    }
-    if (marker === 0xd9) return; // end of image
-    if (marker >= 0xd0 && marker <= 0xd7) {
-      at += 2;
-      continue;
-    }
-    const length = (input[at + 2] << 8) | input[at + 3];
-    if (length < 2 || at + 2 + length > input.length)
-      throw new BlockError(`a JPEG segment (marker ${marker.toString(16)}) of ${length} bytes runs past the data`);
-    const isFrame = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
-    if (isFrame) {
-      const height = (input[at + 5] << 8) | input[at + 6],
-        width = (input[at + 7] << 8) | input[at + 8];
-      if (++frames > 1) throw new BlockError('its JPEG data hold more than one frame');
-      if (!block || width > block.width || height > block.height || input[at + 9] > 4)
-        throw new BlockError(
-          `its JPEG frame is ${width}x${height}x${input[at + 9]}, not within the ${block?.width}x${block?.height} block`,
-        );
-    }
-    at += 2 + length;
-    if (marker === 0xda) {
-      // Entropy-coded data: up to the next marker that is not a stuffed byte or a restart marker.
-      while (
-        at + 1 < input.length &&
-        !(input[at] === 0xff && input[at + 1] !== 0 && (input[at + 1] < 0xd0 || input[at + 1] > 0xd7))
-      )
-        at++;
-    }
+/** The rows a block of `size` bytes holds (the last strip may hold fewer than the others). */
+const rowsOf = (layout: Layout, size: number, samples: number) => size / (layout.blockWidth * samples);
+
+/** A native decoder's refusal, as the block's. */
+function nativeBlock(decode: () => Uint8Array): Uint8Array {
+  try {
+    return decode();
+  } catch (e) {
+    throw new BlockError((e as Error).message.replace(/^\w+: /, ''));
   }
 }
 
-const ZSTD = 50000,
-  LERC = 34887;
+function jpegDecoder(layout: Layout, tables: Uint8Array | undefined): Decode {
+  const components = layout.planar ? 1 : layout.samples;
+  return (input, size) =>
+    nativeBlock(() =>
+      native.jpegDecode(input, tables, layout.ycbcr, layout.blockWidth, rowsOf(layout, size, components), components),
+    );
+}
+
+function webpDecoder(layout: Layout): Decode {
+  return (input, size) =>
+    nativeBlock(() =>
+      native.webpDecode(input, layout.blockWidth, rowsOf(layout, size, layout.samples), layout.samples),
+    );
+}
+
+const JPEG = 7,
+  ZSTD = 50000,
+  LERC = 34887,
+  WEBP = 50001;
 
 let zstd: Promise<ZSTDDecoder> | undefined;
 async function zstdDecoder() {
@@ -321,30 +303,4 @@ export function lercLayout(layout: Layout): Layout {
   if (layout.compression !== LERC) return layout;
   const bits = layout.bits <= 8 ? 8 : layout.bits <= 16 ? 16 : layout.bits <= 32 ? 32 : 64;
   return { ...layout, bits };
-}
-
-async function delegate(
-  compression: number,
-  layout: Layout,
-  tags: { jpegTables?: Uint8Array; lercParameters?: number[] },
-) {
-  if (tags.jpegTables) checkJpeg(tags.jpegTables, null); // tables only: a frame header there is refused
-  const decoder = await getDecoder(compression, {
-    tileWidth: layout.blockWidth,
-    tileHeight: layout.blockHeight,
-    predictor: 1, // applied by us, after decompression
-    bitsPerSample: Array(layout.samples).fill(layout.bits),
-    planarConfiguration: layout.planar ? 2 : 1,
-    samplesPerPixel: layout.samples,
-    ...(tags.jpegTables ? { JPEGTables: tags.jpegTables } : {}),
-    ...(tags.lercParameters ? { LercParameters: tags.lercParameters } : {}),
-  } as Parameters<typeof getDecoder>[1]);
-  const run: Delegated = async (input) => {
-    try {
-      return new Uint8Array(await decoder.decodeBlock(ownBuffer(input)));
-    } catch (e) {
-      throw new BlockError(`${(e as Error).message ?? e}`);
-    }
-  };
-  return run;
 }

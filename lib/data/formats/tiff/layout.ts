@@ -32,7 +32,7 @@ export const COMPRESSION_NAMES: Record<number, string> = {
 };
 
 /** The compressions decoded here. */
-export const DECODED_COMPRESSIONS = new Set([1, 5, 7, 8, 32773, 32946, 34887, 50000]);
+export const DECODED_COMPRESSIONS = new Set([1, 5, 7, 8, 32773, 32946, 34887, 50000, 50001]);
 
 const PHOTOMETRIC_NAMES: Record<number, string> = {
   0: 'MinIsWhite',
@@ -119,6 +119,7 @@ export async function readLayout(image: GeoTIFFImage, littleEndian: boolean): Pr
   const compression = first(tag.Compression, 1);
   const photometric = first(tag.PhotometricInterpretation, samples >= 3 ? 2 : 1);
   const tiled = tag.TileWidth !== undefined;
+  const planar = first(tag.PlanarConfiguration, 1) === 2;
   const bits = bitsList[0];
   const format = (formats[0] === 4 ? 1 : formats[0]) as SampleFormat; // 4: "undefined" data, read as unsigned
   if (!(width > 0 && height > 0 && samples > 0)) return `declares a ${width}x${height} image of ${samples} samples`;
@@ -127,7 +128,7 @@ export async function readLayout(image: GeoTIFFImage, littleEndian: boolean): Pr
   const compressionName = COMPRESSION_NAMES[compression] ?? `compression ${compression} (unknown to libtiff)`;
   if (!DECODED_COMPRESSIONS.has(compression))
     return `${compressionName} compression is not supported; convert the file, e.g. ${CONVERT}`;
-  const sampleRefusal = refuseSamples(bits, formats[0]);
+  const sampleRefusal = refuseSamples(bits, formats[0]) ?? refuseCodecSamples(compression, bits, samples, planar);
   if (sampleRefusal) return sampleRefusal;
   const ycbcr = photometric === YCBCR && compression === 7;
   if (!RAW_PHOTOMETRICS.has(photometric) && !ycbcr) {
@@ -152,7 +153,7 @@ export async function readLayout(image: GeoTIFFImage, littleEndian: boolean): Pr
     bits,
     format,
     littleEndian,
-    planar: first(tag.PlanarConfiguration, 1) === 2,
+    planar,
     tiled,
     blockWidth,
     blockHeight,
@@ -173,6 +174,17 @@ function refuseSamples(bits: number, format: number): Refusal | undefined {
   if ((format === 1 || format === 2 || format === 4) && !(bits >= 1 && bits <= 32) && bits !== 64)
     return `${bits}-bit integer samples are not supported (1 to 32 and 64 are); gdal_translate -ot UInt32 in.tif out.tif`;
   if (![1, 2, 3, 4].includes(format)) return `SampleFormat ${format} is not defined by TIFF`;
+  return undefined;
+}
+
+/** What JPEG and WebP blocks hold, as libtiff decodes them: 8-bit samples; WebP pixel-interleaved RGB or RGBA. */
+function refuseCodecSamples(compression: number, bits: number, samples: number, planar: boolean): Refusal | undefined {
+  if (compression === 7 && bits !== 8)
+    return `${bits}-bit JPEG is not supported (8-bit is); convert the file, e.g. ${CONVERT}`;
+  if (compression === 7 && !planar && samples > 4)
+    return `JPEG of ${samples} samples per pixel is not supported (at most 4); convert the file, e.g. ${CONVERT}`;
+  if (compression === 50001 && (bits !== 8 || ![3, 4].includes(samples) || planar))
+    return `WebP holds pixel-interleaved 8-bit RGB or RGBA, not ${samples} ${planar ? 'band-interleaved ' : ''}${bits}-bit samples; convert the file, e.g. ${CONVERT}`;
   return undefined;
 }
 
