@@ -16,8 +16,12 @@
  * `split` is train, val or test; `label` reads as METER-ML's Type (a class, 'Negative', classes joined by '-', or
  * empty for none); `id` defaults to the row number. Without a `modalities` declaration (in the file or the options),
  * the properties or columns naming .tif/.tiff files are the modalities, their bands the per-band keys (or band1..N of
- * the first location's file) and their grid the first location's largest raster. Bands of another size are
- * resampled to the modality's grid (bilinear, antialiased when shrinking); nodata and NaN follow `invalid`.
+ * the first location's file) and their grid the first location's largest raster. A modality may take some bands of
+ * a multi-band file (`select`: 1-based numbers or GDAL band descriptions), e.g. four bands of a 13-band Sentinel-2
+ * stack. Opening reads every file's header (not its pixels): band counts and selections are checked there, naming
+ * the location and the file, and files of another size than their modality's grid are reported once (a
+ * MMSSL_RESAMPLED warning); they are resampled when read (bilinear, antialiased when shrinking). Nodata and NaN
+ * follow `invalid`.
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
@@ -36,12 +40,17 @@ import {
   type Split,
 } from './dataset.js';
 import { parseFeatureCollection } from './formats/geojson.js';
-import { decodeGeoTiff } from './formats/geotiff.js';
+import { decodeGeoTiff, type GeoTiffHeader, readGeoTiffHeader } from './formats/geotiff.js';
 import { handleInvalid, INVALID_POLICIES, type InvalidPolicy, resized } from './pixels.js';
 
 export interface ManifestModality {
   /** Band names in channel order: for per-band files, the order they are stacked in. */
   bands?: string[];
+  /**
+   * The bands a multi-band file gives the modality, in channel order: 1-based band numbers, or band descriptions as
+   * GDAL stores them (e.g. 'B04'). Default: every band. The names default to the descriptions (`band<N>` for numbers).
+   */
+  select?: (number | string)[];
   /** The grid [H, W] every band is resampled to. */
   size?: [number, number];
 }
@@ -59,6 +68,11 @@ export interface ManifestOptions {
    * unlabelled: used in pre-training, not in fine-tuning).
    */
   unknownLabels?: 'raise' | 'none';
+  /**
+   * Read every file's header when opening (default true): band counts and selections checked before any epoch,
+   * resampling reported once. False leaves each check to the file's first read (for manifests too large to scan).
+   */
+  checkFiles?: boolean;
 }
 
 /** Where one modality of one location is: one multi-band file, or one file per band (by band name). */
@@ -73,7 +87,7 @@ interface Location {
 
 const SPLITS: readonly Split[] = ['train', 'val', 'test'];
 const RESERVED = new Set(['id', 'split', 'label', 'latitude', 'longitude']);
-const OPTION_NAMES = ['modalities', 'splits', 'invalid', 'unknownLabels'] as const;
+const OPTION_NAMES = ['modalities', 'splits', 'invalid', 'unknownLabels', 'checkFiles'] as const;
 const UNKNOWN_LABELS = ['raise', 'none'] as const;
 const isTiff = (value: unknown): value is string => typeof value === 'string' && /\.tiff?$/i.test(value);
 
@@ -218,62 +232,150 @@ async function readTiff(file: string) {
 
 const resolvePath = (base: string, file: string) => (isAbsolute(file) ? file : join(base, file));
 
-/** A modality's files, each decoded, checked for band count and invalid pixels, resampled, then stacked. */
-async function readSource(source: Source, info: ModalityInfo, base: string, invalid: InvalidPolicy): Promise<Raster> {
-  const [height, width] = info.size;
-  const parts =
-    typeof source === 'string'
-      ? [{ file: source, bands: info.bands }]
-      : info.bands.map((band) => ({ file: source[band], bands: [band] }));
+/** A modality as the manifest reads it: its bands may be a selection of a multi-band file's. */
+interface Modality extends ModalityInfo {
+  select?: (number | string)[];
+}
+
+/** One file of a modality's source: a multi-band file, or one band's. */
+interface Part {
+  file: string;
+  bands: string[];
+  perBand: boolean;
+}
+
+const partsOf = (source: Source, m: Modality, base: string): Part[] =>
+  typeof source === 'string'
+    ? [{ file: resolvePath(base, source), bands: m.bands, perBand: false }]
+    : m.bands.map((band) => ({ file: resolvePath(base, source[band]), bands: [band], perBand: true }));
+
+/** The file's bands (0-based) the modality takes from it; a FileError naming the location and file otherwise. */
+function bandsFrom(m: Modality, part: Part, file: Pick<GeoTiffHeader, 'bands' | 'descriptions'>, where: string) {
+  if (part.perBand || !m.select) {
+    if (file.bands !== part.bands.length)
+      throw new FileError(
+        part.file,
+        `${where}: ${file.bands} bands, expected ${part.bands.length} (${part.bands.join(', ')}) for ${m.name}${part.perBand ? '' : "; to take some of them, declare the modality's select"}`,
+      );
+    return part.bands.map((_, b) => b);
+  }
+  return m.select.map((wanted) => {
+    const index = typeof wanted === 'number' ? wanted - 1 : file.descriptions.indexOf(wanted);
+    if (index >= 0 && index < file.bands) return index;
+    const named = file.descriptions.map((d, b) => `${b + 1}: ${d ?? '(none)'}`).join(', ');
+    throw new FileError(
+      part.file,
+      typeof wanted === 'number'
+        ? `${where}: ${m.name} selects band ${wanted}, but the file has ${file.bands} bands`
+        : `${where}: ${m.name} selects band '${wanted}', which no band's description names (the file's: ${named})`,
+    );
+  });
+}
+
+/** The raster's bands at `indices`, in that order (the raster itself when that is all of them, in order). */
+function pickBands(raster: Raster, indices: number[]): Raster {
+  if (indices.length === raster.shape[0] && indices.every((b, i) => b === i)) return raster;
+  const [, height, width] = raster.shape,
+    plane = height * width,
+    data = new Float32Array(indices.length * plane);
+  indices.forEach((b, i) => data.set(raster.data.subarray(b * plane, (b + 1) * plane), i * plane));
+  return { shape: [indices.length, height, width], data };
+}
+
+/** A modality's files, each decoded, its bands taken, checked for invalid pixels, resampled, then stacked. */
+async function readSource(source: Source, m: Modality, base: string, invalid: InvalidPolicy, where: string) {
+  const [height, width] = m.size;
   const rasters = await Promise.all(
-    parts.map(async ({ file, bands }) => {
-      const path = resolvePath(base, file);
-      const raster = await readTiff(path);
-      if (raster.shape[0] !== bands.length)
-        throw new FileError(
-          path,
-          `${raster.shape[0]} bands, expected ${bands.length} (${bands.join(', ')}) for ${info.name}`,
-        );
-      handleInvalid(raster, bands, path, invalid);
-      return raster.shape[1] === height && raster.shape[2] === width ? raster : resized(raster, info.size);
+    partsOf(source, m, base).map(async (part) => {
+      const decoded = await readTiff(part.file);
+      const raster = pickBands(decoded, bandsFrom(m, part, { bands: decoded.shape[0], ...decoded }, where));
+      handleInvalid(raster, part.bands, part.file, invalid);
+      return raster.shape[1] === height && raster.shape[2] === width ? raster : resized(raster, m.size);
     }),
   );
   if (rasters.length === 1) return rasters[0];
   const plane = height * width,
     data = new Float32Array(rasters.length * plane);
   rasters.forEach((r, b) => data.set(r.data, b * plane));
-  return { shape: [rasters.length, height, width], data };
+  return { shape: [rasters.length, height, width], data } as Raster;
 }
 
-/** Band names and grid of each modality: as declared, else from the first location that has it. */
+/** Band names, selection and grid of each modality: as declared, else from the first location that has it. */
 async function describeModalities(
   names: readonly string[],
   declared: Record<string, ManifestModality>,
   locations: readonly Location[],
   base: string,
   path: string,
-): Promise<ModalityInfo[]> {
+): Promise<Modality[]> {
   return Promise.all(
     names.map(async (name) => {
-      const { bands, size } = declared[name] ?? {};
+      const { bands, select, size } = declared[name] ?? {};
+      const chosen = select && { select: [...select] };
+      const named = bands ?? select?.map((b) => (typeof b === 'number' ? `band${b}` : b));
       const first = locations.find((l) => l.sources[name] !== undefined)?.sources[name];
-      if (first === undefined && (!bands || !size))
+      if (first === undefined && (!named || !size))
         throw new FileError(path, `no location lists a file for ${name}, so its bands and size must be declared`);
-      if (bands && size) return { name, bands: [...bands], size: [...size] as [number, number] };
+      if (named && size) return { name, bands: [...named], size: [...size] as [number, number], ...chosen };
       const files = typeof first === 'string' ? [first] : Object.values(first!);
-      const rasters = await Promise.all(files.map((f) => readTiff(resolvePath(base, f))));
-      const largest = rasters.reduce((a, r) => (r.shape[1] * r.shape[2] > a.shape[1] * a.shape[2] ? r : a));
+      const headers = await Promise.all(files.map((f) => readGeoTiffHeader(resolvePath(base, f))));
+      const largest = headers.reduce((a, h) => (h.height * h.width > a.height * a.width ? h : a));
       return {
         name,
-        bands: bands
-          ? [...bands]
+        bands: named
+          ? [...named]
           : typeof first === 'string'
-            ? Array.from({ length: rasters[0].shape[0] }, (_, b) => `band${b + 1}`)
+            ? Array.from({ length: headers[0].bands }, (_, b) => `band${b + 1}`)
             : Object.keys(first!),
-        size: size ? ([...size] as [number, number]) : [largest.shape[1], largest.shape[2]],
+        size: size ? ([...size] as [number, number]) : [largest.height, largest.width],
+        ...chosen,
       };
     }),
   );
+}
+
+/**
+ * Every listed file's header, read (16 at a time): its bands checked against its modality (a file that does not
+ * read is left to its first read), and the files whose size is not their modality's grid reported in one warning,
+ * by modality and size.
+ */
+async function checkFiles(locations: readonly Location[], modalities: readonly Modality[], base: string, path: string) {
+  const jobs = locations.flatMap(({ sources, where }) =>
+    modalities.flatMap((m) => {
+      const source = sources[m.name];
+      return source === undefined ? [] : partsOf(source, m, base).map((part) => ({ m, part, where }));
+    }),
+  );
+  const resampled = new Map<string, { count: number; example: string }>();
+  const failures: FileError[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < jobs.length) {
+      const job = next++;
+      const { m, part, where } = jobs[job];
+      // A missing or damaged file is a bad sample, for the reader's onBadSample to raise or skip when it is read.
+      const header = await readGeoTiffHeader(part.file).catch(() => undefined);
+      if (!header) continue;
+      try {
+        bandsFrom(m, part, header, where);
+      } catch (e) {
+        failures[job] = e as FileError;
+      }
+      if (header.height === m.size[0] && header.width === m.size[1]) continue;
+      const key = `${m.name} from ${header.height}x${header.width} to ${m.size.join('x')}`;
+      const entry = resampled.get(key) ?? { count: 0, example: part.file };
+      resampled.set(key, { ...entry, count: entry.count + 1 });
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+  const first = failures.find(Boolean); // the first in the manifest's order, whichever read finished first
+  if (first) throw first;
+  if (resampled.size > 0) {
+    const lines = [...resampled].map(([key, { count, example }]) => `${key}: ${count} file(s), e.g. ${example}`);
+    process.emitWarning(`${path}: files resampled to their modality's grid when read:\n  ${lines.join('\n  ')}`, {
+      code: 'MMSSL_RESAMPLED',
+    });
+  }
 }
 
 function checkDeclared(op: string, declared: unknown, where: string): Record<string, ManifestModality> | undefined {
@@ -288,6 +390,21 @@ function checkDeclared(op: string, declared: unknown, where: string): Record<str
       throw invalidArg(op, `${where}.${name}.bands`, 'a non-empty array of band names', m.bands);
     }
     if (
+      m.select !== undefined &&
+      (!Array.isArray(m.select) ||
+        m.select.length === 0 ||
+        !m.select.every((b) => (Number.isInteger(b) && (b as number) > 0) || (typeof b === 'string' && b !== '')))
+    ) {
+      throw invalidArg(
+        op,
+        `${where}.${name}.select`,
+        'a non-empty array of 1-based band numbers or descriptions',
+        m.select,
+      );
+    }
+    if (Array.isArray(m.select) && Array.isArray(m.bands) && m.select.length !== m.bands.length)
+      throw invalidArg(op, `${where}.${name}.bands`, `${m.select.length} names, one per selected band`, m.bands);
+    if (
       m.size !== undefined &&
       (!Array.isArray(m.size) || m.size.length !== 2 || !m.size.every((s) => Number.isInteger(s) && s > 0))
     ) {
@@ -298,7 +415,7 @@ function checkDeclared(op: string, declared: unknown, where: string): Record<str
 }
 
 /** Every location's per-band files include the modality's bands (others, not declared, are not read). */
-function checkSources(locations: readonly Location[], modalities: readonly ModalityInfo[], path: string): void {
+function checkSources(locations: readonly Location[], modalities: readonly Modality[], path: string): void {
   for (const { sources, where } of locations) {
     for (const m of modalities) {
       const source = sources[m.name];
@@ -320,7 +437,7 @@ class ManifestDataset implements Dataset {
   constructor(
     readonly path: string,
     options: ManifestOptions,
-    readonly modalities: readonly ModalityInfo[],
+    readonly modalities: readonly Modality[],
     readonly locations: readonly Location[],
   ) {
     this.spec = { kind: 'manifest', path, options: options as Record<string, unknown> };
@@ -337,7 +454,8 @@ class ManifestDataset implements Dataset {
     const source = sources[modality];
     if (source === undefined)
       throw new FileError(this.path, `${where} (sample ${record.id}) lists no file for ${modality}`);
-    return readSource(source, info, dirname(this.path), (this.spec.options as ManifestOptions).invalid ?? 'raise');
+    const invalid = (this.spec.options as ManifestOptions).invalid ?? 'raise';
+    return readSource(source, info, dirname(this.path), invalid, `${where} (sample ${record.id})`);
   }
 }
 
@@ -352,12 +470,13 @@ export async function openManifest(path: string, options: ManifestOptions = {}):
     throw invalidArg(op, 'path', 'a manifest file path (.geojson, .json or .csv)', path);
   const checked = checkOptions(op, options);
   for (const name of Object.keys(checked)) checkOneOf(op, 'option', name, OPTION_NAMES);
-  const { splits = SPLITS, invalid = 'raise', unknownLabels = 'raise' } = checked;
+  const { splits = SPLITS, invalid = 'raise', unknownLabels = 'raise', checkFiles: scan = true } = checked;
   if (!Array.isArray(splits) || splits.length === 0)
     throw invalidArg(op, 'splits', `a non-empty array of ${SPLITS.join(', ')}`, splits);
   splits.forEach((s) => checkOneOf(op, 'splits', s, SPLITS));
   checkOneOf(op, 'invalid', invalid, INVALID_POLICIES);
   checkOneOf(op, 'unknownLabels', unknownLabels, UNKNOWN_LABELS);
+  if (typeof scan !== 'boolean') throw invalidArg(op, 'checkFiles', 'a boolean', scan);
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -382,6 +501,8 @@ export async function openManifest(path: string, options: ManifestOptions = {}):
   const base = dirname(path);
   const modalities = await describeModalities(names, declared ?? {}, locations, base, path);
   checkSources(locations, modalities, path);
-  const resolved = Object.fromEntries(modalities.map((m) => [m.name, { bands: m.bands, size: m.size }]));
-  return new ManifestDataset(path, { ...checked, modalities: resolved }, modalities, locations);
+  if (scan) await checkFiles(locations, modalities, base, path);
+  const resolved = Object.fromEntries(modalities.map(({ name, ...m }) => [name, m]));
+  // Workers reopen it from the spec: the files were checked here.
+  return new ManifestDataset(path, { ...checked, modalities: resolved, checkFiles: false }, modalities, locations);
 }

@@ -2,6 +2,7 @@
 // twelve Sentinel-2 bands, one file each at 10, 20 and 60 m), real multi-band and nodata files, checked against
 // GDAL's arrays (MANIFEST.json) and, for resampled bands, a TypeScript bilinear reference.
 import test from 'ava';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -216,13 +217,16 @@ test('one multi-band file per modality: bands named band1..N, grid and values fr
     dataset.samples.map((s) => s.label),
     [data.CLASSES.indexOf('Mines'), data.CLASSES.indexOf('Mines')],
   );
-  const three = await data.openManifest(join(scratch, 'multi.geojson'), {
-    modalities: { aerial: { bands: ['R', 'G', 'B'], size: [64, 64] } },
-  });
-  await t.throwsAsync(three.read(0, 'aerial'), {
+  // Checked when opening, naming the location; with checkFiles: false, when the file is read.
+  const three = { modalities: { aerial: { bands: ['R', 'G', 'B'], size: [64, 64] as [number, number] } } };
+  const mismatch =
+    /rasterio__RGBA\.uint16\.tif: features\[0\]( \(sample p0\))?: 4 bands, expected 3 \(R, G, B\) for aerial; to take some of them, declare the modality's select/;
+  await t.throwsAsync(data.openManifest(join(scratch, 'multi.geojson'), three), {
     code: 'ERR_MMSSL_IO',
-    message: /rasterio__RGBA\.uint16\.tif: 4 bands, expected 3 \(R, G, B\) for aerial/,
+    message: mismatch,
   });
+  const unchecked = await data.openManifest(join(scratch, 'multi.geojson'), { ...three, checkFiles: false });
+  await t.throwsAsync(unchecked.read(0, 'aerial'), { code: 'ERR_MMSSL_IO', message: mismatch });
 });
 
 test("nodata: 'raise' names the file and counts per band, 'fill' fills with the band's mean, an all-nodata band cannot be filled", async (t) => {
@@ -399,4 +403,63 @@ test('a manifest dataset reopens from its spec in the data workers: the loader d
     }
   }
   t.is(batches, 1);
+});
+
+// A 5-band stack GDAL writes with band descriptions (B02..B11), 16x16, and a 1-band file at 8x8: selections by
+// number and by description, checked when opening; the 8x8 file is reported as resampled, once.
+test('a modality takes bands of a multi-band file by number or description; resampling is reported once', async (t) => {
+  const stack = join(scratch, 'stack.tif'),
+    small = join(scratch, 'small.tif');
+  execFileSync('/usr/bin/python3', [
+    '-c',
+    `import sys, numpy as np
+from osgeo import gdal
+for path, bands, side in [(sys.argv[1], 5, 16), (sys.argv[2], 1, 8)]:
+    ds = gdal.GetDriverByName('GTiff').Create(path, side, side, bands, gdal.GDT_UInt16)
+    for b in range(bands):
+        ds.GetRasterBand(b + 1).SetDescription(['B02', 'B03', 'B04', 'B08', 'B11'][b])
+        ds.GetRasterBand(b + 1).WriteArray(np.full((side, side), 100 * (b + 1), np.uint16))
+    ds = None`,
+    stack,
+    small,
+  ]);
+  const features = [stack, small].map((file, i) => ({
+    type: 'Feature',
+    geometry: null,
+    properties: { id: `s${i}`, split: 'train', label: 'Mines', s2: relative(scratch, file) },
+  }));
+  const path = writeManifest('select.geojson', { type: 'FeatureCollection', features: features.slice(0, 1) });
+  const byName = await data.openManifest(path, { modalities: { s2: { select: ['B08', 'B04'] } } });
+  t.deepEqual(byName.modalities, [{ name: 's2', bands: ['B08', 'B04'], size: [16, 16], select: ['B08', 'B04'] }]);
+  const red = await byName.read(0, 's2');
+  t.deepEqual([red.data[0], red.data[256]], [400, 300]);
+  const byNumber = await data.openManifest(path, { modalities: { s2: { select: [5, 1], bands: ['swir', 'blue'] } } });
+  const swir = await byNumber.read(0, 's2');
+  t.deepEqual([swir.data[0], swir.data[256]], [500, 100]);
+  await t.throwsAsync(data.openManifest(path, { modalities: { s2: { select: ['B8A'] } } }), {
+    message:
+      /stack\.tif: features\[0\]: s2 selects band 'B8A', which no band's description names \(the file's: 1: B02, 2: B03/,
+  });
+  await t.throwsAsync(data.openManifest(path, { modalities: { s2: { select: [6] } } }), {
+    message: /features\[0\]: s2 selects band 6, but the file has 5 bands/,
+  });
+  await t.throwsAsync(data.openManifest(path, { modalities: { s2: { select: [0] } } }), { code: 'ERR_MMSSL_ARG' });
+
+  const warnings: Error[] = [];
+  const listen = (w: Error) => warnings.push(w);
+  process.on('warning', listen);
+  try {
+    const both = writeManifest('resampled.geojson', { type: 'FeatureCollection', features });
+    const opened = await data.openManifest(both, { modalities: { s2: { select: [1], size: [16, 16] } } });
+    t.deepEqual((await opened.read(1, 's2')).shape, [1, 16, 16]);
+    await new Promise((done) => setImmediate(done)); // warnings are emitted on the next tick
+  } finally {
+    process.off('warning', listen);
+  }
+  // Other tests of this file run alongside: only this manifest's warnings count.
+  const resampled = warnings.filter(
+    (w) => (w as NodeJS.ErrnoException).code === 'MMSSL_RESAMPLED' && w.message.includes('resampled.geojson'),
+  );
+  t.is(resampled.length, 1);
+  t.regex(resampled[0].message, /s2 from 8x8 to 16x16: 1 file\(s\), e\.g\. .*small\.tif/);
 });

@@ -17,7 +17,7 @@
  */
 import { deflateSync } from 'node:zlib';
 
-import { fromArrayBuffer, type GeoTIFFImage } from 'geotiff';
+import { fromArrayBuffer, fromFile, type GeoTIFFImage } from 'geotiff';
 
 import { ArgumentError, FileError } from '../../errors.js';
 import type { Raster } from '../dataset.js';
@@ -32,6 +32,16 @@ export interface GeoTiffRaster extends Raster {
   geoTransform: GeoTransform | null;
   /** The EPSG code of the projected or geographic CRS, or null. */
   epsg: number | null;
+  /** Each band's description as GDAL stores it (e.g. 'B04'), or null where it has none. */
+  descriptions: (string | null)[];
+}
+
+/** What a GeoTIFF's first directory says of its raster, without decoding a pixel. */
+export interface GeoTiffHeader {
+  bands: number;
+  height: number;
+  width: number;
+  descriptions: (string | null)[];
 }
 
 /** The most float32 samples one raster decodes to (1 GiB): a file declaring more is refused before decoding. */
@@ -69,6 +79,44 @@ function epsg(image: GeoTIFFImage): number | null {
   return typeof code === 'number' && code !== 32767 ? code : null; // 32767: user-defined
 }
 
+/** Each band's GDAL description (GDAL_METADATA's DESCRIPTION items), or null. */
+async function descriptions(image: GeoTIFFImage): Promise<(string | null)[]> {
+  const bands = image.getSamplesPerPixel();
+  if (!image.getFileDirectory().hasTag('GDAL_METADATA')) return Array<null>(bands).fill(null);
+  return Promise.all(
+    Array.from({ length: bands }, async (_, b) => {
+      const value = ((await image.getGDALMetadata(b)) as Record<string, unknown> | null)?.DESCRIPTION;
+      return typeof value === 'string' && value !== '' ? value : null;
+    }),
+  );
+}
+
+/** Any failure reading a file, as the FileError that names it. */
+function asFileError(e: unknown, file: string): FileError {
+  if (e instanceof FileError) return e;
+  const { code, message } = e as NodeJS.ErrnoException;
+  if (code === 'ENOENT') return new FileError(file, 'missing: no file here');
+  // A damaged file fails wherever geotiff reads past what it holds (a tag, an offsets table): one FileError.
+  const past = e instanceof RangeError ? ' (its directory points past the end of the file: truncated or damaged?)' : '';
+  return new FileError(file, `is not a readable TIFF${past}: ${message ?? e}`);
+}
+
+/** A GeoTIFF file's bands, size and band descriptions, reading only its header and directory. */
+export async function readGeoTiffHeader(file: string): Promise<GeoTiffHeader> {
+  try {
+    const tiff = await fromFile(file);
+    try {
+      const image = await tiff.getImage(0);
+      const header = { bands: image.getSamplesPerPixel(), height: image.getHeight(), width: image.getWidth() };
+      return { ...header, descriptions: await descriptions(image) };
+    } finally {
+      await tiff.close();
+    }
+  } catch (e) {
+    throw asFileError(e, file);
+  }
+}
+
 /**
  * Decodes a GeoTIFF's bytes; `file` names it in errors. Anything that is not a TIFF this reader decodes right is a
  * FileError naming the file and the reason.
@@ -77,11 +125,7 @@ export async function decodeGeoTiff(bytes: Uint8Array, file: string): Promise<Ge
   try {
     return await decode(bytes, file);
   } catch (e) {
-    // A damaged file fails wherever geotiff reads past what it holds (a tag, an offsets table): one FileError.
-    if (e instanceof FileError) throw e;
-    const past =
-      e instanceof RangeError ? ' (its directory points past the end of the file: truncated or damaged?)' : '';
-    throw new FileError(file, `is not a readable TIFF${past}: ${(e as Error).message ?? e}`);
+    throw asFileError(e, file);
   }
 }
 
@@ -106,6 +150,7 @@ async function decode(bytes: Uint8Array, file: string): Promise<GeoTiffRaster> {
     nodata,
     geoTransform: transform,
     epsg: transform ? epsg(image) : null, // GCP-only files: the GCPs' CRS is not the raster's (GDAL reports none)
+    descriptions: await descriptions(image),
   };
 }
 
