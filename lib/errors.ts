@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'ERR_MMSSL_STATE_DICT'
   | 'ERR_MMSSL_DIST'
   | 'ERR_MMSSL_BUSY'
+  | 'ERR_MMSSL_HOST_READ'
+  | 'ERR_MMSSL_NONFINITE'
   | 'ERR_MMSSL_INTERNAL';
 
 /** Where an error points: the op that raised it, the file, the request field; and what caused it. */
@@ -119,6 +121,31 @@ export class QueueFullError extends MmsslError {
   }
 }
 
+/**
+ * Tensor data read into JavaScript inside a region that forbids it (`setSyncDebugMode('error')`): `op` is the read
+ * (`item`, `toTypedArray`, ...), the message names the region.
+ */
+export class HostReadError extends MmsslError {
+  declare readonly op: string;
+  constructor(message: string, op: string) {
+    super('ERR_MMSSL_HOST_READ', message, { op });
+  }
+}
+
+/**
+ * Training met a loss that is not finite (NaN or an infinity: a diverging run, or inputs that were): the message
+ * names the epoch, and the step and the batch's samples where it knows them.
+ */
+export class NonFiniteError extends MmsslError {
+  constructor(
+    message: string,
+    /** The epoch (0-based), and for pre-training the step and the batch's sample ids. */
+    readonly at: { epoch: number; step?: number; ids?: readonly string[] },
+  ) {
+    super('ERR_MMSSL_NONFINITE', message);
+  }
+}
+
 /** A failure that is mmssl's own fault, not the caller's (a worker that died, a broken invariant): a bug to report. */
 export class InternalError extends MmsslError {
   constructor(message: string, details?: ErrorDetails) {
@@ -141,6 +168,8 @@ const CLASSES: Record<string, abstract new (...args: never[]) => Error> = {
   DistributedError,
   InputError,
   QueueFullError,
+  HostReadError,
+  NonFiniteError,
   InternalError,
   WorkerExitError,
   Error,
@@ -161,10 +190,16 @@ export interface ErrorData {
   path?: string;
   field?: string;
   stack?: string;
-  /** StateDictError's key lists. */
-  keys?: { missingKeys: readonly string[]; unexpectedKeys: readonly string[]; shapeMismatches: readonly string[] };
+  /** A class's own fields (StateDictError's key lists, NonFiniteError's step and ids). */
+  fields?: Record<string, unknown>;
   cause?: ErrorData;
 }
+
+const COMMON_FIELDS = new Set(['code', 'op', 'path', 'field']);
+
+/** The fields an mmssl error class adds to the common ones (its own enumerable properties). */
+const ownFields = (error: MmsslError) =>
+  Object.fromEntries(Object.entries(error).filter(([key]) => !COMMON_FIELDS.has(key)));
 
 /** `error` as data: its class name, code, message, where it points, its stack and its cause. */
 export function toErrorData(error: unknown): ErrorData {
@@ -179,15 +214,7 @@ export function toErrorData(error: unknown): ErrorData {
     ...(e.op !== undefined ? { op: e.op } : {}),
     ...(e.path !== undefined ? { path: e.path } : {}),
     ...(e.field !== undefined ? { field: e.field } : {}),
-    ...(error instanceof StateDictError
-      ? {
-          keys: {
-            missingKeys: error.missingKeys,
-            unexpectedKeys: error.unexpectedKeys,
-            shapeMismatches: error.shapeMismatches,
-          },
-        }
-      : {}),
+    ...(error instanceof MmsslError ? { fields: ownFields(error) } : {}),
     ...(error.cause !== undefined ? { cause: toErrorData(error.cause) } : {}),
   };
 }
@@ -209,7 +236,7 @@ export function fromErrorData(data: ErrorData): Error {
   ) as Error & Record<string, unknown>;
   Object.defineProperty(error, 'name', { value: data.name, writable: true, configurable: true });
   for (const key of ['code', 'op', 'path', 'field'] as const) if (data[key] !== undefined) error[key] = data[key];
-  if (data.keys) Object.assign(error, data.keys);
+  if (data.fields) Object.assign(error, data.fields);
   if (data.stack) error.stack = data.stack;
   return error;
 }

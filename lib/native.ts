@@ -223,7 +223,20 @@ export interface Binding {
     stripRows: number,
     float64: boolean,
     fused: boolean,
+    absent: Opt<H>,
   ): H;
+  // amp.cc
+  autocastEnter(device: string, dtype: number): void;
+  autocastExit(): void;
+  ampUnscale(grads: H[], foundInf: H, invScale: H): void;
+  ampUpdateScale(
+    scale: H,
+    growthTracker: H,
+    foundInf: H,
+    growthFactor: number,
+    backoffFactor: number,
+    growthInterval: number,
+  ): void;
   // distributed.cc: all but distAvailable exist only in builds with Gloo
   distAvailable(): boolean;
   distInit?(options: {

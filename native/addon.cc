@@ -22,6 +22,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   initLoss(env, exports);
   initDistributed(env, exports);
   initImage(env, exports);
+  initAmp(env, exports);
 #ifdef MMSSL_WITH_CUDA
   initCuda(env, exports);
 #endif

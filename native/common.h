@@ -335,6 +335,7 @@ void initOptim(Napi::Env env, Napi::Object exports);
 void initLoss(Napi::Env env, Napi::Object exports);
 void initDistributed(Napi::Env env, Napi::Object exports);
 void initImage(Napi::Env env, Napi::Object exports);
+void initAmp(Napi::Env env, Napi::Object exports);
 #ifdef MMSSL_WITH_CUDA
 void initCuda(Napi::Env env, Napi::Object exports);
 #endif

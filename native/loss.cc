@@ -113,10 +113,11 @@ bool fusedCpu(const at::Tensor& u, bool allowed) {
 
 // ------------------------------------------------------------------------------------------------------- strip walk
 
-// Calls epilogue(s, r0) for each block of rows [r0, r0 + s.size(0)) of S = u u^T (unscaled, diagonal at -inf), the
-// strip's storage reused from block to block.
+// Calls epilogue(s, r0) for each block of rows [r0, r0 + s.size(0)) of S = u u^T (unscaled, diagonal at -inf, and
+// the columns of absent views at -inf, so that they are in no denominator), the strip's storage reused from block to
+// block.
 template <typename Epilogue>
-void forEachStrip(const at::Tensor& u, int64_t rows, Epilogue&& epilogue) {
+void forEachStrip(const at::Tensor& u, int64_t rows, const at::Tensor& absent, Epilogue&& epilogue) {
   int64_t v = u.size(0);
   at::Tensor buffer = at::empty({rows, v}, u.options());
   for (int64_t r0 = 0; r0 < v; r0 += rows) {
@@ -124,14 +125,16 @@ void forEachStrip(const at::Tensor& u, int64_t rows, Epilogue&& epilogue) {
     at::Tensor s = buffer.narrow(0, 0, n);
     at::mm_out(s, u.narrow(0, r0, n), u.t());
     s.narrow(1, r0, n).diagonal().fill_(-kInf);
+    if (absent.defined()) s.masked_fill_(absent, -kInf);
     epilogue(s, r0);
   }
 }
 
 // Each row's log-sum-exp of s_ij = u_i . u_j / tau over j != i, in dtype acc.
-at::Tensor rowLogSumExps(const at::Tensor& u, double tau, int64_t rows, at::ScalarType acc, bool fused) {
+at::Tensor rowLogSumExps(const at::Tensor& u, double tau, int64_t rows, const at::Tensor& absent, at::ScalarType acc,
+                         bool fused) {
   at::Tensor lse = at::empty({u.size(0)}, u.options().dtype(acc));
-  forEachStrip(u, rows, [&](at::Tensor& s, int64_t r0) {
+  forEachStrip(u, rows, absent, [&](at::Tensor& s, int64_t r0) {
     if (!fused) {
       lse.narrow(0, r0, s.size(0)).copy_(at::logsumexp(s.mul_(1 / tau).to(acc), {1}));
     } else if (u.scalar_type() == at::kDouble) {
@@ -146,9 +149,9 @@ at::Tensor rowLogSumExps(const at::Tensor& u, double tau, int64_t rows, at::Scal
 }
 
 // Adds (A + A^T) u to out, A_ij = a_i exp(s_ij - lse_i) for j != i; a and lse in u's dtype.
-void addSoftmaxGradient(at::Tensor& out, const at::Tensor& u, double tau, int64_t rows, const at::Tensor& a,
-                        const at::Tensor& lse, bool fused) {
-  forEachStrip(u, rows, [&](at::Tensor& s, int64_t r0) {
+void addSoftmaxGradient(at::Tensor& out, const at::Tensor& u, double tau, int64_t rows, const at::Tensor& absent,
+                        const at::Tensor& a, const at::Tensor& lse, bool fused) {
+  forEachStrip(u, rows, absent, [&](at::Tensor& s, int64_t r0) {
     int64_t n = s.size(0);
     if (!fused) {
       s.mul_(1 / tau);
@@ -169,10 +172,12 @@ at::Tensor groupSums(const at::Tensor& values, const at::Tensor& inverse, int64_
 
 class InfoNCE : public torch::autograd::Function<InfoNCE> {
  public:
-  // u [V, d] contiguous; acc is the dtype of the log-sum-exps, positive terms and reductions.
+  // u [V, d] contiguous; absent: undefined, or bool [1, V] marking padding rows (non-anchors in groups of their
+  // own) to leave out of every denominator; acc is the dtype of the log-sum-exps, positive terms and reductions.
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& u, const at::Tensor& groups,
-                            const at::Tensor& anchorMask, double tau, bool sum, int64_t rows, bool float64,
-                            bool allowFused) {
+                            const at::Tensor& anchorMask, const c10::optional<at::Tensor>& padding, double tau,
+                            bool sum, int64_t rows, bool float64, bool allowFused) {
+    at::Tensor absent = padding.value_or(at::Tensor());
     at::ScalarType acc = float64 ? at::kDouble : u.scalar_type();
     bool fused = fusedCpu(u, allowFused);
     auto [unique, inverse, counts] =
@@ -183,11 +188,13 @@ class InfoNCE : public torch::autograd::Function<InfoNCE> {
     // rather than 1/0, so that its zero terms stay zero instead of 0 * inf = NaN, forward and backward.
     at::Tensor weight = sum ? at::ones_like(positives) : positives.clamp_min(1).reciprocal();
     at::Tensor anchors = anchorMask.to(acc);
-    at::Tensor lse = rowLogSumExps(u, tau, rows, acc, fused);
+    at::Tensor lse = rowLogSumExps(u, tau, rows, absent, acc, fused);
     at::Tensor positiveSim =
         (groupSums(ua, inverse, unique.size(0)).index_select(0, inverse) - ua).mul(ua).sum(1).div(tau);
     at::Tensor loss = weight.mul(positives.mul(lse) - positiveSim).mul(anchors).sum().div(anchors.sum());
-    ctx->save_for_backward({u, lse, inverse, positives, weight, anchors});
+    variable_list saved = {u, lse, inverse, positives, weight, anchors};
+    if (absent.defined()) saved.push_back(absent);
+    ctx->save_for_backward(saved);
     ctx->saved_data["tau"] = tau;
     ctx->saved_data["rows"] = rows;
     ctx->saved_data["groups"] = unique.size(0);
@@ -199,6 +206,7 @@ class InfoNCE : public torch::autograd::Function<InfoNCE> {
     variable_list saved = ctx->get_saved_variables();
     const at::Tensor &u = saved[0], &lse = saved[1], &inverse = saved[2], &positives = saved[3], &weight = saved[4],
                      &anchors = saved[5];
+    at::Tensor absent = saved.size() > 6 ? saved[6] : at::Tensor();
     double tau = ctx->saved_data["tau"].toDouble();
     int64_t groups = ctx->saved_data["groups"].toInt();
     at::Tensor ua = u.to(lse.scalar_type());
@@ -210,18 +218,25 @@ class InfoNCE : public torch::autograd::Function<InfoNCE> {
     weighted.reset();
     at::Tensor a = cw.squeeze(1).mul(positives).to(u.scalar_type());
     grad = grad.to(u.scalar_type());
-    addSoftmaxGradient(grad, u, tau, ctx->saved_data["rows"].toInt(), a, lse.to(u.scalar_type()),
+    addSoftmaxGradient(grad, u, tau, ctx->saved_data["rows"].toInt(), absent, a, lse.to(u.scalar_type()),
                        ctx->saved_data["fused"].toBool());
-    return {grad.div_(tau), at::Tensor(), at::Tensor(), at::Tensor(),
+    return {grad.div_(tau), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
             at::Tensor(),   at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
-// infoNCE(u, groups, anchorMask, tau, sum, rows, float64, fused): u [V, d] (already normalised if wanted), groups
-// int64 [V], anchorMask bool [V]; rows per strip (0: automatic); float64 accumulation; fused CPU loops allowed. The
-// TypeScript side has checked the batch (positives, anchors, finiteness, options).
+// infoNCE(u, groups, anchorMask, tau, sum, rows, float64, fused, absent): u [V, d] (already normalised if wanted),
+// groups int64 [V], anchorMask bool [V]; rows per strip (0: automatic); float64 accumulation; fused CPU loops
+// allowed; absent: null or bool [V], padding rows in no denominator. The TypeScript side has checked the batch
+// (positives, anchors, options).
 Napi::Value infoNCE(Args& a) {
   at::Tensor u = a.tensor(0), groups = a.tensor(1), anchorMask = a.tensor(2);
+  c10::optional<at::Tensor> absent;
+  if (!a.isAbsent(8)) {
+    at::Tensor t = a.tensor(8);
+    TORCH_CHECK(t.dim() == 1 && t.size(0) == u.size(0), "infoNCE: expected absent [V], got ", shapeString(t.sizes()));
+    absent = t.to(at::kBool).unsqueeze(0);
+  }
   TORCH_CHECK(u.dim() == 2 && groups.dim() == 1 && anchorMask.dim() == 1 && groups.size(0) == u.size(0) &&
                   anchorMask.size(0) == u.size(0),
               "infoNCE: expected z [V, d], groups [V] and anchorMask [V], got ", shapeString(u.sizes()), ", ",
@@ -229,7 +244,7 @@ Napi::Value infoNCE(Args& a) {
   TORCH_CHECK(u.size(0) >= 2, "infoNCE: needs at least 2 views, got ", u.size(0));
   int64_t requested = a.int64(5);
   TORCH_CHECK(requested >= 0, "infoNCE: stripRows must be positive, got ", requested);
-  return a.wrap(InfoNCE::apply(u.contiguous(), groups.to(at::kLong), anchorMask.to(at::kBool), a.number(3),
+  return a.wrap(InfoNCE::apply(u.contiguous(), groups.to(at::kLong), anchorMask.to(at::kBool), absent, a.number(3),
                                a.boolean(4), stripRows(u.size(0), requested), a.boolean(6), a.boolean(7)));
 }
 

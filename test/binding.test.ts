@@ -19,6 +19,8 @@ import {
   MmsslError,
   optim,
   QueueFullError,
+  HostReadError,
+  NonFiniteError,
   StateDictError,
   toErrorData,
   torch,
@@ -98,6 +100,8 @@ test('every error class survives toErrorData/fromErrorData: class, code, message
     new DistributedError('rank 1 died', { op: 'allReduce' }),
     new InputError('s1', 'too small'),
     new QueueFullError(3),
+    new HostReadError('item read inside the step', 'item'),
+    new NonFiniteError('step 3: the loss is NaN', { epoch: 0, step: 3, ids: ['a', 'b'] }),
     new InternalError('bug'),
     new MmsslError('ERR_MMSSL_LOAD', 'no addon'),
     new RangeError('plain'),
@@ -117,6 +121,7 @@ test('every error class survives toErrorData/fromErrorData: class, code, message
       'missingKeys',
       'unexpectedKeys',
       'shapeMismatches',
+      'at',
     ] as const) {
       t.deepEqual(
         (rebuilt as unknown as Record<string, unknown>)[key],

@@ -12,6 +12,7 @@ import { FileError, invalidArg, isObject } from '../errors.js';
 import { BACKBONES } from '../nn/models/multimodal.js';
 import { BAD_SAMPLE_POLICIES } from '../data/dataset.js';
 import { devicePattern } from '../torch/device.js';
+import { SYNC_DEBUG_MODES } from '../torch/sync.js';
 import {
   bool,
   type ConfigOf,
@@ -104,6 +105,12 @@ export const COMMON_OPTIONS = {
     "the activations' memory layout",
     false,
   ),
+  syncDebug: option(
+    oneOf(SYNC_DEBUG_MODES),
+    'default',
+    "a read of tensor data to the host inside a training step: 'warn' or 'error' (PyTorch's sync debug mode; each read waits for the device)",
+    'sync-debug',
+  ),
   onBadSample: option(
     oneOf(BAD_SAMPLE_POLICIES),
     'raise',
@@ -117,6 +124,12 @@ export const PRETRAIN_OPTIONS = {
   // SupCon_SSL (the authors' lab): SGD, lr 0.01
   optimizer: optimizerOptions('sgd', 0.01, 1e-4),
   temperature: option(positive, 0.2, "InfoNCE temperature (SupCon_SSL's)"),
+  logEvery: option(
+    int(1),
+    10,
+    'steps per metrics line (the loss averaged over them; the monitors of the last): the only reads from the device between epochs',
+    'log-every',
+  ),
   embeddingDim: option(int(1), 128, 'width of the shared embedding space'),
   hiddenDim: option(int(1), 512, "the projection heads' hidden width", false),
   syncBatchNorm: option(

@@ -73,6 +73,11 @@ export interface Batch {
   targets: Tensor;
   /** METER-ML Negatives (never anchors). bool [B]. */
   negative: Tensor;
+  /**
+   * `locations`, `labels` and `negative` as host arrays, for code that must not read the device (the training steps:
+   * each read waits for the device).
+   */
+  host: { locations: number[]; labels: number[]; negative: boolean[] };
   /** Sample ids, for reports. */
   ids: string[];
   /** The batch's index in its epoch (`batches(epoch)[index]`). */
@@ -108,8 +113,8 @@ export async function collectRows(loader: DataLoader, f: (batch: Batch) => Tenso
   for await (const batch of loader.epoch(0)) {
     using b = batch;
     parts.push(tidy(() => noGrad(() => f(b).map((t) => t.float().cpu()))));
-    labels.push(...b.labels.toNumbers());
-    negative.push(...b.negative.toBooleans());
+    labels.push(...b.host.labels);
+    negative.push(...b.host.negative);
   }
   const columns =
     parts.length === 0
@@ -325,6 +330,11 @@ export class DataLoader {
     // One generator per sample, so a sample's views do not depend on which other samples the batch holds.
     const perSample = samples.map((s) => random.fork(s.index));
     const device = this.#options.device;
+    const host = {
+      locations: samples.map((s) => s.index),
+      labels: records.map((r) => r.label),
+      negative: records.map((r) => r.negative),
+    };
     const batch = tidy(() => ({
       views: Object.fromEntries(
         this.#resolved.modalities.map((m, k) => [
@@ -336,22 +346,13 @@ export class DataLoader {
           ),
         ]),
       ),
-      locations: tensor(
-        samples.map((s) => s.index),
-        { dtype: 'int64', device },
-      ),
-      labels: tensor(
-        records.map((r) => r.label),
-        { dtype: 'int64', device },
-      ),
+      locations: tensor(host.locations, { dtype: 'int64', device }),
+      labels: tensor(host.labels, { dtype: 'int64', device }),
       targets: tensor(Float32Array.from(records.flatMap((r) => Array.from(multiHot(r)))), { device }).reshape([
         records.length,
         -1,
       ]),
-      negative: tensor(
-        records.map((r) => r.negative),
-        { device },
-      ),
+      negative: tensor(host.negative, { device }),
     }));
     const tensors = [
       ...Object.values(batch.views).flat(),
@@ -362,6 +363,7 @@ export class DataLoader {
     ];
     return {
       ...batch,
+      host,
       index,
       ids: records.map((r) => r.id),
       [Symbol.dispose]: () => new Set(tensors).forEach((t) => t.dispose()),

@@ -52,8 +52,8 @@ export function trainingSubset(
 
 /** Targets of a batch: the class of each sample, -1 where it is left out. */
 export function batchTargets(batch: Batch, includeNegative: boolean): number[] {
-  const negative = batch.negative.toBooleans();
-  return batch.labels.toNumbers().map((label, i) => classOf({ label, negative: negative[i] }, includeNegative));
+  const { labels, negative } = batch.host;
+  return labels.map((label, i) => classOf({ label, negative: negative[i] }, includeNegative));
 }
 
 /** The pre-training run's normalisation, its backbones copied into `model`. */

@@ -6,4 +6,4 @@ export type { NaiveInfoNCEOptions } from './naive.js';
 export { infoNCE } from './infonce.js';
 export type { InfoNCELossOptions } from './infonce.js';
 export { infoNCEAcrossRanks } from './distributed.js';
-export type { GatherGroup } from './distributed.js';
+export type { GatherGroup, InfoNCEAcrossRanksOptions } from './distributed.js';

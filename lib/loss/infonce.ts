@@ -36,87 +36,105 @@ export interface InfoNCELossOptions {
 
 const OP = 'infoNCE';
 
-/** The first view whose embedding is not finite, or -1. */
-function firstNonFinite(z: Tensor): number {
-  return tidy(() =>
-    z
-      .isfinite()
-      .logicalNot()
-      .sum(1)
-      .toNumbers()
-      .findIndex((n) => n > 0),
-  );
-}
-
-/**
- * A batch's location ids (int64 [V]) and anchor flags (bool [V]; default: every view an anchor) as tensors on z's
- * device, one per view of z [V, d]: what both losses (one process, across ranks) take.
- */
-export function idsAndMask(
-  op: string,
-  z: Tensor,
-  groups: Tensor | readonly number[],
-  anchorMask: Tensor | readonly boolean[] | undefined,
-): { ids: Tensor; mask: Tensor } {
-  if (!(z instanceof Tensor) || z.ndim !== 2) throw invalidArg(op, 'z', 'a [V, d] tensor', z);
-  const [v] = z.shape,
-    device = z.device;
-  const ids = (groups instanceof Tensor ? groups : tensor(groups as number[], { dtype: 'int64' })).to({
-    dtype: 'int64',
-    device,
-  });
-  const mask = (
-    anchorMask === undefined
-      ? tensor(new Array<boolean>(v).fill(true))
-      : anchorMask instanceof Tensor
-        ? anchorMask
-        : tensor([...anchorMask])
-  ).to({ device });
-  if (ids.ndim !== 1 || ids.shape[0] !== v) throw invalidArg(op, 'groups', `one location id per view (${v})`, groups);
-  if (mask.ndim !== 1 || mask.shape[0] !== v)
-    throw invalidArg(op, 'anchorMask', `one flag per view (${v})`, anchorMask);
-  return { ids, mask };
-}
-
-/**
- * The loss over a batch of V embeddings z [V, d] with their location ids `groups` ([V] int64 tensor or numbers):
- * a scalar tensor. Views of one location are each other's positives; every other view is a negative.
- */
-export function infoNCE(z: Tensor, groups: Tensor | readonly number[], options: InfoNCELossOptions = {}): Tensor {
+/** The options `infoNCE` and `infoNCEAcrossRanks` share, checked, with their defaults. */
+export function lossOptions(op: string, options: Omit<InfoNCELossOptions, 'anchorMask'>) {
   const {
     temperature = 0.1,
     positives = 'mean',
-    anchorMask,
     normalize = true,
     stripRows,
     accumulateInFloat64 = false,
     kernel = 'auto',
-  } = checkOptions(OP, options);
-  if (!(checkNumber(OP, 'temperature', temperature) > 0) || !Number.isFinite(temperature))
-    throw invalidArg(OP, 'temperature', 'a finite number > 0', temperature);
-  checkOneOf(OP, 'positives', positives, ['sum', 'mean']);
-  checkBool(OP, 'normalize', normalize);
-  if (stripRows !== undefined && checkInt(OP, 'stripRows', stripRows) < 1)
-    throw invalidArg(OP, 'stripRows', 'a positive integer', stripRows);
-  checkBool(OP, 'accumulateInFloat64', accumulateInFloat64);
-  checkOneOf(OP, 'kernel', kernel, ['auto', 'aten']);
+  } = options;
+  if (!(checkNumber(op, 'temperature', temperature) > 0) || !Number.isFinite(temperature))
+    throw invalidArg(op, 'temperature', 'a finite number > 0', temperature);
+  checkOneOf(op, 'positives', positives, ['sum', 'mean']);
+  checkBool(op, 'normalize', normalize);
+  if (stripRows !== undefined && checkInt(op, 'stripRows', stripRows) < 1)
+    throw invalidArg(op, 'stripRows', 'a positive integer', stripRows);
+  checkBool(op, 'accumulateInFloat64', accumulateInFloat64);
+  checkOneOf(op, 'kernel', kernel, ['auto', 'aten']);
+  return { temperature, positives, normalize, stripRows, accumulateInFloat64, kernel };
+}
+
+/**
+ * A batch's location ids and anchor flags, one per view of z [V, d]: as host arrays (read from the device when given
+ * as tensors, which costs a host read each) and as tensors on z's device (copied there when given as arrays).
+ */
+export function batchMeta(
+  op: string,
+  z: Tensor,
+  groups: Tensor | readonly number[],
+  anchorMask: Tensor | readonly boolean[] | undefined,
+): { ids: Tensor; mask: Tensor; hostIds: number[]; hostMask: boolean[] } {
+  if (!(z instanceof Tensor) || z.ndim !== 2) throw invalidArg(op, 'z', 'a [V, d] tensor', z);
+  const [v] = z.shape,
+    device = z.device;
+  const isTensor = groups instanceof Tensor;
+  if (!isTensor && !Array.isArray(groups)) throw invalidArg(op, 'groups', 'a tensor or an array of ids', groups);
+  if (isTensor ? groups.ndim !== 1 || groups.shape[0] !== v : groups.length !== v)
+    throw invalidArg(op, 'groups', `one location id per view (${v})`, groups);
+  const maskIsTensor = anchorMask instanceof Tensor;
+  if (anchorMask !== undefined && !maskIsTensor && !Array.isArray(anchorMask))
+    throw invalidArg(op, 'anchorMask', 'a bool tensor or an array of booleans', anchorMask);
+  if (
+    anchorMask !== undefined &&
+    (maskIsTensor ? anchorMask.ndim !== 1 || anchorMask.shape[0] !== v : anchorMask.length !== v)
+  )
+    throw invalidArg(op, 'anchorMask', `one flag per view (${v})`, anchorMask);
+  const hostIds = isTensor ? groups.toNumbers() : [...groups];
+  const hostMask =
+    anchorMask === undefined
+      ? new Array<boolean>(v).fill(true)
+      : maskIsTensor
+        ? anchorMask.toBooleans()
+        : anchorMask.map(Boolean);
+  const ids = isTensor ? groups.to({ dtype: 'int64', device }) : tensor(hostIds, { dtype: 'int64', device });
+  const mask = maskIsTensor ? anchorMask.to({ dtype: 'bool', device }) : tensor(hostMask, { device });
+  return { ids, mask, hostIds, hostMask };
+}
+
+/**
+ * The native loss over z [V, d] with ids and anchor flags on its device, `absent` (bool [V] or undefined) marking
+ * padding rows that are in no denominator: what both losses call once their batch is checked.
+ */
+export function lossOf(
+  z: Tensor,
+  ids: Tensor,
+  mask: Tensor,
+  absent: Tensor | undefined,
+  options: ReturnType<typeof lossOptions>,
+): Tensor {
   return tidy(() => {
-    const { ids, mask } = idsAndMask(OP, z, groups, anchorMask);
-    checkBatch(OP, ids.toNumbers(), mask.toBooleans());
-    const bad = firstNonFinite(z);
-    if (bad >= 0) throw invalidArg(OP, `z (view ${bad})`, 'finite', 'NaN or an infinity');
-    const u = normalize ? l2normalize(z, { dim: 1 }) : z;
+    const u = options.normalize ? l2normalize(z, { dim: 1 }) : z;
     return new Tensor(
       native.infoNCE(
         u.handle,
         ids.handle,
         mask.handle,
-        temperature,
-        positives === 'sum',
-        stripRows ?? 0,
-        accumulateInFloat64,
-        kernel === 'auto',
+        options.temperature,
+        options.positives === 'sum',
+        options.stripRows ?? 0,
+        options.accumulateInFloat64,
+        options.kernel === 'auto',
+        absent?.handle,
       ),
     );
+  });
+}
+
+/**
+ * The loss over a batch of V embeddings z [V, d] with their location ids `groups` ([V] int64 tensor or numbers):
+ * a scalar tensor. Views of one location are each other's positives; every other view is a negative. The batch is
+ * checked on the host (every anchor has a positive): given as arrays, ids and flags are not read back from the device.
+ * Embeddings that are not finite give a loss that is not: check it where it is read.
+ */
+export function infoNCE(z: Tensor, groups: Tensor | readonly number[], options: InfoNCELossOptions = {}): Tensor {
+  const { anchorMask, ...rest } = checkOptions(OP, options);
+  const resolved = lossOptions(OP, rest);
+  return tidy(() => {
+    const { ids, mask, hostIds, hostMask } = batchMeta(OP, z, groups, anchorMask);
+    checkBatch(OP, hostIds, hostMask);
+    return lossOf(z, ids, mask, undefined, resolved);
   });
 }

@@ -53,3 +53,7 @@ export {
   version,
 } from './runtime.js';
 export type { MemoryStats, VersionInfo } from './runtime.js';
+export { autocast, GradScaler, PRECISIONS, withPrecision } from './amp.js';
+export type { AutocastOptions, GradScalerOptions, GradScalerState, Precision, Steppable } from './amp.js';
+export { setSyncDebugMode, getSyncDebugMode, hostReads, syncFree, SYNC_DEBUG_MODES } from './sync.js';
+export type { SyncDebugMode } from './sync.js';

@@ -17,6 +17,7 @@ import { type Handle, native } from '../native.js';
 import { type Device, checkDevice } from './device.js';
 import { type DType, type TypedArray, dtypeCode, dtypeName, isDType, viewOf } from './dtype.js';
 import { type Scope, track } from './scope.js';
+import { countHostRead } from './sync.js';
 
 export type Scalar = number | boolean;
 export type NestedArray = Scalar | NestedArray[];
@@ -303,17 +304,20 @@ export class Tensor {
   item(): number;
   item(): number | boolean;
   item(): number | boolean {
+    countHostRead('item');
     return native.item(this.handle);
   }
 
   /** A fresh host copy of the data, in a typed array matching the dtype (float16/bfloat16 widen to float32). */
   toTypedArray(): TypedArray {
+    countHostRead('toTypedArray');
     return viewOf(this.dtype, native.toArrayBuffer(this.handle));
   }
 
   /** Like `toTypedArray()`, but the (device-to-host) copy runs off the event loop. */
   async toTypedArrayAsync(): Promise<TypedArray> {
     const dtype = this.dtype;
+    countHostRead('toTypedArrayAsync');
     return viewOf(dtype, await native.toArrayBufferAsync(this.handle));
   }
 
@@ -458,6 +462,7 @@ export class Tensor {
       checkNumber('allclose', 'rtol', rtol),
       checkNumber('allclose', 'atol', atol),
     );
+    countHostRead('allclose');
     const result = native.item(h) as boolean;
     native.dispose(h);
     return result;

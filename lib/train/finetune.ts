@@ -12,7 +12,7 @@
 import type { FinetuneConfig } from '../config/index.js';
 import { DataLoader, firstViews } from '../data/loader.js';
 import { Random } from '../data/random.js';
-import { FileError } from '../errors.js';
+import { FileError, NonFiniteError } from '../errors.js';
 import { batchTargets, evaluateClassifier, prepareDownstream } from '../eval/downstream.js';
 import { crossEntropy } from '../nn/functional.js';
 import { writeEnvironment } from '../runs/environment.js';
@@ -21,8 +21,10 @@ import { saveFinetuned } from '../runs/load.js';
 import { inputSizes } from '../runs/models.js';
 import type { FinetuneEpochRecord, FinetuneResult } from '../runs/records.js';
 import { SkipLog, type SkipRecord } from '../runs/skipped.js';
-import { tensor } from '../torch/creation.js';
+import { stack, tensor } from '../torch/creation.js';
 import { tidy } from '../torch/scope.js';
+import { syncFree, withSyncDebugMode } from '../torch/sync.js';
+import type { Tensor } from '../torch/tensor.js';
 import { buildOptimizer, buildScheduler } from './optimizers.js';
 
 /** A fine-tuning epoch, as `onEpoch` is told it: the metrics.jsonl line, with the skipped samples themselves. */
@@ -51,8 +53,25 @@ export function dropMask(random: Random, n: number, modalities: number, p: numbe
   });
 }
 
+/** The mean of an epoch's losses (their per-batch sums on the device, read once); a NonFiniteError if it is not finite. */
+function epochLoss(sums: Tensor[], seen: number, epoch: number): number {
+  const total = tidy(() => (sums.length === 0 ? 0 : (stack(sums).to({ dtype: 'float64' }).sum().item() as number)));
+  sums.forEach((t) => t.dispose());
+  const loss = total / seen;
+  if (!Number.isFinite(loss) && seen > 0)
+    throw new NonFiniteError(
+      `fine-tuning epoch ${epoch + 1}: the mean loss is ${loss}: the run diverged or its inputs are not finite; lower the learning rate or check the data`,
+      { epoch },
+    );
+  return loss;
+}
+
 /** Fine-tunes as configured and evaluates on the official validation and test splits; see the file's comment. */
-export async function finetune(options: FinetuneOptions): Promise<FinetuneResult> {
+export function finetune(options: FinetuneOptions): Promise<FinetuneResult> {
+  return withSyncDebugMode(options.config?.syncDebug, () => run(options));
+}
+
+async function run(options: FinetuneOptions): Promise<FinetuneResult> {
   const { config, out, signal, onEpoch } = options;
   const folder = new RunFolder(out);
   if (folder.has('model')) throw new FileError(out, 'holds a fine-tuned model already: choose another folder');
@@ -92,36 +111,39 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
     const started = performance.now(),
       lr = optimizer.paramGroups[0].lr,
       skippedBefore = train.skipped.length;
-    let lossSum = 0,
-      seen = 0;
+    const lossSums: Tensor[] = []; // each batch's summed loss, on the device until the epoch ends
+    let seen = 0;
     model.train();
     if (config.linearProbe) model.backbones.forEach((b) => b.eval()); // frozen: running statistics and no dropout
     for await (const batch of train.epoch(epoch)) {
       using b = batch;
       const targets = batchTargets(b, config.includeNegative);
-      lossSum += tidy(() => {
-        optimizer.zeroGrad();
-        const dropped =
-          config.modalityDropout > 0
-            ? tensor(
-                dropMask(
-                  dropRandom.fork(epoch).fork(b.index),
-                  targets.length,
-                  config.modalities.length,
-                  config.modalityDropout,
-                ),
-                { device: loaderOptions.device },
-              )
-            : null;
-        const loss = crossEntropy(
-          model.forward(firstViews(b, config.modalities, config.memoryFormat), { dropped }),
-          tensor(targets, { dtype: 'int64', device: loaderOptions.device }),
-          { ignoreIndex: -1 },
-        );
-        loss.backward();
-        optimizer.step();
-        return (loss.item() as number) * targets.length;
-      });
+      const lossSum = syncFree('the fine-tuning step', () =>
+        tidy(() => {
+          optimizer.zeroGrad();
+          const dropped =
+            config.modalityDropout > 0
+              ? tensor(
+                  dropMask(
+                    dropRandom.fork(epoch).fork(b.index),
+                    targets.length,
+                    config.modalities.length,
+                    config.modalityDropout,
+                  ),
+                  { device: loaderOptions.device },
+                )
+              : null;
+          const loss = crossEntropy(
+            model.forward(firstViews(b, config.modalities, config.memoryFormat), { dropped }),
+            tensor(targets, { dtype: 'int64', device: loaderOptions.device }),
+            { ignoreIndex: -1 },
+          );
+          loss.backward();
+          optimizer.step();
+          return loss.detach().mul(targets.length);
+        }),
+      );
+      lossSums.push(lossSum);
       seen += targets.length;
       scheduler.step();
     }
@@ -130,9 +152,10 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
     const skipped = [...pendingSkips, ...trained.map((s) => ({ phase: 'train' as const, ...s }))];
     pendingSkips = [];
     const valReport = await report(val, 'val', skipped);
+    const loss = epochLoss(lossSums, seen, epoch);
     const metrics: FinetuneEpochMetrics = {
       epoch,
-      loss: lossSum / seen,
+      loss,
       lr,
       locationsPerSecond: seen / ((performance.now() - started) / 1000),
       valAccuracy: valReport.accuracy,

@@ -14,17 +14,19 @@
  * start from rank 0's, and rank 0 alone writes the run folder; every rank resumes from the same checkpoint. A stop
  * requested on any rank stops all of them after the same step.
  */
-import { FileError, invalidArg } from '../errors.js';
+import { FileError, invalidArg, NonFiniteError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
 import { infoNCEAcrossRanks } from '../loss/distributed.js';
 import { infoNCE } from '../loss/infonce.js';
 import { convertSyncBatchNorm } from '../nn/modules/batchnorm.js';
 import type { MultiModalModel } from '../nn/models/multimodal.js';
-import { cat, tensor } from '../torch/creation.js';
+import { cat, stack, tensor } from '../torch/creation.js';
 import { noGrad } from '../torch/autograd.js';
 import { tidy } from '../torch/scope.js';
 import { manualSeed, setNumThreads } from '../torch/runtime.js';
+import { syncFree, withSyncDebugMode } from '../torch/sync.js';
+import type { Tensor } from '../torch/tensor.js';
 import { checkAvailable, type Device } from '../torch/device.js';
 import type { PretrainConfig } from '../config/index.js';
 import { bandCounts, type Dataset, type SkippedSample } from '../data/dataset.js';
@@ -44,7 +46,7 @@ import { inputSizes, pretrainModel } from '../runs/models.js';
 import type { EmbeddingHealth, KnnMetrics, StepMetrics } from '../runs/records.js';
 import { SkipLog, type SkipRecord } from '../runs/skipped.js';
 import { KnnMonitor } from './knn_monitor.js';
-import { embeddingHealth } from './monitor.js';
+import { embeddingHealthOnDevice, readHealth } from './monitor.js';
 import { buildOptimizer, buildScheduler, type TrainOptimizer } from './optimizers.js';
 import { anchorRows, viewGroups, viewLayout, type ViewLayout } from './views.js';
 
@@ -91,11 +93,27 @@ interface Position {
   batch: number;
 }
 
+/** What a step leaves on the device, for the next log point to read: its loss and the monitor's values. */
+export interface StepOutput {
+  /** This rank's loss (detached, a scalar). */
+  loss: Tensor;
+  /** `embeddingHealthOnDevice`'s values for the step's embeddings (O(V d): cheap enough for every step). */
+  health: Tensor;
+}
+
+/** Frees what a step left on the device (nothing when it took no step). */
+export function disposeStep(output: StepOutput | undefined): void {
+  output?.loss.dispose();
+  output?.health.dispose();
+}
+
 /**
  * One training step on `batch`: embeddings of every view, the loss, backward, (with a group: the gradients averaged
- * over the ranks), the optimizer step. Returns this rank's loss and the monitor's values, or undefined when the batch
- * holds no anchor (Negatives only) and no step was taken. With a group the loss spans every rank's views, and a rank
- * whose batch holds only Negatives still steps (its views are the others' negatives).
+ * over the ranks), the optimizer step. Reads nothing back from the device (a sync-free region: see
+ * lib/torch/sync.ts); returns the loss and the monitor's values as device tensors, or undefined when
+ * the batch holds no anchor (Negatives only) and no step was taken. With a group the loss spans every rank's views
+ * (each rank holding at most `rankBatch` locations), and a rank whose batch holds only Negatives still steps (its
+ * views are the others' negatives).
  */
 export function pretrainStep(
   model: MultiModalModel,
@@ -107,41 +125,80 @@ export function pretrainStep(
     memoryFormat: PretrainConfig['memoryFormat'];
     dtype?: PretrainConfig['dtype'];
     group?: ProcessGroup;
+    /** Locations per rank at most (default: this batch's); with a group, the same on every rank. */
+    rankBatch?: number;
   },
-): { loss: number; health: EmbeddingHealth } | undefined {
+): StepOutput | undefined {
   const { group } = options;
-  const negative = batch.negative.toBooleans();
+  const negative = batch.host.negative;
   if (!group && negative.every(Boolean)) return undefined;
   const n = negative.length;
-  return tidy(() => {
-    optimizer.zeroGrad({ setToNone: true }); // backward writes fresh gradients: no pass to zero them
-    const z = cat(
-      layout.modalities.map((m) => {
-        const views = batch.views[m];
-        const x = (views.length === 1 ? views[0] : cat(views))
-          .to({ dtype: options.dtype ?? 'float32' })
-          .contiguous({ memoryFormat: options.memoryFormat });
-        return model.forward(m, x);
-      }),
-    );
-    const lossOptions = { temperature: options.temperature, anchorMask: anchorRows(layout, negative) };
-    const loss = group
-      ? infoNCEAcrossRanks(z, viewGroups(layout, n), group, lossOptions)
-      : infoNCE(z, viewGroups(layout, n), lossOptions);
-    loss.backward();
-    group?.allReduceGradients(model.parameters());
-    optimizer.step();
-    return { loss: loss.item() as number, health: embeddingHealth(z, layout, n) };
-  });
+  return syncFree('the pre-training step', () =>
+    tidy(() => {
+      optimizer.zeroGrad({ setToNone: true }); // backward writes fresh gradients: no pass to zero them
+      const z = cat(
+        layout.modalities.map((m) => {
+          const views = batch.views[m];
+          const x = (views.length === 1 ? views[0] : cat(views))
+            .to({ dtype: options.dtype ?? 'float32' })
+            .contiguous({ memoryFormat: options.memoryFormat });
+          return model.forward(m, x);
+        }),
+      );
+      const lossOptions = { temperature: options.temperature, anchorMask: anchorRows(layout, negative) };
+      const loss = group
+        ? infoNCEAcrossRanks(z, viewGroups(layout, n), group, {
+            ...lossOptions,
+            maxViewsPerRank: layout.perLocation * (options.rankBatch ?? n),
+          })
+        : infoNCE(z, viewGroups(layout, n), lossOptions);
+      loss.backward();
+      group?.allReduceGradients(model.parameters());
+      optimizer.step();
+      return { loss: loss.detach(), health: embeddingHealthOnDevice(z, layout, n) };
+    }),
+  );
 }
 
-/** Every rank's mean loss, and whether any rank was asked to stop: one all-reduce of two numbers. */
-function agree(group: ProcessGroup | undefined, loss: number, stop: boolean): { loss: number; stop: boolean } {
-  if (!group) return { loss, stop };
-  using t = tensor([loss, stop ? 1 : 0], { dtype: 'float64' });
-  group.allReduce(t, 'sum');
-  const [sum, stops] = t.toNumbers();
-  return { loss: sum / group.worldSize, stop: stops > 0 };
+/** A step taken since the last log point: its device loss, and what the host knows of it. */
+interface PendingStep {
+  output: StepOutput;
+  epoch: number;
+  batch: number;
+  step: number;
+  lr: number;
+  ids: string[];
+}
+
+/**
+ * The log point: the pending steps' losses (and the last one's monitor) in one read; with a group, the loss summed
+ * over the ranks and the stop requests agreed in one all-reduce first. A loss that is not finite stops the run,
+ * naming the step and its locations.
+ */
+function readSteps(
+  pending: readonly PendingStep[],
+  group: ProcessGroup | undefined,
+  stop: boolean,
+  layout: ViewLayout,
+): { losses: number[]; health: EmbeddingHealth; stop: boolean } {
+  return tidy(() => {
+    const losses = stack(pending.map((p) => p.output.loss.to({ dtype: 'float64' })));
+    const shared = cat([losses, tensor([stop ? 1 : 0], { dtype: 'float64', device: losses.device })]);
+    group?.allReduce(shared, 'sum');
+    const values = cat([shared, pending[pending.length - 1].output.health]).toNumbers();
+    const k = pending.length,
+      worldSize = group?.worldSize ?? 1;
+    const mean = values.slice(0, k).map((l) => l / worldSize);
+    const bad = mean.findIndex((l) => !Number.isFinite(l));
+    if (bad >= 0) {
+      const { epoch, step, ids } = pending[bad];
+      throw new NonFiniteError(
+        `pre-training step ${step}: the loss is ${mean[bad]} (batch of ${ids.slice(0, 8).join(', ')}${ids.length > 8 ? ', ...' : ''}${group ? ' on this rank' : ''}): the run diverged or its inputs are not finite; lower the learning rate or check the data`,
+        { epoch, step, ids },
+      );
+    }
+    return { losses: mean, stop: values[k] > 0, health: readHealth(values.slice(k + 1), layout) };
+  });
 }
 
 /** The configuration of the run to resume in `folder`, which must be `config`. */
@@ -201,7 +258,11 @@ const nextTurn = () =>
   });
 
 /** Pre-trains as configured, writing the run folder `out`; see the file's comment. */
-export async function pretrain(options: PretrainOptions): Promise<PretrainResult> {
+export function pretrain(options: PretrainOptions): Promise<PretrainResult> {
+  return withSyncDebugMode(options.config?.syncDebug, () => run(options));
+}
+
+async function run(options: PretrainOptions): Promise<PretrainResult> {
   const { out, resume = false, signal, onStep, onEpoch, onEpochEnd, group } = options;
   const worldSize = group?.worldSize ?? 1,
     writer = (group?.rank ?? 0) === 0;
@@ -308,56 +369,76 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
   await using monitor = writer ? KnnMonitor.create({ dataset, config, normalization, device }) : undefined;
   let stop = false;
   while (position.epoch < config.epochs && !stop) {
-    let waitStart = performance.now(),
-      stopped = false;
-    const epochStart = waitStart,
+    let stopped = false,
+      pending: PendingStep[] = [],
+      interval = { start: performance.now(), waited: 0, locations: 0, comm: ProcessGroup.waitSeconds() },
+      waitStart = interval.start;
+    const epochStart = interval.start,
       epoch = position.epoch,
       skippedBefore = loader.skipped.length;
+    // The log point: the pending steps read in one go, a metrics line written; whether the ranks agreed to stop.
+    const flush = (): boolean => {
+      if (pending.length === 0) return false;
+      try {
+        const read = readSteps(pending, group, signal?.aborted ?? false, layout);
+        const last = pending[pending.length - 1],
+          end = performance.now(),
+          elapsed = end - interval.start;
+        if (writer) {
+          const metrics: StepMetrics = {
+            epoch: last.epoch,
+            batch: last.batch,
+            batches,
+            step: last.step,
+            loss: read.losses.reduce((sum, l) => sum + l, 0) / read.losses.length,
+            lr: last.lr,
+            locationsPerSecond: (interval.locations * worldSize) / (elapsed / 1000),
+            dataWait: interval.waited / elapsed,
+            skipped: loader.skipped.length - skippedBefore,
+            ...read.health,
+            ...(group ? { commWait: ((ProcessGroup.waitSeconds() - interval.comm) * 1000) / elapsed } : {}),
+          };
+          folder.appendLines('metrics', [metrics]);
+          onStep?.(metrics);
+        }
+        interval = { start: performance.now(), waited: 0, locations: 0, comm: ProcessGroup.waitSeconds() };
+        return read.stop;
+      } finally {
+        pending.forEach(({ output }) => disposeStep(output));
+        pending = [];
+      }
+    };
     for await (const batch of loader.epoch(position.epoch, { from: position.batch })) {
       using b = batch;
       await nextTurn();
-      // Without a group a stop takes effect before the next step; with one, after a step all ranks agree on.
+      // Without a group a stop takes effect before the next step; with one, at a log point all ranks agree on.
       if (!group && signal?.aborted) {
         stopped = stop = true;
         break;
       }
-      const stepStart = performance.now(),
-        lr = optimizer.paramGroups[0].lr,
-        commStart = group ? ProcessGroup.waitSeconds() : 0;
-      const result = pretrainStep(model, b, layout, optimizer, { ...config, group });
+      const lr = optimizer.paramGroups[0].lr;
+      interval.waited += performance.now() - waitStart;
+      const output = pretrainStep(model, b, layout, optimizer, {
+        ...config,
+        group,
+        rankBatch: config.batchSize / worldSize,
+      });
       position = { epoch: position.epoch, batch: b.index + 1 };
-      if (result) {
+      if (output) {
         scheduler.step();
         step++;
+        pending.push({ output, epoch: position.epoch, batch: b.index, step, lr, ids: b.ids });
+        interval.locations += b.ids.length;
       }
-      // Every rank stops after the same step: the loss to report and the stop requests are agreed in one call (so
-      // with a group, a stop requested from onStep takes effect one step later).
-      const agreed = agree(group, result?.loss ?? NaN, signal?.aborted ?? false);
-      if (result && writer) {
-        const end = performance.now();
-        const metrics: StepMetrics = {
-          epoch: position.epoch,
-          batch: b.index,
-          batches,
-          step,
-          loss: agreed.loss,
-          lr,
-          locationsPerSecond: (b.ids.length * worldSize) / ((end - waitStart) / 1000),
-          dataWait: (stepStart - waitStart) / (end - waitStart),
-          skipped: loader.skipped.length - skippedBefore,
-          ...result.health,
-          ...(group ? { commWait: ((ProcessGroup.waitSeconds() - commStart) * 1000) / (end - waitStart) } : {}),
-        };
-        folder.appendLines('metrics', [metrics]);
-        onStep?.(metrics);
-      }
-      stop = group ? agreed.stop : (signal?.aborted ?? false);
+      const agreed = step % config.logEvery === 0 && pending.length > 0 ? flush() : false;
+      stop = group ? agreed : (signal?.aborted ?? false);
       if (stop && position.batch < batches) {
         stopped = true;
         break;
       }
       waitStart = performance.now();
     }
+    if (flush() && group) stop = true; // the epoch's last steps, if the last log point was before them
     if (!stopped) position = { epoch: position.epoch + 1, batch: 0 };
     if (!stopped && step === 0) throw noStep(config.data, epoch, loader.skipped.length);
     await save();

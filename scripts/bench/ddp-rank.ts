@@ -6,7 +6,7 @@
 import { distributed, nn, io, torch } from '../../lib/index.js';
 import type { Batch } from '../../lib/data/loader.js';
 import { buildOptimizer } from '../../lib/train/optimizers.js';
-import { pretrainStep } from '../../lib/train/pretrain.js';
+import { disposeStep, pretrainStep } from '../../lib/train/pretrain.js';
 import { viewLayout } from '../../lib/train/views.js';
 import { medianMs } from './harness.js';
 
@@ -31,14 +31,16 @@ const views = Object.fromEntries(
     [0, 1].map(() => torch.randn([batch, c, s, s]).contiguous({ memoryFormat: 'channelsLast' })),
   ]),
 );
-using negative = torch.tensor(Array.from({ length: batch }, (_, i) => i % 10 === 0));
+const negative = Array.from({ length: batch }, (_, i) => i % 10 === 0);
 const layout = viewLayout(Object.keys(MODALITIES), true);
 const step = () =>
-  pretrainStep(model, { views, negative } as unknown as Batch, layout, optimizer, {
-    temperature: 0.2,
-    memoryFormat: 'channelsLast',
-    group,
-  });
+  disposeStep(
+    pretrainStep(model, { views, host: { negative } } as unknown as Batch, layout, optimizer, {
+      temperature: 0.2,
+      memoryFormat: 'channelsLast',
+      group,
+    }),
+  );
 step();
 const waited = distributed.ProcessGroup.waitSeconds();
 const ms = medianMs(step, repeats);

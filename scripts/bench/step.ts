@@ -12,7 +12,7 @@ import { join } from 'node:path';
 
 import { nn, io, torch } from '../../lib/index.js';
 import type { Batch } from '../../lib/data/loader.js';
-import { pretrainStep } from '../../lib/train/pretrain.js';
+import { disposeStep, pretrainStep } from '../../lib/train/pretrain.js';
 import { buildOptimizer } from '../../lib/train/optimizers.js';
 import { viewLayout } from '../../lib/train/views.js';
 import { medianMs, pytorchVersion, rateRow, report, runPython } from './harness.js';
@@ -40,10 +40,10 @@ function oursMs(memoryFormat: 'contiguousFormat' | 'channelsLast'): number {
       [0, 1].map(() => torch.randn([BATCH, c, s, s]).contiguous({ memoryFormat })),
     ]),
   );
-  using negative = torch.tensor(Array.from({ length: BATCH }, (_, i) => i % 10 === 0));
-  const batch = { views, negative } as unknown as Batch;
+  const negative = Array.from({ length: BATCH }, (_, i) => i % 10 === 0);
+  const batch = { views, host: { negative } } as unknown as Batch;
   const layout = viewLayout(Object.keys(MODALITIES), true);
-  const step = () => pretrainStep(model, batch, layout, optimizer, { temperature: 0.2, memoryFormat });
+  const step = () => disposeStep(pretrainStep(model, batch, layout, optimizer, { temperature: 0.2, memoryFormat }));
   step();
   const ms = medianMs(step, REPEATS);
   Object.values(views)

@@ -388,10 +388,11 @@ test.serial(
       .trim()
       .split('\n')
       .map((l) => (JSON.parse(l) as { step: number }).step);
+    t.true(steps.length > 0, 'metrics were written');
     t.deepEqual(
       steps,
-      steps.map((_, i) => i + 1),
-      `steps ${steps.join(', ')}`,
+      [...new Set(steps)].sort((a, b) => a - b),
+      `steps ${steps.join(', ')}: increasing, none twice`,
     );
     const held = mmssl(['pretrain', '--data', clean, '--modalities', 's1,s2', '--epochs', '1', '--out', out, ...PRE]);
     t.is(held.status, 1, 'a folder holding a checkpoint is refused');

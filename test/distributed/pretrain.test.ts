@@ -32,6 +32,8 @@ writeFileSync(
     hiddenDim: 32,
     onBadSample: 'skip',
     knn: { every: 0 }, // the monitor's 'auto' schedule follows measured times, which runs do not repeat
+    logEvery: 1, // a line per step, to compare step by step
+    syncDebug: 'error', // a read of the device inside a step (loss, monitors, collectives) fails the run
   }),
 );
 const args = (out: string, ...more: string[]) => [

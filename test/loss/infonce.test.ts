@@ -115,21 +115,20 @@ test('bad input says which view or option is wrong', (t) => {
     err(() => loss.infoNCE(z, [0, 0]), /groups must be one location id per view \(3\)/);
     err(() => loss.infoNCE(z, [0, 0, 0], { anchorMask: [true] }), /anchorMask must be one flag per view/);
     err(() => loss.infoNCE(z.reshape(6), [0, 0, 0]), /z must be a \[V, d\] tensor/);
-    err(
-      () =>
-        loss.infoNCE(
-          torch.tensor(
-            [
-              [1, 0],
-              [0, Number.NaN],
-              [1, 1],
-            ],
-            { dtype: 'float32' },
-          ),
-          [0, 0, 0],
-        ),
-      /z \(view 1\) must be finite/,
+    // Not finite in, not finite out: checking z on every call would read the device each step (the trainer reads
+    // the loss at its log points and names the step).
+    const nan = loss.infoNCE(
+      torch.tensor(
+        [
+          [1, 0],
+          [0, Number.NaN],
+          [1, 1],
+        ],
+        { dtype: 'float32' },
+      ),
+      [0, 0, 0],
     );
+    t.true(Number.isNaN(nan.item()));
     err(() => loss.infoNCE(z, [0, 0, 0], { temperature: 0 }), /temperature must be a finite number > 0/);
     err(() => loss.infoNCE(z, [0, 0, 0], { temperature: -1 }), /temperature/);
     err(() => loss.infoNCE(z, [0, 0, 0], { stripRows: 0 }), /stripRows must be a positive integer/);

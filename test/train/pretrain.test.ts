@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { synthesize } from '../../lib/data/synth/index.js';
 import { resolvePretrainConfig } from '../../lib/config/index.js';
 import type { StepMetrics } from '../../lib/runs/records.js';
+import { getSyncDebugMode, hostReads } from '../../lib/torch/sync.js';
 import { pretrain } from '../../lib/train/pretrain.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'mmssl-pretrain-'));
@@ -34,6 +35,7 @@ const config = (overrides: Record<string, unknown> = {}) =>
       seed: 5,
       onBadSample: 'skip',
       knn: { every: 1 }, // 'auto' follows measured times, which a resumed run does not repeat
+      logEvery: 1, // a metrics line per step, to compare runs step by step
     },
     overrides,
   );
@@ -126,6 +128,36 @@ test.serial(
       message: /modalities must be names among the dataset's \(s1, s2, naip/,
     });
     t.false(existsSync(out));
+  },
+);
+
+test.serial(
+  'with logEvery 3 a step reads nothing from the device (syncDebug error): a line per 3 steps and per epoch end, its loss the mean of the steps',
+  async (t) => {
+    const overrides = { modalities: ['s1', 's2'], epochs: 2 };
+    const each = await run(join(scratch, 'every-step'), { overrides });
+    const reads = hostReads();
+    const logged = await run(join(scratch, 'every-3'), {
+      overrides: { ...overrides, logEvery: 3, syncDebug: 'error' },
+    });
+    const batches = each.steps[0].batches;
+    // Log points: every third step, and each epoch's last step.
+    const points = each.steps.filter((m) => m.step % 3 === 0 || m.batch === batches - 1);
+    t.true(points.length < each.steps.length && points.length >= 2, `${points.length} of ${each.steps.length}`);
+    t.deepEqual(
+      logged.steps.map((m) => m.step),
+      points.map((m) => m.step),
+    );
+    let from = 0;
+    logged.steps.forEach((m, i) => {
+      const covered = each.steps.filter((e) => e.step > from && e.step <= m.step);
+      const mean = covered.reduce((sum, e) => sum + e.loss, 0) / covered.length;
+      t.true(Math.abs(m.loss - mean) <= 1e-6 * Math.abs(mean), `line ${i}: ${m.loss} vs the steps' mean ${mean}`);
+      t.deepEqual(m.std, points[i].std, "the monitor of the line's step");
+      from = m.step;
+    });
+    t.true(hostReads() > reads, 'the log points and the k-NN monitor read, outside the steps');
+    t.is(getSyncDebugMode(), 'default', "the run's mode ends with it");
   },
 );
 

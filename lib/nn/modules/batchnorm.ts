@@ -135,10 +135,11 @@ export abstract class BatchNorm extends Module {
     let y = centred.mul(variance.add(this.eps).rsqrt().reshape(shape));
     if (this.weight && this.bias) y = y.mul(this.weight.reshape(shape)).add(this.bias.reshape(shape));
     if (this.runningMean && this.runningVar) {
-      const n = count.item();
+      // The running variance is unbiased: n / (n - 1), on the device (reading n would wait for it every step).
       noGrad(() => {
+        const unbiased = count.div(count.sub(1).clamp({ min: 1 })).mul(momentum);
         this.runningMean!.mul_(1 - momentum).add_(mean.detach().mul(momentum));
-        this.runningVar!.mul_(1 - momentum).add_(variance.detach().mul((momentum * n) / Math.max(1, n - 1)));
+        this.runningVar!.mul_(1 - momentum).add_(variance.detach().mul(unbiased));
       });
     }
     return y;

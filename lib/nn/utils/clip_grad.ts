@@ -2,6 +2,7 @@
 import { checkBool, checkNumber, checkOptions, invalidArg } from '../../errors.js';
 import { native } from '../../native.js';
 import { Tensor } from '../../torch/tensor.js';
+import { countHostRead } from '../../torch/sync.js';
 
 export interface ClipGradNormOptions {
   /** The p of the p-norm; Infinity for the largest absolute value. Default 2. */
@@ -27,6 +28,7 @@ export function clipGradNorm_(
   });
   if (!(checkNumber('clipGradNorm_', 'maxNorm', maxNorm) > 0))
     throw invalidArg('clipGradNorm_', 'maxNorm', 'a number > 0', maxNorm);
+  countHostRead('clipGradNorm_');
   return native.clipGradNorm(
     handles,
     maxNorm,
