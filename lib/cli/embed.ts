@@ -2,6 +2,8 @@
 import { type Command, InvalidArgumentError } from 'commander';
 
 import type { Split } from '../data/dataset.js';
+import type { Precision } from '../torch/amp.js';
+import type { Device } from '../torch/device.js';
 import { addConfigFlags, commonOptions, list } from './options.js';
 
 interface EmbedFlags {
@@ -12,6 +14,8 @@ interface EmbedFlags {
   perModality?: boolean;
   splits?: Split[];
   batchSize?: number;
+  device?: Device;
+  precision?: Precision;
   workers?: number;
   onBadSample?: 'raise' | 'skip';
 }
@@ -37,22 +41,26 @@ export function embedCommand(program: Command): void {
         return s as Split;
       }),
     );
-  addConfigFlags(command, commonOptions('batchSize', 'workers', 'onBadSample')).action(async (f: EmbedFlags) => {
-    const { embed } = await import('../eval/embed.js');
-    const data = f.data.length === 1 && !/\.tiff?$/i.test(f.data[0]) ? f.data[0] : f.data;
-    const index = await embed({
-      init: f.init,
-      data,
-      out: f.out,
-      modalities: f.modalities,
-      perModality: f.perModality,
-      splits: f.splits,
-      batchSize: f.batchSize,
-      workers: f.workers,
-      onBadSample: f.onBadSample,
-    });
-    const { describeSkipped } = await import('../runs/skipped.js');
-    if (index.skipped.length > 0) console.log(`${describeSkipped(index.skipped)} (all in ${f.out}.index.json)`);
-    console.log(`${index.ids.length} samples: ${index.files.join(', ')}, ${f.out}.index.json`);
-  });
+  addConfigFlags(command, commonOptions('batchSize', 'device', 'precision', 'workers', 'onBadSample')).action(
+    async (f: EmbedFlags) => {
+      const { embed } = await import('../eval/embed.js');
+      const data = f.data.length === 1 && !/\.tiff?$/i.test(f.data[0]) ? f.data[0] : f.data;
+      const index = await embed({
+        init: f.init,
+        data,
+        out: f.out,
+        modalities: f.modalities,
+        perModality: f.perModality,
+        splits: f.splits,
+        batchSize: f.batchSize,
+        device: f.device,
+        precision: f.precision,
+        workers: f.workers,
+        onBadSample: f.onBadSample,
+      });
+      const { describeSkipped } = await import('../runs/skipped.js');
+      if (index.skipped.length > 0) console.log(`${describeSkipped(index.skipped)} (all in ${f.out}.index.json)`);
+      console.log(`${index.ids.length} samples: ${index.files.join(', ')}, ${f.out}.index.json`);
+    },
+  );
 }

@@ -2,6 +2,8 @@
 import { Option, type Command } from 'commander';
 
 import type { Split } from '../data/dataset.js';
+import type { Precision } from '../torch/amp.js';
+import type { Device } from '../torch/device.js';
 import { addConfigFlags, commonOptions } from './options.js';
 
 interface EvaluateFlags {
@@ -10,6 +12,8 @@ interface EvaluateFlags {
   split: Split;
   out?: string;
   batchSize?: number;
+  device?: Device;
+  precision?: Precision;
   workers?: number;
   seed?: number;
   onBadSample?: 'raise' | 'skip';
@@ -25,7 +29,7 @@ export function evaluateCommand(program: Command): void {
     .requiredOption('--data <dir>', 'the dataset (METER-ML folder, folder with manifest.geojson, manifest file)')
     .addOption(new Option('--split <split>', 'the split evaluated').choices(['val', 'test', 'train']).default('val'))
     .option('--out <file>', 'the JSON written (default <init>/evaluation-<split>.json)');
-  addConfigFlags(command, commonOptions('batchSize', 'workers', 'seed', 'onBadSample')).action(
+  addConfigFlags(command, commonOptions('batchSize', 'device', 'precision', 'workers', 'seed', 'onBadSample')).action(
     async (f: EvaluateFlags) => {
       const { evaluateRun, formatEvaluation } = await import('../eval/evaluate.js');
       const { RunFolder } = await import('../runs/folder.js');
@@ -35,6 +39,8 @@ export function evaluateCommand(program: Command): void {
         data: f.data,
         split: f.split,
         batchSize: f.batchSize,
+        device: f.device,
+        precision: f.precision,
         workers: f.workers,
         seed: f.seed,
         onBadSample: f.onBadSample,

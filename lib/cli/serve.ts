@@ -1,5 +1,7 @@
 /** `mmssl serve`: a run behind HTTP (lib/serve/server.ts), until Ctrl-C or SIGTERM, which finish the requests in flight. */
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
+
+import { PRECISIONS, type Precision } from '../torch/amp.js';
 
 import { integer } from './options.js';
 
@@ -12,6 +14,7 @@ interface ServeFlags {
   maxDelayMs?: number;
   maxQueue?: number;
   bodyLimitMb?: number;
+  precision: Precision;
 }
 
 export function serveCommand(program: Command): void {
@@ -26,6 +29,11 @@ export function serveCommand(program: Command): void {
     .option('--max-delay-ms <n>', 'how long a request may wait for others to batch with (default 5)', integer(0))
     .option('--max-queue <n>', 'requests waiting beyond this get 503 (default 256)', integer(1))
     .option('--body-limit-mb <n>', 'largest request body in MiB (default 64)', integer(1))
+    .addOption(
+      new Option('--precision <precision>', "inference precision ('bf16-mixed': autocast to bfloat16)")
+        .choices(PRECISIONS)
+        .default('32'),
+    )
     .action(async (f: ServeFlags) => {
       const { createServer } = await import('../serve/server.js');
       const server = await createServer({
@@ -34,6 +42,7 @@ export function serveCommand(program: Command): void {
         maxBatch: f.maxBatch,
         maxDelayMs: f.maxDelayMs,
         maxQueue: f.maxQueue,
+        precision: f.precision,
         bodyLimit: f.bodyLimitMb === undefined ? undefined : f.bodyLimitMb << 20,
       });
       const address = await server.app.listen({ port: f.port, host: f.host });

@@ -11,7 +11,8 @@ import { parse as parseYaml } from 'yaml';
 import { FileError, invalidArg, isObject } from '../errors.js';
 import { BACKBONES } from '../nn/models/multimodal.js';
 import { BAD_SAMPLE_POLICIES } from '../data/dataset.js';
-import { devicePattern } from '../torch/device.js';
+import { type Device, devicePattern } from '../torch/device.js';
+import { PRECISIONS } from '../torch/amp.js';
 import { SYNC_DEBUG_MODES } from '../torch/sync.js';
 import {
   bool,
@@ -20,6 +21,7 @@ import {
   type ConfigValues,
   fraction,
   int,
+  type Kind,
   names,
   nonNegative,
   nullable,
@@ -40,10 +42,10 @@ export type { ConfigLayer, ConfigOf, ConfigValues, Kind, Option, Schema } from '
 export const OPTIMIZERS = ['sgd', 'adam', 'adamw', 'lars'] as const;
 export type OptimizerName = (typeof OPTIMIZERS)[number];
 
-const device: ReturnType<typeof text> = {
+const device = {
   ...text("'cpu', 'cuda' or 'cuda:N'", '<device>', 'cuda:1'),
   valid: (v) => typeof v === 'string' && devicePattern.test(v),
-};
+} as Kind<Device>; // what `valid` admits
 
 const optimizerOptions = (name: OptimizerName, lr: number, weightDecay: number) => ({
   name: option(oneOf(OPTIMIZERS), name, 'the optimizer', 'optimizer'),
@@ -105,6 +107,11 @@ export const COMMON_OPTIONS = {
     "the activations' memory layout",
     false,
   ),
+  precision: option(
+    oneOf(PRECISIONS),
+    '32',
+    "Lightning's names: 'bf16-mixed' runs convolutions and matrix products in bfloat16 (autocast) with the loss, BatchNorm and the optimizer in float32; '16-mixed' does so in float16 with a gradient scaler (CUDA, or CPU from LibTorch 2.3)",
+  ),
   syncDebug: option(
     oneOf(SYNC_DEBUG_MODES),
     'default',
@@ -129,6 +136,11 @@ export const PRETRAIN_OPTIONS = {
     10,
     'steps per metrics line (the loss averaged over them; the monitors of the last): the only reads from the device between epochs',
     'log-every',
+  ),
+  accumulate: option(
+    int(1),
+    1,
+    "chunks each rank's batch is embedded in (GradCache): the loss still sees the whole batch's negatives, activations take one chunk's memory, at the cost of a second forward pass; BatchNorm computes its statistics per chunk",
   ),
   embeddingDim: option(int(1), 128, 'width of the shared embedding space'),
   hiddenDim: option(int(1), 512, "the projection heads' hidden width", false),
@@ -207,6 +219,13 @@ function checkCommon(op: string, c: PretrainConfig | FinetuneConfig): void {
 export function resolvePretrainConfig(...layers: ConfigValues[]): PretrainConfig {
   const c = resolve('pretrain config', PRETRAIN_OPTIONS, layers);
   checkCommon('pretrain config', c);
+  if (c.dtype === 'float64' && c.precision !== '32')
+    throw invalidArg(
+      'pretrain config',
+      'precision',
+      "'32' with dtype float64 (autocast lowers float32 only)",
+      c.precision,
+    );
   return c;
 }
 

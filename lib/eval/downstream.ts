@@ -16,6 +16,7 @@ import { FusionClassifier } from '../nn/models/multimodal.js';
 import { readPretrainConfig } from '../runs/config.js';
 import { architecture, classNamesOf, classOf, pretrainModel, pretrainRunAt } from '../runs/models.js';
 import type { ClassificationReport } from '../runs/records.js';
+import { checkPrecision, withPrecision } from '../torch/amp.js';
 import { noGrad } from '../torch/autograd.js';
 import { checkAvailable, type Device } from '../torch/device.js';
 import { manualSeed, setNumThreads } from '../torch/runtime.js';
@@ -95,6 +96,7 @@ export interface Downstream {
 /** The downstream task `config` describes; see the file's comment. */
 export async function prepareDownstream(config: FinetuneConfig): Promise<Downstream> {
   const device = checkAvailable('finetune', config.device);
+  checkPrecision('finetune', config.precision, device);
   const dataset = await openPath(config.data);
   const channels = bandCounts('finetune', config.modalities, dataset);
   if (config.threads !== null) setNumThreads(config.threads);
@@ -166,8 +168,9 @@ export async function evaluateClassifier(
     const t = batchTargets(b, config.includeNegative);
     const predicted = tidy(() =>
       noGrad(() =>
-        model
-          .forward(firstViews(b, config.modalities, config.memoryFormat))
+        withPrecision(config.precision, config.device, () =>
+          model.forward(firstViews(b, config.modalities, config.memoryFormat)),
+        )
           .argmax(1)
           .toNumbers(),
       ),

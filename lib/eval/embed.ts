@@ -12,6 +12,7 @@ import { invalidArg } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { softmax } from '../nn/functional.js';
 import { noGrad } from '../torch/autograd.js';
+import type { Precision } from '../torch/amp.js';
 import type { Device } from '../torch/device.js';
 import { tidy } from '../torch/scope.js';
 import { type BadSamplePolicy, bandCounts, type Dataset, type SkippedSample, type Split } from '../data/dataset.js';
@@ -36,6 +37,8 @@ export interface EmbedOptions {
   splits?: readonly Split[];
   batchSize?: number;
   device?: Device;
+  /** Inference at this precision (default '32'; see lib/torch/amp.ts). */
+  precision?: Precision;
   workers?: number;
   /** A sample that cannot be read: 'raise' (default) stops with its error; 'skip' leaves it out (listed in the index). */
   onBadSample?: BadSamplePolicy;
@@ -64,12 +67,13 @@ export async function embed(options: EmbedOptions): Promise<EmbedIndex> {
     splits = ['train', 'val', 'test'],
     batchSize = 64,
     device = 'cpu',
+    precision = '32',
     workers = 2,
     onBadSample = 'raise',
     onProgress,
   } = options;
   const { dataset, cleanup } = await openData(data, options.modalities);
-  const run = await loadRun(init, { modalities: options.modalities, device }).catch(async (e: unknown) => {
+  const run = await loadRun(init, { modalities: options.modalities, device, precision }).catch(async (e: unknown) => {
     await cleanup();
     throw e;
   });

@@ -15,6 +15,7 @@ import { checkOneOf, checkOptions } from '../errors.js';
 import { retrieval, type RetrievalResult } from './retrieval.js';
 import { MultiModalModel } from '../nn/models/multimodal.js';
 import { noGrad } from '../torch/autograd.js';
+import { atPrecision, type Precision } from '../torch/amp.js';
 import type { Device } from '../torch/device.js';
 import { manualSeed } from '../torch/runtime.js';
 import { tidy } from '../torch/scope.js';
@@ -43,6 +44,8 @@ export interface EvaluateOptions {
   split?: Split;
   batchSize?: number;
   device?: Device;
+  /** Inference at this precision (default '32'; see lib/torch/amp.ts). */
+  precision?: Precision;
   workers?: number;
   /** Seeds the augmented views and the random initialisation (default 0). */
   seed?: number;
@@ -83,6 +86,7 @@ export async function evaluateRun(options: EvaluateOptions): Promise<Evaluation>
     split = 'val',
     batchSize = 64,
     device = 'cpu',
+    precision = '32',
     workers = 2,
     seed = 0,
     onBadSample = 'raise',
@@ -94,7 +98,7 @@ export async function evaluateRun(options: EvaluateOptions): Promise<Evaluation>
   const noteSkipped = (samples: readonly SkippedSample[]) =>
     samples.forEach(({ id, file, message }) => skipped.has(id) || skipped.set(id, { id, file, message }));
   const dataset = await openPath(data);
-  const run = await loadRun(init, { device });
+  const run = await loadRun(init, { device, precision });
   try {
     bandCounts('evaluateRun', run.modalities, dataset);
     const loaderOptions = (extra: Partial<DataLoaderOptions>): DataLoaderOptions => ({
@@ -126,7 +130,7 @@ export async function evaluateRun(options: EvaluateOptions): Promise<Evaluation>
         run,
         dataset,
         loaderOptions,
-        (m, x) => random.forward(m, x),
+        atPrecision(precision, device, (m: string, x: Tensor) => random.forward(m, x)),
         noteSkipped,
       );
       return {

@@ -11,6 +11,7 @@ import { loadCheckpoint, loadWeights, type ModuleLike, peekWeights, saveWeights 
 import type { Module } from '../nn/module.js';
 import { type BackboneName, defaultBackbone, FusionClassifier, MultiModalModel } from '../nn/models/multimodal.js';
 import type { FinetuneConfig } from '../config/index.js';
+import { atPrecision, checkPrecision, type Precision } from '../torch/amp.js';
 import type { Device } from '../torch/device.js';
 import type { MemoryFormat, Tensor } from '../torch/tensor.js';
 import { readFinetuneConfig, readPretrainConfig } from './config.js';
@@ -184,16 +185,23 @@ function modalityParts(modules: ReadonlyMap<string, Module>): ModuleLike {
   };
 }
 
-/** Loads the run in `init` for inference, for `modalities` (default all of the run's), on `device`. */
+/**
+ * Loads the run in `init` for inference, for `modalities` (default all of the run's), on `device`, its outputs
+ * computed at `precision` (default '32') and returned in float32.
+ */
 export async function loadRun(
   init: string,
-  options: { modalities?: readonly string[]; device?: Device } = {},
+  options: { modalities?: readonly string[]; device?: Device; precision?: Precision } = {},
 ): Promise<LoadedRun> {
+  const device = options.device ?? 'cpu',
+    precision = options.precision ?? '32';
+  checkPrecision('loadRun', precision, device);
+  const at = <A extends unknown[]>(fn: (...args: A) => Tensor) => atPrecision(precision, device, fn);
   const description = await describeRun(init);
   const modalities = chosen(options.modalities, description.modalities);
   const whole = modalities.length === description.modalities.length;
   const pick = (names: readonly string[]) => Object.fromEntries(names.map((m) => [m, description.channels[m]]));
-  const to = { device: options.device ?? 'cpu', memoryFormat: description.memoryFormat } as const;
+  const to = { device, memoryFormat: description.memoryFormat } as const;
   if (description.kind === 'finetune') {
     // The whole classifier in its trained order (its weights follow the concatenation), or the chosen backbones.
     const names = whole ? description.modalities : modalities;
@@ -215,9 +223,9 @@ export async function loadRun(
       ...description,
       modalities,
       featureDims: Object.fromEntries(modalities.map((m) => [m, model.backbones.get(m)!.featureDim])),
-      features: (m, x) => model.backbones.get(m)!.features(x),
-      logits: whole ? (inputs) => model.forward(inputs) : undefined,
-      fuse: whole ? (features) => model.fuse(features) : undefined,
+      features: at((m: string, x: Tensor) => model.backbones.get(m)!.features(x)),
+      logits: whole ? at((inputs: Record<string, Tensor>) => model.forward(inputs)) : undefined,
+      fuse: whole ? at((features: Record<string, Tensor>) => model.fuse(features)) : undefined,
       dispose: () => model.dispose(),
     };
   }
@@ -238,8 +246,8 @@ export async function loadRun(
     ...description,
     modalities,
     featureDims: Object.fromEntries(modalities.map((m) => [m, model.encoder(m).backbone.featureDim])),
-    features: (m, x) => model.encoder(m).features(x),
-    project: (m, x) => model.encoder(m).forward(x),
+    features: at((m: string, x: Tensor) => model.encoder(m).features(x)),
+    project: at((m: string, x: Tensor) => model.encoder(m).forward(x)),
     dispose: () => model.dispose(),
   };
 }

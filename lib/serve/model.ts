@@ -12,6 +12,7 @@ import { checkInt, checkOptions, InputError, invalidArg } from '../errors.js';
 import { describeRun, type RunDescription } from '../runs/load.js';
 import { WorkerPool } from '../workers/pool.js';
 import type { ModalityInput } from './inputs.js';
+import { checkPrecision, type Precision } from '../torch/amp.js';
 import type { InferenceReply, InferenceRequest, Kind, WorkerConfig } from './worker.js';
 
 export type { ModalityInput } from './inputs.js';
@@ -29,6 +30,8 @@ export interface InferenceOptions {
   maxQueue?: number;
   /** Load only these modalities' backbones (embed only). Default: all of the run's. */
   modalities?: string[];
+  /** Inference at this precision (default '32'; see lib/torch/amp.ts), in each worker's thread. */
+  precision?: Precision;
 }
 
 export interface Embedding {
@@ -80,7 +83,9 @@ export class InferenceModel {
       maxQueue = 256,
       modalities,
       threadsPerWorker,
+      precision = '32',
     } = checkOptions(OP, options);
+    checkPrecision(OP, precision, 'cpu');
     for (const [name, value, min] of [
       ['workers', workers, 1],
       ['maxBatch', maxBatch, 1],
@@ -94,7 +99,7 @@ export class InferenceModel {
     if (absent.length > 0)
       throw invalidArg(OP, 'modalities', `among the run's (${description.modalities.join(', ')})`, absent.join(', '));
     const threads = threadsPerWorker ?? Math.max(1, Math.floor(availableParallelism() / workers));
-    const config: WorkerConfig = { init, modalities, threads };
+    const config: WorkerConfig = { init, modalities, threads, precision };
     const pool = new WorkerPool<InferenceRequest, InferenceReply>(
       new URL('./worker.js', import.meta.url),
       workers,

@@ -14,6 +14,7 @@ import { tidy } from '../torch/scope.js';
 import type { Raster } from '../data/dataset.js';
 import { standardize } from '../data/stats.js';
 import { loadRun } from '../runs/load.js';
+import type { Precision } from '../torch/amp.js';
 import { InputError } from '../errors.js';
 import type { Settled } from '../workers/pool.js';
 import { type Answer, serveRequests, settle } from '../workers/serve.js';
@@ -23,6 +24,7 @@ export interface WorkerConfig {
   init: string;
   modalities?: string[];
   threads: number;
+  precision: Precision;
 }
 
 export type Kind = 'embed' | 'classify';
@@ -35,7 +37,7 @@ export type InferenceReply = { embedding: Float32Array } | { probabilities: Floa
 
 const config = workerData as WorkerConfig;
 setNumThreads(config.threads);
-const run = await loadRun(config.init, { modalities: config.modalities });
+const run = await loadRun(config.init, { modalities: config.modalities, precision: config.precision });
 
 /** The model's inputs for items of one shape: per modality, standardised and stacked. */
 function batchOf(rasters: Record<string, Raster>[]): Record<string, ReturnType<typeof cat>> {

@@ -56,6 +56,33 @@ export function withPrecision<T>(precision: Precision, device: Device, fn: () =>
   return autocast({ device, dtype: precision === '16-mixed' ? 'float16' : 'bfloat16' }, fn);
 }
 
+/** `fn` with each call under the precision's autocast on `device` and its result in float32 (for inference). */
+export function atPrecision<A extends unknown[]>(
+  precision: Precision,
+  device: Device,
+  fn: (...args: A) => Tensor,
+): (...args: A) => Tensor {
+  checkOneOf('atPrecision', 'precision', precision, PRECISIONS);
+  if (precision === '32') return fn;
+  return (...args) => withPrecision(precision, device, () => fn(...args)).to({ dtype: 'float32' });
+}
+
+/**
+ * Refuses before any work a precision `device` cannot run (float16 on CPU before LibTorch 2.3), as the first step
+ * would, naming `op`.
+ */
+export function checkPrecision(op: string, precision: Precision, device: Device): void {
+  try {
+    withPrecision(precision, device, () => undefined);
+  } catch (e) {
+    if (!(e instanceof ArgumentError)) throw e;
+    throw new ArgumentError(`${op}: precision '${String(precision)}': ${e.message}`, {
+      op,
+      field: 'precision',
+    });
+  }
+}
+
 export interface GradScalerOptions {
   /** Default 2^16, PyTorch's. */
   initScale?: number;

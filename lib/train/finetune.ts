@@ -23,6 +23,7 @@ import type { FinetuneEpochRecord, FinetuneResult } from '../runs/records.js';
 import { SkipLog, type SkipRecord } from '../runs/skipped.js';
 import { stack, tensor } from '../torch/creation.js';
 import { tidy } from '../torch/scope.js';
+import { GradScaler, withPrecision } from '../torch/amp.js';
 import { syncFree, withSyncDebugMode } from '../torch/sync.js';
 import type { Tensor } from '../torch/tensor.js';
 import { buildOptimizer, buildScheduler } from './optimizers.js';
@@ -93,6 +94,7 @@ async function run(options: FinetuneOptions): Promise<FinetuneResult> {
   const probed = [...model.classifier.parameters(), ...(model.missing?.parameters() ?? [])];
   using optimizer = buildOptimizer(config.linearProbe ? probed : model.parameters(), config.optimizer);
   const scheduler = buildScheduler(optimizer, config.schedule, train.batches(0).length, config.epochs);
+  using scaler = config.precision === '16-mixed' ? new GradScaler(loaderOptions.device) : undefined;
   await folder.start();
   await folder.writeJson('config', config);
   await writeEnvironment(folder, config.device);
@@ -133,16 +135,24 @@ async function run(options: FinetuneOptions): Promise<FinetuneResult> {
                   { device: loaderOptions.device },
                 )
               : null;
-          const loss = crossEntropy(
+          const logits = withPrecision(config.precision, loaderOptions.device, () =>
             model.forward(firstViews(b, config.modalities, config.memoryFormat), { dropped }),
+          );
+          const loss = crossEntropy(
+            logits.to({ dtype: 'float32' }),
             tensor(targets, { dtype: 'int64', device: loaderOptions.device }),
             { ignoreIndex: -1 },
           );
-          loss.backward();
-          optimizer.step();
+          (scaler ? scaler.scale(loss) : loss).backward();
+          if (scaler) scaler.unscale_(optimizer);
+          else optimizer.step();
           return loss.detach().mul(targets.length);
         }),
       );
+      if (scaler) {
+        scaler.step(optimizer); // reads whether the gradients were finite, as PyTorch's does
+        scaler.update();
+      }
       lossSums.push(lossSum);
       seen += targets.length;
       scheduler.step();

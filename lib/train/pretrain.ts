@@ -24,7 +24,8 @@ import type { MultiModalModel } from '../nn/models/multimodal.js';
 import { cat, stack, tensor } from '../torch/creation.js';
 import { noGrad } from '../torch/autograd.js';
 import { tidy } from '../torch/scope.js';
-import { manualSeed, setNumThreads } from '../torch/runtime.js';
+import { getRngState, manualSeed, setNumThreads, setRngState } from '../torch/runtime.js';
+import { checkPrecision, GradScaler, type GradScalerState, type Precision, withPrecision } from '../torch/amp.js';
 import { syncFree, withSyncDebugMode } from '../torch/sync.js';
 import type { Tensor } from '../torch/tensor.js';
 import { checkAvailable, type Device } from '../torch/device.js';
@@ -108,12 +109,13 @@ export function disposeStep(output: StepOutput | undefined): void {
 }
 
 /**
- * One training step on `batch`: embeddings of every view, the loss, backward, (with a group: the gradients averaged
- * over the ranks), the optimizer step. Reads nothing back from the device (a sync-free region: see
- * lib/torch/sync.ts); returns the loss and the monitor's values as device tensors, or undefined when
- * the batch holds no anchor (Negatives only) and no step was taken. With a group the loss spans every rank's views
- * (each rank holding at most `rankBatch` locations), and a rank whose batch holds only Negatives still steps (its
- * views are the others' negatives).
+ * One training step on `batch`: embeddings of every view (under the precision's autocast), the loss in float32,
+ * backward, (with a group: the gradients averaged over the ranks), the optimizer step. Reads nothing back from the
+ * device (a sync-free region: see lib/torch/sync.ts), except with a gradient scaler ('16-mixed'), whose step reads
+ * whether the gradients were finite, as PyTorch's does; returns the loss and the monitor's values as device tensors,
+ * or undefined when the batch holds no anchor (Negatives only) and no step was taken. With a group the loss spans
+ * every rank's views (each rank holding at most `rankBatch` locations), and a rank whose batch holds only Negatives
+ * still steps (its views are the others' negatives).
  */
 export function pretrainStep(
   model: MultiModalModel,
@@ -124,27 +126,28 @@ export function pretrainStep(
     temperature: number;
     memoryFormat: PretrainConfig['memoryFormat'];
     dtype?: PretrainConfig['dtype'];
+    precision?: Precision;
+    /** Scales the loss and skips steps with non-finite gradients ('16-mixed'). */
+    scaler?: GradScaler;
+    /** Chunks the batch is embedded in (GradCache, see `embedInChunks`); default 1. */
+    accumulate?: number;
     group?: ProcessGroup;
     /** Locations per rank at most (default: this batch's); with a group, the same on every rank. */
     rankBatch?: number;
   },
 ): StepOutput | undefined {
-  const { group } = options;
+  const { group, scaler } = options;
   const negative = batch.host.negative;
   if (!group && negative.every(Boolean)) return undefined;
   const n = negative.length;
-  return syncFree('the pre-training step', () =>
+  const output = syncFree('the pre-training step', () =>
     tidy(() => {
       optimizer.zeroGrad({ setToNone: true }); // backward writes fresh gradients: no pass to zero them
-      const z = cat(
-        layout.modalities.map((m) => {
-          const views = batch.views[m];
-          const x = (views.length === 1 ? views[0] : cat(views))
-            .to({ dtype: options.dtype ?? 'float32' })
-            .contiguous({ memoryFormat: options.memoryFormat });
-          return model.forward(m, x);
-        }),
-      );
+      const chunks = chunkRanges(n, options.accumulate ?? 1);
+      const { z, backward } =
+        chunks.length === 1
+          ? embedWithGraph(model, batch, layout, options)
+          : embedInChunks(model, batch, layout, chunks, options);
       const lossOptions = { temperature: options.temperature, anchorMask: anchorRows(layout, negative) };
       const loss = group
         ? infoNCEAcrossRanks(z, viewGroups(layout, n), group, {
@@ -152,11 +155,116 @@ export function pretrainStep(
             maxViewsPerRank: layout.perLocation * (options.rankBatch ?? n),
           })
         : infoNCE(z, viewGroups(layout, n), lossOptions);
-      loss.backward();
+      (scaler ? scaler.scale(loss) : loss).backward();
+      backward();
       group?.allReduceGradients(model.parameters());
-      optimizer.step();
-      return { loss: loss.detach(), health: embeddingHealthOnDevice(z, layout, n) };
+      if (scaler) scaler.unscale_(optimizer);
+      else optimizer.step();
+      return { loss: loss.detach(), health: embeddingHealthOnDevice(z.detach(), layout, n) };
     }),
+  );
+  if (scaler) {
+    scaler.step(optimizer);
+    scaler.update();
+  }
+  return output;
+}
+
+type EmbedOptions = Parameters<typeof embedViews>[3];
+
+/** The embeddings with their graph: the loss's backward reaches the parameters, nothing is left to do after it. */
+function embedWithGraph(model: MultiModalModel, batch: Batch, layout: ViewLayout, options: EmbedOptions) {
+  return { z: embedViews(model, batch, layout, options), backward: () => undefined };
+}
+
+/** `n` locations in `k` contiguous chunks as even as can be (at most `n`: a chunk holds one location at least). */
+export function chunkRanges(n: number, k: number): [number, number][] {
+  const count = Math.min(k, n);
+  return Array.from({ length: count }, (_, c) => [Math.floor((c * n) / count), Math.floor(((c + 1) * n) / count)]);
+}
+
+/**
+ * GradCache (Gao et al., 2021): the embeddings of every chunk without a graph, joined as one leaf for the loss, so
+ * the loss and its gradient see the whole batch's negatives; then `backward` re-runs each chunk's forward with the
+ * graph, from the random state its first pass started with (the same dropout) and with BatchNorm's running
+ * statistics put back as the first pass left them (each chunk counted once), and back-propagates the chunk's rows of
+ * the embeddings' gradient. Activation memory is one chunk's; the parameter gradients are those of the whole batch
+ * with BatchNorm computing its statistics chunk by chunk.
+ */
+function embedInChunks(
+  model: MultiModalModel,
+  batch: Batch,
+  layout: ViewLayout,
+  chunks: readonly [number, number][],
+  options: EmbedOptions,
+) {
+  const n = batch.host.negative.length;
+  const device = batch.views[layout.modalities[0]][0].device;
+  const part = ([start, end]: [number, number]) => ({
+    views: Object.fromEntries(
+      layout.modalities.map((m) => [m, batch.views[m].map((v) => v.narrow(0, start, end - start))]),
+    ),
+  });
+  const states: Tensor[] = []; // each chunk's random state before its first pass
+  const joined = noGrad(() =>
+    cat(
+      chunks.map((range) => {
+        states.push(getRngState(device));
+        return embedViews(model, part(range), layout, options);
+      }),
+    ),
+  ).requiresGrad_(true);
+  const buffers = model.buffers();
+  const afterFirstPass = buffers.map((b) => b.clone());
+  // Row (m * views + v) * n + i of the batch's order is row (m * views + v) * size + (i - start) of its chunk's block.
+  const order = chunks.flatMap(([start, end]) =>
+    Array.from({ length: layout.perLocation * (end - start) }, (_, r) => {
+      const size = end - start;
+      return Math.floor(r / size) * n + start + (r % size);
+    }),
+  );
+  const position = new Array<number>(order.length);
+  order.forEach((row, chunkRow) => (position[row] = chunkRow));
+  const z = joined.indexSelect(0, tensor(position, { dtype: 'int64', device }));
+  const backward = () => {
+    const grads = joined.grad!;
+    let offset = 0;
+    chunks.forEach((range, c) => {
+      const rows = layout.perLocation * (range[1] - range[0]);
+      tidy(() => {
+        setRngState(states[c], device);
+        embedViews(model, part(range), layout, options).backward(grads.narrow(0, offset, rows));
+      });
+      offset += rows;
+    });
+    grads.dispose();
+    buffers.forEach((b, i) => noGrad(() => b.copy_(afterFirstPass[i])));
+  };
+  return { z, backward };
+}
+
+/**
+ * Every view's embedding, in `viewGroups`' order (by modality, view, location): each modality's views in one call
+ * to its encoder, under the precision's autocast; float32 (or the model's dtype) out, for the loss.
+ */
+export function embedViews(
+  model: MultiModalModel,
+  batch: Pick<Batch, 'views'>,
+  layout: ViewLayout,
+  options: { memoryFormat: PretrainConfig['memoryFormat']; dtype?: PretrainConfig['dtype']; precision?: Precision },
+): Tensor {
+  const dtype = options.dtype ?? 'float32';
+  const device = batch.views[layout.modalities[0]][0].device;
+  return withPrecision(options.precision ?? '32', device, () =>
+    cat(
+      layout.modalities.map((m) => {
+        const views = batch.views[m];
+        const x = (views.length === 1 ? views[0] : cat(views))
+          .to({ dtype })
+          .contiguous({ memoryFormat: options.memoryFormat });
+        return model.forward(m, x).to({ dtype });
+      }),
+    ),
   );
 }
 
@@ -277,11 +385,19 @@ async function run(options: PretrainOptions): Promise<PretrainResult> {
       `a multiple of the ${worldSize} processes (it is the global batch)`,
       config.batchSize,
     );
+  if (config.accumulate > config.batchSize / worldSize)
+    throw invalidArg(
+      'pretrain',
+      'accumulate',
+      `at most the ${config.batchSize / worldSize} locations of ${worldSize > 1 ? "a rank's" : 'a'} batch`,
+      config.accumulate,
+    );
   // With several GPUs on a machine, each rank takes its own (torchrun's LOCAL_RANK convention).
   const device = checkAvailable(
     'pretrain',
     group && config.device === 'cuda' ? `cuda:${group.localRank}` : config.device,
   );
+  checkPrecision('pretrain', config.precision, device);
   if (!resume && folder.has('checkpoint'))
     throw new FileError(out, 'holds a run already: resume it (--resume) or choose another folder');
   const dataset = await openPath(config.data);
@@ -338,6 +454,7 @@ async function run(options: PretrainOptions): Promise<PretrainResult> {
   }
   using optimizer = buildOptimizer(model.parameters(), config.optimizer);
   const scheduler = buildScheduler(optimizer, config.schedule, batches, config.epochs);
+  using scaler = config.precision === '16-mixed' ? new GradScaler(device) : undefined;
   const checkpoint = folder.path('checkpoint');
   if (writer && !resume) {
     await folder.start();
@@ -351,7 +468,9 @@ async function run(options: PretrainOptions): Promise<PretrainResult> {
     step = 0;
   if (resume) {
     const loaded = await loadCheckpoint(checkpoint, { model, optimizer, scheduler });
-    ({ position } = loaded.extra as { position: Position });
+    const extra = loaded.extra as { position: Position; scaler?: GradScalerState };
+    position = extra.position;
+    if (scaler && extra.scaler) scaler.loadStateDict(extra.scaler);
     step = loaded.step;
     if (writer) await truncateMetrics(folder, step);
   }
@@ -363,7 +482,13 @@ async function run(options: PretrainOptions): Promise<PretrainResult> {
       scheduler,
       step,
       epoch: position.epoch,
-      extra: { position, normalization, modalities: config.modalities, inputSizes: inputSizes(config, dataset) },
+      extra: {
+        position,
+        normalization,
+        modalities: config.modalities,
+        inputSizes: inputSizes(config, dataset),
+        ...(scaler ? { scaler: scaler.stateDict() } : {}),
+      },
       metadata: { config: JSON.stringify(config) },
     });
   await using monitor = writer ? KnnMonitor.create({ dataset, config, normalization, device }) : undefined;
@@ -420,6 +545,7 @@ async function run(options: PretrainOptions): Promise<PretrainResult> {
       interval.waited += performance.now() - waitStart;
       const output = pretrainStep(model, b, layout, optimizer, {
         ...config,
+        scaler,
         group,
         rankBatch: config.batchSize / worldSize,
       });

@@ -185,6 +185,37 @@ test.serial(
   },
 );
 
+test.serial(
+  "bf16-mixed inference: a loaded run's outputs in float32 within bfloat16's tolerance of float32's; evaluateRun at that precision",
+  async (t) => {
+    await ready;
+    const full = await loadRun(run);
+    const low = await loadRun(run, { precision: 'bf16-mixed' });
+    try {
+      torch.tidy(() => {
+        torch.manualSeed(1);
+        const x = torch.randn([8, 4, 72, 72]).contiguous({ memoryFormat: full.memoryFormat });
+        for (const f of ['features', 'project'] as const) {
+          const [a, b] = [full[f]!('s2', x), low[f]!('s2', x)];
+          t.is(b.dtype, 'float32');
+          const error = (b.sub(a).norm().item() as number) / (a.norm().item() as number);
+          t.true(error > 0 && error < 0.03, `${f}: relative error ${error}`);
+        }
+      });
+    } finally {
+      full.dispose();
+      low.dispose();
+    }
+    const e = await evaluateRun({ init: run, data, split: 'val', batchSize: 8, workers: 1, precision: 'bf16-mixed' });
+    t.is(e.kind, 'pretrain');
+    t.true(e.retrieval!.pretrained.crossModal['s1->s2'].recall[10] > 0);
+    await t.throwsAsync(loadRun(run, { precision: '8-mixed' as never }), {
+      code: 'ERR_MMSSL_ARG',
+      message: /precision/,
+    });
+  },
+);
+
 test('modality dropout settings are checked', (t) => {
   t.throws(() => resolveFinetuneConfig({ data, modalities: ['s1', 's2'], modalityDropout: 1 }), {
     message: /modalityDropout must be a probability in \[0, 1\)/,

@@ -123,6 +123,31 @@ test.serial('embed and classify over HTTP (multipart files, JSON arrays) equal t
 
 const npy = await import('../../lib/data/formats/npy.js');
 
+test.serial(
+  "precision 'bf16-mixed': each worker runs under its own autocast, answers within bfloat16's tolerance",
+  async (t) => {
+    await ready;
+    const inputs = location(1);
+    const full = await loadEncoder(ft, { threadsPerWorker: 1 });
+    const low = await loadEncoder(ft, { threadsPerWorker: 1, workers: 2, precision: 'bf16-mixed' });
+    try {
+      const expected = (await full.embed(inputs)).embedding;
+      const answers = await Promise.all([low.embed(inputs), low.embed(inputs)]);
+      for (const { embedding } of answers) {
+        t.false(near(embedding, expected, 1e-7), 'computed in bfloat16');
+        t.true(near(embedding, expected, 0.05), 'within its tolerance');
+      }
+    } finally {
+      await full.close();
+      await low.close();
+    }
+    await t.throwsAsync(loadEncoder(ft, { precision: 'fp8' as never }), {
+      code: 'ERR_MMSSL_ARG',
+      message: /precision/,
+    });
+  },
+);
+
 test.serial('every class of bad input answers 400 naming the field, and the server goes on serving', async (t) => {
   const { url } = await start(ft, { bodyLimit: 1 << 20 });
   const { s1, s2 } = location(1);

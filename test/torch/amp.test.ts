@@ -189,14 +189,18 @@ s = torch.amp.GradScaler("cpu", init_scale=o["initScale"], growth_factor=o["grow
 out = {"scales": [], "params": []}
 for g in o["grads"]:
     opt.zero_grad()
-    s.scale((torch.tensor(g) * p).sum()).backward()
+    s.scale((torch.tensor([float(x) for x in g]) * p).sum()).backward()
     s.step(opt); s.update()
     out["scales"].append(s.get_scale()); out["params"].append(p.detach().tolist())
 print(json.dumps(out))
 `;
 
 test('GradScaler equals PyTorch\'s GradScaler("cpu") where Python\'s torch has one (2.3 on)', (t) => {
-  const run = spawnSync('/usr/bin/python3', ['-c', PYTORCH, JSON.stringify({ ...OPTIONS, grads: GRADS })], {
+  // JSON has no NaN or Infinity: non-finite numbers travel as the strings Python's float() reads.
+  const args = JSON.stringify({ ...OPTIONS, grads: GRADS }, (_, v: unknown) =>
+    typeof v === 'number' && !Number.isFinite(v) ? String(v) : v,
+  );
+  const run = spawnSync('/usr/bin/python3', ['-c', PYTORCH, args], {
     encoding: 'utf8',
   });
   t.is(run.status, 0, run.stderr);

@@ -118,6 +118,22 @@ test('random and pre-trained initialisation; the saved model gives the same repo
   }
 });
 
+test("bf16-mixed fine-tuning: no host read in a step; the first epoch's loss within bfloat16's tolerance of float32's", async (t) => {
+  await ready;
+  const losses = async (precision: string) => {
+    const seen: number[] = [];
+    await finetune({
+      config: config({ init: run, epochs: 1, precision, syncDebug: 'error' }),
+      out: join(scratch, `ft-${precision}`),
+      onEpoch: (m) => seen.push(m.loss),
+    });
+    return seen;
+  };
+  const [a] = await losses('32');
+  const [b] = await losses('bf16-mixed');
+  t.true(Math.abs(a - b) <= 0.03 * Math.abs(a) && a !== b, `bf16 ${b} vs fp32 ${a}`);
+});
+
 test('a linear probe trains the classifier only; Negatives can be a seventh class', async (t) => {
   await ready;
   const out = join(scratch, 'probe');
