@@ -250,18 +250,22 @@ export interface Binding {
     threads: number;
     timeoutMs: number;
   }): Promise<O>;
-  distAllReduce?(group: O, tensors: H[], op: string): void;
-  distBroadcast?(group: O, tensors: H[], root: number): void;
+  distAllReduce?(group: O, tensors: H[], op: string): Promise<void>;
+  distBroadcast?(group: O, tensors: H[], root: number): Promise<void>;
   distAllGather?(group: O, x: H): H;
   distAllReduceSum?(group: O, x: H): H;
   distAllReduceGradients?(group: O, params: H[], bucketBytes: number): void;
-  distBarrier?(group: O): void;
+  distBarrier?(group: O): Promise<void>;
   distDestroy?(group: O): void;
   distWaitSeconds?(): number;
   // runtime.cc
   version(): { built: string; runtime: string; cuda: boolean; parallelInfo: string };
   setNumThreads(n: number): void;
   getNumThreads(): number;
+  getCudnnBenchmark(): boolean;
+  setCudnnBenchmark(on: boolean): void;
+  getFloat32MatmulPrecision(): string;
+  setFloat32MatmulPrecision(precision: string): void;
   hostAllocatorTuned(): boolean;
   manualSeed(seed: number): void;
   initialSeed(): number;
@@ -278,6 +282,7 @@ export interface Binding {
     peakReservedBytes: number;
   };
   cudaEmptyCache?(): void;
+  cudaResetPeakMemoryStats?(device?: number): void;
 }
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -237,6 +237,7 @@ class Args {
   Napi::Value wrapList(const std::vector<at::Tensor>& ts) const { return mmssl::wrapList(env(), ts); }
   Napi::Value value(double v) const { return Napi::Number::New(env(), v); }
   Napi::Value value(bool v) const { return Napi::Boolean::New(env(), v); }
+  Napi::Value value(const std::string& v) const { return Napi::String::New(env(), v); }
   Napi::Value undefined() const { return env().Undefined(); }
 
   [[noreturn]] void typeError(size_t i, const std::string& expected) const;

@@ -271,41 +271,49 @@ Napi::Value allReduceGradients(Args& a) {
   return a.undefined();
 }
 
-// Runs `collective` on every tensor at once and waits for all: in place, through a dense copy for a tensor that is
-// not (channels-last parameters), copied back.
+// A promise settled off the JS thread once `works` are done (in place: a dense copy, for a tensor that was not, is
+// copied back there, outside autograd as torch.distributed's in-place collectives are). The collectives were
+// launched on the JS thread, so every rank launches them in its program's order, as Gloo and NCCL need.
+Napi::Value settleAsync(const Args& a, const Group& g, std::vector<c10::intrusive_ptr<c10d::Work>> works,
+                        std::vector<at::Tensor> tensors = {}, std::vector<std::vector<at::Tensor>> dense = {}) {
+  return PromiseWorker::start(a, [g, works, tensors, dense]() -> PromiseWorker::Completion {
+    at::NoGradGuard noGrad;
+    for (size_t i = 0; i < works.size(); ++i) {
+      wait(works[i]);
+      if (i < tensors.size() && !dense[i][0].is_same(tensors[i])) tensors[i].copy_(dense[i][0]);
+    }
+    return [](Napi::Env env) { return env.Undefined(); };
+  });
+}
+
+// Launches `collective` on every tensor at once, in place through a dense copy for a tensor that is not
+// (channels-last parameters); the promise settles when all are done.
 template <typename Launch>
-void inPlace(const Group& g, std::vector<at::Tensor>& tensors, Launch launch) {
+Napi::Value inPlace(const Args& a, const Group& g, const std::vector<at::Tensor>& tensors, Launch launch) {
   std::vector<std::vector<at::Tensor>> dense;
   std::vector<c10::intrusive_ptr<c10d::Work>> works;
   for (const at::Tensor& t : tensors) {
     dense.push_back({t.is_contiguous() ? t : t.contiguous()});
     works.push_back(launch(dense.back()));
   }
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    wait(works[i]);
-    if (!dense[i][0].is_same(tensors[i])) tensors[i].copy_(dense[i][0]);
-  }
+  return settleAsync(a, g, works, tensors, dense);
 }
 
-// distAllReduce(group, tensors, op): in place, every tensor.
+// distAllReduce(group, tensors, op) -> Promise: in place, every tensor.
 Napi::Value allReduce(Args& a) {
   Group g = group(a, 0);
-  std::vector<at::Tensor> tensors = a.tensors(1);
   c10d::AllreduceOptions options;
   options.reduceOp = reduceOp(a, 2);
-  inPlace(g, tensors, [&](std::vector<at::Tensor>& one) { return g->allreduce(one, options); });
-  return a.undefined();
+  return inPlace(a, g, a.tensors(1), [&](std::vector<at::Tensor>& one) { return g->allreduce(one, options); });
 }
 
-// distBroadcast(group, tensors, root): in place, every tensor takes root's values.
+// distBroadcast(group, tensors, root) -> Promise: in place, every tensor takes root's values.
 Napi::Value broadcast(Args& a) {
   Group g = group(a, 0);
-  std::vector<at::Tensor> tensors = a.tensors(1);
   c10d::BroadcastOptions options;
   options.rootRank = static_cast<int64_t>(a.int64(2));
   if (options.rootRank < 0 || options.rootRank >= g->getSize()) a.typeError(2, "a rank of the group");
-  inPlace(g, tensors, [&](std::vector<at::Tensor>& one) { return g->broadcast(one, options); });
-  return a.undefined();
+  return inPlace(a, g, a.tensors(1), [&](std::vector<at::Tensor>& one) { return g->broadcast(one, options); });
 }
 
 // The registry id of the group at argument i (autograd's saved data holds plain values).
@@ -316,9 +324,10 @@ int64_t groupId(const Args& a, size_t i) {
 
 Napi::Value allGatherOp(Args& a) { return a.wrap(AllGather::apply(a.tensor(1), groupId(a, 0))); }
 Napi::Value allReduceSumOp(Args& a) { return a.wrap(AllReduceSum::apply(a.tensor(1), groupId(a, 0))); }
+// distBarrier(group) -> Promise: settles when every rank has arrived.
 Napi::Value barrier(Args& a) {
-  wait(group(a, 0)->barrier());
-  return a.undefined();
+  Group g = group(a, 0);
+  return settleAsync(a, g, {g->barrier()});
 }
 
 Napi::Value destroy(Args& a) {

@@ -86,6 +86,18 @@ bool tuneHostAllocator() {
 #endif
 }
 
+// torch.get_float32_matmul_precision(): whether float32 matrix products may use TF32 ('high') or bfloat16 ('medium').
+Napi::Value getFloat32MatmulPrecision(Args& a) {
+  switch (at::globalContext().float32MatmulPrecision()) {
+    case at::Float32MatmulPrecision::HIGHEST:
+      return a.value(std::string("highest"));
+    case at::Float32MatmulPrecision::HIGH:
+      return a.value(std::string("high"));
+    default:
+      return a.value(std::string("medium"));
+  }
+}
+
 const Export kExports[] = {
     {"hostAllocatorTuned", [](Args& a) -> Napi::Value { return a.value(tuneHostAllocator()); }},
     {"version", version},
@@ -102,6 +114,10 @@ const Export kExports[] = {
     {"cudaDeviceCount",
      [](Args& a) -> Napi::Value { return a.value(static_cast<double>(torch::cuda::device_count())); }},
     MMSSL_INPLACE_OP("cudaSynchronize", torch::cuda::synchronize(a.optInt64(0).value_or(-1))),
+    {"getCudnnBenchmark", [](Args& a) -> Napi::Value { return a.value(at::globalContext().benchmarkCuDNN()); }},
+    MMSSL_INPLACE_OP("setCudnnBenchmark", at::globalContext().setBenchmarkCuDNN(a.boolean(0))),
+    {"getFloat32MatmulPrecision", getFloat32MatmulPrecision},
+    MMSSL_INPLACE_OP("setFloat32MatmulPrecision", at::globalContext().setFloat32MatmulPrecision(a.string(0))),
 };
 
 }  // namespace

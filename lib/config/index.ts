@@ -14,6 +14,7 @@ import { BAD_SAMPLE_POLICIES } from '../data/dataset.js';
 import { type Device, devicePattern } from '../torch/device.js';
 import { PRECISIONS } from '../torch/amp.js';
 import { SYNC_DEBUG_MODES } from '../torch/sync.js';
+import { backends, MATMUL_PRECISIONS, setFloat32MatmulPrecision, setNumThreads } from '../torch/runtime.js';
 import {
   bool,
   type ConfigOf,
@@ -112,6 +113,16 @@ export const COMMON_OPTIONS = {
     '32',
     "Lightning's names: 'bf16-mixed' runs convolutions and matrix products in bfloat16 (autocast) with the loss, BatchNorm and the optimizer in float32; '16-mixed' does so in float16 with a gradient scaler (CUDA, or CPU from LibTorch 2.3)",
   ),
+  cudnnBenchmark: option(
+    bool,
+    false,
+    "cuDNN times its algorithms for each new input shape and keeps the fastest (PyTorch's torch.backends.cudnn.benchmark)",
+  ),
+  matmulPrecision: option(
+    oneOf(MATMUL_PRECISIONS),
+    'highest',
+    "float32 matrix products: 'high' lets GPUs that have TF32 use it, 'medium' bfloat16 (torch.set_float32_matmul_precision)",
+  ),
   syncDebug: option(
     oneOf(SYNC_DEBUG_MODES),
     'default',
@@ -203,6 +214,15 @@ export const FINETUNE_OPTIONS = {
 };
 
 export type CommonConfig = ConfigOf<typeof COMMON_OPTIONS>;
+
+/** The process-wide LibTorch settings a run's configuration holds: threads, cuDNN's benchmark mode, matmul precision. */
+export function applyRuntimeOptions(
+  config: Pick<CommonConfig, 'threads' | 'cudnnBenchmark' | 'matmulPrecision'>,
+): void {
+  if (config.threads !== null) setNumThreads(config.threads);
+  backends.cudnn.benchmark = config.cudnnBenchmark;
+  setFloat32MatmulPrecision(config.matmulPrecision);
+}
 export type PretrainConfig = ConfigOf<typeof PRETRAIN_OPTIONS>;
 export type FinetuneConfig = ConfigOf<typeof FINETUNE_OPTIONS>;
 export type OptimizerConfig = PretrainConfig['optimizer'];

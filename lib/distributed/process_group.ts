@@ -123,19 +123,37 @@ export class ProcessGroup {
     try {
       return run(this.#handle);
     } catch (e) {
-      if (!(e instanceof DistributedError)) throw e;
-      throw new DistributedError(
-        `rank ${this.rank} of ${this.worldSize}: ${name} failed (another rank died, or did not arrive within ${this.timeoutMs} ms): ${e.message}`,
-        { op: name, cause: e },
-      );
+      throw this.#failed(name, e);
     }
   }
 
-  /** Every tensor replaced in place by its reduction over the ranks (all in flight at once). */
-  allReduce(tensors: Tensor | readonly Tensor[], op: ReduceOp = 'sum'): void {
+  /** `#collective` for one that settles off the JS thread: the event loop (signals, progress) runs while it waits. */
+  async #collectiveAsync(name: string, run: (handle: ObjectHandle) => Promise<void>): Promise<void> {
+    const settled = this.#collective(name, run);
+    try {
+      await settled;
+    } catch (e) {
+      throw this.#failed(name, e);
+    }
+  }
+
+  #failed(name: string, e: unknown): unknown {
+    if (!(e instanceof DistributedError)) return e;
+    return new DistributedError(
+      `rank ${this.rank} of ${this.worldSize}: ${name} failed (another rank died, or did not arrive within ${this.timeoutMs} ms): ${e.message}`,
+      { op: name, cause: e },
+    );
+  }
+
+  /**
+   * Every tensor replaced in place by its reduction over the ranks (all in flight at once). Launched at the call, in
+   * program order as every rank must; the promise settles off the JS thread when all are reduced. Leave the tensors
+   * alone until then.
+   */
+  async allReduce(tensors: Tensor | readonly Tensor[], op: ReduceOp = 'sum'): Promise<void> {
     const list = tensorList('allReduce', tensors);
     checkOneOf('ProcessGroup.allReduce', 'op', op, ['sum', 'mean', 'product', 'min', 'max']);
-    this.#collective('allReduce', (h) =>
+    await this.#collectiveAsync('allReduce', (h) =>
       native.distAllReduce!(
         h,
         list.map((t) => t.handle),
@@ -145,10 +163,10 @@ export class ProcessGroup {
     if (op === 'mean') list.forEach((t) => t.div_(this.worldSize));
   }
 
-  /** Every tensor replaced in place by rank `root`'s. */
-  broadcast(tensors: Tensor | readonly Tensor[], root = 0): void {
+  /** Every tensor replaced in place by rank `root`'s; settles as `allReduce` does. */
+  async broadcast(tensors: Tensor | readonly Tensor[], root = 0): Promise<void> {
     const list = tensorList('broadcast', tensors);
-    this.#collective('broadcast', (h) =>
+    await this.#collectiveAsync('broadcast', (h) =>
       native.distBroadcast!(
         h,
         list.map((t) => t.handle),
@@ -198,9 +216,9 @@ export class ProcessGroup {
     return native.distWaitSeconds?.() ?? 0;
   }
 
-  /** Waits until every rank has arrived. */
-  barrier(): void {
-    this.#collective('barrier', (h) => native.distBarrier!(h));
+  /** Settles when every rank has arrived; the event loop runs meanwhile. */
+  barrier(): Promise<void> {
+    return this.#collectiveAsync('barrier', (h) => native.distBarrier!(h));
   }
 
   /** Leaves the group (idempotent); its collectives throw afterwards. */

@@ -4,7 +4,7 @@
  * (and the samples they left out), the labelled training subset, the validation and test loaders; and the
  * classifier's report on a loader's samples.
  */
-import type { FinetuneConfig } from '../config/index.js';
+import { applyRuntimeOptions, type FinetuneConfig } from '../config/index.js';
 import { bandCounts, type Dataset, type SampleRecord, type SkippedSample, type Split } from '../data/dataset.js';
 import { type Batch, DataLoader, type DataLoaderOptions, firstViews } from '../data/loader.js';
 import { openPath } from '../data/open.js';
@@ -19,7 +19,7 @@ import type { ClassificationReport } from '../runs/records.js';
 import { checkPrecision, withPrecision } from '../torch/amp.js';
 import { noGrad } from '../torch/autograd.js';
 import { checkAvailable, type Device } from '../torch/device.js';
-import { manualSeed, setNumThreads } from '../torch/runtime.js';
+import { manualSeed } from '../torch/runtime.js';
 import { tidy } from '../torch/scope.js';
 import { classificationReport, confusionMatrix } from './metrics.js';
 
@@ -99,7 +99,7 @@ export async function prepareDownstream(config: FinetuneConfig): Promise<Downstr
   checkPrecision('finetune', config.precision, device);
   const dataset = await openPath(config.data);
   const channels = bandCounts('finetune', config.modalities, dataset);
-  if (config.threads !== null) setNumThreads(config.threads);
+  applyRuntimeOptions(config);
   const classNames = classNamesOf(config);
   manualSeed(config.seed);
   const model = new FusionClassifier({ modalities: channels, numClasses: classNames.length, ...architecture(config) });

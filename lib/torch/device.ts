@@ -64,6 +64,11 @@ export const cuda = {
     requireCudaBuild('memoryStats');
     return native.cudaMemoryStats!(checkInt('cuda.memoryStats', 'device', device));
   },
+  /** Starts `memoryStats`' peaks again from the current values (`torch.cuda.reset_peak_memory_stats`). */
+  resetPeakMemoryStats(device = 0): void {
+    requireCudaBuild('resetPeakMemoryStats');
+    native.cudaResetPeakMemoryStats!(checkInt('cuda.resetPeakMemoryStats', 'device', device));
+  },
   emptyCache(): void {
     requireCudaBuild('emptyCache');
     native.cudaEmptyCache!();

@@ -51,8 +51,12 @@ export {
   setRngState,
   memoryStats,
   version,
+  backends,
+  setFloat32MatmulPrecision,
+  getFloat32MatmulPrecision,
+  MATMUL_PRECISIONS,
 } from './runtime.js';
-export type { MemoryStats, VersionInfo } from './runtime.js';
+export type { MatmulPrecision, MemoryStats, VersionInfo } from './runtime.js';
 export { autocast, GradScaler, PRECISIONS, withPrecision } from './amp.js';
 export type { AutocastOptions, GradScalerOptions, GradScalerState, Precision, Steppable } from './amp.js';
 export { setSyncDebugMode, getSyncDebugMode, hostReads, syncFree, SYNC_DEBUG_MODES } from './sync.js';

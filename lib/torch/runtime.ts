@@ -1,5 +1,5 @@
 /** Process-wide settings and statistics: threads, seeds, versions, live tensor memory. */
-import { checkInt, invalidArg } from '../errors.js';
+import { checkBool, checkInt, checkOneOf, invalidArg } from '../errors.js';
 import { addonPath, native } from '../native.js';
 import { type Device, checkDevice } from './device.js';
 import { Tensor } from './tensor.js';
@@ -13,6 +13,35 @@ export function setNumThreads(n: number): void {
 export function getNumThreads(): number {
   return native.getNumThreads();
 }
+
+export const MATMUL_PRECISIONS = ['highest', 'high', 'medium'] as const;
+export type MatmulPrecision = (typeof MATMUL_PRECISIONS)[number];
+
+/**
+ * How float32 matrix products may compute (`torch.set_float32_matmul_precision`): 'highest' (the default) in float32,
+ * 'high' with TF32 on GPUs that have it (Ampere on), 'medium' with bfloat16. Convolutions follow cuDNN's TF32 setting,
+ * on by default as in PyTorch.
+ */
+export function setFloat32MatmulPrecision(precision: MatmulPrecision): void {
+  native.setFloat32MatmulPrecision(checkOneOf('setFloat32MatmulPrecision', 'precision', precision, MATMUL_PRECISIONS));
+}
+
+export function getFloat32MatmulPrecision(): MatmulPrecision {
+  return native.getFloat32MatmulPrecision() as MatmulPrecision;
+}
+
+/** LibTorch's backend switches, as `torch.backends` names them. */
+export const backends = {
+  cudnn: {
+    /** Whether cuDNN times its algorithms for each new input shape and keeps the fastest (default false, PyTorch's). */
+    get benchmark(): boolean {
+      return native.getCudnnBenchmark();
+    },
+    set benchmark(on: boolean) {
+      native.setCudnnBenchmark(checkBool('backends.cudnn.benchmark', 'value', on));
+    },
+  },
+};
 
 /**
  * Whether mmssl keeps large freed host blocks in glibc's heap for reuse (set at load; native/runtime.cc says why).

@@ -24,12 +24,12 @@ import type { MultiModalModel } from '../nn/models/multimodal.js';
 import { cat, stack, tensor } from '../torch/creation.js';
 import { noGrad } from '../torch/autograd.js';
 import { tidy } from '../torch/scope.js';
-import { getRngState, manualSeed, setNumThreads, setRngState } from '../torch/runtime.js';
+import { getRngState, manualSeed, setRngState } from '../torch/runtime.js';
 import { checkPrecision, GradScaler, type GradScalerState, type Precision, withPrecision } from '../torch/amp.js';
 import { syncFree, withSyncDebugMode } from '../torch/sync.js';
 import type { Tensor } from '../torch/tensor.js';
 import { checkAvailable, type Device } from '../torch/device.js';
-import type { PretrainConfig } from '../config/index.js';
+import { applyRuntimeOptions, type PretrainConfig } from '../config/index.js';
 import { bandCounts, type Dataset, type SkippedSample } from '../data/dataset.js';
 import { DataLoader, type Batch } from '../data/loader.js';
 import { openPath } from '../data/open.js';
@@ -283,30 +283,30 @@ interface PendingStep {
  * over the ranks and the stop requests agreed in one all-reduce first. A loss that is not finite stops the run,
  * naming the step and its locations.
  */
-function readSteps(
+async function readSteps(
   pending: readonly PendingStep[],
   group: ProcessGroup | undefined,
   stop: boolean,
   layout: ViewLayout,
-): { losses: number[]; health: EmbeddingHealth; stop: boolean } {
-  return tidy(() => {
+): Promise<{ losses: number[]; health: EmbeddingHealth; stop: boolean }> {
+  using shared = tidy(() => {
     const losses = stack(pending.map((p) => p.output.loss.to({ dtype: 'float64' })));
-    const shared = cat([losses, tensor([stop ? 1 : 0], { dtype: 'float64', device: losses.device })]);
-    group?.allReduce(shared, 'sum');
-    const values = cat([shared, pending[pending.length - 1].output.health]).toNumbers();
-    const k = pending.length,
-      worldSize = group?.worldSize ?? 1;
-    const mean = values.slice(0, k).map((l) => l / worldSize);
-    const bad = mean.findIndex((l) => !Number.isFinite(l));
-    if (bad >= 0) {
-      const { epoch, step, ids } = pending[bad];
-      throw new NonFiniteError(
-        `pre-training step ${step}: the loss is ${mean[bad]} (batch of ${ids.slice(0, 8).join(', ')}${ids.length > 8 ? ', ...' : ''}${group ? ' on this rank' : ''}): the run diverged or its inputs are not finite; lower the learning rate or check the data`,
-        { epoch, step, ids },
-      );
-    }
-    return { losses: mean, stop: values[k] > 0, health: readHealth(values.slice(k + 1), layout) };
+    return cat([losses, tensor([stop ? 1 : 0], { dtype: 'float64', device: losses.device })]);
   });
+  await group?.allReduce(shared, 'sum');
+  const values = tidy(() => cat([shared, pending[pending.length - 1].output.health]).toNumbers());
+  const k = pending.length,
+    worldSize = group?.worldSize ?? 1;
+  const mean = values.slice(0, k).map((l) => l / worldSize);
+  const bad = mean.findIndex((l) => !Number.isFinite(l));
+  if (bad >= 0) {
+    const { epoch, step, ids } = pending[bad];
+    throw new NonFiniteError(
+      `pre-training step ${step}: the loss is ${mean[bad]} (batch of ${ids.slice(0, 8).join(', ')}${ids.length > 8 ? ', ...' : ''}${group ? ' on this rank' : ''}): the run diverged or its inputs are not finite; lower the learning rate or check the data`,
+      { epoch, step, ids },
+    );
+  }
+  return { losses: mean, stop: values[k] > 0, health: readHealth(values.slice(k + 1), layout) };
 }
 
 /** The configuration of the run to resume in `folder`, which must be `config`. */
@@ -349,7 +349,7 @@ async function sharedStats(
     ? modalities.flatMap((m) => [...own[m].mean, ...own[m].std])
     : modalities.flatMap((m) => new Array<number>(2 * bands[m]).fill(0));
   using t = tensor(flat, { dtype: 'float64', device });
-  group.broadcast(t, 0);
+  await group.broadcast(t, 0); // the other ranks wait off the JS thread: Ctrl-C and progress stay alive
   const values = t.toNumbers();
   let at = 0;
   const take = (n: number) => values.slice(at, (at += n));
@@ -408,7 +408,7 @@ async function run(options: PretrainOptions): Promise<PretrainResult> {
       config.data,
       `the training split holds no anchor: ${train.length === 0 ? 'it is empty' : `all ${train.length} of its locations are Negatives`}, which are only ever negatives; pre-training needs locations of other types`,
     );
-  if (config.threads !== null) setNumThreads(config.threads);
+  applyRuntimeOptions(config);
   const statsOptions: BandStatsOptions = {
     modalities: config.modalities,
     maxSamples: config.statsSamples,
@@ -450,7 +450,7 @@ async function run(options: PretrainOptions): Promise<PretrainResult> {
     .to({ device, dtype: config.dtype, memoryFormat: config.memoryFormat });
   if (group && worldSize > 1) {
     if (config.syncBatchNorm) convertSyncBatchNorm(model, group);
-    noGrad(() => group.broadcast([...model.stateDict().values()], 0)); // the same start even if seeds were to differ
+    await group.broadcast([...model.stateDict().values()], 0); // the same start even if seeds were to differ
   }
   using optimizer = buildOptimizer(model.parameters(), config.optimizer);
   const scheduler = buildScheduler(optimizer, config.schedule, batches, config.epochs);
@@ -502,10 +502,10 @@ async function run(options: PretrainOptions): Promise<PretrainResult> {
       epoch = position.epoch,
       skippedBefore = loader.skipped.length;
     // The log point: the pending steps read in one go, a metrics line written; whether the ranks agreed to stop.
-    const flush = (): boolean => {
+    const flush = async (): Promise<boolean> => {
       if (pending.length === 0) return false;
       try {
-        const read = readSteps(pending, group, signal?.aborted ?? false, layout);
+        const read = await readSteps(pending, group, signal?.aborted ?? false, layout);
         const last = pending[pending.length - 1],
           end = performance.now(),
           elapsed = end - interval.start;
@@ -556,7 +556,7 @@ async function run(options: PretrainOptions): Promise<PretrainResult> {
         pending.push({ output, epoch: position.epoch, batch: b.index, step, lr, ids: b.ids });
         interval.locations += b.ids.length;
       }
-      const agreed = step % config.logEvery === 0 && pending.length > 0 ? flush() : false;
+      const agreed = step % config.logEvery === 0 && pending.length > 0 ? await flush() : false;
       stop = group ? agreed : (signal?.aborted ?? false);
       if (stop && position.batch < batches) {
         stopped = true;
@@ -564,7 +564,7 @@ async function run(options: PretrainOptions): Promise<PretrainResult> {
       }
       waitStart = performance.now();
     }
-    if (flush() && group) stop = true; // the epoch's last steps, if the last log point was before them
+    if ((await flush()) && group) stop = true; // the epoch's last steps, if the last log point was before them
     if (!stopped) position = { epoch: position.epoch + 1, batch: 0 };
     if (!stopped && step === 0) throw noStep(config.data, epoch, loader.skipped.length);
     await save();

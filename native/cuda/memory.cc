@@ -20,6 +20,8 @@ Napi::Value cudaMemoryStats(Args& a) {
 const Export kExports[] = {
     {"cudaMemoryStats", cudaMemoryStats},
     MMSSL_INPLACE_OP("cudaEmptyCache", c10::cuda::CUDACachingAllocator::emptyCache()),
+    MMSSL_INPLACE_OP("cudaResetPeakMemoryStats",
+                     c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<int>(a.optInt64(0).value_or(0)))),
 };
 
 }  // namespace

@@ -13,9 +13,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { nn, io, torch } from '../../lib/index.js';
+import { io } from '../../lib/index.js';
 import { freePort } from '../../lib/distributed/launch.js';
 import { costRow, PYTHON, pytorchVersion, rateRow, report } from './harness.js';
+import { benchModel } from './pretraining.js';
 
 const BATCH = Number(process.env.BENCH_DDP_BATCH ?? 32);
 const REPEATS = Number(process.env.BENCH_DDP_REPEATS ?? 5);
@@ -57,8 +58,7 @@ async function main(): Promise<void> {
   try {
     const weights = join(scratch, 'initial.safetensors');
     {
-      torch.manualSeed(0);
-      using model = new nn.models.MultiModalModel({ modalities: { s1: 2, s2: 4, naip: 4 } });
+      using model = benchModel();
       await io.safetensors.saveFile(model.stateDict(), weights);
     }
     const half = Math.max(1, Math.floor(CORES / 2)),

@@ -6,6 +6,8 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 
+import { torch } from '../../lib/index.js';
+
 export interface Row {
   case: string;
   metric: string;
@@ -61,6 +63,14 @@ export function report(bench: string, rows: Row[]): void {
   console.log(
     `bench:${bench}\n${fmt(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${lines.map(fmt).join('\n')}`,
   );
+}
+
+/** Where the benchmarks that can use a GPU run: BENCH_DEVICE (default cpu; cuda in scripts/check-gpu.sh). */
+export const DEVICE = (process.env.BENCH_DEVICE ?? 'cpu') as torch.Device;
+
+/** Waits for the device's queued work, so that a timing covers it (CPU work is done when a call returns). */
+export function synchronize(): void {
+  if (DEVICE !== 'cpu') torch.cuda.synchronize();
 }
 
 /** Median of `repeats` timings of `fn`, in milliseconds. */

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { loss, torch } from '../../lib/index.js';
 import {
   costRow,
+  DEVICE,
   MEASURING_ENV,
   medianMs,
   peakExtraBytes,
@@ -20,6 +21,7 @@ import {
   rateRow,
   report,
   runPython,
+  synchronize,
   type Row,
 } from './harness.js';
 
@@ -139,8 +141,57 @@ function main(): void {
   }
 }
 
+/** On a GPU (BENCH_DEVICE=cuda): time and the caching allocator's peak above what was allocated before a step. */
+function mainOnDevice(): void {
+  const sizes = [16384, 65536];
+  const ours: Record<number, { ms: number; peak: number }> = {};
+  for (const v of sizes) {
+    const { z, groups, anchorMask } = batch(v);
+    const x = z.detach().to({ device: DEVICE }).requiresGrad_();
+    const [g, mask] = [groups.to({ device: DEVICE }), anchorMask.to({ device: DEVICE })];
+    const step = () =>
+      torch.tidy(() => {
+        x.grad = null;
+        loss.infoNCE(x, g, { anchorMask: mask }).backward();
+        synchronize();
+      });
+    step();
+    const ms = medianMs(step, repeats);
+    x.grad = null;
+    const base = torch.cuda.memoryStats().allocatedBytes;
+    torch.cuda.resetPeakMemoryStats();
+    step();
+    ours[v] = { ms, peak: torch.cuda.memoryStats().peakAllocatedBytes - base };
+    [z, groups, anchorMask, x, g, mask].forEach((t) => t.dispose());
+  }
+  const theirs = runPython<Record<number, { ms: number; peak: number }>>('loss.py', [
+    1,
+    DIM,
+    repeats,
+    'cuda',
+    ...sizes,
+  ]);
+  const name = `PyTorch ${pytorchVersion()} naive, same GPU`;
+  report(
+    'loss',
+    sizes.flatMap((v) => [
+      costRow(`V ${v}, d ${DIM}, ${DEVICE}`, 'forward+backward', 'ms', ours[v].ms, theirs[v].ms, name),
+      costRow(
+        `V ${v}, d ${DIM}, ${DEVICE}`,
+        'peak memory',
+        'MiB',
+        ours[v].peak / 2 ** 20,
+        theirs[v].peak / 2 ** 20,
+        name,
+      ),
+    ]),
+  );
+}
+
 const child = process.argv.indexOf('--child');
-if (child >= 0) {
+if (DEVICE !== 'cpu') {
+  mainOnDevice();
+} else if (child >= 0) {
   const [implementation, mode, ...sizes] = process.argv.slice(child + 1);
   process.stdout.write(JSON.stringify(measure(implementation as Implementation, mode as Mode, sizes.map(Number))));
 } else {

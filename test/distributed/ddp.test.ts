@@ -1,15 +1,17 @@
 // Data parallelism on c10d/Gloo over loopback, 2 processes (test/fixtures/ddp-worker.ts): collectives against
 // hand-computed values; the loss with global negatives and synchronised BatchNorm against one process on the whole
-// batch (float64, so any gap is a bug, not rounding); a rank that dies or hangs ends the other with a clear error.
+// batch (float64, so any gap is a bug, not rounding), and so is a pre-training step with accumulate; a rank that dies or hangs ends the other with a clear error.
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { distributed, loss, nn, torch } from '../../lib/index.js';
+import { distributed, loss, nn, optim, torch } from '../../lib/index.js';
 import { shardOf } from '../../lib/data/loader.js';
 import { freePort } from '../../lib/distributed/launch.js';
+import { disposeStep, pretrainStep } from '../../lib/train/pretrain.js';
+import { batchOf, globalViews, layout, smallModel, stepOptions } from '../helpers/pretrain-batch.js';
 
 const worker = new URL('../fixtures/ddp-worker.js', import.meta.url).pathname;
 const scratch = mkdtempSync(join(tmpdir(), 'mmssl-ddp-'));
@@ -67,8 +69,9 @@ const close = (
   what: string,
   tol = 1e-9,
 ) => {
-  const scale = Math.max(1e-12, ...expected.map(Math.abs));
-  const worst = Math.max(0, ...expected.map((e, i) => Math.abs(actual[i] - e)));
+  // (reduce, not Math.max(...): a parameter's gradient has more elements than a call takes arguments)
+  const scale = expected.reduce((m, e) => Math.max(m, Math.abs(e)), 1e-12);
+  const worst = expected.reduce((m, e, i) => Math.max(m, Math.abs(actual[i] - e)), 0);
   t.true(
     actual.length === expected.length && worst <= tol * scale,
     `${what}: worst difference ${worst} at scale ${scale}`,
@@ -127,6 +130,49 @@ test('collectives on 2 processes: all-reduce (sum, mean, max, channels-last), br
       `rank ${rank}: channels-last`,
     );
   }
+});
+
+for (const [sizes, k] of [
+  [[3, 3], 2],
+  [[4, 2], 3], // rank 1 has fewer locations than chunks: as many chunks as locations
+] as const) {
+  test(`accumulate ${k} on 2 ranks of ${sizes.join(' and ')} locations: the averaged gradients are one process's whole batch (global negatives across ranks and chunks)`, async (t) => {
+    const negative = [false, true, false, false, false, true];
+    const runs = await runRanks('accumulate', {
+      TEST_SIZES: JSON.stringify(sizes),
+      TEST_NEGATIVE: JSON.stringify(negative),
+      TEST_ACCUMULATE: String(k),
+    });
+    using model = smallModel().eval();
+    using optimizer = new optim.SGD(model.parameters(), { lr: 0 });
+    disposeStep(pretrainStep(model, batchOf(globalViews(negative.length), negative), layout, optimizer, stepOptions));
+    const expected = model.parameters().map((p) => (p.grad === null ? null : values(p.grad)));
+    t.true(expected.filter((g) => g !== null).length > 10);
+    for (const [rank, run] of runs.entries()) {
+      t.is(run.code, 0, run.stderr);
+      const grads = (run.result as { grads: (number[] | null)[] }).grads;
+      t.is(grads.length, expected.length);
+      grads.forEach((g, i) => {
+        if (g === null || expected[i] === null) t.is(g, expected[i], `rank ${rank}, parameter ${i}`);
+        else close(t, g, expected[i], `rank ${rank}, parameter ${i}`);
+      });
+    }
+  });
+}
+
+test('barrier and broadcast wait off the JS thread: timers keep firing on the rank that waits; a parameter is broadcast in place', async (t) => {
+  const runs = await runRanks('waiting');
+  const [, waiting] = runs;
+  runs.forEach((run) => t.is(run.code, 0, run.stderr));
+  const r = waiting.result as Record<'barrier' | 'broadcast', { ticks: number; ms: number }> & { parameter: number[] };
+  for (const what of ['barrier', 'broadcast'] as const) {
+    t.true(r[what].ms >= 800, `rank 1 waited for rank 0 in ${what}: ${r[what].ms} ms`);
+    t.true(r[what].ticks >= r[what].ms / 20 / 4, `${what}: ${r[what].ticks} ticks in ${r[what].ms} ms`);
+  }
+  t.deepEqual(
+    runs.map((run) => (run.result as { parameter: number[] }).parameter),
+    [0, 1].map(() => Array.from({ length: 24 }, (_, i) => i)),
+  );
 });
 
 for (const [name, sizes, negative, singles] of [
@@ -252,8 +298,9 @@ test('a group that cannot form says where it waited; NCCL without CUDA and unkno
     timeoutMs: 5000,
   });
   const x = torch.tensor([2, 3], { dtype: 'float64' });
-  solo.allReduce(x);
+  await solo.allReduce(x);
   t.deepEqual(values(x), [2, 3]);
   solo.destroy();
-  t.throws(() => solo.allReduce(x), { code: 'ERR_MMSSL_DIST', message: /destroyed/ });
+  await t.throwsAsync(solo.allReduce(x), { code: 'ERR_MMSSL_DIST', message: /destroyed/ });
+  await t.throwsAsync(solo.barrier(), { code: 'ERR_MMSSL_DIST', message: /destroyed/ });
 });

@@ -36,8 +36,10 @@ const cudaTest = hasCuda ? test : test.skip;
 test('cuda queries answer on a CPU build', (t) => {
   t.is(typeof hasCuda, 'boolean');
   t.is(torch.cuda.deviceCount() > 0, hasCuda);
-  if (!torch.version().cuda)
+  if (!torch.version().cuda) {
     t.throws(() => torch.cuda.memoryStats(), { code: 'ERR_MMSSL_DEVICE', message: /without CUDA/ });
+    t.throws(() => torch.cuda.resetPeakMemoryStats(), { code: 'ERR_MMSSL_DEVICE', message: /without CUDA/ });
+  }
 });
 
 cudaTest(`tensors move to CUDA and back${hasCuda ? '' : ' (skipped: no CUDA device in this machine)'}`, (t) => {
@@ -74,6 +76,14 @@ cudaTest(`async read-back from CUDA${hasCuda ? '' : ' (skipped: no CUDA device i
   t.true(torch.cuda.memoryStats().allocatedBytes >= (1 << 16) * 4);
 });
 
+cudaTest(`peak memory statistics reset${hasCuda ? '' : ' (skipped: no CUDA device in this machine)'}`, (t) => {
+  torch.zeros([1 << 24], { device: 'cuda' }).dispose();
+  const before = torch.cuda.memoryStats();
+  t.true(before.peakAllocatedBytes >= (1 << 24) * 4);
+  torch.cuda.resetPeakMemoryStats();
+  t.is(torch.cuda.memoryStats().peakAllocatedBytes, torch.cuda.memoryStats().allocatedBytes);
+});
+
 test.serial('setRngState replays the random numbers drawn after getRngState', (t) => {
   torch.manualSeed(3);
   const state = torch.getRngState();
@@ -85,3 +95,27 @@ test.serial('setRngState replays the random numbers drawn after getRngState', (t
   const error = t.throws(() => torch.setRngState(torch.zeros([3])));
   t.regex(error.message, /setRngState/);
 });
+
+test.serial(
+  "cuDNN's benchmark mode and the float32 matmul precision: PyTorch's defaults, set and read back, bad values refused",
+  (t) => {
+    t.false(torch.backends.cudnn.benchmark);
+    t.is(torch.getFloat32MatmulPrecision(), 'highest');
+    try {
+      torch.backends.cudnn.benchmark = true;
+      t.true(torch.backends.cudnn.benchmark);
+      for (const p of torch.MATMUL_PRECISIONS) {
+        torch.setFloat32MatmulPrecision(p);
+        t.is(torch.getFloat32MatmulPrecision(), p);
+      }
+      t.throws(() => torch.setFloat32MatmulPrecision('low' as torch.MatmulPrecision), {
+        code: 'ERR_MMSSL_ARG',
+        message: /precision/,
+      });
+      t.throws(() => (torch.backends.cudnn.benchmark = 1 as unknown as boolean), { code: 'ERR_MMSSL_ARG' });
+    } finally {
+      torch.backends.cudnn.benchmark = false;
+      torch.setFloat32MatmulPrecision('highest');
+    }
+  },
+);

@@ -4,41 +4,25 @@
 // uneven chunks and Negatives included; BatchNorm's running statistics end as that batch leaves them.
 import test from 'ava';
 
-import type { Batch } from '../../lib/data/loader.js';
 import { infoNCE } from '../../lib/loss/infonce.js';
-import { MultiModalModel } from '../../lib/nn/models/multimodal.js';
+import type { MultiModalModel } from '../../lib/nn/models/multimodal.js';
 import { SGD } from '../../lib/optim/sgd.js';
 import { noGrad } from '../../lib/torch/autograd.js';
-import { cat, randn } from '../../lib/torch/creation.js';
+import { cat } from '../../lib/torch/creation.js';
 import { manualSeed } from '../../lib/torch/runtime.js';
 import { tidy } from '../../lib/torch/scope.js';
 import type { Tensor } from '../../lib/torch/tensor.js';
 import { chunkRanges, embedViews, pretrainStep } from '../../lib/train/pretrain.js';
-import { anchorRows, viewGroups, viewLayout } from '../../lib/train/views.js';
+import { anchorRows, viewGroups } from '../../lib/train/views.js';
+import { batchOf, globalViews, layout, smallModel, stepOptions as options } from '../helpers/pretrain-batch.js';
 
 const N = 7; // odd: uneven chunks
-const layout = viewLayout(['s2', 'naip'], true);
 const negative = [false, true, false, false, true, false, false];
-const options = { temperature: 0.2, memoryFormat: 'contiguousFormat', dtype: 'float64' } as const;
 
 function setUp() {
-  manualSeed(3);
-  const model = new MultiModalModel({
-    modalities: { s2: 4, naip: 4 },
-    backbones: { s2: 'alexnet', naip: 'resnet18' },
-    alexnetHidden: 16,
-    hiddenDim: 16,
-    embeddingDim: 8,
-  })
-    .train()
-    .to({ dtype: 'float64' });
-  const views = {
-    s2: [randn([N, 4, 64, 64], { dtype: 'float64' }), randn([N, 4, 64, 64], { dtype: 'float64' })],
-    naip: [randn([N, 4, 32, 32], { dtype: 'float64' }), randn([N, 4, 32, 32], { dtype: 'float64' })],
-  };
-  const host = { locations: [...Array(N).keys()], labels: new Array<number>(N).fill(0), negative };
-  const batch = { views, host, ids: host.locations.map(String), index: 0 } as unknown as Batch; // what the step reads
-  return { model, batch, views };
+  const model = smallModel();
+  const views = globalViews(N);
+  return { model, batch: batchOf(views, negative), views };
 }
 
 /** The gradients and BatchNorm buffers after one batch whose encoders see `chunks` in turn, graphs kept. */
