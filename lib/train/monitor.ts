@@ -58,7 +58,8 @@ export function embeddingHealthOnDevice(z: Tensor, layout: ViewLayout, n: number
                 .long(),
             );
       // |a - b|² = 2 - 2 a.b on the unit sphere; the diagonal's M terms are exp(0) = 1, taken out of the sum.
-      const kernel = sample.mm(sample.t()).mul(-2).add(2).clamp({ min: 0 }).mul(-2).exp();
+      // (in place: one M x M buffer, not five)
+      const kernel = sample.mm(sample.t()).mul_(-2).add_(2).clamp_({ min: 0 }).mul_(-2).exp();
       const uniformity = kernel
         .sum()
         .sub(m)

@@ -98,14 +98,17 @@ interface Position {
 export interface StepOutput {
   /** This rank's loss (detached, a scalar). */
   loss: Tensor;
-  /** `embeddingHealthOnDevice`'s values for the step's embeddings (O(V d): cheap enough for every step). */
-  health: Tensor;
+  /**
+   * The step's embeddings (detached): the collapse monitor (`embeddingHealthOnDevice`) is computed from the last
+   * step's at log points only, so that no step allocates for it.
+   */
+  embeddings: Tensor;
 }
 
 /** Frees what a step left on the device (nothing when it took no step). */
 export function disposeStep(output: StepOutput | undefined): void {
   output?.loss.dispose();
-  output?.health.dispose();
+  output?.embeddings.dispose();
 }
 
 /**
@@ -160,7 +163,7 @@ export function pretrainStep(
       group?.allReduceGradients(model.parameters());
       if (scaler) scaler.unscale_(optimizer);
       else optimizer.step();
-      return { loss: loss.detach(), health: embeddingHealthOnDevice(z.detach(), layout, n) };
+      return { loss: loss.detach(), embeddings: z.detach() };
     }),
   );
   if (scaler) {
@@ -294,7 +297,10 @@ async function readSteps(
     return cat([losses, tensor([stop ? 1 : 0], { dtype: 'float64', device: losses.device })]);
   });
   await group?.allReduce(shared, 'sum');
-  const values = tidy(() => cat([shared, pending[pending.length - 1].output.health]).toNumbers());
+  const last = pending[pending.length - 1].output.embeddings;
+  const values = tidy(() =>
+    cat([shared, embeddingHealthOnDevice(last, layout, last.shape[0] / layout.perLocation)]).toNumbers(),
+  );
   const k = pending.length,
     worldSize = group?.worldSize ?? 1;
   const mean = values.slice(0, k).map((l) => l / worldSize);
@@ -553,6 +559,7 @@ async function run(options: PretrainOptions): Promise<PretrainResult> {
       if (output) {
         scheduler.step();
         step++;
+        pending.at(-1)?.output.embeddings.dispose(); // the monitor reads the last step's only
         pending.push({ output, epoch: position.epoch, batch: b.index, step, lr, ids: b.ids });
         interval.locations += b.ids.length;
       }

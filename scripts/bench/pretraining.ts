@@ -8,6 +8,7 @@ import type { Batch } from '../../lib/data/loader.js';
 import type { ProcessGroup } from '../../lib/distributed/process_group.js';
 import type { Precision } from '../../lib/torch/amp.js';
 import { buildOptimizer } from '../../lib/train/optimizers.js';
+import { embeddingHealthOnDevice } from '../../lib/train/monitor.js';
 import { disposeStep, pretrainStep } from '../../lib/train/pretrain.js';
 import { viewLayout } from '../../lib/train/views.js';
 import { DEVICE, synchronize } from './harness.js';
@@ -29,6 +30,8 @@ export interface StepOptions {
   precision?: Precision;
   accumulate?: number;
   group?: ProcessGroup;
+  /** Computes the collapse monitor after each step (the loop does so at log points only). */
+  monitor?: boolean;
 }
 
 /**
@@ -55,7 +58,9 @@ export function benchStep(
   const stepOptions = { temperature: 0.2, ...options };
   return {
     step: () => {
-      disposeStep(pretrainStep(model, input, layout, optimizer, stepOptions));
+      const output = pretrainStep(model, input, layout, optimizer, stepOptions);
+      if (options.monitor && output) embeddingHealthOnDevice(output.embeddings, layout, batch).dispose();
+      disposeStep(output);
       synchronize();
     },
     [Symbol.dispose]: () => {

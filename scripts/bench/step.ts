@@ -31,10 +31,14 @@ interface Measured {
   reads: number;
 }
 
-/** Our step (its collapse monitor included) at `batch` locations. */
-function ours(batch: number, memoryFormat: Format, precision: Precision = '32', repeats = REPEATS): Measured {
+/** Our step at `batch` locations, with the collapse monitor after each when `monitor`. */
+function ours(
+  batch: number,
+  memoryFormat: Format,
+  { precision = '32', monitor = false }: { precision?: Precision; monitor?: boolean } = {},
+): Measured {
   using model = benchModel();
-  using bench = benchStep(model, batch, { memoryFormat, precision });
+  using bench = benchStep(model, batch, { memoryFormat, precision, monitor });
   let steps = 0;
   const step = () => {
     bench.step();
@@ -42,7 +46,7 @@ function ours(batch: number, memoryFormat: Format, precision: Precision = '32', 
   };
   const before = torch.hostReads();
   step();
-  const ms = medianMs(step, repeats);
+  const ms = medianMs(step, REPEATS);
   return { ms, reads: (torch.hostReads() - before) / steps };
 }
 
@@ -52,14 +56,13 @@ interface Baseline {
   precision?: '32' | 'bf16';
   monitor?: boolean;
   tuned?: boolean;
-  repeats?: number;
 }
 
 /** PyTorch's step (step.py) in a process of its own. */
 function theirs(weights: string, threads: number, b: Baseline): Measured {
   const { ms, reads } = runPython<{ ms: Record<string, number>; reads: number }>(
     'step.py',
-    [threads, weights, b.batch ?? BATCH, b.repeats ?? REPEATS, b.format, b.precision ?? '32', b.monitor ? 1 : 0],
+    [threads, weights, b.batch ?? BATCH, REPEATS, b.format, b.precision ?? '32', b.monitor ? 1 : 0, DEVICE],
     b.tuned ? TUNED_MALLOC : {},
   );
   return { ms: ms[b.format], reads };
@@ -74,7 +77,6 @@ async function main(): Promise<void> {
       await io.safetensors.saveFile(model.stateDict(), weights);
     }
     const threads = torch.getNumThreads();
-    const largeRepeats = Math.max(1, Math.min(REPEATS, 3));
     const base = {
       nchw: theirs(weights, threads, { format: 'contiguous' }),
       channelsLast: theirs(weights, threads, { format: 'channelsLast' }),
@@ -85,14 +87,13 @@ async function main(): Promise<void> {
         tuned: true,
         monitor: true,
         batch: LARGE_BATCH,
-        repeats: largeRepeats,
       }),
     };
     const mine = {
       nchw: ours(BATCH, 'contiguousFormat'),
       channelsLast: ours(BATCH, 'channelsLast'),
-      bf16: ours(BATCH, 'channelsLast', 'bf16-mixed'),
-      large: ours(LARGE_BATCH, 'channelsLast', '32', largeRepeats),
+      bf16: ours(BATCH, 'channelsLast', { precision: 'bf16-mixed' }),
+      large: ours(LARGE_BATCH, 'channelsLast', { monitor: true }),
     };
     const rate = (batch: number, m: Measured) => batch / (m.ms / 1000);
     const torchName = `PyTorch ${pytorchVersion()}`;
