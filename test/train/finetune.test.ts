@@ -118,12 +118,14 @@ test('random and pre-trained initialisation; the saved model gives the same repo
   }
 });
 
-test("bf16-mixed fine-tuning: no host read in a step; the first epoch's loss within bfloat16's tolerance of float32's", async (t) => {
+test("bf16-mixed fine-tuning: no host read in a step; the first step's loss within bfloat16's tolerance of float32's", async (t) => {
   await ready;
+  // One epoch of one batch (the whole training split): the same weights see the same batch, so the losses differ by
+  // bfloat16's rounding only, not by where two diverging trajectories have got to.
   const losses = async (precision: string) => {
     const seen: number[] = [];
     await finetune({
-      config: config({ init: run, epochs: 1, precision, syncDebug: 'error' }),
+      config: config({ init: run, epochs: 1, batchSize: 64, precision, syncDebug: 'error' }),
       out: join(scratch, `ft-${precision}`),
       onEpoch: (m) => seen.push(m.loss),
     });
@@ -131,7 +133,7 @@ test("bf16-mixed fine-tuning: no host read in a step; the first epoch's loss wit
   };
   const [a] = await losses('32');
   const [b] = await losses('bf16-mixed');
-  t.true(Math.abs(a - b) <= 0.03 * Math.abs(a) && a !== b, `bf16 ${b} vs fp32 ${a}`);
+  t.true(Math.abs(a - b) <= 0.02 * Math.abs(a) && a !== b, `bf16 ${b} vs fp32 ${a}`);
 });
 
 test('a linear probe trains the classifier only; Negatives can be a seventh class', async (t) => {
