@@ -118,23 +118,27 @@ test('random and pre-trained initialisation; the saved model gives the same repo
   }
 });
 
-test("bf16-mixed fine-tuning: no host read in a step; the first step's loss within bfloat16's tolerance of float32's", async (t) => {
-  await ready;
-  // One epoch of one batch (the whole training split): the same weights see the same batch, so the losses differ by
-  // bfloat16's rounding only, not by where two diverging trajectories have got to.
-  const losses = async (precision: string) => {
-    const seen: number[] = [];
-    await finetune({
-      config: config({ init: run, epochs: 1, batchSize: 64, precision, syncDebug: 'error' }),
-      out: join(scratch, `ft-${precision}`),
-      onEpoch: (m) => seen.push(m.loss),
-    });
-    return seen;
-  };
-  const [a] = await losses('32');
-  const [b] = await losses('bf16-mixed');
-  t.true(Math.abs(a - b) <= 0.02 * Math.abs(a) && a !== b, `bf16 ${b} vs fp32 ${a}`);
-});
+test.serial(
+  "bf16-mixed fine-tuning: no host read in a step; the first step's loss within bfloat16's tolerance of float32's",
+  async (t) => {
+    await ready;
+    // One epoch of one batch (the whole training split): the same weights see the same batch, so the losses differ by
+    // bfloat16's rounding only, not by where two diverging trajectories have got to. Serial: dropout draws from the
+    // process's generator, which the file's other tests would draw from between the two runs.
+    const losses = async (precision: string) => {
+      const seen: number[] = [];
+      await finetune({
+        config: config({ init: run, epochs: 1, batchSize: 64, precision, syncDebug: 'error' }),
+        out: join(scratch, `ft-${precision}`),
+        onEpoch: (m) => seen.push(m.loss),
+      });
+      return seen;
+    };
+    const [a] = await losses('32');
+    const [b] = await losses('bf16-mixed');
+    t.true(Math.abs(a - b) <= 0.02 * Math.abs(a) && a !== b, `bf16 ${b} vs fp32 ${a}`);
+  },
+);
 
 test('a linear probe trains the classifier only; Negatives can be a seventh class', async (t) => {
   await ready;
