@@ -115,8 +115,8 @@ export function disposeStep(output: StepOutput | undefined): void {
  * One training step on `batch`: embeddings of every view (under the precision's autocast), the loss in float32,
  * backward, (with a group: the gradients averaged over the ranks), the optimizer step. Reads nothing back from the
  * device (a sync-free region: see lib/torch/sync.ts), except with a gradient scaler ('16-mixed'), whose step reads
- * whether the gradients were finite, as PyTorch's does; returns the loss and the monitor's values as device tensors,
- * or undefined when the batch holds no anchor (Negatives only) and no step was taken. With a group the loss spans
+ * whether the gradients were finite, as PyTorch's does; returns the loss and the embeddings as device tensors, or
+ * undefined when the batch holds no anchor (Negatives only) and no step was taken. With a group the loss spans
  * every rank's views (each rank holding at most `rankBatch` locations), and a rank whose batch holds only Negatives
  * still steps (its views are the others' negatives).
  */
