@@ -90,6 +90,7 @@ export interface Binding {
   sqrt(a: H): H;
   rsqrt(a: H): H;
   abs(a: H): H;
+  round(a: H): H;
   sign(a: H): H;
   sin(a: H): H;
   cos(a: H): H;
@@ -271,6 +272,10 @@ export interface Binding {
   initialSeed(): number;
   getRngState(device: Opt<string>): H;
   setRngState(state: H, device: Opt<string>): void;
+  readRecords(dest: H, fds: number[], offsets: number[]): Promise<number[]>;
+  crc32(bytes: Uint8Array): number;
+  resampleAxisAligned(x: H, maps: number[], size: number[]): H;
+  viewDtype(t: H, dtype: number): H;
   cudaIsAvailable(): boolean;
   cudaDeviceCount(): number;
   cudaSynchronize(device?: number): void;
@@ -283,6 +288,8 @@ export interface Binding {
   };
   cudaEmptyCache?(): void;
   cudaResetPeakMemoryStats?(device?: number): void;
+  // cuda/streams.cc, likewise
+  cudaCopyOnSideStream?(tensors: H[], device: string): H[];
 }
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

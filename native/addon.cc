@@ -23,8 +23,11 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   initDistributed(env, exports);
   initImage(env, exports);
   initAmp(env, exports);
+  initRecords(env, exports);
+  initAugment(env, exports);
 #ifdef MMSSL_WITH_CUDA
   initCuda(env, exports);
+  initCudaStreams(env, exports);
 #endif
   return exports;
 }

@@ -337,8 +337,11 @@ void initLoss(Napi::Env env, Napi::Object exports);
 void initDistributed(Napi::Env env, Napi::Object exports);
 void initImage(Napi::Env env, Napi::Object exports);
 void initAmp(Napi::Env env, Napi::Object exports);
+void initRecords(Napi::Env env, Napi::Object exports);
+void initAugment(Napi::Env env, Napi::Object exports);
 #ifdef MMSSL_WITH_CUDA
 void initCuda(Napi::Env env, Napi::Object exports);
+void initCudaStreams(Napi::Env env, Napi::Object exports);
 #endif
 
 }  // namespace mmssl

@@ -46,6 +46,7 @@ const Export kExports[] = {
     MMSSL_TENSOR_OP("sqrt", at::sqrt(a.tensor(0))),
     MMSSL_TENSOR_OP("rsqrt", at::rsqrt(a.tensor(0))),
     MMSSL_TENSOR_OP("abs", at::abs(a.tensor(0))),
+    MMSSL_TENSOR_OP("round", at::round(a.tensor(0))),
     MMSSL_TENSOR_OP("sign", at::sign(a.tensor(0))),
     MMSSL_TENSOR_OP("sin", at::sin(a.tensor(0))),
     MMSSL_TENSOR_OP("cos", at::cos(a.tensor(0))),
@@ -110,6 +111,7 @@ const Export kExports[] = {
     // views and re-arrangements
     MMSSL_TENSOR_OP("reshape", a.tensor(0).reshape(a.ints(1))),
     MMSSL_TENSOR_OP("view", a.tensor(0).view(a.ints(1))),
+    MMSSL_TENSOR_OP("viewDtype", a.tensor(0).view(a.dtype(1))),
     MMSSL_TENSOR_OP("flatten", a.tensor(0).flatten(a.int64(1), a.int64(2))),
     MMSSL_TENSOR_OP("squeeze", a.isAbsent(1) ? a.tensor(0).squeeze() : a.tensor(0).squeeze(a.int64(1))),
     MMSSL_TENSOR_OP("unsqueeze", a.tensor(0).unsqueeze(a.int64(1))),

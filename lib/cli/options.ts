@@ -4,6 +4,7 @@
  * expected), and the Ctrl-C handling of long runs.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { SingleBar } from 'cli-progress';
 
 import { COMMON_OPTIONS } from '../config/index.js';
 import {
@@ -75,4 +76,25 @@ export function stopOnInterrupt(unit: string): { signal: AbortSignal; dispose: (
   };
   process.on('SIGINT', onInterrupt);
   return { signal: controller.signal, dispose: () => process.off('SIGINT', onInterrupt) };
+}
+
+/**
+ * A progress bar on stderr for work counted in `unit`s (nothing when stderr is not a terminal): `update(done, total)`
+ * after each unit, with the rate since the first call; `stop()` at the end, whatever happened.
+ */
+export function countingBar(label: string, unit: string): { update(done: number, total: number): void; stop(): void } {
+  const bar = process.stderr.isTTY
+    ? new SingleBar({
+        format: `${label} [{bar}] {value}/{total} ${unit} | {eta_formatted} left | {rate}/s`,
+        stream: process.stderr,
+      })
+    : undefined;
+  const started = Date.now();
+  return {
+    update: (done, total) => {
+      if (bar && !bar.isActive) bar.start(total, 0, { rate: '0' });
+      bar?.update(done, { rate: (done / ((Date.now() - started) / 1000)).toFixed(1) });
+    },
+    stop: () => bar?.stop(),
+  };
 }

@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { embedCommand } from './embed.js';
 import { evaluateCommand } from './evaluate.js';
 import { finetuneCommand } from './finetune.js';
+import { packCommand } from './pack.js';
 import { pretrainCommand } from './pretrain.js';
 import { reportCommand } from './report.js';
 import { serveCommand } from './serve.js';
@@ -18,6 +19,7 @@ export function buildProgram(version: string): Command {
     .showHelpAfterError('(mmssl --help lists the commands and options)');
   for (const add of [
     synthCommand,
+    packCommand,
     pretrainCommand,
     finetuneCommand,
     table1Command,

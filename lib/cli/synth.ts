@@ -1,9 +1,8 @@
 /** `mmssl synth`: writes a synthetic dataset in METER-ML's release layout (lib/data/synth). */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { SingleBar } from 'cli-progress';
 
 import { RELEASE_HOLDOUT, SYNTH_FORMATS, type SynthFormat, synthesize } from '../data/synth/index.js';
-import { integer } from './options.js';
+import { countingBar, integer } from './options.js';
 
 interface SynthFlags {
   out: string;
@@ -39,12 +38,7 @@ export function synthCommand(program: Command): void {
     .option('--val-fraction <x>', "share of each type's locations in val (default 0.006, the release's)", share)
     .option('--test-fraction <x>', "share of each type's locations in test (default 0.012, the release's)", share)
     .action(async (flags: SynthFlags) => {
-      const bar = process.stderr.isTTY
-        ? new SingleBar({
-            format: 'synth [{bar}] {value}/{total} locations | {eta_formatted} left | {rate}/s',
-            stream: process.stderr,
-          })
-        : undefined;
+      const bar = countingBar('synth', 'locations');
       const started = Date.now();
       const report = await synthesize({
         out: flags.out,
@@ -53,11 +47,8 @@ export function synthCommand(program: Command): void {
         format: flags.format,
         defects: flags.defects,
         holdout: { val: flags.valFraction ?? RELEASE_HOLDOUT.val, test: flags.testFraction ?? RELEASE_HOLDOUT.test },
-        onProgress: (done, total) => {
-          if (done === 1) bar?.start(total, 0, { rate: '0' });
-          bar?.update(done, { rate: (done / ((Date.now() - started) / 1000)).toFixed(1) });
-        },
-      }).finally(() => bar?.stop());
+        onProgress: bar.update,
+      }).finally(bar.stop);
       const { train, val, test } = report.splits;
       console.log(
         `${report.out}: ${report.locations} locations (train ${train}, val ${val}, test ${test}), ${report.defects.length} broken on purpose (synth_report.json), ${((Date.now() - started) / 1000).toFixed(1)} s`,

@@ -11,6 +11,7 @@ import { parse as parseYaml } from 'yaml';
 import { FileError, invalidArg, isObject } from '../errors.js';
 import { BACKBONES } from '../nn/models/multimodal.js';
 import { BAD_SAMPLE_POLICIES } from '../data/dataset.js';
+import { PACK_DTYPES } from '../data/packed/format.js';
 import { type Device, devicePattern } from '../torch/device.js';
 import { PRECISIONS } from '../torch/amp.js';
 import { SYNC_DEBUG_MODES } from '../torch/sync.js';
@@ -60,7 +61,7 @@ export const COMMON_OPTIONS = {
   data: option(
     text('a dataset path', '<dir>', 'data/meter-ml'),
     undefined,
-    'the dataset: a METER-ML folder, a folder holding manifest.geojson, or a manifest file',
+    'the dataset: a METER-ML folder, a folder holding manifest.geojson, a manifest file, or a pack (mmssl pack)',
   ),
   modalities: option(names, undefined, 'the modalities, comma-separated on the command line (e.g. s1,s2,naip)'),
   augment: option(
@@ -69,6 +70,11 @@ export const COMMON_OPTIONS = {
     'flips and resized crops (pre-training: two views per modality; fine-tuning: one augmented view)',
   ),
   batchSize: option(int(1), 64, 'samples (locations) per batch'),
+  shuffleShards: option(
+    nullable(int(1), 'a full permutation of the samples'),
+    null,
+    'a pack larger than memory: its shards in a random order each epoch, the samples shuffled within each run of this many shards, so reads stay within them',
+  ),
   schedule: {
     name: option(
       oneOf(['cosine', 'constant']),
@@ -184,6 +190,33 @@ const initRun = {
   ...nullable(text('a pre-training run folder', '<run>', 'runs/pretrain'), 'random initialisation'),
   parse: (t: string) => (t === 'none' ? null : t),
 };
+
+/** `mmssl pack`'s options: the dataset options it shares with training, and the pack's own. */
+export const PACK_OPTIONS = {
+  data: COMMON_OPTIONS.data,
+  modalities: option(
+    nullable(names, "the method's (s1, s2, naip) where the dataset has them, else all of the dataset's"),
+    null,
+    'the modalities packed, comma-separated',
+  ),
+  sizes: COMMON_OPTIONS.sizes,
+  dtypes: option(
+    perName(oneOf(['auto', ...PACK_DTYPES]), '<modality=dtype>', 'naip=uint8'),
+    {},
+    'stored dtype per modality: uint8, int16 (values rounded), float16, float32 (exact), or auto (uint8 or int16 for integer sources, float16 otherwise); repeatable',
+    'dtype',
+  ),
+  recordsPerShard: option(nullable(int(1), 'as many as fill 256 MiB'), null, 'records (locations) per shard file'),
+  workers: COMMON_OPTIONS.workers,
+  onBadSample: COMMON_OPTIONS.onBadSample,
+};
+export type PackConfig = ConfigOf<typeof PACK_OPTIONS>;
+
+export function resolvePackConfig(...layers: ConfigValues[]): PackConfig {
+  const c = resolve('pack config', PACK_OPTIONS, layers);
+  if (c.data === undefined) throw invalidArg('pack config', 'data', 'a dataset path', c.data);
+  return c;
+}
 
 export const FINETUNE_OPTIONS = {
   ...COMMON_OPTIONS,

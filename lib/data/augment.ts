@@ -8,7 +8,8 @@ import { checkOptions, invalidArg } from '../errors.js';
 import { affineGrid, gridSample } from '../nn/functional.js';
 import { tensor } from '../torch/creation.js';
 import { tidy } from '../torch/scope.js';
-import type { Tensor } from '../torch/tensor.js';
+import { Tensor } from '../torch/tensor.js';
+import { native } from '../native.js';
 import type { Random } from './random.js';
 
 export interface AugmentationOptions {
@@ -102,6 +103,12 @@ function theta({ box: [x, y, w, h], horizontalFlip, verticalFlip }: ViewTransfor
   return [horizontalFlip ? -w : w, 0, 2 * x + w - 1, 0, verticalFlip ? -h : h, 2 * y + h - 1];
 }
 
+/** theta's diagonal and offsets, (scaleX, offsetX, scaleY, offsetY): the map has no rotation or shear. */
+function axisMap(t: ViewTransform): number[] {
+  const [a, , b, , d, e] = theta(t);
+  return [a, b, d, e];
+}
+
 /**
  * Applies one transform per image of `x` [N, C, H, W] (float, any device): [N, C, size[0], size[1]] (default: the
  * input's size). Bilinear; points falling a rounding error outside the image take the border value.
@@ -121,8 +128,11 @@ export function applyTransforms(
     );
   const [n, c] = x.shape;
   const [height, width] = size ?? [x.shape[2], x.shape[3]];
+  // On CPU, for data (no gradient), the same sampling done separably natively: several times faster.
+  if (x.device === 'cpu' && !x.requiresGrad && (x.dtype === 'float32' || x.dtype === 'float64'))
+    return new Tensor(native.resampleAxisAligned(x.handle, transforms.flatMap(axisMap), [height, width]));
   return tidy(() => {
-    const thetas = tensor(Float32Array.from(transforms.flatMap(theta)), { dtype: x.dtype, device: x.device }).reshape([
+    const thetas = tensor(Float64Array.from(transforms.flatMap(theta)), { dtype: x.dtype, device: x.device }).reshape([
       n,
       2,
       3,

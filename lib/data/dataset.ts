@@ -82,7 +82,8 @@ export interface SkippedSample {
 
 export type DatasetSpec =
   | { kind: 'meterml'; root: string; options?: Record<string, unknown> }
-  | { kind: 'manifest'; path: string; options?: Record<string, unknown> };
+  | { kind: 'manifest'; path: string; options?: Record<string, unknown> }
+  | { kind: 'packed'; root: string; options?: Record<string, unknown> };
 
 /** Each modality's band count in `dataset`; an ArgumentError naming the dataset's modalities for an unknown one. */
 export function bandCounts(op: string, modalities: readonly string[], dataset: Dataset): Record<string, number> {
@@ -110,4 +111,6 @@ export interface Dataset {
    * or NaN pixels throw a `FileError` whose message names the sample and the file.
    */
   read(index: number, modality: string): Promise<Raster>;
+  /** The training split's per-band statistics, where the dataset carries them (a pack does): used as they are. */
+  readonly stats?: Record<string, { mean: number[]; std: number[] }>;
 }

@@ -9,12 +9,13 @@ import { availableParallelism } from 'node:os';
 import { checkBool, checkInt, checkOneOf, checkOptions, FileError, invalidArg, WorkerExitError } from '../errors.js';
 import { noGrad } from '../torch/autograd.js';
 import { cat, fromBuffer, tensor } from '../torch/creation.js';
-import type { Device } from '../torch/device.js';
+import { cuda, type Device } from '../torch/device.js';
 import { tidy } from '../torch/scope.js';
 import type { MemoryFormat, Tensor } from '../torch/tensor.js';
 import { applyTransforms, checkAugmentation, sampleTransform, type AugmentationOptions } from './augment.js';
 import { type Dataset, multiHot, type Raster, type SampleRecord, type SkippedSample, type Split } from './dataset.js';
 import { allInOrder, WorkerPool } from '../workers/pool.js';
+import { PackedDataset } from './packed/dataset.js';
 import { Random } from './random.js';
 import { type NormalizationStats, standardize } from './stats.js';
 import type { ReadRequest } from './worker.js';
@@ -33,8 +34,12 @@ export interface DataLoaderOptions {
   splits?: readonly Split[];
   /** Keeps only the samples of those splits for which it returns true (e.g. labelled ones, a label fraction). */
   filter?: (sample: SampleRecord, index: number) => boolean;
-  /** Reshuffle every epoch (default true). */
-  shuffle?: boolean;
+  /**
+   * Reshuffle every epoch (default true): a full permutation. `{ shards: k }`, for a pack larger than memory: its shards
+   * in a random order, the records shuffled within each run of k shards of that order, so an epoch reads k shards at a
+   * time, each once (WebDataset's shard-then-buffer shuffle, with a buffer of whole shards).
+   */
+  shuffle?: boolean | { shards: number };
   /** Drop the last, smaller batch (default false). */
   dropLast?: boolean;
   /** Seeds the order and the augmentations (default 0). */
@@ -129,6 +134,13 @@ export async function collectRows(loader: DataLoader, f: (batch: Batch) => Tenso
   return { columns, labels, negative, [Symbol.dispose]: () => columns.forEach((c) => c.dispose()) };
 }
 
+/** A batch's samples as read, before they become tensors: `stack()` gives one host tensor per modality. */
+interface ReadBatch {
+  indices: number[];
+  stack(): Tensor[];
+  release(): void;
+}
+
 interface Resolved {
   modalities: { name: string; size: [number, number]; channels: number; native: [number, number] }[];
   views: number;
@@ -156,6 +168,16 @@ function resolveModalities(dataset: Dataset, wanted: DataLoaderOptions['modaliti
     }
     return { name, size: [...(size ?? info.size)] as [number, number], channels: info.bands.length, native: info.size };
   });
+}
+
+/** A pack holds each modality at one size: resizing it again would resample twice, so another size is refused. */
+function checkPackedSizes(dataset: PackedDataset, modalities: Resolved['modalities']): void {
+  const differ = modalities.filter(resizes);
+  if (differ.length > 0)
+    throw new FileError(
+      dataset.root,
+      `packed ${differ.map((m) => `${m.name} at ${m.native.join('x')}`).join(', ')}, but ${differ.map((m) => `${m.size.join('x')}`).join(', ')} ${differ.length === 1 ? 'is' : 'are'} asked for: pack the source again with ${differ.map((m) => `--size ${m.name}=${m.size.join('x')}`).join(' ')}, or ask for the packed size`,
+    );
 }
 
 export class DataLoader {
@@ -197,6 +219,7 @@ export class DataLoader {
     const viewCount = views ?? (augment ? 2 : 1);
     if (checkInt(OP, 'views', viewCount) < 1) throw invalidArg(OP, 'views', 'a positive integer', views);
     this.#resolved = { modalities: resolveModalities(dataset, modalities), views: viewCount, augmentation: augment };
+    if (dataset instanceof PackedDataset) checkPackedSizes(dataset, this.#resolved.modalities);
     for (const m of this.#resolved.modalities) {
       const stats = normalization?.[m.name];
       if (normalization && (!stats || stats.mean.length !== m.channels || stats.std.length !== m.channels)) {
@@ -206,7 +229,7 @@ export class DataLoader {
     this.#options = {
       batchSize,
       splits,
-      shuffle: checkBool(OP, 'shuffle', shuffle),
+      shuffle: checkShuffle(dataset, shuffle),
       dropLast: checkBool(OP, 'dropLast', dropLast),
       seed,
       workers,
@@ -240,23 +263,36 @@ export class DataLoader {
 
   /** The dataset indices of each batch of `epoch`, in order. */
   batches(epoch: number): number[][] {
-    const { batchSize, shuffle, dropLast, seed, shard } = this.#options;
-    const order = shardOf(
-      shuffle
-        ? new Random(seed)
-            .fork(epoch)
-            .fork(0)
-            .shuffle([...this.#indices])
-        : [...this.#indices],
-      shard,
-    );
+    const { batchSize, dropLast, shard } = this.#options;
+    const order = shardOf(this.#order(epoch), shard);
     const out: number[][] = [];
     for (let i = 0; i < order.length; i += batchSize) out.push(order.slice(i, i + batchSize));
     return dropLast && out.length > 0 && out[out.length - 1].length < batchSize ? out.slice(0, -1) : out;
   }
 
-  /** Every modality of every sample of a batch, read by the workers; failed samples raise or are skipped. */
-  async #read(indices: number[], epoch: number, batch: number): Promise<{ index: number; rasters: Raster[] }[]> {
+  /** The epoch's order of the loader's samples, before dealing them to ranks. */
+  #order(epoch: number): number[] {
+    const { shuffle, seed } = this.#options;
+    if (shuffle === false) return [...this.#indices];
+    const random = new Random(seed).fork(epoch).fork(0);
+    if (shuffle === true) return random.shuffle([...this.#indices]);
+    const records = (this.dataset as PackedDataset).samples;
+    const byShard = new Map<number, number[]>();
+    for (const i of this.#indices) {
+      const members = byShard.get(records[i].shard);
+      if (members) members.push(i);
+      else byShard.set(records[i].shard, [i]);
+    }
+    const shards = random.shuffle([...byShard.keys()].sort((a, b) => a - b));
+    const order: number[] = [];
+    for (let g = 0; g < shards.length; g += shuffle.shards)
+      order.push(...random.shuffle(shards.slice(g, g + shuffle.shards).flatMap((k) => byShard.get(k)!)));
+    return order;
+  }
+
+  /** Every modality of every sample of a batch, read by the workers (or from a pack); failed samples raise or are skipped. */
+  async #read(indices: number[], epoch: number, batch: number): Promise<ReadBatch> {
+    if (this.dataset instanceof PackedDataset) return this.#readPacked(this.dataset, indices, epoch, batch);
     const pool = this.#workers();
     const samples = await Promise.allSettled(
       indices.map(async (index) => ({
@@ -270,21 +306,47 @@ export class DataLoader {
         ),
       })),
     );
-    return samples.flatMap((result, i) => {
+    const good = samples.flatMap((result, i) => {
       if (result.status === 'fulfilled' && this.#shapesFit(result.value.rasters)) return [result.value];
       const error = (
         result.status === 'rejected' ? result.reason : this.#shapeError(indices[i], result.value.rasters)
       ) as Error & { path?: string };
-      if (this.#options.onBadSample === 'raise') throw error;
-      this.skipped.push({
-        id: this.dataset.samples[indices[i]].id,
-        file: error.path,
-        message: error.message,
-        epoch,
-        batch,
-      });
+      this.#badSample(indices[i], error, epoch, batch);
       return [];
     });
+    return {
+      indices: good.map((s) => s.index),
+      stack: () =>
+        this.#resolved.modalities.map((m, k) =>
+          this.#stack(
+            m,
+            good.map((s) => s.rasters[k]),
+          ),
+        ),
+      release: () => undefined,
+    };
+  }
+
+  /** A batch's records from a pack, read into one buffer and decoded per modality (no worker, no decoding). */
+  async #readPacked(dataset: PackedDataset, indices: number[], epoch: number, batch: number): Promise<ReadBatch> {
+    const records = await dataset.readRecords(indices);
+    try {
+      records.failed.forEach(({ index, error }) => this.#badSample(index, error, epoch, batch));
+    } catch (e) {
+      records.bytes.dispose();
+      throw e;
+    }
+    return {
+      indices: records.indices,
+      stack: () => this.#resolved.modalities.map((m) => dataset.decode(records.bytes, m.name)),
+      release: () => records.bytes.dispose(),
+    };
+  }
+
+  /** A sample that could not be read: raised, or skipped and recorded, as onBadSample says. */
+  #badSample(index: number, error: Error & { path?: string }, epoch: number, batch: number): void {
+    if (this.#options.onBadSample === 'raise') throw error;
+    this.skipped.push({ id: this.dataset.samples[index].id, file: error.path, message: error.message, epoch, batch });
   }
 
   #shapesFit(rasters: Raster[]): boolean {
@@ -303,20 +365,36 @@ export class DataLoader {
     );
   }
 
-  /** One modality of a batch as a tensor (rasters already at the output size): stacked, on the device, standardised, each view augmented. */
-  #modalityViews(m: Resolved['modalities'][number], rasters: Raster[], random: Random[]): Tensor[] {
+  /** One modality's rasters (already at the output size) stacked into one host tensor [B, C, H, W]. */
+  #stack(m: Resolved['modalities'][number], rasters: Raster[]): Tensor {
     const [h, w] = m.size;
     const plane = m.channels * h * w;
     const stacked = new Float32Array(rasters.length * plane);
     rasters.forEach((r, i) => stacked.set(r.data, i * plane));
-    const { device, normalization } = this.#options;
-    let x = fromBuffer(stacked, [rasters.length, m.channels, h, w]);
-    if (device !== 'cpu') x = x.pinMemory().to({ device, nonBlocking: true });
-    const stats = normalization?.[m.name];
-    if (stats) x = standardize(x, stats);
+    return fromBuffer(stacked, [rasters.length, m.channels, h, w]);
+  }
+
+  /**
+   * Host tensors on the loader's device: for CUDA, pinned and copied on a side stream, so the batch travels while the
+   * step before it computes.
+   */
+  #toDevice(tensors: Tensor[]): Tensor[] {
+    const { device } = this.#options;
+    return device === 'cpu'
+      ? tensors
+      : cuda.copyOnSideStream(
+          tensors.map((t) => t.pinMemory()),
+          device,
+        );
+  }
+
+  /** One modality of a batch on the device: standardised, each view augmented there in one batched call. */
+  #modalityViews(m: Resolved['modalities'][number], onDevice: Tensor, random: Random[]): Tensor[] {
+    const stats = this.#options.normalization?.[m.name];
+    const x = stats ? standardize(onDevice, stats) : onDevice;
     const { augmentation, views } = this.#resolved;
     if (!augmentation) return Array.from({ length: views }, () => x);
-    const aspect = w / h;
+    const aspect = m.size[1] / m.size[0];
     return Array.from({ length: views }, () =>
       applyTransforms(
         x,
@@ -325,35 +403,29 @@ export class DataLoader {
     );
   }
 
-  #assemble(samples: { index: number; rasters: Raster[] }[], random: Random, index: number): Batch {
-    const records = samples.map((s) => this.dataset.samples[s.index]);
+  #assemble(read: ReadBatch, random: Random, index: number): Batch {
+    const records = read.indices.map((i) => this.dataset.samples[i]);
     // One generator per sample, so a sample's views do not depend on which other samples the batch holds.
-    const perSample = samples.map((s) => random.fork(s.index));
-    const device = this.#options.device;
+    const perSample = read.indices.map((i) => random.fork(i));
     const host = {
-      locations: samples.map((s) => s.index),
+      locations: [...read.indices],
       labels: records.map((r) => r.label),
       negative: records.map((r) => r.negative),
     };
-    const batch = tidy(() => ({
-      views: Object.fromEntries(
-        this.#resolved.modalities.map((m, k) => [
-          m.name,
-          this.#modalityViews(
-            m,
-            samples.map((s) => s.rasters[k]),
-            perSample,
-          ),
-        ]),
-      ),
-      locations: tensor(host.locations, { dtype: 'int64', device }),
-      labels: tensor(host.labels, { dtype: 'int64', device }),
-      targets: tensor(Float32Array.from(records.flatMap((r) => Array.from(multiHot(r)))), { device }).reshape([
-        records.length,
-        -1,
-      ]),
-      negative: tensor(host.negative, { device }),
-    }));
+    const { modalities } = this.#resolved;
+    const batch = tidy(() => {
+      const [locations, labels, targets, negative, ...stacked] = this.#toDevice([
+        tensor(host.locations, { dtype: 'int64' }),
+        tensor(host.labels, { dtype: 'int64' }),
+        tensor(Float32Array.from(records.flatMap((r) => Array.from(multiHot(r))))).reshape([records.length, -1]),
+        tensor(host.negative),
+        ...read.stack(),
+      ]);
+      const views = Object.fromEntries(
+        modalities.map((m, k) => [m.name, this.#modalityViews(m, stacked[k], perSample)]),
+      );
+      return { views, locations, labels, targets, negative };
+    });
     const tensors = [
       ...Object.values(batch.views).flat(),
       batch.locations,
@@ -380,7 +452,7 @@ export class DataLoader {
     if (checkInt('DataLoader.epoch', 'from', from) < 0)
       throw invalidArg('DataLoader.epoch', 'from', 'a batch index >= 0', from);
     const random = new Random(this.#options.seed).fork(epoch);
-    const inFlight: Promise<{ index: number; rasters: Raster[] }[]>[] = [];
+    const inFlight: Promise<ReadBatch>[] = [];
     let next = from;
     const fill = () => {
       while (inFlight.length < this.#options.prefetch && next < batches.length) {
@@ -390,10 +462,19 @@ export class DataLoader {
       }
     };
     fill();
-    for (let b = from; inFlight.length > 0; b++) {
-      const samples = await inFlight.shift()!;
-      fill();
-      if (samples.length > 0) yield this.#assemble(samples, random.fork(1 + b), b);
+    try {
+      for (let b = from; inFlight.length > 0; b++) {
+        const read = await inFlight.shift()!;
+        fill();
+        try {
+          if (read.indices.length > 0) yield this.#assemble(read, random.fork(1 + b), b);
+        } finally {
+          read.release();
+        }
+      }
+    } finally {
+      // a loop left early: the batches read ahead are released once they arrive
+      inFlight.forEach((reading) => reading.then((r) => r.release()).catch(() => undefined));
     }
   }
 
@@ -410,6 +491,20 @@ export class DataLoader {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** The loader's `shuffle` for a run's `shuffleShards` option. */
+export function shuffleOf(config: { shuffleShards: number | null }): true | { shards: number } {
+  return config.shuffleShards === null ? true : { shards: config.shuffleShards };
+}
+
+function checkShuffle(dataset: Dataset, shuffle: unknown): boolean | { shards: number } {
+  if (typeof shuffle === 'boolean') return shuffle;
+  const { shards } = checkOptions(`${OP} shuffle`, shuffle as { shards: number });
+  if (checkInt(OP, 'shuffle.shards', shards) < 1) throw invalidArg(OP, 'shuffle.shards', 'a positive integer', shards);
+  if (!(dataset instanceof PackedDataset))
+    throw invalidArg(OP, 'shuffle', 'true or false: shuffling by shards needs a packed dataset (mmssl pack)', shuffle);
+  return { shards };
 }
 
 function checkShard(shard: { rank: number; worldSize: number }): { rank: number; worldSize: number } {

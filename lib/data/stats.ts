@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { availableParallelism, homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 
-import { checkOneOf, checkOptions, invalidArg } from '../errors.js';
+import { checkOneOf, checkOptions, FileError, invalidArg } from '../errors.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import type { Dataset, Raster, SkippedSample, Split } from './dataset.js';
 import { allInOrder, WorkerPool } from '../workers/pool.js';
@@ -30,7 +30,7 @@ export type NormalizationStats = Record<string, BandStats>;
 export function standardize(x: Tensor, { mean, std }: BandStats): Tensor {
   const shape = [mean.length, 1, 1],
     device = x.device;
-  return x.sub(tensor(mean, { device }).reshape(shape)).div(tensor(std, { device }).reshape(shape));
+  return x.sub(tensor(mean, { device }).reshape(shape)).div_(tensor(std, { device }).reshape(shape));
 }
 
 export interface BandStatsOptions {
@@ -50,7 +50,7 @@ export interface BandStatsOptions {
 }
 
 /** Running count, mean and sum of squared deviations per band, merged with Chan et al.'s formula (float64). */
-class Moments {
+export class Moments {
   n = 0;
   readonly mean: Float64Array;
   readonly m2: Float64Array;
@@ -69,12 +69,27 @@ class Moments {
       const mean = sum / count;
       let m2 = 0;
       for (let i = 0; i < count; i++) m2 += (plane[i] - mean) ** 2;
-      const delta = mean - this.mean[b],
-        total = this.n + count;
-      this.mean[b] += (delta * count) / total;
-      this.m2[b] += m2 + (delta * delta * this.n * count) / total;
+      this.#merge(b, count, mean, m2);
     }
     this.n += count;
+  }
+
+  /** Adds another set of moments over the same bands (another shard's, another worker's). */
+  merge(other: { n: number; mean: ArrayLike<number>; m2: ArrayLike<number> }): void {
+    for (let b = 0; b < this.mean.length; b++) this.#merge(b, other.n, other.mean[b], other.m2[b]);
+    this.n += other.n;
+  }
+
+  #merge(b: number, count: number, mean: number, m2: number): void {
+    if (count === 0) return;
+    const delta = mean - this.mean[b],
+      total = this.n + count;
+    this.mean[b] += (delta * count) / total;
+    this.m2[b] += m2 + (delta * delta * this.n * count) / total;
+  }
+
+  toJSON(): { n: number; mean: number[]; m2: number[] } {
+    return { n: this.n, mean: Array.from(this.mean), m2: Array.from(this.m2) };
   }
 
   stats(): BandStats {
@@ -147,7 +162,7 @@ export async function computeBandStats(dataset: Dataset, options: BandStatsOptio
 
 /** Where a dataset's own statistics file would be: beside METER-ML's geojson files, or beside a manifest (read only). */
 export function bandStatsCachePath(dataset: Dataset): string {
-  return dataset.spec.kind === 'meterml'
+  return dataset.spec.kind !== 'manifest'
     ? join(dataset.spec.root, 'mmssl-band-stats.json')
     : join(dirname(dataset.spec.path), 'mmssl-band-stats.json');
 }
@@ -205,17 +220,48 @@ export async function writeBandStats(
   } satisfies BandStatsFile);
 }
 
+/** Equal up to the summation order's rounding (a pack made again with another shard size merges in another order). */
+function sameStats(a: BandStats | undefined, b: BandStats): boolean {
+  const close = (x: readonly number[], y: readonly number[]) =>
+    x.length === y.length && x.every((v, i) => Math.abs(v - y[i]) <= 1e-9 * Math.max(1, Math.abs(y[i])));
+  return a !== undefined && close(a.mean, b.mean) && close(a.std, b.std);
+}
+
+/**
+ * A run that standardised with other statistics (its own file in `lookIn`, from a run started on the source data or
+ * on another pack) cannot continue on a pack's: the inputs would change under the model.
+ */
+async function refuseOtherStats(lookIn: readonly string[], stats: NormalizationStats): Promise<void> {
+  for (const path of lookIn) {
+    const file = await readFile(path, 'utf8')
+      .then((text) => JSON.parse(text) as BandStatsFile)
+      .catch(() => undefined);
+    const differ = Object.keys(stats).filter((m) => !sameStats(file?.stats?.[m], stats[m]));
+    if (file && differ.length > 0)
+      throw new FileError(
+        path,
+        `the run standardised ${differ.join(', ')} with other statistics than the pack's (it was started on other data): resume it on that data, or start a new run on the pack`,
+      );
+  }
+}
+
 /**
  * The statistics for the same dataset description, modalities, splits, sample count and subset, from the first file
  * that holds them: the `lookIn` files (a run folder's), the dataset's own (`bandStatsCachePath`), the user cache;
  * otherwise computed and kept in the user cache (best effort: an unwritable cache costs a recomputation later, never
- * the run). The dataset's folder is never written.
+ * the run). The dataset's folder is never written. A dataset that carries its statistics (a pack) gives those.
  */
 export async function loadOrComputeBandStats(
   dataset: Dataset,
   options: BandStatsOptions & { lookIn?: readonly string[] },
 ): Promise<NormalizationStats> {
   const { lookIn = [], ...rest } = options;
+  const carried = dataset.stats;
+  if (carried && rest.modalities.every((m) => carried[m])) {
+    const stats = Object.fromEntries(rest.modalities.map((m) => [m, carried[m]]));
+    await refuseOtherStats(lookIn, stats);
+    return stats;
+  }
   const key = cacheKey(dataset, rest);
   for (const path of [...lookIn, bandStatsCachePath(dataset), userCachePath(key)]) {
     const cached = await readCached(path, key);

@@ -1,6 +1,7 @@
 /** Devices (`cpu`, `cuda`, `cuda:N`) and the `cuda` namespace. */
 import { checkInt, DeviceError, invalidArg } from '../errors.js';
 import { native } from '../native.js';
+import { Tensor } from './tensor.js';
 
 export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
 
@@ -72,5 +73,20 @@ export const cuda = {
   emptyCache(): void {
     requireCudaBuild('emptyCache');
     native.cudaEmptyCache!();
+  },
+  /**
+   * Copies host tensors (pinned, see `pinMemory`, for the copies to be asynchronous) to `device` on a side stream and
+   * makes the current stream wait for them: a step already queued keeps computing while the copies travel, and what is
+   * queued next reads the copied data. The prefetch a PyTorch loop writes with `torch.cuda.stream(side)` and
+   * `wait_stream`, in one call.
+   */
+  copyOnSideStream(tensors: readonly Tensor[], device: Device): Tensor[] {
+    requireCudaBuild('copyOnSideStream');
+    if (checkAvailable('cuda.copyOnSideStream', device) === 'cpu')
+      throw invalidArg('cuda.copyOnSideStream', 'device', "'cuda' or 'cuda:N'", device);
+    return native.cudaCopyOnSideStream!(
+      tensors.map((t) => t.handle),
+      device,
+    ).map((h) => new Tensor(h));
   },
 };

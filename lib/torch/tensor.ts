@@ -389,6 +389,10 @@ export class Tensor {
   abs(): Tensor {
     return new Tensor(native.abs(this.handle));
   }
+  /** To the nearest integer, halves to even (PyTorch's `round`). */
+  round(): Tensor {
+    return new Tensor(native.round(this.handle));
+  }
   sign(): Tensor {
     return new Tensor(native.sign(this.handle));
   }
@@ -622,8 +626,10 @@ export class Tensor {
   reshape(...shape: number[] | [readonly number[]]): Tensor {
     return new Tensor(native.reshape(this.handle, intsArg('reshape', shape)));
   }
-  view(...shape: number[] | [readonly number[]]): Tensor {
-    return new Tensor(native.view(this.handle, intsArg('view', shape)));
+  /** PyTorch's `view(shape)`, or `view(dtype)`: the same bytes read as another dtype (the last dimension rescaled). */
+  view(...shape: number[] | [readonly number[]] | [DType]): Tensor {
+    if (typeof shape[0] === 'string') return new Tensor(native.viewDtype(this.handle, dtypeCode('view', shape[0])));
+    return new Tensor(native.view(this.handle, intsArg('view', shape as number[])));
   }
   permute(...dims: number[] | [readonly number[]]): Tensor {
     return new Tensor(native.permute(this.handle, intsArg('permute', dims)));

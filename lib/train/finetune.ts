@@ -10,7 +10,7 @@
  * and test reports).
  */
 import type { FinetuneConfig } from '../config/index.js';
-import { DataLoader, firstViews } from '../data/loader.js';
+import { DataLoader, firstViews, shuffleOf } from '../data/loader.js';
 import { Random } from '../data/random.js';
 import { FileError, NonFiniteError } from '../errors.js';
 import { batchTargets, evaluateClassifier, prepareDownstream } from '../eval/downstream.js';
@@ -26,7 +26,7 @@ import { tidy } from '../torch/scope.js';
 import { GradScaler, withPrecision } from '../torch/amp.js';
 import { syncFree, withSyncDebugMode } from '../torch/sync.js';
 import type { Tensor } from '../torch/tensor.js';
-import { buildOptimizer, buildScheduler } from './optimizers.js';
+import { backwardAndStep, buildOptimizer, buildScheduler } from './optimizers.js';
 
 /** A fine-tuning epoch, as `onEpoch` is told it: the metrics.jsonl line, with the skipped samples themselves. */
 export interface FinetuneEpochMetrics extends Omit<FinetuneEpochRecord, 'skipped'> {
@@ -85,6 +85,7 @@ async function run(options: FinetuneOptions): Promise<FinetuneResult> {
   await using train = new DataLoader(dataset, {
     ...loaderOptions,
     filter: (_, i) => subset.has(i),
+    shuffle: shuffleOf(config),
     augmentation: config.augment,
     views: 1,
     dropLast: subset.size > config.batchSize,
@@ -120,7 +121,7 @@ async function run(options: FinetuneOptions): Promise<FinetuneResult> {
     for await (const batch of train.epoch(epoch)) {
       using b = batch;
       const targets = batchTargets(b, config.includeNegative);
-      const lossSum = syncFree('the fine-tuning step', () =>
+      const step = syncFree('the fine-tuning step', () =>
         tidy(() => {
           optimizer.zeroGrad();
           const dropped =
@@ -143,17 +144,12 @@ async function run(options: FinetuneOptions): Promise<FinetuneResult> {
             tensor(targets, { dtype: 'int64', device: loaderOptions.device }),
             { ignoreIndex: -1 },
           );
-          (scaler ? scaler.scale(loss) : loss).backward();
-          if (scaler) scaler.unscale_(optimizer);
-          else optimizer.step();
-          return loss.detach().mul(targets.length);
+          const finish = backwardAndStep(loss, optimizer, scaler);
+          return { lossSum: loss.detach().mul(targets.length), finish };
         }),
       );
-      if (scaler) {
-        scaler.step(optimizer); // reads whether the gradients were finite, as PyTorch's does
-        scaler.update();
-      }
-      lossSums.push(lossSum);
+      step.finish();
+      lossSums.push(step.lossSum);
       seen += targets.length;
       scheduler.step();
     }

@@ -5,6 +5,7 @@ import { LARS, larsParamGroups } from '../optim/lars.js';
 import { LRScheduler, WarmupCosineLR } from '../optim/lr_scheduler.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { SGD } from '../optim/sgd.js';
+import type { GradScaler } from '../torch/amp.js';
 import type { Tensor } from '../torch/tensor.js';
 
 /** What the loops, schedules and checkpoints use of whichever optimizer a configuration names. */
@@ -40,4 +41,29 @@ export function buildScheduler(
   const totalSteps = Math.max(1, stepsPerEpoch * epochs);
   if (name === 'constant') return new LRScheduler(optimizer, (baseLr) => baseLr);
   return new WarmupCosineLR(optimizer, { warmupSteps: Math.min(totalSteps, stepsPerEpoch * warmupEpochs), totalSteps });
+}
+
+/**
+ * The backward pass and the optimizer's step, through `scaler` when there is one (PyTorch's AMP recipe: scale the
+ * loss, unscale the gradients before anything reads them, step unless they are not finite, update the scale).
+ * `afterBackward` runs between the two (the gradient all-reduce, a chunked backward). The scaler's step reads one flag
+ * from the device, so it is left to the returned function, for the caller to run after its sync-free region.
+ */
+export function backwardAndStep(
+  loss: Tensor,
+  optimizer: TrainOptimizer,
+  scaler: GradScaler | undefined,
+  afterBackward: () => void = () => undefined,
+): () => void {
+  (scaler ? scaler.scale(loss) : loss).backward();
+  afterBackward();
+  if (!scaler) {
+    optimizer.step();
+    return () => undefined;
+  }
+  scaler.unscale_(optimizer);
+  return () => {
+    scaler.step(optimizer);
+    scaler.update();
+  };
 }

@@ -31,7 +31,7 @@ import type { Tensor } from '../torch/tensor.js';
 import { checkAvailable, type Device } from '../torch/device.js';
 import { applyRuntimeOptions, type PretrainConfig } from '../config/index.js';
 import { bandCounts, type Dataset, type SkippedSample } from '../data/dataset.js';
-import { DataLoader, type Batch } from '../data/loader.js';
+import { DataLoader, shuffleOf, type Batch } from '../data/loader.js';
 import { openPath } from '../data/open.js';
 import {
   type BandStatsOptions,
@@ -48,7 +48,7 @@ import type { EmbeddingHealth, KnnMetrics, StepMetrics } from '../runs/records.j
 import { SkipLog, type SkipRecord } from '../runs/skipped.js';
 import { KnnMonitor } from './knn_monitor.js';
 import { embeddingHealthOnDevice, readHealth } from './monitor.js';
-import { buildOptimizer, buildScheduler, type TrainOptimizer } from './optimizers.js';
+import { backwardAndStep, buildOptimizer, buildScheduler, type TrainOptimizer } from './optimizers.js';
 import { anchorRows, viewGroups, viewLayout, type ViewLayout } from './views.js';
 
 /** The end of an epoch, or of the part of it a stopped run did. */
@@ -158,19 +158,15 @@ export function pretrainStep(
             maxViewsPerRank: layout.perLocation * (options.rankBatch ?? n),
           })
         : infoNCE(z, viewGroups(layout, n), lossOptions);
-      (scaler ? scaler.scale(loss) : loss).backward();
-      backward();
-      group?.allReduceGradients(model.parameters());
-      if (scaler) scaler.unscale_(optimizer);
-      else optimizer.step();
-      return { loss: loss.detach(), embeddings: z.detach() };
+      const finish = backwardAndStep(loss, optimizer, scaler, () => {
+        backward();
+        group?.allReduceGradients(model.parameters());
+      });
+      return { loss: loss.detach(), embeddings: z.detach(), finish };
     }),
   );
-  if (scaler) {
-    scaler.step(optimizer);
-    scaler.update();
-  }
-  return output;
+  output.finish();
+  return { loss: output.loss, embeddings: output.embeddings };
 }
 
 type EmbedOptions = Parameters<typeof embedViews>[3];
@@ -434,6 +430,7 @@ async function run(options: PretrainOptions): Promise<PretrainResult> {
     modalities: config.modalities.map((name) => ({ name, size: config.sizes[name] })),
     batchSize: config.batchSize / worldSize,
     dropLast: true,
+    shuffle: shuffleOf(config),
     augmentation: config.augment,
     normalization,
     seed: config.seed,

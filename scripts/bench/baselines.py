@@ -69,3 +69,18 @@ class Encoder(torch.nn.Module):
 
     def forward(self, x):
         return self.head(self.backbone(x))
+
+
+def loader_rate(loader, batch, batches):
+    """Locations per second a DataLoader delivers over `batches` batches after its first (worker start-up excluded),
+    epochs chained."""
+    delivered, start = 0, None
+    while delivered < batches:
+        for _ in loader:
+            if start is None:
+                start = time.perf_counter()
+                continue
+            delivered += 1
+            if delivered == batches:
+                break
+    return delivered * batch / (time.perf_counter() - start)

@@ -10,13 +10,14 @@ standardisation with the statistics in STATS_JSON ({"s1": {"mean": [...], "std":
 import json
 import os
 import sys
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torchvision import transforms
+
+from baselines import loader_rate
 
 root, stats_path, batch, workers, batches = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 torch.set_num_threads(1)
@@ -73,13 +74,4 @@ with open(stats_path) as f:
     stats = json.load(f)
 loader = torch.utils.data.DataLoader(MeterML(train_folders(), stats), batch_size=batch, shuffle=True,
                                      num_workers=workers, drop_last=True, persistent_workers=True, prefetch_factor=2)
-delivered, start = 0, None
-while delivered < batches:
-    for b in loader:
-        if start is None:
-            start = time.perf_counter()
-            continue
-        delivered += 1
-        if delivered == batches:
-            break
-print(json.dumps({"locationsPerSecond": delivered * batch / (time.perf_counter() - start)}))
+print(json.dumps({"locationsPerSecond": loader_rate(loader, batch, batches)}))

@@ -6,14 +6,19 @@
  * python3-torch) in the same run, on the same synthetic dataset (`mmssl synth`, made once and kept in the temp folder).
  * A second row sets the loader against what a pre-training step consumes at the same batch size (our three
  * backbones on two views of each modality, InfoNCE, SGD): a gain above 1 means the loader keeps the step fed.
+ * The packed rows read the same dataset after `mmssl pack` (s1, s2 int16, NAIP uint8 at 128x128) through the packed
+ * loader, against today's decoding loader and against the pack read as a PyTorch engineer reads pre-processed
+ * records (NumPy memmap, torch.utils.data.DataLoader, the same augmentation; scripts/bench/packed_loader.py), and at
+ * batch 256 (a larger synthetic set) with and without augmentation, on two cores and on one; the pack row times
+ * `pack` itself on the release layout.
  * The GeoTIFF rows decode whole 1024x1024 files as archives hold them (Sentinel-2 Deflate, NAIP JPEG and WebP, a
  * LERC elevation model; scripts/bench/geotiff.py writes them) against GDAL's ReadAsArray into float32 (what ours
  * returns), one thread each; ours after two reads that warm the JIT.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { data, loss, nn, optim, torch } from '../../lib/index.js';
@@ -22,38 +27,82 @@ import { medianMs, PYTHON, pytorchVersion, rateRow, report, type Row, runPython 
 const BATCH = Number(process.env.BENCH_LOADER_BATCH ?? 32);
 const BATCHES = Number(process.env.BENCH_LOADER_BATCHES ?? 15);
 const WORKERS = 2;
+/** The packed rows are measured longer: their batches take milliseconds, and the first epochs still warm the JIT. */
+const PACKED_BATCHES = 4 * BATCHES;
 const PER_CLASS = 25;
+const LARGE_PER_CLASS = 80; // enough train locations for batches of 256
+const CLI = fileURLToPath(new URL('../../lib/cli/main.js', import.meta.url));
 const MODALITIES = [{ name: 's1' }, { name: 's2' }, { name: 'naip', size: [128, 128] as [number, number] }];
 
-/** The synthetic dataset, written by the CLI once per machine (a few hundred MiB), without broken samples. */
-function dataset(): string {
-  const root = join(tmpdir(), `mmssl-bench-loader-${PER_CLASS}-clean`);
+/** A synthetic dataset, written by the CLI once per machine (a few hundred MiB), without broken samples. */
+function dataset(perClass = PER_CLASS): string {
+  const root = join(tmpdir(), `mmssl-bench-loader-${perClass}-clean`);
   if (!existsSync(join(root, 'test_dataset.geojson'))) {
-    const cli = fileURLToPath(new URL('../../lib/cli/main.js', import.meta.url));
     execFileSync(
       process.execPath,
-      [cli, 'synth', '--out', root, '--per-class', String(PER_CLASS), '--seed', '0', '--no-defects'],
+      [CLI, 'synth', '--out', root, '--per-class', String(perClass), '--seed', '0', '--no-defects'],
       { stdio: ['ignore', 'ignore', 'inherit'] },
     );
   }
   return root;
 }
 
+/** `root` packed at MODALITIES' sizes into a fresh folder, timed in this process: locations packed per second. */
+async function packed(root: string): Promise<{ out: string; locationsPerSecond: number; locations: number }> {
+  const out = join(tmpdir(), `mmssl-bench-pack-${basename(root)}`);
+  rmSync(out, { recursive: true, force: true });
+  const start = performance.now();
+  const report = await data.pack({ source: root, out, sizes: { naip: [128, 128] }, workers: WORKERS });
+  return { out, locations: report.records, locationsPerSecond: report.records / ((performance.now() - start) / 1000) };
+}
+
 /** Locations per second over BATCHES batches after the first (thread start-up excluded), epochs chained. */
-async function ours(loader: data.DataLoader): Promise<number> {
+async function ours(loader: data.DataLoader, batch = BATCH, batches = BATCHES): Promise<number> {
   let delivered = 0,
     start = 0;
-  for (let epoch = 0; delivered < BATCHES; epoch++) {
+  for (let epoch = 0; delivered < batches; epoch++) {
     for await (const batch of loader.epoch(epoch)) {
       using _ = batch;
       if (start === 0) {
         start = performance.now();
         continue;
       }
-      if (++delivered === BATCHES) break;
+      if (++delivered === batches) break;
     }
   }
-  return (delivered * BATCH) / ((performance.now() - start) / 1000);
+  return (delivered * batch) / ((performance.now() - start) / 1000);
+}
+
+/**
+ * The packed loader at `batch`, with or without augmentation, and the PyTorch memmap loader over the same pack, on
+ * `cores` cores: LibTorch's threads for ours, worker processes for PyTorch's.
+ */
+async function packedRates(
+  pack: string,
+  batch: number,
+  augmentation: boolean,
+  cores = WORKERS,
+): Promise<[number, number]> {
+  const baseline = runPython<{ locationsPerSecond: number }>('packed_loader.py', [
+    pack,
+    batch,
+    cores,
+    PACKED_BATCHES,
+    augmentation ? 1 : 0,
+  ]).locationsPerSecond;
+  const threads = torch.getNumThreads();
+  torch.setNumThreads(cores);
+  const dataset = new data.PackedDataset(pack);
+  await using loader = new data.DataLoader(dataset, {
+    modalities: MODALITIES,
+    batchSize: batch,
+    dropLast: true,
+    augmentation,
+    normalization: dataset.stats,
+    workers: WORKERS,
+  });
+  const rate = await ours(loader, batch, PACKED_BATCHES).finally(() => torch.setNumThreads(threads));
+  return [rate, baseline];
 }
 
 /**
@@ -146,6 +195,13 @@ async function main(): Promise<void> {
   const name = `PyTorch ${pytorchVersion()} DataLoader, ${WORKERS} worker processes (${PYTHON})`;
   const rate = await ours(loader);
   await loader.close();
+  const pack = await packed(root);
+  const [packedRate, memmapRate] = await packedRates(pack.out, BATCH, true);
+  const large = await packed(dataset(LARGE_PER_CLASS));
+  const memmap = `PyTorch ${pytorchVersion()} DataLoader over memmap, ${WORKERS} worker processes`;
+  const large256 = [await packedRates(large.out, 256, true), await packedRates(large.out, 256, false)];
+  const oneCore = await packedRates(large.out, 256, false, 1);
+  const sizes = 's1+s2 72x72, naip 128x128';
   report('loader', [
     rateRow(
       `METER-ML layout, s1+s2 72x72, naip 720->128, 2 augmented views, batch ${BATCH}`,
@@ -162,6 +218,48 @@ async function main(): Promise<void> {
       rate,
       stepDemand(),
       'pre-training step demand (AlexNet S1, AlexNet S2, ResNet18 NAIP, 2 views each, InfoNCE, SGD; ours)',
+    ),
+    rateRow(
+      `packed, ${sizes}, 2 augmented views, batch ${BATCH}`,
+      'read+augment+batch',
+      'locations/s',
+      packedRate,
+      rate,
+      'mmssl loader, decoding (the row above)',
+    ),
+    rateRow(
+      `packed, ${sizes}, 2 augmented views, batch ${BATCH}`,
+      'read+augment+batch',
+      'locations/s',
+      packedRate,
+      memmapRate,
+      memmap,
+    ),
+    ...(['with augmentation', 'without augmentation'] as const).map((augment, k) =>
+      rateRow(
+        `packed, ${sizes}, batch 256, ${augment}`,
+        'read+batch',
+        'locations/s',
+        large256[k][0],
+        large256[k][1],
+        memmap,
+      ),
+    ),
+    rateRow(
+      `packed, ${sizes}, batch 256, without augmentation, one core`,
+      'read+batch',
+      'locations/s',
+      oneCore[0],
+      oneCore[1],
+      `PyTorch ${pytorchVersion()} DataLoader over memmap, 1 worker process`,
+    ),
+    rateRow(
+      `mmssl pack of the METER-ML layout (${pack.locations} locations, naip 720->128)`,
+      'pack',
+      'locations/s',
+      pack.locationsPerSecond,
+      rate,
+      'mmssl loader, decoding (the first row: the same reads and resizes, plus augmentation)',
     ),
     ...(await geotiffRows()),
   ]);

@@ -1,8 +1,10 @@
 // On a CUDA device (skipped elsewhere, saying so): the loss and the pre-training step on the GPU against the CPU,
 // mixed precision and the gradient scaler there, and no host read inside a step. scripts/check-gpu.sh runs these.
 import test from 'ava';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-import { loss, optim, torch } from '../../lib/index.js';
+import { data, loss, optim, torch } from '../../lib/index.js';
 import { disposeStep, pretrainStep } from '../../lib/train/pretrain.js';
 import { batchOf, globalViews, layout, smallModel, stepOptions } from '../helpers/pretrain-batch.js';
 
@@ -89,4 +91,34 @@ cudaTest(`infoNCE on CUDA equals the CPU's at 4096 views: loss and gradient with
     const gap = cuda.grad.sub(cpu.grad).abs().max().item() as number;
     t.true(gap <= 1e-4 * (cpu.grad.abs().max().item() as number), `gradient gap ${gap}`);
   });
+});
+
+cudaTest(`a loader on CUDA gives the batches it gives on the CPU, augmentations included${why}`, async (t) => {
+  const dataset = await data.openMeterML(
+    join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'fixtures', 'data', 'meterml'),
+  );
+  const batches = async (device: torch.Device) => {
+    await using loader = new data.DataLoader(dataset, {
+      modalities: ['s1', 's2', 'naip'],
+      batchSize: 4,
+      augmentation: true,
+      seed: 2,
+      device,
+      onBadSample: 'skip',
+    });
+    const out: number[][] = [];
+    for await (const batch of loader.epoch(0)) {
+      using b = batch;
+      t.is(b.locations.device, device === 'cpu' ? 'cpu' : 'cuda:0');
+      out.push(
+        Object.values(b.views)
+          .flat()
+          .map((v) => v.sum().cpu().item() as number),
+      );
+    }
+    return out;
+  };
+  const [cpu, gpu] = [await batches('cpu'), await batches('cuda')];
+  t.is(gpu.length, cpu.length);
+  gpu.flat().forEach((v, i) => t.true(relative(v, cpu.flat()[i]) < 1e-4, `view sum ${i}: ${v} vs ${cpu.flat()[i]}`));
 });

@@ -132,6 +132,40 @@ test('applied to a batch, each image matches crop-resize-flip computed in plain 
   }
 });
 
+test('the CPU path equals affine_grid + grid_sample (the path of other devices and of gradients) on every edge shape', (t) => {
+  const random = new Random(4);
+  let cases = 0;
+  for (const [h, w] of [
+    [1, 1],
+    [1, 7],
+    [6, 1],
+    [2, 3],
+    [17, 23],
+    [72, 72],
+  ])
+    for (const size of [undefined, [1, 1], [h + 3, w * 2], [Math.max(1, h >> 1), Math.max(1, w >> 1)]] as const)
+      for (const dtype of ['float32', 'float64'] as const) {
+        const transforms = [
+          { box: [0, 0, 1, 1] as [number, number, number, number], horizontalFlip: false, verticalFlip: false },
+          { box: [0, 0, 1, 1] as [number, number, number, number], horizontalFlip: true, verticalFlip: true },
+          { box: [0.1, 0, 0.9, 1] as [number, number, number, number], horizontalFlip: false, verticalFlip: true },
+          { box: [0, 0.05, 1, 0.95] as [number, number, number, number], horizontalFlip: true, verticalFlip: false },
+          ...Array.from({ length: 4 }, () => sampleTransform(random, {}, w / h)),
+        ];
+        torch.tidy(() => {
+          const x = torch.randn([transforms.length, 3, h, w], { dtype }).mul(100);
+          const native = applyTransforms(x, transforms, size);
+          const grid = applyTransforms(x.clone().requiresGrad_(true), transforms, size).detach();
+          t.deepEqual(native.shape, grid.shape);
+          t.is(native.dtype, dtype);
+          const error = scaledError(values(native), values(grid));
+          t.true(error < (dtype === 'float32' ? 1e-5 : 1e-12), `${h}x${w} -> ${size ?? 'same'} ${dtype}: ${error}`);
+          cases++;
+        });
+      }
+  t.is(cases, 48);
+});
+
 test('identity, flips and whole-pixel crops are exact rearrangements; values are never clipped', (t) => {
   torch.tidy(() => {
     const x = torch.randn([2, 5, 8, 10]).mul(1000);

@@ -39,6 +39,8 @@ test('cuda queries answer on a CPU build', (t) => {
   if (!torch.version().cuda) {
     t.throws(() => torch.cuda.memoryStats(), { code: 'ERR_MMSSL_DEVICE', message: /without CUDA/ });
     t.throws(() => torch.cuda.resetPeakMemoryStats(), { code: 'ERR_MMSSL_DEVICE', message: /without CUDA/ });
+    using x = torch.zeros([2]);
+    t.throws(() => torch.cuda.copyOnSideStream([x], 'cuda'), { code: 'ERR_MMSSL_DEVICE', message: /without CUDA/ });
   }
 });
 
@@ -68,6 +70,28 @@ test('pinned host memory: a CPU tensor is not pinned; pinning needs CUDA and say
     t.deepEqual(pinned.to({ device: 'cuda', nonBlocking: true }).cpu().toArray(), [0, 1, 2, 3, 4, 5]);
   });
 });
+
+cudaTest(
+  `copies on a side stream hold the data for work queued after them${hasCuda ? '' : ' (skipped: no CUDA device in this machine)'}`,
+  (t) => {
+    torch.tidy(() => {
+      const busy = torch.rand([4096, 4096], { device: 'cuda' });
+      const hosts = [torch.arange(1 << 20, undefined, 1, { dtype: 'float32' }), torch.tensor([true, false, true])];
+      busy.matmul(busy); // queued on the current stream: the copies run beside it
+      const copies = torch.cuda.copyOnSideStream(
+        hosts.map((h) => h.pinMemory()),
+        'cuda',
+      );
+      t.deepEqual(
+        copies.map((c) => c.device),
+        ['cuda:0', 'cuda:0'],
+      );
+      t.true(copies[0].mul(2).sub(hosts[0].cuda().mul(2)).abs().max().cpu().item() === 0);
+      t.deepEqual(copies[1].cpu().toArray(), [true, false, true]);
+      t.throws(() => torch.cuda.copyOnSideStream(hosts, 'cpu'), { code: 'ERR_MMSSL_ARGUMENT' });
+    });
+  },
+);
 
 cudaTest(`async read-back from CUDA${hasCuda ? '' : ' (skipped: no CUDA device in this machine)'}`, async (t) => {
   using g = torch.ones([1 << 16], { device: 'cuda' });
