@@ -206,6 +206,19 @@ test('a truncated shard, a foreign index and another size than packed are refuse
   t.throws(() => new data.PackedDataset(foreign), { code: 'ERR_MMSSL_IO', message: /pack\.json: cannot read/ });
   writeFileSync(join(foreign, 'pack.json'), '{"format": "other"}');
   t.throws(() => new data.PackedDataset(foreign), { code: 'ERR_MMSSL_IO', message: /not an mmssl pack/ });
+  const index = JSON.parse(readFileSync(join(good.out, 'pack.json'), 'utf8')) as data.PackIndex;
+  for (const [mangle, message] of [
+    [(i: data.PackIndex) => (i.records[3].slot = 99), /record 3 \(.*\) points outside the shards/],
+    [(i: data.PackIndex) => (i.records[0].shard = -1), /record 0 \(.*\) points outside the shards/],
+    [(i: data.PackIndex) => (i.shards[1].bytes += 1), /shard 1's entry does not match/],
+    [(i: data.PackIndex) => (i.modalities[2].bytes = 7), /record layout does not match/],
+    [(i: data.PackIndex) => (i.version = 2 as 1), /pack format version 2; this mmssl reads version 1/],
+  ] as const) {
+    const copy = structuredClone(index);
+    mangle(copy);
+    writeFileSync(join(foreign, 'pack.json'), JSON.stringify(copy));
+    t.throws(() => new data.PackedDataset(foreign), { code: 'ERR_MMSSL_IO', message });
+  }
   await t.throwsAsync(data.pack({ source: good.out, out: join(scratch, 'again') }), { code: 'ERR_MMSSL_ARG' });
   await t.throwsAsync(data.pack({ source: await sourceSet(), out: await sourceSet() }), {
     code: 'ERR_MMSSL_IO',

@@ -106,5 +106,15 @@ export function readIndex(root: string): PackIndex {
     modalities.some((m, k) => m.offset !== index.modalities[k].offset || m.bytes !== index.modalities[k].bytes)
   )
     throw new FileError(path, "the record layout does not match the modalities' sizes and dtypes");
+  const shard = index.shards.findIndex((s, k) => s.file !== shardFile(k) || s.bytes !== s.records * recordBytes);
+  if (shard >= 0) throw new FileError(path, `shard ${shard}'s entry does not match its records and the record size`);
+  const record = index.records.findIndex(
+    (r) =>
+      !Number.isInteger(r.shard) ||
+      !Number.isInteger(r.slot) ||
+      !(r.slot >= 0 && r.slot < index.shards[r.shard]?.records),
+  );
+  if (record >= 0)
+    throw new FileError(path, `record ${record} (${index.records[record].id}) points outside the shards`);
   return index;
 }
