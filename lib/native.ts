@@ -276,6 +276,7 @@ export interface Binding {
   crc32(bytes: Uint8Array): number;
   resampleAxisAligned(x: H, maps: number[], size: number[]): H;
   viewDtype(t: H, dtype: number): H;
+  asStrided(t: H, size: number[], stride: number[], offset: number): H;
   cudaIsAvailable(): boolean;
   cudaDeviceCount(): number;
   cudaSynchronize(device?: number): void;

@@ -117,6 +117,7 @@ const Export kExports[] = {
     MMSSL_TENSOR_OP("unsqueeze", a.tensor(0).unsqueeze(a.int64(1))),
     MMSSL_TENSOR_OP("permute", a.tensor(0).permute(a.ints(1))),
     MMSSL_TENSOR_OP("transpose", a.tensor(0).transpose(a.int64(1), a.int64(2))),
+    MMSSL_TENSOR_OP("asStrided", a.tensor(0).as_strided(a.ints(1), a.ints(2), a.int64(3))),
     MMSSL_TENSOR_OP("narrow", a.tensor(0).narrow(a.int64(1), a.int64(2), a.int64(3))),
     MMSSL_TENSOR_OP("slice", a.tensor(0).slice(a.int64(1), a.optInt64(2), a.optInt64(3), a.int64(4))),
     MMSSL_TENSOR_OP("select", a.tensor(0).select(a.int64(1), a.int64(2))),

@@ -13,7 +13,19 @@
  *   reference to its entry.
  */
 
-import { FileError, StateDictError, checkBool, checkInt, checkOptions, invalidArg, isObject } from '../errors.js';
+import { open } from 'node:fs/promises';
+
+import {
+  FileError,
+  StateDictError,
+  checkBool,
+  checkInt,
+  checkOneOf,
+  checkOptions,
+  invalidArg,
+  isObject,
+} from '../errors.js';
+import { isTorchFile, readTorchFile, TORCH_HEAD_BYTES, writeTorchFile } from './pytorch.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { packageVersion } from '../native.js';
 import { type Metadata, checkPath, loadFileWithMetadata, readMetadata, serializeChunks } from '../io/safetensors.js';
@@ -277,33 +289,64 @@ const rng: Stateful<Record<string, unknown>> = {
 
 // ---- weights files ----------------------------------------------------------------------------------------------
 
-/** Writes `module`'s state dict to `path` (atomically), its description in the `mmssl` metadata entry. */
+/**
+ * Writes `module`'s state dict to `path` (atomically): safetensors (default), its description in the `mmssl`
+ * metadata entry, or with `format: 'pytorch'` a `torch.save` file that `torch.load(path, weights_only=True)` reads
+ * (torchvision's key names; no metadata).
+ */
 export async function saveWeights(
   module: ModuleLike,
   path: string,
-  options: { metadata?: WeightsMetadata } = {},
+  options: { metadata?: WeightsMetadata; format?: 'safetensors' | 'pytorch' } = {},
 ): Promise<void> {
   checkStateful('saveWeights', 'module', module);
   checkPath('saveWeights', path);
-  const metadata = weightsMetadata('saveWeights', checkOptions('saveWeights', options).metadata);
+  const { metadata: given, format = 'safetensors' } = checkOptions('saveWeights', options);
+  checkOneOf('saveWeights', 'format', format, ['safetensors', 'pytorch']);
+  const metadata = weightsMetadata('saveWeights', given);
+  if (format === 'pytorch') {
+    const state = module.stateDict();
+    await writeTorchFile(path, state instanceof Map ? state : new Map(Object.entries(state)));
+    return;
+  }
   await writeFileAtomic(
     path,
     tidy(() => serializeChunks(module.stateDict(), { metadata })),
   );
 }
 
+/** A weights file's tensors and metadata, whichever format it is in (told by its first bytes, not its name). */
+async function readWeightsFile(path: string): Promise<{ tensors: Map<string, Tensor>; metadata: Metadata }> {
+  const head = await readHead(path);
+  if (isTorchFile(head)) return { tensors: (await readTorchFile(path)).tensors, metadata: {} };
+  return loadFileWithMetadata(path);
+}
+
+/** The keys under `prefix`, without it (`backbone.conv1.weight` for prefix 'backbone.'); the others are dropped. */
+function underPrefix(tensors: Map<string, Tensor>, prefix: string): Map<string, Tensor> {
+  if (prefix === '') return tensors;
+  const kept = new Map<string, Tensor>();
+  tensors.forEach((t, k) => (k.startsWith(prefix) ? kept.set(k.slice(prefix.length), t) : t.dispose()));
+  return kept;
+}
+
 /**
- * Loads a weights file (one of ours, or PyTorch's) into `module`. With `strict` (the default) missing, unexpected
- * and mis-shaped keys are a StateDictError naming each and the file, and nothing changes.
+ * Loads a weights file into `module`: ours or a safetensors file from elsewhere, or a PyTorch file (`torch.save` of a
+ * state dict, a Lightning `.ckpt`; recognised by content). `prefix` keeps the keys under it and strips it
+ * (`'module.'` of DataParallel, `'backbone.'` of Lightning). With `strict` (the default) missing, unexpected and
+ * mis-shaped keys are a StateDictError naming each and the file, and nothing changes.
  */
 export async function loadWeights(
   module: ModuleLike,
   path: string,
-  options: { strict?: boolean } = {},
+  options: { strict?: boolean; prefix?: string } = {},
 ): Promise<LoadedWeights> {
   checkStateful('loadWeights', 'module', module);
-  const strict = checkBool('loadWeights', 'strict', checkOptions('loadWeights', options).strict ?? true);
-  const { tensors, metadata } = await loadFileWithMetadata(path);
+  const { strict: strictOption, prefix = '' } = checkOptions('loadWeights', options);
+  const strict = checkBool('loadWeights', 'strict', strictOption ?? true);
+  if (typeof prefix !== 'string') throw invalidArg('loadWeights', 'prefix', 'a string', prefix);
+  const { tensors: all, metadata } = await readWeightsFile(path);
+  const tensors = underPrefix(all, prefix);
   try {
     if (metadata.checkpoint !== undefined)
       throw new FileError(path, 'a training checkpoint, not a weights file: use loadCheckpoint');
@@ -318,6 +361,20 @@ export async function loadWeights(
   } finally {
     tensors.forEach((t) => t.dispose());
   }
+}
+
+async function readHead(path: string): Promise<Uint8Array> {
+  checkPath('loadWeights', path);
+  const head = new Uint8Array(TORCH_HEAD_BYTES);
+  const file = await open(path, 'r').catch((e: Error) =>
+    Promise.reject(new FileError(path, `cannot open: ${e.message}`)),
+  );
+  try {
+    await file.read(head, 0, head.length, 0);
+  } finally {
+    await file.close();
+  }
+  return head;
 }
 
 // ---- training checkpoints ---------------------------------------------------------------------------------------

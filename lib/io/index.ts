@@ -1,4 +1,4 @@
-/** Weights in and out: safetensors files, model weights with metadata, training checkpoints. */
+/** Weights in and out: safetensors files, PyTorch files, model weights with metadata, training checkpoints. */
 export * as safetensors from './safetensors.js';
 export { loadCheckpoint, loadWeights, peekWeights, saveCheckpoint, saveWeights } from './checkpoint.js';
 export type {
@@ -10,3 +10,5 @@ export type {
   TrainingState,
   WeightsMetadata,
 } from './checkpoint.js';
+export { readTorchFile, writeTorchFile } from './pytorch.js';
+export type { TorchFile } from './pytorch.js';

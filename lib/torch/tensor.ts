@@ -669,6 +669,17 @@ export class Tensor {
     return this.ndim < 2 ? this.view(this.shape) : this.transpose(0, 1);
   }
 
+  /** PyTorch's `as_strided`: a view of this tensor's storage with the given sizes, strides and storage offset. */
+  asStrided(size: readonly number[], stride: readonly number[], storageOffset = 0): Tensor {
+    return new Tensor(
+      native.asStrided(
+        this.handle,
+        intsArg('asStrided', [size]),
+        intsArg('asStrided', [stride]),
+        checkInt('asStrided', 'storageOffset', storageOffset),
+      ),
+    );
+  }
   narrow(dim: number, start: number, length: number): Tensor {
     return new Tensor(
       native.narrow(

@@ -114,7 +114,9 @@ for rec in index['records']:
     blob = open(sys.argv[1] + '/shard-%05d.bin' % rec['shard'], 'rb').read()
     out.append(zlib.crc32(blob[rec['slot'] * r:(rec['slot'] + 1) * r]))
 print(json.dumps(out))`;
-  const crcs = JSON.parse(execFileSync('python3', ['-c', script, report.out], { encoding: 'utf8' })) as number[];
+  const crcs = JSON.parse(
+    execFileSync('/usr/bin/python3', ['-c', script, report.out], { encoding: 'utf8' }),
+  ) as number[];
   t.deepEqual(crcs, [...pack.index.shards.map((s) => s.crc32), ...pack.samples.map((r) => r.crc32)]);
   t.true(pack.samples.length > 0);
   // The workers' statistics over the pack (each raster read through PackedDataset.read) against the merged shards'.
