@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 
 import { FINETUNE_OPTIONS } from '../config/index.js';
 import { formatConfusionMatrix } from '../eval/metrics.js';
-import { addConfigFlags, commandLineValues, stopOnInterrupt } from './options.js';
+import { addConfigFlags, commandLineValues, printBackboneInit, stopOnInterrupt } from './options.js';
 
 /** The command's own flags (the configuration's come from FINETUNE_OPTIONS). */
 interface FinetuneFlags {
@@ -31,6 +31,7 @@ export function finetuneCommand(program: Command): void {
     const result = await finetune({
       config,
       out: f.out,
+      onBackboneInit: printBackboneInit,
       signal: interrupt.signal,
       onEpoch: (m) => {
         console.error(

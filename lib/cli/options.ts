@@ -98,3 +98,8 @@ export function countingBar(label: string, unit: string): { update(done: number,
     stop: () => bar?.stop(),
   };
 }
+
+/** What --backbone-init loaded into a backbone, band by band, on stderr (also in the run folder's backbone-init.json). */
+export function printBackboneInit(modality: string, report: { table: string }): void {
+  console.error(`mmssl: ${modality}'s backbone from ${report.table}`);
+}

@@ -5,7 +5,14 @@ import { SingleBar } from 'cli-progress';
 import { PRETRAIN_OPTIONS, type PretrainConfig } from '../config/index.js';
 import type { KnnMetrics, StepMetrics } from '../runs/records.js';
 import type { EpochSummary } from '../train/pretrain.js';
-import { addConfigFlags, commandLineValues, integer, positiveNumber, stopOnInterrupt } from './options.js';
+import {
+  addConfigFlags,
+  commandLineValues,
+  integer,
+  positiveNumber,
+  printBackboneInit,
+  stopOnInterrupt,
+} from './options.js';
 
 /** The command's own flags (the configuration's come from PRETRAIN_OPTIONS). */
 interface PretrainFlags {
@@ -141,6 +148,7 @@ export function pretrainCommand(program: Command): void {
       config,
       out: flags.out,
       resume: flags.resume,
+      onBackboneInit: printBackboneInit,
       signal: interrupt.signal,
       onStep: bar.update,
       onEpoch: bar.knn,

@@ -97,6 +97,18 @@ export const COMMON_OPTIONS = {
     'backbone',
   ),
   alexnetHidden: option(int(1), 4096, "AlexNet's fc6/fc7 width: torchvision's 4096, or narrower for small runs"),
+  backboneInit: option(
+    perName(text('a weights file', '<file>', 'ssl4eo-s2-resnet18.pth'), '<modality=file>', 'naip=resnet18.pth'),
+    {},
+    "start a modality's backbone from weights trained elsewhere (a PyTorch or safetensors file; key prefixes such as module. or backbone. are found); repeatable",
+    'backbone-init',
+  ),
+  backboneInitBands: option(
+    perName(names, '<modality=bands>', 's2=B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12'),
+    {},
+    "the bands of those weights' first convolution, in order, so it is mapped to the modality's by name (without: timm's adapt_input_conv); repeatable",
+    'backbone-init-bands',
+  ),
   seed: option(int(0), 0, 'seeds the initialisation, the data order and the augmentations'),
   device: option(device, 'cpu', 'cpu, cuda or cuda:N'),
   threads: option(nullable(int(1), "LibTorch's choice"), null, "LibTorch's intra-op threads"),

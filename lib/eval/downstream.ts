@@ -14,7 +14,8 @@ import { FileError, invalidArg } from '../errors.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
 import { FusionClassifier } from '../nn/models/multimodal.js';
 import { readPretrainConfig } from '../runs/config.js';
-import { architecture, classNamesOf, classOf, pretrainModel, pretrainRunAt } from '../runs/models.js';
+import { architecture, classNamesOf, classOf, initBackbones, pretrainModel, pretrainRunAt } from '../runs/models.js';
+import type { BackboneWeightsReport } from '../io/backbone_weights.js';
 import type { ClassificationReport } from '../runs/records.js';
 import { checkPrecision, withPrecision } from '../torch/amp.js';
 import { noGrad } from '../torch/autograd.js';
@@ -86,6 +87,8 @@ export interface Downstream {
   normalization: NormalizationStats;
   /** Samples the band statistics left out (onBadSample 'skip'). */
   statsSkipped: SkippedSample[];
+  /** What `backboneInit` loaded, by modality. */
+  initialised: Record<string, BackboneWeightsReport>;
   /** Dataset indices of the labelled training samples used. */
   subset: Set<number>;
   loaderOptions: DataLoaderOptions & { device: Device };
@@ -104,7 +107,15 @@ export async function prepareDownstream(config: FinetuneConfig): Promise<Downstr
   manualSeed(config.seed);
   const model = new FusionClassifier({ modalities: channels, numClasses: classNames.length, ...architecture(config) });
   try {
+    if (config.init !== null && Object.keys(config.backboneInit).length > 0)
+      throw invalidArg(
+        'finetune',
+        'backboneInit',
+        'none with init (the backbones come from the run)',
+        config.backboneInit,
+      );
     const fromRun = config.init === null ? {} : await initialise(model, config.init, dataset);
+    const initialised = await initBackbones(config, dataset, (m) => model.backbones.get(m)!);
     const missing = config.modalities.filter((m) => !(m in fromRun));
     const statsSkipped: SkippedSample[] = [];
     const computed =
@@ -142,6 +153,7 @@ export async function prepareDownstream(config: FinetuneConfig): Promise<Downstr
       model,
       normalization,
       statsSkipped,
+      initialised,
       subset,
       loaderOptions,
       val: evaluation('val'),

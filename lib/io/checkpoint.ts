@@ -316,7 +316,7 @@ export async function saveWeights(
 }
 
 /** A weights file's tensors and metadata, whichever format it is in (told by its first bytes, not its name). */
-async function readWeightsFile(path: string): Promise<{ tensors: Map<string, Tensor>; metadata: Metadata }> {
+export async function readWeightsFile(path: string): Promise<{ tensors: Map<string, Tensor>; metadata: Metadata }> {
   const head = await readHead(path);
   if (isTorchFile(head)) return { tensors: (await readTorchFile(path)).tensors, metadata: {} };
   return loadFileWithMetadata(path);

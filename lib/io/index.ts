@@ -12,3 +12,5 @@ export type {
 } from './checkpoint.js';
 export { readTorchFile, writeTorchFile } from './pytorch.js';
 export type { TorchFile } from './pytorch.js';
+export { loadBackboneWeights } from './backbone_weights.js';
+export type { BackboneWeights, BackboneWeightsReport } from './backbone_weights.js';

@@ -19,6 +19,8 @@ export const RUN_FILES = {
   config: 'config.json',
   environment: 'environment.json',
   bandStats: 'band-stats.json',
+  /** What `backboneInit` loaded into each backbone, band by band. */
+  backboneInit: 'backbone-init.json',
   metrics: 'metrics.jsonl',
   skipped: 'skipped.jsonl',
   /** A pre-training run's weights, optimizer and position. */

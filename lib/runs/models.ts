@@ -4,7 +4,9 @@
  * Training builds its models with these, and loading a run for inference builds the same ones.
  */
 import { CLASSES, type Dataset, NEGATIVE, type SampleRecord, bandCounts } from '../data/dataset.js';
-import { FileError } from '../errors.js';
+import { FileError, invalidArg } from '../errors.js';
+import { type BackboneWeightsReport, loadBackboneWeights } from '../io/backbone_weights.js';
+import type { Module } from '../nn/module.js';
 import { type BackboneName, MultiModalModel } from '../nn/models/multimodal.js';
 import type { FinetuneConfig, PretrainConfig } from '../config/index.js';
 import { readPretrainConfig } from './config.js';
@@ -67,4 +69,26 @@ export function architecture(config: FinetuneConfig): {
   if (config.init === null) return { backbones: config.backbones, alexnetHidden: config.alexnetHidden, missingToken };
   const run = readPretrainConfig(pretrainRunAt(config.init));
   return { backbones: run.backbones, alexnetHidden: run.alexnetHidden, missingToken };
+}
+
+/**
+ * Each backbone `config.backboneInit` names, loaded from its file (lib/io/backbone_weights.ts), the first convolution
+ * mapped from `backboneInitBands` to the dataset's bands; the reports by modality.
+ */
+export async function initBackbones(
+  config: Pick<PretrainConfig, 'modalities' | 'backboneInit' | 'backboneInitBands'>,
+  dataset: Dataset,
+  backboneOf: (modality: string) => Module,
+): Promise<Record<string, BackboneWeightsReport>> {
+  const unknown = Object.keys({ ...config.backboneInit, ...config.backboneInitBands }).filter(
+    (m) => !config.modalities.includes(m),
+  );
+  if (unknown.length > 0)
+    throw invalidArg('backboneInit', unknown[0], `a modality of the run (${config.modalities.join(', ')})`, unknown[0]);
+  const reports: Record<string, BackboneWeightsReport> = {};
+  for (const [m, file] of Object.entries(config.backboneInit)) {
+    const bands = dataset.modalities.find((i) => i.name === m)!.bands;
+    reports[m] = await loadBackboneWeights(backboneOf(m), bands, { file, bands: config.backboneInitBands[m] });
+  }
+  return reports;
 }

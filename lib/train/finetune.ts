@@ -27,6 +27,7 @@ import { GradScaler, withPrecision } from '../torch/amp.js';
 import { syncFree, withSyncDebugMode } from '../torch/sync.js';
 import type { Tensor } from '../torch/tensor.js';
 import { backwardAndStep, buildOptimizer, buildScheduler } from './optimizers.js';
+import type { BackboneWeightsReport } from '../io/backbone_weights.js';
 
 /** A fine-tuning epoch, as `onEpoch` is told it: the metrics.jsonl line, with the skipped samples themselves. */
 export interface FinetuneEpochMetrics extends Omit<FinetuneEpochRecord, 'skipped'> {
@@ -40,6 +41,8 @@ export interface FinetuneOptions {
   /** Stops after the current epoch; the model and reports are written as they stand. */
   signal?: AbortSignal;
   onEpoch?: (metrics: FinetuneEpochMetrics) => void;
+  /** Told what `backboneInit` loaded into each backbone (the CLI prints its table). */
+  onBackboneInit?: (modality: string, report: BackboneWeightsReport) => void;
 }
 
 /**
@@ -99,6 +102,8 @@ async function run(options: FinetuneOptions): Promise<FinetuneResult> {
   await folder.start();
   await folder.writeJson('config', config);
   await writeEnvironment(folder, config.device);
+  if (Object.keys(prepared.initialised).length > 0) await folder.writeJson('backboneInit', prepared.initialised);
+  Object.entries(prepared.initialised).forEach(([m, r]) => options.onBackboneInit?.(m, r));
   const skips = new SkipLog(folder.path('skipped'));
   let pendingSkips = skips.add('stats', statsSkipped);
   /** The report on a split, its loader's new skips logged and kept for the epoch's summary. */

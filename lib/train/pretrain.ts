@@ -43,7 +43,8 @@ import { ProcessGroup } from '../distributed/process_group.js';
 import { readPretrainConfig } from '../runs/config.js';
 import { writeEnvironment } from '../runs/environment.js';
 import { RunFolder } from '../runs/folder.js';
-import { inputSizes, pretrainModel } from '../runs/models.js';
+import { initBackbones, inputSizes, pretrainModel } from '../runs/models.js';
+import type { BackboneWeightsReport } from '../io/backbone_weights.js';
 import type { EmbeddingHealth, KnnMetrics, StepMetrics } from '../runs/records.js';
 import { SkipLog, type SkipRecord } from '../runs/skipped.js';
 import { KnnMonitor } from './knn_monitor.js';
@@ -71,6 +72,8 @@ export interface PretrainOptions {
   /** Data-parallel training with the other ranks of this group (see the file's comment). */
   group?: ProcessGroup;
   onStep?: (metrics: StepMetrics) => void;
+  /** Told what `backboneInit` loaded into each backbone (the CLI prints its table). */
+  onBackboneInit?: (modality: string, report: BackboneWeightsReport) => void;
   /** After each k-NN evaluation (the writer only). */
   onEpoch?: (metrics: KnnMetrics) => void;
   /** After each epoch's checkpoint and k-NN evaluation (the writer only). */
@@ -448,9 +451,9 @@ async function run(options: PretrainOptions): Promise<PretrainResult> {
       config.batchSize,
     );
   manualSeed(config.seed);
-  using model = pretrainModel(config, dataset)
-    .train()
-    .to({ device, dtype: config.dtype, memoryFormat: config.memoryFormat });
+  using model = pretrainModel(config, dataset).train();
+  const initialised = resume ? {} : await initBackbones(config, dataset, (m) => model.encoder(m).backbone);
+  model.to({ device, dtype: config.dtype, memoryFormat: config.memoryFormat });
   if (group && worldSize > 1) {
     if (config.syncBatchNorm) convertSyncBatchNorm(model, group);
     await group.broadcast([...model.stateDict().values()], 0); // the same start even if seeds were to differ
@@ -463,7 +466,9 @@ async function run(options: PretrainOptions): Promise<PretrainResult> {
     await folder.start();
     await folder.writeJson('config', config);
     await writeEnvironment(folder, config.device);
+    if (Object.keys(initialised).length > 0) await folder.writeJson('backboneInit', initialised);
   }
+  Object.entries(initialised).forEach(([m, report]) => options.onBackboneInit?.(m, report));
   if (writer) await writeBandStats(folder.path('bandStats'), dataset, statsOptions, normalization, statsSkipped);
   const skips = new SkipLog(writer ? folder.path('skipped') : undefined);
   let pendingSkips = skips.add('stats', statsSkipped);

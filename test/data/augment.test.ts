@@ -155,11 +155,12 @@ test('the CPU path equals affine_grid + grid_sample (the path of other devices a
         torch.tidy(() => {
           const x = torch.randn([transforms.length, 3, h, w], { dtype }).mul(100);
           const native = applyTransforms(x, transforms, size);
-          const grid = applyTransforms(x.clone().requiresGrad_(true), transforms, size).detach();
+          // the oracle in float64: float32's grid rounds sampling positions (about 1e-5 of the values on 72 px)
+          const grid = applyTransforms(x.double().requiresGrad_(true), transforms, size).detach();
           t.deepEqual(native.shape, grid.shape);
           t.is(native.dtype, dtype);
           const error = scaledError(values(native), values(grid));
-          t.true(error < (dtype === 'float32' ? 1e-5 : 1e-12), `${h}x${w} -> ${size ?? 'same'} ${dtype}: ${error}`);
+          t.true(error < (dtype === 'float32' ? 1e-6 : 1e-12), `${h}x${w} -> ${size ?? 'same'} ${dtype}: ${error}`);
           cases++;
         });
       }

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { nn, torch } from '../../lib/index.js';
 import { loadWeights, saveWeights } from '../../lib/io/checkpoint.js';
 import { pickle, PyCall, PyGlobal, PyPersistent, PyTuple } from '../../lib/io/pickle.js';
+import { loadBackboneWeights } from '../../lib/io/backbone_weights.js';
 import { readTorchFile, writeTorchFile } from '../../lib/io/pytorch.js';
 import { writeZip } from '../../lib/io/zip.js';
 
@@ -227,4 +228,61 @@ test('damaged archives: truncated, a flipped byte, a storage of the wrong size, 
     [0, 0],
     [0, 0],
   ]);
+});
+
+test("ecosystem weights into a backbone: the prefix found, conv1 mapped by band name, the rest as timm's adapt_input_conv, the head left out", async (t) => {
+  const ssl4eo = ['B1', 'B2', 'B3', 'B4', 'B5', 'B6', 'B7', 'B8', 'B8A', 'B9', 'B10', 'B11', 'B12'];
+  using file = nn.models.resnet18({ inChannels: 13 });
+  await loadWeights(file, fixture('resnet18-13ch.pth'));
+  const source = file.stateDict().get('conv1.weight')!;
+  using backbone = nn.models.resnet18({ inChannels: 5, numClasses: 6 });
+  const report = await loadBackboneWeights(backbone, ['R', 'G', 'B', 'NIR', 'SAR'], {
+    file: fixture('resnet18-13ch.pth'),
+    bands: ssl4eo,
+  });
+  t.is(report.prefix, '');
+  t.deepEqual(
+    report.bands.map((b) => b.from),
+    ['B4', 'B3', 'B2', 'B8', "mean of the file's 13 bands"],
+  );
+  t.deepEqual(report.dropped, ['B1', 'B5', 'B6', 'B7', 'B8A', 'B9', 'B10', 'B11', 'B12']);
+  t.deepEqual(report.missingKeys, ['fc.weight', 'fc.bias']);
+  t.regex(report.table, /R +<- B4/);
+  const conv1 = backbone.stateDict().get('conv1.weight')!;
+  torch.tidy(() => {
+    [3, 2, 1, 7].forEach((from, k) =>
+      t.is(maxDifference(conv1.narrow(1, k, 1), source.narrow(1, from, 1)), 0, `band ${k}`),
+    );
+    t.true(maxDifference(conv1.narrow(1, 4, 1).squeeze(1), source.mean([1])) < 1e-7);
+    const key = 'layer3.0.downsample.1.running_var';
+    t.is(maxDifference(backbone.stateDict().get(key)!, file.stateDict().get(key)!), 0);
+  });
+  // prefixes detected; without band names, timm's rule (channels repeated, scaled by 3 / 4)
+  for (const [name, prefix] of [
+    ['lightning.ckpt', 'backbone.'],
+    ['dataparallel.pth', 'module.'],
+  ]) {
+    using four = nn.models.resnet18({ inChannels: 4 });
+    const r = await loadBackboneWeights(four, ['R', 'G', 'B', 'NIR'], { file: fixture(name) });
+    t.is(r.prefix, prefix, name);
+    using rgb = nn.models.resnet18();
+    await loadWeights(rgb, fixture('resnet18.pth'));
+    torch.tidy(() => {
+      const [ours, theirs] = [four.stateDict().get('conv1.weight')!, rgb.stateDict().get('conv1.weight')!];
+      t.true(maxDifference(ours.narrow(1, 3, 1), theirs.narrow(1, 0, 1).mul(0.75)) < 1e-7, name);
+      t.true(maxDifference(ours.narrow(1, 1, 1), theirs.narrow(1, 1, 1).mul(0.75)) < 1e-7, name);
+    });
+  }
+  using alex = nn.models.alexnet({ inChannels: 2 });
+  await t.throwsAsync(loadBackboneWeights(alex, ['VV', 'VH'], { file: fixture('resnet18.pth') }), {
+    code: 'ERR_MMSSL_IO',
+    message: /holds none of the backbone's keys/,
+  });
+  await t.throwsAsync(
+    loadBackboneWeights(backbone, ['R', 'G', 'B', 'NIR', 'SAR'], { file: fixture('resnet18-13ch.pth'), bands: ['B1'] }),
+    {
+      code: 'ERR_MMSSL_IO',
+      message: /takes 13 bands; 1 band names were given/,
+    },
+  );
 });

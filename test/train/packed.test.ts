@@ -1,7 +1,7 @@
 // Runs on a pack (mmssl pack): pre-training, fine-tuning, evaluation and embedding take it where they take a dataset
 // folder; resuming a run on a pack whose statistics changed is refused; shuffling by shards reads shard runs.
 import test from 'ava';
-import { existsSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -12,6 +12,8 @@ import { pack } from '../../lib/data/packed/write.js';
 import { openPath } from '../../lib/data/open.js';
 import { synthesize } from '../../lib/data/synth/index.js';
 import { embed } from '../../lib/eval/embed.js';
+import { saveWeights } from '../../lib/io/checkpoint.js';
+import { nn } from '../../lib/index.js';
 import { evaluateRun } from '../../lib/eval/evaluate.js';
 import { finetune } from '../../lib/train/finetune.js';
 import { pretrain } from '../../lib/train/pretrain.js';
@@ -114,3 +116,45 @@ test('shuffling by shards: every epoch a permutation, read k shards at a time, i
     },
   );
 });
+
+test.serial(
+  'fine-tuning from weights trained elsewhere (--backbone-init): loaded, reported, and refused beside --init',
+  async (t) => {
+    await ready;
+    const file = join(scratch, 'rgb-resnet18.pt');
+    using rgb = nn.models.resnet18();
+    await saveWeights(rgb, file, { format: 'pytorch' });
+    const out = join(scratch, 'from-weights');
+    const reports: string[] = [];
+    await finetune({
+      config: resolveFinetuneConfig(small, {
+        data: packed,
+        modalities: ['s2', 'naip'],
+        epochs: 1,
+        backboneInit: { naip: file },
+        backboneInitBands: { naip: ['R', 'G', 'B'] },
+      }),
+      out,
+      onBackboneInit: (m, r) => reports.push(`${m}: ${r.bands.map((b) => b.from).join(' ')}`),
+    });
+    t.deepEqual(reports, ["naip: R G B mean of the file's 3 bands"]);
+    const saved = JSON.parse(readFileSync(join(out, 'backbone-init.json'), 'utf8')) as Record<
+      string,
+      { missingKeys: string[] }
+    >;
+    t.deepEqual(saved.naip.missingKeys, ['fc.weight', 'fc.bias']);
+    await t.throwsAsync(
+      finetune({
+        config: resolveFinetuneConfig(small, {
+          data: packed,
+          modalities: ['naip'],
+          epochs: 1,
+          init: join(scratch, 'run'),
+          backboneInit: { naip: file },
+        }),
+        out: join(scratch, 'both'),
+      }),
+      { code: 'ERR_MMSSL_ARG', message: /backboneInit.*none with init/ },
+    );
+  },
+);
