@@ -273,7 +273,7 @@ export interface Binding {
   getRngState(device: Opt<string>): H;
   setRngState(state: H, device: Opt<string>): void;
   readRecords(dest: H, fds: number[], offsets: number[]): Promise<number[]>;
-  crc32(bytes: Uint8Array): number;
+  crc32(bytes: Uint8Array, previous?: number): number;
   resampleAxisAligned(x: H, maps: number[], size: number[]): H;
   viewDtype(t: H, dtype: number): H;
   asStrided(t: H, size: number[], stride: number[], offset: number): H;

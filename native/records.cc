@@ -12,8 +12,7 @@
 namespace mmssl {
 namespace {
 
-uint32_t crc32Of(const uint8_t* data, size_t bytes) {
-  uLong crc = crc32(0L, Z_NULL, 0);
+uint32_t crc32Of(const uint8_t* data, size_t bytes, uLong crc = crc32(0L, Z_NULL, 0)) {
   constexpr size_t kChunk = 1u << 30;  // zlib's length is 32-bit
   for (size_t done = 0; done < bytes; done += kChunk)
     crc = crc32(crc, data + done, static_cast<uInt>(std::min(kChunk, bytes - done)));
@@ -58,11 +57,13 @@ Napi::Value readRecords(Args& a) {
   });
 }
 
+// crc32(bytes, previous?): the CRC-32 of `bytes`, or of the bytes before them (whose CRC is `previous`) and them.
 Napi::Value crc32Bytes(Args& a) {
   if (!a[0].IsTypedArray()) a.typeError(0, "a Uint8Array");
   auto array = a[0].As<Napi::TypedArray>();
   const auto* data = static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
-  return a.value(static_cast<double>(crc32Of(data, array.ByteLength())));
+  uLong previous = a.isAbsent(1) ? crc32(0L, Z_NULL, 0) : static_cast<uLong>(a.int64(1));
+  return a.value(static_cast<double>(crc32Of(data, array.ByteLength(), previous)));
 }
 
 const Export kExports[] = {

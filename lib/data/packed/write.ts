@@ -14,7 +14,7 @@ import { native } from '../../native.js';
 import { fromBuffer } from '../../torch/creation.js';
 import { tidy } from '../../torch/scope.js';
 import { allInOrder, WorkerPool } from '../../workers/pool.js';
-import type { Dataset, ModalityInfo, Raster, SkippedSample, Split } from '../dataset.js';
+import type { Dataset, ModalityInfo, Raster, SampleRecord, SkippedSample, Split } from '../dataset.js';
 import { openPath } from '../open.js';
 import { Moments } from '../stats.js';
 import type { ReadRequest } from '../worker.js';
@@ -286,40 +286,57 @@ async function writeShard(
   members: number[],
   context: ShardContext,
 ): Promise<ShardSidecar> {
-  const { dataset, modalities, recordBytes, onBadSample, integral } = context;
-  const read = await Promise.allSettled(members.map((index) => context.read(index).finally(context.onSample)));
+  const { dataset, onBadSample } = context;
+  // Each sample encoded as it arrives, so a shard holds its records' bytes, not their decoded rasters; a read that
+  // fails is a bad sample, an encoding that fails (a value outside the dtype) fails the pack.
+  const arrived = await Promise.all(
+    members.map((index) =>
+      context
+        .read(index)
+        .finally(context.onSample)
+        .then(
+          (rasters) => ({ index, ...encodeRecord(dataset.samples[index], rasters, context) }),
+          (error: Error & { path?: string }) => ({ index, error }),
+        ),
+    ),
+  );
   const skipped: SkippedSample[] = [];
-  const good = members.flatMap((index, i) => {
-    const result = read[i];
-    if (result.status === 'fulfilled') return [{ index, rasters: result.value }];
-    const error = result.reason as Error & { path?: string };
-    if (onBadSample === 'raise') throw error;
-    skipped.push({ id: dataset.samples[index].id, file: error.path, message: error.message });
+  const good = arrived.flatMap((a) => {
+    if (!('error' in a)) return [a];
+    if (onBadSample === 'raise') throw a.error;
+    skipped.push({ id: dataset.samples[a.index].id, file: a.error.path, message: a.error.message });
     return [];
   });
-  const bytes = new Uint8Array(good.length * recordBytes);
-  const moments = Object.fromEntries(modalities.map((m) => [m.name, new Moments(m.bands.length)]));
-  const records = good.map(({ index, rasters }, slot) => {
-    const record = bytes.subarray(slot * recordBytes, (slot + 1) * recordBytes);
-    const sample = dataset.samples[index];
-    modalities.forEach((m, k) => {
-      const stored = encode(rasters[k], m, sample.id, integral.has(m.name));
-      record.set(stored.bytes, m.offset);
-      if (sample.split === 'train') moments[m.name].add(stored.decoded);
-    });
-    return { ...sample, slot, crc32: native.crc32(record) };
-  });
-  await writeFileAtomic(join(out, shardFile(shard)), [bytes]);
+  const moments = Object.fromEntries(context.modalities.map((m) => [m.name, new Moments(m.bands.length)]));
+  good.forEach((g) => g.moments && Object.entries(g.moments).forEach(([m, v]) => moments[m].merge(v))); // in slot order
+  const chunks = good.map((g) => g.bytes);
+  await writeFileAtomic(join(out, shardFile(shard)), chunks);
   const sidecar: ShardSidecar = {
     plan,
-    records,
-    bytes: bytes.length,
-    crc32: native.crc32(bytes),
+    records: good.map((g, slot) => ({ ...dataset.samples[g.index], slot, crc32: native.crc32(g.bytes) })),
+    bytes: good.length * context.recordBytes,
+    crc32: chunks.reduce((crc, chunk) => native.crc32(chunk, crc), native.crc32(new Uint8Array(0))),
     skipped,
     moments: Object.fromEntries(Object.entries(moments).map(([m, v]) => [m, v.toJSON()])),
   };
   await writeJsonAtomic(join(out, sidecarFile(shard)), sidecar);
   return sidecar;
+}
+
+/** One sample's record, and for a training sample the moments of its stored values per modality. */
+function encodeRecord(
+  sample: SampleRecord,
+  rasters: Raster[],
+  { modalities, recordBytes, integral }: ShardContext,
+): { bytes: Uint8Array; moments?: Record<string, Moments> } {
+  const bytes = new Uint8Array(recordBytes);
+  const moments = sample.split === 'train' ? ({} as Record<string, Moments>) : undefined;
+  modalities.forEach((m, k) => {
+    const stored = encode(rasters[k], m, sample.id, integral.has(m.name));
+    bytes.set(stored.bytes, m.offset);
+    if (moments) (moments[m.name] = new Moments(m.bands.length)).add(stored.decoded);
+  });
+  return { bytes, moments };
 }
 
 /** A raster's bytes in the modality's dtype (rounded for integer dtypes), and the values those bytes hold. */
