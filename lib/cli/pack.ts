@@ -23,6 +23,7 @@ export function packCommand(program: Command): void {
       modalities: config.modalities ?? undefined,
       sizes: config.sizes,
       dtypes: config.dtypes,
+      margin: config.margin,
       recordsPerShard: config.recordsPerShard ?? undefined,
       workers: config.workers,
       onBadSample: config.onBadSample,

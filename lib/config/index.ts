@@ -218,6 +218,11 @@ export const PACK_OPTIONS = {
     'stored dtype per modality: uint8, int16 (values rounded), float16, float32 (exact), or auto (uint8 or int16 for integer sources, float16 otherwise); repeatable',
     'dtype',
   ),
+  margin: option(
+    nonNegative,
+    0,
+    "a margin for the resized crop, a fraction of each side (at most 1): modalities stored at (1 + margin) x their size, crops taken from the stored pixels (0.06 keeps the method's 90%-area crops at full resolution)",
+  ),
   recordsPerShard: option(nullable(int(1), 'as many as fill 256 MiB'), null, 'records (locations) per shard file'),
   workers: COMMON_OPTIONS.workers,
   onBadSample: COMMON_OPTIONS.onBadSample,

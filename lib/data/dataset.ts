@@ -58,7 +58,12 @@ export interface ModalityInfo {
   bands: string[];
   /** The modality's native grid [H, W]: what `read` returns. */
   size: [number, number];
+  /** The size a run reads the modality at unless told otherwise, where it is not `size` (a pack with a margin). */
+  outputSize?: [number, number];
 }
+
+/** The size a run reads a modality at unless its configuration says otherwise. */
+export const defaultSize = (info: ModalityInfo): [number, number] => info.outputSize ?? info.size;
 
 /** One modality of one sample: float32, channels first. */
 export interface Raster {

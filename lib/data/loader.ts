@@ -7,13 +7,22 @@
 import { availableParallelism } from 'node:os';
 
 import { checkBool, checkInt, checkOneOf, checkOptions, FileError, invalidArg, WorkerExitError } from '../errors.js';
+import { interpolate } from '../nn/functional.js';
 import { noGrad } from '../torch/autograd.js';
 import { cat, fromBuffer, tensor } from '../torch/creation.js';
 import { cuda, type Device } from '../torch/device.js';
 import { tidy } from '../torch/scope.js';
 import type { MemoryFormat, Tensor } from '../torch/tensor.js';
 import { applyTransforms, checkAugmentation, sampleTransform, type AugmentationOptions } from './augment.js';
-import { type Dataset, multiHot, type Raster, type SampleRecord, type SkippedSample, type Split } from './dataset.js';
+import {
+  type Dataset,
+  defaultSize,
+  multiHot,
+  type Raster,
+  type SampleRecord,
+  type SkippedSample,
+  type Split,
+} from './dataset.js';
 import { allInOrder, WorkerPool } from '../workers/pool.js';
 import { PackedDataset } from './packed/dataset.js';
 import { Random } from './random.js';
@@ -166,17 +175,28 @@ function resolveModalities(dataset: Dataset, wanted: DataLoaderOptions['modaliti
     ) {
       throw invalidArg(OP, `modalities (${name}).size`, '[height, width] of positive integers', size);
     }
-    return { name, size: [...(size ?? info.size)] as [number, number], channels: info.bands.length, native: info.size };
+    return {
+      name,
+      size: [...(size ?? defaultSize(info))] as [number, number],
+      channels: info.bands.length,
+      native: info.size,
+    };
   });
 }
 
-/** A pack holds each modality at one size: resizing it again would resample twice, so another size is refused. */
+/**
+ * A pack holds each modality at one size (read at it, or at its `outputSize` with a margin): resizing it again would
+ * resample twice, so another size is refused.
+ */
 function checkPackedSizes(dataset: PackedDataset, modalities: Resolved['modalities']): void {
-  const differ = modalities.filter(resizes);
+  const differ = modalities.filter((m) => {
+    const output = defaultSize(dataset.modality(m.name));
+    return m.size[0] !== output[0] || m.size[1] !== output[1];
+  });
   if (differ.length > 0)
     throw new FileError(
       dataset.root,
-      `packed ${differ.map((m) => `${m.name} at ${m.native.join('x')}`).join(', ')}, but ${differ.map((m) => `${m.size.join('x')}`).join(', ')} ${differ.length === 1 ? 'is' : 'are'} asked for: pack the source again with ${differ.map((m) => `--size ${m.name}=${m.size.join('x')}`).join(' ')}, or ask for the packed size`,
+      `packed ${differ.map((m) => `${m.name} at ${defaultSize(dataset.modality(m.name)).join('x')}`).join(', ')}, but ${differ.map((m) => `${m.size.join('x')}`).join(', ')} ${differ.length === 1 ? 'is' : 'are'} asked for: pack the source again with ${differ.map((m) => `--size ${m.name}=${m.size.join('x')}`).join(' ')}, or ask for the packed size`,
     );
 }
 
@@ -388,17 +408,28 @@ export class DataLoader {
         );
   }
 
-  /** One modality of a batch on the device: standardised, each view augmented there in one batched call. */
+  /**
+   * One modality of a batch on the device: standardised, each view augmented there in one batched call. A pack
+   * stored with a margin (a larger grid than asked for) gives crops of its pixels, and without augmentation the
+   * whole image resized.
+   */
   #modalityViews(m: Resolved['modalities'][number], onDevice: Tensor, random: Random[]): Tensor[] {
     const stats = this.#options.normalization?.[m.name];
     const x = stats ? standardize(onDevice, stats) : onDevice;
     const { augmentation, views } = this.#resolved;
-    if (!augmentation) return Array.from({ length: views }, () => x);
-    const aspect = m.size[1] / m.size[0];
+    const [h, w] = [x.shape[2], x.shape[3]];
+    const larger = h !== m.size[0] || w !== m.size[1];
+    if (!augmentation) {
+      const view = larger
+        ? interpolate(x, { size: [...m.size], mode: 'bilinear', alignCorners: false, antialias: true })
+        : x;
+      return Array.from({ length: views }, () => view);
+    }
     return Array.from({ length: views }, () =>
       applyTransforms(
         x,
-        random.map((r) => sampleTransform(r, augmentation, aspect)),
+        random.map((r) => sampleTransform(r, augmentation, w / h)),
+        m.size,
       ),
     );
   }

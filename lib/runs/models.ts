@@ -3,7 +3,7 @@
  * the dataset's bands), a fine-tuned classifier's classes and architecture, and the input size of each modality.
  * Training builds its models with these, and loading a run for inference builds the same ones.
  */
-import { CLASSES, type Dataset, NEGATIVE, type SampleRecord, bandCounts } from '../data/dataset.js';
+import { CLASSES, type Dataset, NEGATIVE, type SampleRecord, bandCounts, defaultSize } from '../data/dataset.js';
 import { FileError, invalidArg } from '../errors.js';
 import { type BackboneWeightsReport, loadBackboneWeights } from '../io/backbone_weights.js';
 import type { Module } from '../nn/module.js';
@@ -31,7 +31,7 @@ export function inputSizes(
   dataset: Dataset,
 ): Record<string, [number, number]> {
   return Object.fromEntries(
-    config.modalities.map((m) => [m, config.sizes[m] ?? dataset.modalities.find((i) => i.name === m)!.size]),
+    config.modalities.map((m) => [m, config.sizes[m] ?? defaultSize(dataset.modalities.find((i) => i.name === m)!)]),
   );
 }
 

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { data } from '../../lib/index.js';
+import { data, nn, torch } from '../../lib/index.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'mmssl-packed-'));
 test.after.always(() => rmSync(scratch, { recursive: true, force: true }));
@@ -225,6 +225,36 @@ test('a truncated shard, a foreign index and another size than packed are refuse
   await t.throwsAsync(data.pack({ source: await sourceSet(), out: await sourceSet() }), {
     code: 'ERR_MMSSL_IO',
     message: /is not empty/,
+  });
+});
+
+test('a margin: stored larger, read at the asked size, crops from the stored pixels, the plain view resized', async (t) => {
+  const report = await packOf('margin', { margin: 0.1, dtypes: FLOAT32 });
+  const pack = new data.PackedDataset(report.out);
+  t.deepEqual(pack.modality('naip').size, [70, 70]);
+  t.deepEqual(pack.modality('naip').outputSize, [64, 64]);
+  t.deepEqual(pack.modality('s1').size, [79, 79]);
+  const plain = await batches(pack);
+  const augmented = await batches(pack, { augmentation: true });
+  t.deepEqual(augmented[0].views.naip[0].length, plain[0].views.naip[0].length);
+  t.is(plain[0].views.naip[0].length, 5 * 4 * 64 * 64);
+  // the plain view is the stored image resized as the workers resize (antialiased bilinear)
+  const index = pack.samples.findIndex((s) => s.id === plain[0].ids[0]);
+  const stored = await pack.read(index, 'naip');
+  const expected = torch.tidy(() =>
+    nn.functional
+      .interpolate(torch.fromBuffer(stored.data, [1, 4, 70, 70]), {
+        size: [64, 64],
+        mode: 'bilinear',
+        alignCorners: false,
+        antialias: true,
+      })
+      .toTypedArray(),
+  );
+  t.deepEqual(plain[0].views.naip[0].subarray(0, 4 * 64 * 64), expected);
+  t.throws(() => new data.DataLoader(pack, { modalities: [{ name: 'naip', size: [70, 70] }], batchSize: 2 }), {
+    code: 'ERR_MMSSL_IO',
+    message: /packed naip at 64x64, but 70x70 is asked for/,
   });
 });
 

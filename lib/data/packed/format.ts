@@ -35,6 +35,8 @@ export const DTYPE_RANGE: Record<PackDtype, [number, number]> = {
 
 export interface PackedModality extends ModalityInfo {
   dtype: PackDtype;
+  // outputSize (ModalityInfo's): with a margin, the size training reads at, the pack storing it larger (`size`), so
+  // crops are taken from stored pixels instead of upsampled
   /** Where the modality's segment starts in a record, in bytes. */
   offset: number;
   /** The segment's length: bands x height x width x the dtype's size. */
