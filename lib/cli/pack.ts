@@ -30,8 +30,12 @@ export function packCommand(program: Command): void {
       onProgress: bar.update,
     }).finally(bar.stop);
     if (report.skipped.length > 0) console.log(`${describeSkipped(report.skipped)} (listed in ${flags.out}/pack.json)`);
+    const { readIndex } = await import('../data/packed/format.js');
+    const stored = readIndex(report.out)
+      .modalities.map((m) => `${m.name} ${m.dtype} ${m.size.join('x')}`)
+      .join(', ');
     console.log(
-      `${report.out}: ${report.records} locations in ${report.shards} shard${report.shards === 1 ? '' : 's'} (${(report.bytes / 2 ** 20).toFixed(1)} MiB)${report.resumedShards > 0 ? `, ${report.resumedShards} kept from the interrupted pack` : ''}, ${report.seconds.toFixed(1)} s`,
+      `${report.out}: ${report.records} locations (${stored}) in ${report.shards} shard${report.shards === 1 ? '' : 's'} (${(report.bytes / 2 ** 20).toFixed(1)} MiB)${report.resumedShards > 0 ? `, ${report.resumedShards} kept from the interrupted pack` : ''}, ${report.seconds.toFixed(1)} s`,
     );
   });
 }

@@ -463,3 +463,30 @@ for path, bands, side in [(sys.argv[1], 5, 16), (sys.argv[2], 1, 8)]:
   t.is(resampled.length, 1);
   t.regex(resampled[0].message, /s2 from 8x8 to 16x16: 1 file\(s\), e\.g\. .*small\.tif/);
 });
+
+test('BigEarthNet-MM packed: the real rasters read back from the pack as the manifest reads them, within float16 rounding (S1 in dB; S2 with its 20 m and 60 m bands upsampled, so not integers)', async (t) => {
+  const dataset = await data.openManifest(ben);
+  const report = await data.pack({ source: dataset, out: join(scratch, 'ben-pack'), workers: 1 });
+  const pack = new data.PackedDataset(report.out);
+  t.deepEqual(
+    pack.modalities.map((m) => [m.name, m.dtype, m.size]),
+    [
+      ['s1', 'float16', [120, 120]],
+      ['s2', 'float16', [120, 120]],
+    ],
+  );
+  t.deepEqual(
+    pack.samples.map((s) => [s.id, s.split, s.label, s.negative]),
+    dataset.samples.map((s) => [s.id, s.split, s.label, s.negative]),
+  );
+  for (let i = 0; i < dataset.samples.length; i++)
+    for (const m of ['s1', 's2']) {
+      const [source, packed] = [await dataset.read(i, m), await pack.read(i, m)];
+      // float16 keeps 11 significant bits: half a unit in the last place is 2^-11 of the value (2^-24 near 0)
+      const worst = source.data.reduce(
+        (w, v, j) => Math.max(w, Math.abs(v - packed.data[j]) - 2 ** -11 * Math.abs(v) - 2 ** -24),
+        -Infinity,
+      );
+      t.true(worst <= 0, `${dataset.samples[i].id} ${m}: beyond float16's rounding by ${worst}`);
+    }
+});
