@@ -49,6 +49,20 @@ const device = {
   valid: (v) => typeof v === 'string' && devicePattern.test(v),
 } as Kind<Device>; // what `valid` admits
 
+const finiteList = (v: unknown) => Array.isArray(v) && v.length > 0 && v.every((n) => Number.isFinite(n));
+/** A modality's declared statistics, `MEAN/STD` on the command line, each one number for every band or one per band. */
+const bandStats = {
+  expected: '{mean, std}: one number for every band or one per band, std > 0',
+  placeholder: '<mean/std>',
+  example: '0/10000',
+  valid: (v) =>
+    isObject(v) && finiteList(v.mean) && finiteList(v.std) && (v.std as number[]).every((n: number) => n > 0),
+  parse: (t) => {
+    const [mean, std = ''] = t.split('/');
+    return { mean: mean.split(',').map(Number), std: std.split(',').map(Number) };
+  },
+} as Kind<{ mean: number[]; std: number[] }>;
+
 const optimizerOptions = (name: OptimizerName, lr: number, weightDecay: number) => ({
   name: option(oneOf(OPTIMIZERS), name, 'the optimizer', 'optimizer'),
   lr: option(positive, lr, 'learning rate (peak, with a schedule)', 'lr'),
@@ -102,6 +116,12 @@ export const COMMON_OPTIONS = {
     {},
     "start a modality's backbone from weights trained elsewhere (a PyTorch or safetensors file; key prefixes such as module. or backbone. are found); repeatable",
     'backbone-init',
+  ),
+  normalization: option(
+    perName(bandStats, '<modality=mean/std>', 's2=0/10000'),
+    {},
+    "standardise a modality with these statistics instead of computed ones, as weights trained elsewhere expect (SSL4EO's Sentinel-2: 0/10000); repeatable",
+    'normalization',
   ),
   backboneInitBands: option(
     perName(names, '<modality=bands>', 's2=B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12'),

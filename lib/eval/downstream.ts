@@ -14,7 +14,15 @@ import { FileError, invalidArg } from '../errors.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
 import { FusionClassifier } from '../nn/models/multimodal.js';
 import { readPretrainConfig } from '../runs/config.js';
-import { architecture, classNamesOf, classOf, initBackbones, pretrainModel, pretrainRunAt } from '../runs/models.js';
+import {
+  architecture,
+  classNamesOf,
+  classOf,
+  initBackbones,
+  pretrainModel,
+  pretrainRunAt,
+  withDeclaredStats,
+} from '../runs/models.js';
 import type { BackboneWeightsReport } from '../io/backbone_weights.js';
 import type { ClassificationReport } from '../runs/records.js';
 import { checkPrecision, withPrecision } from '../torch/amp.js';
@@ -129,7 +137,7 @@ export async function prepareDownstream(config: FinetuneConfig): Promise<Downstr
             onBadSample: config.onBadSample,
             onSkip: (s) => statsSkipped.push(s),
           });
-    const normalization: NormalizationStats = { ...fromRun, ...computed };
+    const normalization = withDeclaredStats(config, dataset, { ...fromRun, ...computed });
     manualSeed(config.seed); // the classifier's and dropout's randomness do not depend on whether a run was loaded
     model.to({ device, memoryFormat: config.memoryFormat });
     const subset = trainingSubset(dataset, config.labelFraction, config.seed, config.includeNegative);

@@ -9,6 +9,7 @@ import { type BackboneWeightsReport, loadBackboneWeights } from '../io/backbone_
 import type { Module } from '../nn/module.js';
 import { type BackboneName, MultiModalModel } from '../nn/models/multimodal.js';
 import type { FinetuneConfig, PretrainConfig } from '../config/index.js';
+import type { NormalizationStats } from '../data/stats.js';
 import { readPretrainConfig } from './config.js';
 import { RunFolder } from './folder.js';
 
@@ -91,4 +92,26 @@ export async function initBackbones(
     reports[m] = await loadBackboneWeights(backboneOf(m), bands, { file, bands: config.backboneInitBands[m] });
   }
   return reports;
+}
+
+/** `computed` with the statistics `config.normalization` declares in their place, each broadcast to the bands. */
+export function withDeclaredStats(
+  config: Pick<PretrainConfig, 'modalities' | 'normalization'>,
+  dataset: Dataset,
+  computed: NormalizationStats,
+): NormalizationStats {
+  const out = { ...computed };
+  for (const [m, { mean, std }] of Object.entries(config.normalization)) {
+    const info = dataset.modalities.find((i) => i.name === m);
+    if (!info || !config.modalities.includes(m))
+      throw invalidArg('normalization', m, `a modality of the run (${config.modalities.join(', ')})`, m);
+    const bands = info.bands.length;
+    const fit = (values: number[], what: string) => {
+      if (values.length !== 1 && values.length !== bands)
+        throw invalidArg('normalization', `${m}.${what}`, `one value or ${bands} (one per band of ${m})`, values);
+      return values.length === 1 ? Array.from({ length: bands }, () => values[0]) : [...values];
+    };
+    out[m] = { mean: fit(mean, 'mean'), std: fit(std, 'std') };
+  }
+  return out;
 }

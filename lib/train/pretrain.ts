@@ -43,7 +43,7 @@ import { ProcessGroup } from '../distributed/process_group.js';
 import { readPretrainConfig } from '../runs/config.js';
 import { writeEnvironment } from '../runs/environment.js';
 import { RunFolder } from '../runs/folder.js';
-import { initBackbones, inputSizes, pretrainModel } from '../runs/models.js';
+import { initBackbones, inputSizes, pretrainModel, withDeclaredStats } from '../runs/models.js';
 import type { BackboneWeightsReport } from '../io/backbone_weights.js';
 import type { EmbeddingHealth, KnnMetrics, StepMetrics } from '../runs/records.js';
 import { SkipLog, type SkipRecord } from '../runs/skipped.js';
@@ -422,13 +422,15 @@ async function run(options: PretrainOptions): Promise<PretrainResult> {
     onBadSample: config.onBadSample,
   };
   const statsSkipped: SkippedSample[] = [];
-  const normalization = await sharedStats(group, dataset, config.modalities, device, () =>
+  const computedStats = await sharedStats(group, dataset, config.modalities, device, () =>
     loadOrComputeBandStats(dataset, {
       ...statsOptions,
       lookIn: [folder.path('bandStats')],
       onSkip: (s) => statsSkipped.push(s),
     }),
   );
+  // band-stats.json keeps the computed statistics (what resuming looks up); the run standardises with the declared
+  const normalization = withDeclaredStats(config, dataset, computedStats);
   await using loader = new DataLoader(dataset, {
     modalities: config.modalities.map((name) => ({ name, size: config.sizes[name] })),
     batchSize: config.batchSize / worldSize,
@@ -469,7 +471,7 @@ async function run(options: PretrainOptions): Promise<PretrainResult> {
     if (Object.keys(initialised).length > 0) await folder.writeJson('backboneInit', initialised);
   }
   Object.entries(initialised).forEach(([m, report]) => options.onBackboneInit?.(m, report));
-  if (writer) await writeBandStats(folder.path('bandStats'), dataset, statsOptions, normalization, statsSkipped);
+  if (writer) await writeBandStats(folder.path('bandStats'), dataset, statsOptions, computedStats, statsSkipped);
   const skips = new SkipLog(writer ? folder.path('skipped') : undefined);
   let pendingSkips = skips.add('stats', statsSkipped);
   let position: Position = { epoch: 0, batch: 0 },

@@ -158,3 +158,29 @@ test.serial(
     );
   },
 );
+
+test.serial(
+  "declared statistics (--normalization s2=0/10000, as SSL4EO's weights expect) replace computed ones, travel with the run, and must fit the bands",
+  async (t) => {
+    await ready;
+    const run = join(scratch, 'declared');
+    const config = resolvePretrainConfig(pretrainConfig(packed), {
+      epochs: 1,
+      normalization: { s2: { mean: [0], std: [10000] } },
+    });
+    await pretrain({ config, out: run });
+    const { peekWeights } = await import('../../lib/io/checkpoint.js');
+    const extra = (await peekWeights(join(run, 'checkpoint.safetensors'))).checkpoint as {
+      extra: { normalization: Record<string, { mean: number[]; std: number[] }> };
+    };
+    t.deepEqual(extra.extra.normalization.s2, { mean: [0, 0, 0, 0], std: [10000, 10000, 10000, 10000] });
+    t.deepEqual(extra.extra.normalization.s1, new PackedDataset(packed).stats.s1);
+    await t.throwsAsync(
+      pretrain({
+        config: resolvePretrainConfig(pretrainConfig(packed), { normalization: { s2: { mean: [0, 1], std: [1] } } }),
+        out: join(scratch, 'declared-wrong'),
+      }),
+      { code: 'ERR_MMSSL_ARG', message: /s2\.mean must be one value or 4/ },
+    );
+  },
+);
