@@ -3,11 +3,12 @@
 // computation over the stored values, resuming a killed pack, and every damaged or mismatched pack refused by name.
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { data, nn, torch } from '../../lib/index.js';
+import { gc } from '../helpers/gc.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'mmssl-packed-'));
 test.after.always(() => rmSync(scratch, { recursive: true, force: true }));
@@ -257,6 +258,40 @@ test('a margin: stored larger, read at the asked size, crops from the stored pix
     message: /packed naip at 64x64, but 70x70 is asked for/,
   });
 });
+
+test.serial(
+  'shard files close with close(), or when the dataset is collected; reading after close() reopens them',
+  async (t) => {
+    const report = await packOf('compact');
+    const openShards = () =>
+      readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`).startsWith(report.out);
+        } catch {
+          return false; // closed while listed
+        }
+      }).length;
+    const before = openShards();
+    const pack = new data.PackedDataset(report.out);
+    const all = pack.samples.map((_, i) => i);
+    (await pack.readRecords(all)).bytes.dispose();
+    t.is(openShards() - before, pack.index.shards.length);
+    pack.close();
+    t.is(openShards(), before);
+    (await pack.readRecords([0])).bytes.dispose();
+    t.is(openShards() - before, 1);
+    await (async () => {
+      const dropped = new data.PackedDataset(report.out);
+      (await dropped.readRecords(all)).bytes.dispose();
+    })();
+    for (let i = 0; i < 20 && openShards() - before > 1; i++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    t.is(openShards() - before, 1, 'the collected dataset closed its files');
+    pack.close();
+  },
+);
 
 test("a value outside the stored dtype's range fails the pack instead of being clipped", async (t) => {
   await t.throwsAsync(data.pack({ source: await sourceSet(), out: join(scratch, 'narrow'), dtypes: { s2: 'uint8' } }), {

@@ -24,13 +24,18 @@ export interface RecordBatch {
   failed: { index: number; error: FileError }[];
 }
 
+/** The shard files of datasets that were collected without `close()`, closed then. */
+const openFiles = new FinalizationRegistry<(number | undefined)[]>((fds) =>
+  fds.forEach((fd) => fd !== undefined && closeSync(fd)),
+);
+
 export class PackedDataset implements Dataset {
   readonly spec: DatasetSpec;
   readonly index: PackIndex;
   readonly modalities: readonly PackedModality[];
   readonly samples: readonly PackedRecord[];
   readonly root: string;
-  #fds: (number | undefined)[];
+  readonly #fds: (number | undefined)[];
 
   constructor(root: string) {
     this.root = root;
@@ -39,6 +44,7 @@ export class PackedDataset implements Dataset {
     this.modalities = this.index.modalities;
     this.samples = this.index.records;
     this.#fds = this.index.shards.map(() => undefined);
+    openFiles.register(this, this.#fds, this);
     this.index.shards.forEach((s) => {
       const path = join(root, s.file);
       const size = statSizeOf(path);
@@ -126,10 +132,12 @@ export class PackedDataset implements Dataset {
     return { shape: [m.bands.length, ...m.size], data: x.toTypedArray() as Float32Array };
   }
 
-  /** Closes the shard files (reading again reopens them). */
+  /** Closes the shard files now (reading again reopens them); otherwise they close when the dataset is collected. */
   close(): void {
-    this.#fds.forEach((fd) => fd !== undefined && closeSync(fd));
-    this.#fds = this.#fds.map(() => undefined);
+    this.#fds.forEach((fd, k) => {
+      if (fd !== undefined) closeSync(fd);
+      this.#fds[k] = undefined;
+    });
   }
 }
 
